@@ -1,0 +1,327 @@
+//! Command-line interface: parses arguments, then calls the library.
+
+use crate::backend::Backend;
+use crate::checkpoint;
+use crate::data::DEFAULT_DATA_FILE;
+use crate::diffusion::masking::MaskSchedule;
+use crate::diffusion::{DecodeOptions, Generation, ModelDenoiser, Strategy};
+use crate::model::Preset;
+use crate::train::{TrainEvent, TrainSettings, train};
+use crate::vocab::{DEFAULT_MASK_CHAR, MASK_ID};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "tiny-diffusion", version, about = "Train a character-level text-diffusion model and watch it denoise")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model (or continue one with --resume).
+    Train(TrainArgs),
+    /// Generate or infill text with a trained checkpoint.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// UTF-8 text file to train on (the last 10% is held out for validation).
+    #[arg(long, default_value = DEFAULT_DATA_FILE)]
+    pub data: PathBuf,
+    /// Model size.
+    #[arg(long, value_enum, default_value = "small")]
+    pub preset: Preset,
+    /// Total optimizer steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Sequences per step.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Characters per training sequence (at most the preset's context).
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Peak learning rate (linear warmup, then cosine decay to 10%).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How each sequence's mask rate is drawn.
+    #[arg(long, value_enum)]
+    pub mask_schedule: Option<MaskSchedule>,
+    /// Add a learned timestep embedding with this many buckets (0: none).
+    #[arg(long)]
+    pub timesteps: Option<usize>,
+    /// Checkpoint directory.
+    #[arg(long, default_value = "checkpoints/run")]
+    pub out: PathBuf,
+    /// Continue from the checkpoint in --out (its optimizer state and step count).
+    #[arg(long)]
+    pub resume: bool,
+    /// Validate every N steps (0: only at the end).
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Print a sample every N steps (0: only at the end).
+    #[arg(long)]
+    pub sample_every: Option<usize>,
+    /// Save a checkpoint every N steps (and always at the end).
+    #[arg(long)]
+    pub save_every: Option<usize>,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub device: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// Unmask every position whose confidence ≥ --threshold (at least one per step).
+    Confidence,
+    /// Finish each block in exactly --steps steps.
+    Steps,
+    /// Unmask exactly --per-step positions per step.
+    Topk,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Checkpoint directory (from `train`).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Text to start from; each mask character (default `_`) is a gap to fill.
+    #[arg(long, default_value = "")]
+    pub prompt: String,
+    /// Total characters of output, prompt included [default: the prompt's length if it has
+    /// gaps, else the model's context].
+    #[arg(long)]
+    pub length: Option<usize>,
+    #[arg(long, value_enum, default_value = "confidence")]
+    pub strategy: StrategyArg,
+    /// Confidence threshold τ for --strategy confidence.
+    #[arg(long, default_value_t = 0.9)]
+    pub threshold: f32,
+    /// Steps per block for --strategy steps.
+    #[arg(long, default_value_t = 32)]
+    pub steps: usize,
+    /// Positions per step for --strategy topk.
+    #[arg(long, default_value_t = 4)]
+    pub per_step: usize,
+    /// Sampling temperature (0: always the most likely character).
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Sample only among the K most likely characters (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Characters of the previous block that condition the next one.
+    #[arg(long, default_value_t = 16)]
+    pub overlap: usize,
+    /// Character that marks a gap in --prompt.
+    #[arg(long, default_value_t = DEFAULT_MASK_CHAR)]
+    pub mask_char: char,
+    /// Write every denoising step as a JSON line to FILE.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub device: Backend,
+}
+
+impl GenerateArgs {
+    pub fn decode_options(&self) -> Result<DecodeOptions> {
+        let strategy = match self.strategy {
+            StrategyArg::Confidence => {
+                if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+                    bail!("--threshold must be in (0, 1], got {}", self.threshold);
+                }
+                Strategy::Confidence { threshold: self.threshold }
+            }
+            StrategyArg::Steps if self.steps == 0 => bail!("--steps must be at least 1"),
+            StrategyArg::Steps => Strategy::Steps { steps: self.steps },
+            StrategyArg::Topk if self.per_step == 0 => bail!("--per-step must be at least 1"),
+            StrategyArg::Topk => Strategy::TopK { k: self.per_step },
+        };
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            bail!("--temperature must be a number ≥ 0, got {}", self.temperature);
+        }
+        Ok(DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed: self.seed })
+    }
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Generate(args) => run_generate(args).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
+    // Resuming keeps the saved settings; flags given now override them.
+    let mut s = if args.resume {
+        let saved = checkpoint::read_config(&args.out)?.training.settings;
+        match saved {
+            Some(v) => serde_json::from_value(v).context("the checkpoint's saved training settings are unreadable")?,
+            None => TrainSettings::for_preset(args.preset),
+        }
+    } else {
+        TrainSettings::for_preset(args.preset)
+    };
+    macro_rules! apply {
+        ($($field:ident = $arg:expr),*) => { $(if let Some(v) = $arg { s.$field = v; })* };
+    }
+    apply!(steps = args.steps, batch = args.batch, seq_len = args.seq_len, lr = args.lr,
+        warmup_steps = args.warmup, weight_decay = args.weight_decay, seed = args.seed,
+        mask_schedule = args.mask_schedule, timesteps = args.timesteps, eval_every = args.eval_every,
+        sample_every = args.sample_every, save_every = args.save_every);
+    if !(s.lr > 0.0 && s.lr.is_finite()) {
+        bail!("--lr must be a positive number");
+    }
+    if s.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    Ok(s)
+}
+
+fn run_train(args: TrainArgs) -> Result<ExitCode> {
+    let settings = train_settings(&args)?;
+    let device = args.device.device()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\ninterrupted again: exiting without saving");
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after this step and saving (Ctrl-C again to quit at once)…");
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+
+    let bar = ProgressBar::new(settings.steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    // A hidden bar (stderr is not a terminal) drops println, so log lines go straight to stderr.
+    let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
+    let mut last_val = String::new();
+    let mut on_event = |event: TrainEvent| match event {
+        TrainEvent::Started { step, total_steps, params, resumed } => {
+            bar.set_position(step as u64);
+            let what = if resumed { "resuming" } else { "training" };
+            say(format!(
+                "{what} {:?} model ({:.2}M params) on {} for {total_steps} steps, batch {} × {}, device {}",
+                settings.preset,
+                params as f64 / 1e6,
+                args.data.display(),
+                settings.batch,
+                settings.seq_len,
+                args.device.name()
+            ));
+        }
+        TrainEvent::Step { step, loss, tokens_per_sec, .. } => {
+            bar.set_position(step as u64);
+            bar.set_message(format!("loss {loss:.3} · {:.0} tok/s{last_val}", tokens_per_sec));
+        }
+        TrainEvent::Eval { step, val_loss, val_bits_per_char } => {
+            last_val = format!(" · val {val_loss:.3} ({val_bits_per_char:.2} bpc)");
+            say(format!("step {step}: val loss {val_loss:.4} nats, {val_bits_per_char:.3} bits/char"));
+        }
+        TrainEvent::Sample { step, text } => {
+            say(format!("--- sample at step {step} ---\n{text}\n---"));
+        }
+        TrainEvent::Saved { step, path } => say(format!("step {step}: saved checkpoint to {}", path.display())),
+        TrainEvent::Finished { .. } => bar.finish_and_clear(),
+    };
+    let outcome = train(&settings, &args.data, &args.out, &device, args.resume, &stop, &mut on_event)?;
+    let steps = outcome.config.training.steps;
+    if outcome.interrupted {
+        eprintln!(
+            "interrupted at step {steps}; checkpoint saved in {}. Continue with: tiny-diffusion train --out {} --resume",
+            args.out.display(),
+            args.out.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    eprintln!("done: {steps} steps; checkpoint in {}", args.out.display());
+    if let Some(r) = outcome.last_eval {
+        eprintln!("validation: masked-token loss {:.4} nats, {:.3} bits/char", r.loss, r.bits_per_char);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `--trace`: the frame plus its window as text, for readers without the vocabulary.
+#[derive(serde::Serialize)]
+struct TraceLine<'a> {
+    #[serde(flatten)]
+    frame: &'a crate::diffusion::Frame,
+    text: String,
+}
+
+fn run_generate(args: GenerateArgs) -> Result<()> {
+    let options = args.decode_options()?;
+    let device = args.device.device()?;
+    let (ckpt, model) = checkpoint::load(&args.checkpoint, &device)?;
+    let prompt = ckpt.vocab.encode_prompt(&args.prompt, args.mask_char).context("in --prompt")?;
+    let has_gaps = prompt.contains(&MASK_ID);
+    let length = args.length.unwrap_or(if has_gaps { prompt.len() } else { ckpt.model.context });
+    if length < prompt.len() {
+        bail!("--length {length} is shorter than the prompt ({} characters)", prompt.len());
+    }
+    let mut trace = match &args.trace {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
+    let mut generation = Generation::new(&prompt, length, ckpt.model.context, args.overlap, options);
+    let (mut steps, mut decoded, mut millis) = (0usize, 0usize, 0.0f64);
+    let mut trace_error = None;
+    generation.run(&denoiser, |frame| {
+        steps += 1;
+        decoded += frame.decoded_now.len();
+        millis += frame.elapsed.as_secs_f64() * 1e3;
+        if let Some(w) = trace.as_mut()
+            && trace_error.is_none()
+        {
+            let text = ckpt.vocab.decode(&frame.tokens, args.mask_char);
+            let line = serde_json::to_string(&TraceLine { frame, text }).expect("frames serialise");
+            if let Err(e) = writeln!(w, "{line}") {
+                trace_error = Some(e);
+            }
+        }
+    });
+    if let Some(e) = trace_error {
+        bail!("cannot write the trace: {e}");
+    }
+    if let Some(mut w) = trace {
+        w.flush().context("cannot write the trace")?;
+    }
+    let text = ckpt.vocab.decode(generation.tokens(), args.mask_char);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").context("cannot write to stdout")?;
+    eprintln!(
+        "{steps} steps, {decoded} characters, {:.2} characters/step, {:.1} ms/step",
+        decoded as f64 / steps.max(1) as f64,
+        millis / steps.max(1) as f64
+    );
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The training corpus: a text file split into train (first 90%) and validation (last 10%).
+
+use crate::vocab::Vocab;
+use anyhow::{Context, Result, ensure};
+use rand::{Rng, RngExt};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+pub const DEFAULT_DATA_FILE: &str = "data/tinyshakespeare.txt";
+pub const TINY_SHAKESPEARE_URL: &str =
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt";
+
+pub struct Corpus {
+    pub vocab: Vocab,
+    pub train: Vec<u32>,
+    pub val: Vec<u32>,
+    pub sha256: String,
+}
+
+impl Corpus {
+    /// Reads a UTF-8 text file. With `vocab`, the text must fit that vocabulary (resuming);
+    /// otherwise the vocabulary is built from the text.
+    pub fn load(path: &Path, vocab: Option<Vocab>) -> Result<Self> {
+        if !path.exists() {
+            anyhow::bail!(
+                "training data {} not found.\n\
+                 Get Tiny Shakespeare (1.1 MB) with:\n  \
+                 mkdir -p data && curl -L -o data/tinyshakespeare.txt {TINY_SHAKESPEARE_URL}\n\
+                 or pass any UTF-8 text file with --data FILE.",
+                path.display()
+            );
+        }
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+        Self::from_text(&text, vocab).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn from_text(text: &str, vocab: Option<Vocab>) -> Result<Self> {
+        let vocab = match vocab {
+            Some(v) => v,
+            None => Vocab::from_text(text)?,
+        };
+        let ids = vocab.encode(text).context("the text has characters the checkpoint's vocabulary lacks")?;
+        ensure!(ids.len() >= 20, "the training text is too short ({} characters)", ids.len());
+        let split = ids.len() - ids.len() / 10;
+        let sha256 = format!("{:x}", Sha256::digest(text.as_bytes()));
+        Ok(Corpus { vocab, train: ids[..split].to_vec(), val: ids[split..].to_vec(), sha256 })
+    }
+
+    /// The longest window both splits can supply.
+    pub fn max_seq_len(&self) -> usize {
+        self.train.len().min(self.val.len())
+    }
+}
+
+/// `batch` random windows of `seq_len` ids.
+pub fn random_windows(data: &[u32], batch: usize, seq_len: usize, rng: &mut impl Rng) -> Vec<Vec<u32>> {
+    let last_start = data.len() - seq_len;
+    (0..batch)
+        .map(|_| {
+            let s = rng.random_range(0..=last_start);
+            data[s..s + seq_len].to_vec()
+        })
+        .collect()
+}
+
+/// `count` windows spread evenly over `data`: a fixed validation set.
+pub fn even_windows(data: &[u32], count: usize, seq_len: usize) -> Vec<Vec<u32>> {
+    let last_start = data.len() - seq_len;
+    (0..count)
+        .map(|i| {
+            let s = if count > 1 { i * last_start / (count - 1) } else { 0 };
+            data[s..s + seq_len].to_vec()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_ninety_ten_and_hash_is_stable() {
+        let text = "abcdefghij".repeat(10);
+        let c = Corpus::from_text(&text, None).unwrap();
+        assert_eq!(c.train.len(), 90);
+        assert_eq!(c.val.len(), 10);
+        assert_eq!(c.sha256.len(), 64);
+        assert_eq!(c.sha256, Corpus::from_text(&text, None).unwrap().sha256);
+    }
+
+    #[test]
+    fn missing_file_explains_how_to_get_the_corpus() {
+        let err = Corpus::load(Path::new("/nonexistent/tiny.txt"), None).err().unwrap().to_string();
+        assert!(err.contains("curl") && err.contains("--data"), "{err}");
+    }
+
+    #[test]
+    fn foreign_text_with_checkpoint_vocab_is_an_error() {
+        let v = Vocab::from_text("abc").unwrap();
+        assert!(Corpus::from_text(&"abcz".repeat(10), Some(v)).is_err());
+    }
+
+    #[test]
+    fn even_windows_cover_both_ends() {
+        let data: Vec<u32> = (0..100).collect();
+        let w = even_windows(&data, 3, 10);
+        assert_eq!(w[0][0], 0);
+        assert_eq!(w[2][9], 99);
+    }
+}

@@ -1,0 +1,46 @@
+//! Masked diffusion: the noising process used in training and the samplers that reverse it.
+
+pub mod masking;
+pub mod sampler;
+#[cfg(test)]
+mod sampler_tests;
+
+pub use sampler::{DecodeOptions, Denoiser, Frame, Generation, Sampler, Strategy};
+
+use crate::diffusion::masking::timestep_bucket;
+use crate::model::{DiffusionModel, ModelConfig};
+use burn::prelude::*;
+
+/// A trained model on a device, as a `Denoiser` for the samplers.
+pub struct ModelDenoiser {
+    pub model: DiffusionModel,
+    pub config: ModelConfig,
+    pub device: Device,
+}
+
+impl ModelDenoiser {
+    pub fn new(model: DiffusionModel, config: ModelConfig, device: Device) -> Self {
+        ModelDenoiser { model: model.valid(), config, device }
+    }
+}
+
+impl Denoiser for ModelDenoiser {
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    fn context(&self) -> usize {
+        self.config.context
+    }
+
+    fn logits(&self, tokens: &[u32], mask_rate: f32) -> Vec<f32> {
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, tokens.len()]), &self.device);
+        let timesteps = (self.config.n_timesteps > 0).then(|| {
+            let t = timestep_bucket(mask_rate, self.config.n_timesteps) as i64;
+            Tensor::<1, Int>::from_data(TensorData::new(vec![t], [1]), &self.device)
+        });
+        let logits = self.model.forward(input, timesteps);
+        logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
+    }
+}

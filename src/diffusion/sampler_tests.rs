@@ -1,0 +1,179 @@
+//! Sampler behaviour on a stub denoiser with known logits.
+
+use super::sampler::*;
+use crate::vocab::MASK_ID;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::cell::Cell;
+
+/// Prefers character `1 + (pos % 3)` at each position, with a confidence that grows with the
+/// position (so the order of commitment is known), and counts its calls.
+struct Stub {
+    vocab: usize,
+    context: usize,
+    calls: Cell<usize>,
+}
+
+impl Stub {
+    fn new(context: usize) -> Self {
+        Stub { vocab: 5, context, calls: Cell::new(0) }
+    }
+}
+
+impl Denoiser for Stub {
+    fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+    fn context(&self) -> usize {
+        self.context
+    }
+    fn logits(&self, tokens: &[u32], _rate: f32) -> Vec<f32> {
+        self.calls.set(self.calls.get() + 1);
+        let mut out = vec![0.0; tokens.len() * self.vocab];
+        for i in 0..tokens.len() {
+            let row = &mut out[i * self.vocab..(i + 1) * self.vocab];
+            row[MASK_ID as usize] = 100.0; // a sampler must never pick MASK
+            row[1 + i % 3] = 0.5 * i as f32 + 0.25; // larger margin further right
+        }
+        out
+    }
+}
+
+fn greedy(strategy: Strategy) -> DecodeOptions {
+    DecodeOptions { strategy, temperature: 0.0, top_k: 0, seed: 7 }
+}
+
+fn run_sampler(tokens: Vec<u32>, options: DecodeOptions) -> (Vec<Frame>, Vec<u32>) {
+    let stub = Stub::new(64);
+    let mut sampler = Sampler::new(tokens, options);
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut frames = Vec::new();
+    while !sampler.is_done() {
+        frames.push(sampler.step(&stub, &mut rng, 0, 0));
+        assert!(frames.len() <= 1000, "sampler does not terminate");
+    }
+    (frames, sampler.tokens().to_vec())
+}
+
+#[test]
+fn threshold_commits_every_confident_position_and_at_least_one() {
+    let (frames, out) = run_sampler(vec![MASK_ID; 12], greedy(Strategy::Confidence { threshold: 0.9 }));
+    // With 4 candidates, softmax prob of the best exceeds 0.9 once its margin is > ln(27) ≈ 3.3,
+    // i.e. from position 7 on: the first step commits positions 7..12 together.
+    assert_eq!(frames[0].decoded_now, vec![7, 8, 9, 10, 11]);
+    for f in &frames {
+        assert!(!f.decoded_now.is_empty(), "every step commits at least one position");
+        for &i in &f.decoded_now[..] {
+            let conf = f.confidence[i];
+            assert!(conf >= 0.9 || f.decoded_now.len() == 1, "low-confidence position {i} ({conf}) in a multi-commit step");
+        }
+    }
+    assert!(out.iter().enumerate().all(|(i, &t)| t == 1 + (i % 3) as u32));
+    assert!(!out.contains(&MASK_ID));
+}
+
+#[test]
+fn threshold_above_every_confidence_commits_exactly_one_per_step() {
+    let (frames, _) = run_sampler(vec![MASK_ID; 6], greedy(Strategy::Confidence { threshold: 1.0 }));
+    assert_eq!(frames.len(), 6);
+    assert!(frames.iter().all(|f| f.decoded_now.len() == 1));
+    // Most confident first: right to left.
+    assert_eq!(frames[0].decoded_now, vec![5]);
+}
+
+#[test]
+fn topk_commits_exactly_k_per_step() {
+    let (frames, _) = run_sampler(vec![MASK_ID; 10], greedy(Strategy::TopK { k: 3 }));
+    let sizes: Vec<usize> = frames.iter().map(|f| f.decoded_now.len()).collect();
+    assert_eq!(sizes, vec![3, 3, 3, 1]);
+}
+
+#[test]
+fn fixed_step_count_is_respected() {
+    for (masked, steps, expect) in [(10, 4, 4), (256, 32, 32), (3, 8, 3)] {
+        let (frames, _) = run_sampler(vec![MASK_ID; masked], greedy(Strategy::Steps { steps }));
+        assert_eq!(frames.len(), expect, "{masked} masked in {steps} steps");
+        let total: usize = frames.iter().map(|f| f.decoded_now.len()).sum();
+        assert_eq!(total, masked);
+    }
+}
+
+#[test]
+fn prompt_and_decoded_positions_never_change() {
+    let prompt = vec![4, MASK_ID, MASK_ID, 4, MASK_ID, 4, MASK_ID, MASK_ID];
+    let options = DecodeOptions { strategy: Strategy::TopK { k: 1 }, temperature: 1.5, top_k: 0, seed: 3 };
+    let (frames, out) = run_sampler(prompt.clone(), options);
+    let mut committed: Vec<Option<u32>> = prompt.iter().map(|&t| (t != MASK_ID).then_some(t)).collect();
+    for f in &frames {
+        for (i, c) in committed.iter().enumerate() {
+            if let Some(t) = c {
+                assert_eq!(f.tokens[i], *t, "position {i} changed after being fixed");
+                assert!(!f.masked[i]);
+            }
+        }
+        for &i in &f.decoded_now {
+            assert!(committed[i].is_none(), "position {i} decoded twice");
+            committed[i] = Some(f.tokens[i]);
+        }
+        assert!(f.prompt[0] && f.prompt[3] && !f.prompt[1]);
+    }
+    assert!(out.iter().all(|&t| t != MASK_ID));
+}
+
+#[test]
+fn sampling_is_reproducible_by_seed_and_varies_across_seeds() {
+    let opts = |seed| DecodeOptions { strategy: Strategy::TopK { k: 2 }, temperature: 5.0, top_k: 0, seed };
+    let (_, a) = run_sampler(vec![MASK_ID; 40], opts(1));
+    let (_, b) = run_sampler(vec![MASK_ID; 40], opts(1));
+    let (_, c) = run_sampler(vec![MASK_ID; 40], opts(2));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn top_k_one_equals_argmax_even_when_hot() {
+    let opts = DecodeOptions { strategy: Strategy::TopK { k: 4 }, temperature: 50.0, top_k: 1, seed: 9 };
+    let (_, out) = run_sampler(vec![MASK_ID; 12], opts);
+    assert!(out.iter().enumerate().skip(1).all(|(i, &t)| t == 1 + (i % 3) as u32));
+}
+
+#[test]
+fn generation_spans_blocks_with_overlap_and_fills_only_gaps() {
+    let stub = Stub::new(16);
+    let mut prompt = vec![4u32; 40];
+    for i in [3, 4, 20, 21, 22, 35] {
+        prompt[i] = MASK_ID;
+    }
+    let mut g = Generation::new(&prompt, 60, 16, 4, greedy(Strategy::TopK { k: 2 }));
+    let mut frames = Vec::new();
+    g.run(&stub, |f| frames.push(f.clone()));
+    assert!(g.is_done());
+    let out = g.tokens();
+    assert_eq!(out.len(), 60);
+    for i in 0..40 {
+        if prompt[i] != MASK_ID {
+            assert_eq!(out[i], 4, "prompt character {i} changed");
+        }
+    }
+    assert!(out.iter().all(|&t| t != MASK_ID));
+    // Every window fits the context, and later blocks start `overlap` before their first gap.
+    for f in &frames {
+        assert!(f.tokens.len() <= 16);
+    }
+    let blocks = frames.last().unwrap().block + 1;
+    assert!(blocks >= 4, "expected several blocks, got {blocks}");
+    let second = frames.iter().find(|f| f.block == 1).unwrap();
+    assert_eq!(second.offset, 20 - 4);
+}
+
+#[test]
+fn generation_is_reproducible() {
+    let stub = Stub::new(16);
+    let opts = DecodeOptions { strategy: Strategy::Confidence { threshold: 0.5 }, temperature: 2.0, top_k: 3, seed: 11 };
+    let run = || {
+        let mut g = Generation::new(&[1, 2], 50, 16, 4, opts);
+        g.run(&stub, |_| {});
+        g.tokens().to_vec()
+    };
+    assert_eq!(run(), run());
+}

@@ -1,0 +1,13 @@
+//! tiny-diffusion: a character-level masked-diffusion language model on Burn.
+//!
+//! Data flows one way: text → [`vocab`] → batches ([`data`], [`diffusion::masking`]) →
+//! [`train`] → [`checkpoint`] → [`diffusion::sampler`] → frames for the CLI and the terminal UI.
+
+pub mod backend;
+pub mod checkpoint;
+pub mod cli;
+pub mod data;
+pub mod diffusion;
+pub mod model;
+pub mod train;
+pub mod vocab;

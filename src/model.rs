@@ -1,0 +1,223 @@
+//! The denoiser: a bidirectional transformer in the style of nanochat's GPT.
+//!
+//! token embedding (+ optional timestep embedding) → RMSNorm → N × Block → RMSNorm → head.
+//! A Block is pre-norm attention then pre-norm MLP, each added to the residual stream.
+//! Attention sees every position (no causal mask): the model fills masked characters
+//! using context on both sides. Rotary embeddings carry position; there is no learned
+//! position table, so any length up to `context` works.
+
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use serde::{Deserialize, Serialize};
+
+/// PyTorch's `F.rms_norm` default: the float32 machine epsilon.
+pub const RMS_EPS: f64 = f32::EPSILON as f64;
+const ROPE_BASE: f64 = 10_000.0;
+
+/// Model shape. Stored in every checkpoint's `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub vocab_size: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    /// Longest sequence the model is trained on (characters).
+    pub context: usize,
+    /// Number of timestep buckets for a learned timestep embedding; 0 means none
+    /// (the reference's second version). The first version used 128.
+    #[serde(default)]
+    pub n_timesteps: usize,
+}
+
+/// Named model sizes. `tiny` is for tests; `base` is the reference's 10.7M model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    Tiny,
+    Small,
+    Base,
+}
+
+impl Preset {
+    pub fn config(self, vocab_size: usize) -> ModelConfig {
+        let (n_layer, n_head, n_embd, context) = match self {
+            Preset::Tiny => (2, 2, 64, 64),
+            Preset::Small => (4, 4, 256, 256),
+            Preset::Base => (6, 6, 384, 256),
+        };
+        ModelConfig { vocab_size, n_layer, n_head, n_embd, context, n_timesteps: 0 }
+    }
+}
+
+impl ModelConfig {
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+            return Err(format!("n_embd {} is not divisible by n_head {}", self.n_embd, self.n_head));
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err(format!("head dim {} must be even for rotary embeddings", self.head_dim()));
+        }
+        if self.vocab_size < 2 || self.n_layer == 0 || self.context == 0 {
+            return Err("vocab_size, n_layer and context must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Parameter count, computed from the shape (matches `Module::num_params`).
+    pub fn num_params(&self) -> usize {
+        let d = self.n_embd;
+        let per_block = 4 * d * d + 2 * 4 * d * d;
+        2 * self.vocab_size * d + self.n_timesteps * d + self.n_layer * per_block
+    }
+
+    pub fn init(&self, device: &Device) -> DiffusionModel {
+        let d = self.n_embd;
+        let linear = |i, o| LinearConfig::new(i, o).with_bias(false);
+        // Zero-initialised output projections make every block start as the identity,
+        // as in nanochat; it trains noticeably faster than the default init.
+        let zero_linear = |i, o| linear(i, o).with_initializer(Initializer::Zeros);
+        let blocks = (0..self.n_layer)
+            .map(|_| Block {
+                attn: Attention {
+                    c_q: linear(d, d).init(device),
+                    c_k: linear(d, d).init(device),
+                    c_v: linear(d, d).init(device),
+                    c_proj: zero_linear(d, d).init(device),
+                    n_head: self.n_head,
+                },
+                mlp: Mlp { c_fc: linear(d, 4 * d).init(device), c_proj: zero_linear(4 * d, d).init(device) },
+            })
+            .collect();
+        DiffusionModel {
+            token_emb: EmbeddingConfig::new(self.vocab_size, d).init(device),
+            time_emb: (self.n_timesteps > 0).then(|| EmbeddingConfig::new(self.n_timesteps, d).init(device)),
+            blocks,
+            lm_head: linear(d, self.vocab_size)
+                .with_initializer(Initializer::Normal { mean: 0.0, std: 0.001 })
+                .init(device),
+        }
+    }
+}
+
+/// Parameter-free RMSNorm over the last dimension.
+pub fn rms_norm<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let rms = x.clone().square().mean_dim(D - 1).add_scalar(RMS_EPS).sqrt();
+    x / rms
+}
+
+/// Rotary tables for a sequence of `seq_len` positions: cos and sin, `[1, 1, seq_len, head_dim / 2]`.
+pub struct Rope {
+    cos: Tensor<4>,
+    sin: Tensor<4>,
+}
+
+impl Rope {
+    pub fn new(seq_len: usize, head_dim: usize, device: &Device) -> Self {
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(seq_len * half);
+        let mut sin = Vec::with_capacity(seq_len * half);
+        for pos in 0..seq_len {
+            for i in 0..half {
+                let inv_freq = ROPE_BASE.powf(-((2 * i) as f64) / head_dim as f64);
+                let angle = pos as f64 * inv_freq;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        let table = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, 1, seq_len, half]), device);
+        Rope { cos: table(cos), sin: table(sin) }
+    }
+
+    /// Half-split rotation: `[x1, x2] → [x1·cos + x2·sin, −x1·sin + x2·cos]` on `[b, h, t, hd]`.
+    pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
+        let half = x.dims()[3] / 2;
+        let x1 = x.clone().narrow(3, 0, half);
+        let x2 = x.narrow(3, half, half);
+        let y1 = x1.clone() * self.cos.clone() + x2.clone() * self.sin.clone();
+        let y2 = x2 * self.cos.clone() - x1 * self.sin.clone();
+        Tensor::cat(vec![y1, y2], 3)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub c_q: Linear,
+    pub c_k: Linear,
+    pub c_v: Linear,
+    pub c_proj: Linear,
+    #[module(skip)]
+    pub n_head: usize,
+}
+
+impl Attention {
+    pub fn forward(&self, x: Tensor<3>, rope: &Rope) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let heads = |y: Tensor<3>| y.reshape([b, t, self.n_head, d / self.n_head]).swap_dims(1, 2);
+        let q = rms_norm(rope.apply(heads(self.c_q.forward(x.clone()))));
+        let k = rms_norm(rope.apply(heads(self.c_k.forward(x.clone()))));
+        let v = heads(self.c_v.forward(x));
+        let y = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        self.c_proj.forward(y.swap_dims(1, 2).reshape([b, t, d]))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub c_fc: Linear,
+    pub c_proj: Linear,
+}
+
+impl Mlp {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.c_proj.forward(relu(self.c_fc.forward(x)).square())
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub attn: Attention,
+    pub mlp: Mlp,
+}
+
+impl Block {
+    pub fn forward(&self, x: Tensor<3>, rope: &Rope) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(rms_norm(x), rope);
+        x.clone() + self.mlp.forward(rms_norm(x))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DiffusionModel {
+    pub token_emb: Embedding,
+    pub time_emb: Option<Embedding>,
+    pub blocks: Vec<Block>,
+    pub lm_head: Linear,
+}
+
+impl DiffusionModel {
+    /// `tokens`: `[batch, seq]` ids (the MASK id where a character is hidden).
+    /// `timesteps`: `[batch]` bucket ids, used only by models with a timestep embedding.
+    /// Returns logits `[batch, seq, vocab]`.
+    pub fn forward(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>) -> Tensor<3> {
+        let [_, t] = tokens.dims();
+        let device = tokens.device();
+        let mut x = self.token_emb.forward(tokens);
+        if let (Some(emb), Some(ts)) = (&self.time_emb, timesteps) {
+            x = x + emb.forward(ts.unsqueeze_dim::<2>(1));
+        }
+        let n_head = self.blocks.first().map_or(1, |b| b.attn.n_head);
+        let rope = Rope::new(t, x.dims()[2] / n_head, &device);
+        let mut x = rms_norm(x);
+        for block in &self.blocks {
+            x = block.forward(x, &rope);
+        }
+        self.lm_head.forward(rms_norm(x))
+    }
+}

@@ -1,0 +1,280 @@
+//! The training loop: masked-diffusion objective, AdamW with warmup + cosine decay,
+//! periodic validation, samples and checkpoints. It reports through `TrainEvent`s and
+//! never prints, so the CLI progress bar and the TUI train screen can both drive it.
+
+use crate::checkpoint::{self, CheckpointConfig, TrainingMeta};
+use crate::data::{Corpus, even_windows, random_windows};
+use crate::diffusion::masking::{MaskSchedule, MaskedBatch, draw_rates, mask_batch, timestep_bucket};
+use crate::diffusion::{DecodeOptions, Generation, ModelDenoiser};
+use crate::model::{DiffusionModel, ModelConfig, Preset};
+use crate::vocab::Vocab;
+use anyhow::{Result, ensure};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Everything that decides a training run. Stored in the checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub preset: Preset,
+    /// Total optimizer steps (a resumed run continues up to this number).
+    pub steps: usize,
+    pub batch: usize,
+    /// Training window; at most the model's context.
+    pub seq_len: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// The cosine decay ends at `lr * min_lr_ratio`.
+    pub min_lr_ratio: f64,
+    pub warmup_steps: usize,
+    pub weight_decay: f32,
+    pub grad_clip: f32,
+    pub seed: u64,
+    pub mask_schedule: MaskSchedule,
+    /// Learned timestep embedding with this many buckets (0: none).
+    pub timesteps: usize,
+    pub eval_every: usize,
+    /// Validation windows per evaluation.
+    pub eval_windows: usize,
+    pub sample_every: usize,
+    pub save_every: usize,
+}
+
+impl TrainSettings {
+    pub fn for_preset(preset: Preset) -> Self {
+        let (lr, batch) = match preset {
+            Preset::Tiny => (3e-3, 16),
+            Preset::Small => (1e-3, 8),
+            Preset::Base => (6e-4, 8),
+        };
+        TrainSettings {
+            preset,
+            steps: 1000,
+            batch,
+            seq_len: preset.config(2).context,
+            lr,
+            min_lr_ratio: 0.1,
+            warmup_steps: 100,
+            weight_decay: 0.01,
+            grad_clip: 1.0,
+            seed: 0,
+            mask_schedule: MaskSchedule::Stratified,
+            timesteps: 0,
+            eval_every: 250,
+            eval_windows: 64,
+            sample_every: 500,
+            save_every: 500,
+        }
+    }
+
+    pub fn model_config(&self, vocab_size: usize) -> ModelConfig {
+        ModelConfig { n_timesteps: self.timesteps, ..self.preset.config(vocab_size) }
+    }
+
+    /// Learning rate at `step` (0-based): linear warmup, then cosine decay.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let warmup = self.warmup_steps.min(self.steps / 10).max(1);
+        if step < warmup {
+            return self.lr * (step + 1) as f64 / warmup as f64;
+        }
+        let progress = (step - warmup) as f64 / (self.steps - warmup).max(1) as f64;
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
+        self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainEvent {
+    Started { step: usize, total_steps: usize, params: usize, resumed: bool },
+    Step { step: usize, loss: f32, lr: f64, tokens_per_sec: f64 },
+    Eval { step: usize, val_loss: f32, val_bits_per_char: f32 },
+    Sample { step: usize, text: String },
+    Saved { step: usize, path: PathBuf },
+    Finished { step: usize, interrupted: bool },
+}
+
+/// Validation numbers: mean masked-token cross-entropy (nats, the reference's loss) and
+/// the ELBO in bits per character (comparable across mask schedules and recipes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalResult {
+    pub loss: f32,
+    pub bits_per_char: f32,
+}
+
+/// Masked cross-entropy (mean over masked positions) and the ELBO estimate in nats per character
+/// (masked cross-entropy weighted by 1/t, summed, divided by length, averaged over sequences).
+pub fn losses(model: &DiffusionModel, batch: &MaskedBatch, device: &Device) -> (Tensor<1>, Tensor<1>) {
+    let (b, t) = (batch.batch, batch.seq);
+    let ints = |v: &[u32]| {
+        let data: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+        Tensor::<2, Int>::from_data(TensorData::new(data, [b, t]), device)
+    };
+    let timesteps = model.time_emb.as_ref().map(|emb| {
+        let n = emb.weight.dims()[0];
+        let ts: Vec<i64> = batch.rates.iter().map(|&r| timestep_bucket(r, n) as i64).collect();
+        Tensor::<1, Int>::from_data(TensorData::new(ts, [b]), device)
+    });
+    let logits = model.forward(ints(&batch.inputs), timesteps);
+    let logp = log_softmax(logits, 2);
+    let nll = -logp.gather(2, ints(&batch.targets).unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2);
+    let masked = Tensor::<2>::from_data(TensorData::new(batch.masked.clone(), [b, t]), device);
+    let masked_nll = nll * masked.clone();
+    let ce = masked_nll.clone().sum() / masked.sum();
+    let inv_rate: Vec<f32> = batch.rates.iter().map(|r| 1.0 / r).collect();
+    let inv_rate = Tensor::<1>::from_data(TensorData::new(inv_rate, [b]), device);
+    let elbo = (masked_nll.sum_dim(1).squeeze_dim::<1>(1) * inv_rate).mean() / t as f32;
+    (ce, elbo)
+}
+
+/// Evaluates on fixed validation windows with fixed masks, so numbers are comparable between runs.
+pub fn evaluate(model: &DiffusionModel, val: &[u32], windows: usize, seq_len: usize, batch: usize, device: &Device) -> EvalResult {
+    let model = model.valid();
+    let seqs = even_windows(val, windows.max(1), seq_len);
+    let mut rng = StdRng::seed_from_u64(0xE7A1);
+    let (mut ce_sum, mut elbo_sum, mut n) = (0.0f64, 0.0f64, 0usize);
+    for chunk in seqs.chunks(batch.max(1)) {
+        let rates = draw_rates(chunk.len(), MaskSchedule::Stratified, &mut rng);
+        let masked = mask_batch(chunk, &rates, &mut rng);
+        let (ce, elbo) = losses(&model, &masked, device);
+        ce_sum += ce.into_scalar::<f32>() as f64 * chunk.len() as f64;
+        elbo_sum += elbo.into_scalar::<f32>() as f64 * chunk.len() as f64;
+        n += chunk.len();
+    }
+    EvalResult { loss: (ce_sum / n as f64) as f32, bits_per_char: (elbo_sum / n as f64 / std::f64::consts::LN_2) as f32 }
+}
+
+/// A short unconditional sample from the current weights.
+pub fn sample_text(model: &DiffusionModel, config: &ModelConfig, vocab: &Vocab, length: usize, seed: u64, device: &Device) -> String {
+    let denoiser = ModelDenoiser::new(model.clone(), config.clone(), device.clone());
+    let options = DecodeOptions { seed, ..DecodeOptions::default() };
+    let mut generation = Generation::new(&[], length, config.context, 16, options);
+    generation.run(&denoiser, |_| {});
+    vocab.decode(generation.tokens(), '_')
+}
+
+fn optimizer(settings: &TrainSettings) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_weight_decay(settings.weight_decay)
+        .with_grad_clipping((settings.grad_clip > 0.0).then_some(GradientClippingConfig::Norm(settings.grad_clip)))
+        .init()
+}
+
+pub struct TrainOutcome {
+    pub config: CheckpointConfig,
+    pub interrupted: bool,
+    pub last_eval: Option<EvalResult>,
+}
+
+/// Trains a model and writes checkpoints to `out`. With `resume`, continues from the optimizer
+/// state and step count saved in `out` (the settings' `steps` may be raised to train longer).
+/// Setting `stop` ends the run after the current step, with a checkpoint.
+pub fn train(
+    settings: &TrainSettings,
+    data_path: &Path,
+    out: &Path,
+    device: &Device,
+    resume: bool,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<TrainOutcome> {
+    let ad_device = device.clone().autodiff();
+    let (mut ckpt, mut model, mut optim, corpus) = if resume {
+        let (ckpt, model, optim) = checkpoint::load_resumable(out, &ad_device, optimizer(settings))?;
+        let corpus = Corpus::load(data_path, Some(ckpt.vocab.clone()))?;
+        (ckpt, model, optim, corpus)
+    } else {
+        let corpus = Corpus::load(data_path, None)?;
+        let config = settings.model_config(corpus.vocab.size());
+        config.validate().map_err(anyhow::Error::msg)?;
+        device.seed(settings.seed);
+        let model = config.init(&ad_device);
+        (CheckpointConfig::new(config, corpus.vocab.clone()), model, optimizer(settings), corpus)
+    };
+    let model_config = ckpt.model.clone();
+    let seq_len = settings.seq_len.min(model_config.context);
+    ensure!(seq_len >= 2, "--seq-len must be at least 2");
+    ensure!(
+        seq_len <= corpus.max_seq_len(),
+        "the text is too short for --seq-len {seq_len}: its validation split has {} characters",
+        corpus.val.len()
+    );
+    ensure!(settings.batch > 0, "--batch must be positive");
+    let start_step = ckpt.training.steps;
+    ensure!(
+        !resume || start_step < settings.steps,
+        "the checkpoint in {} already has {start_step} steps; pass a larger --steps to train further",
+        out.display()
+    );
+    let mut meta = TrainingMeta {
+        data_sha256: Some(corpus.sha256.clone()),
+        data_file: Some(data_path.display().to_string()),
+        settings: Some(serde_json::to_value(settings)?),
+        ..ckpt.training.clone()
+    };
+    on_event(TrainEvent::Started { step: start_step, total_steps: settings.steps, params: model_config.num_params(), resumed: resume });
+
+    // Seeding by start step makes a resumed run draw fresh batches rather than replaying old ones.
+    let mut rng = StdRng::seed_from_u64(settings.seed ^ (start_step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let tokens_per_step = (settings.batch * seq_len) as u64;
+    let mut last_eval = None;
+    let mut interrupted = false;
+    let mut step = start_step;
+    let run_start = Instant::now();
+    let wall_before = meta.wall_seconds;
+
+    let save = |model: &DiffusionModel, optim: &ModuleOptimizer, meta: &TrainingMeta, ckpt: &mut CheckpointConfig| -> Result<()> {
+        ckpt.training = meta.clone();
+        checkpoint::save(out, ckpt, &model.valid(), Some(optim))
+    };
+
+    while step < settings.steps {
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        let t0 = Instant::now();
+        let windows = random_windows(&corpus.train, settings.batch, seq_len, &mut rng);
+        let rates = draw_rates(settings.batch, settings.mask_schedule, &mut rng);
+        let batch = mask_batch(&windows, &rates, &mut rng);
+        let (loss, _) = losses(&model, &batch, &ad_device);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let lr = settings.lr_at(step);
+        model = optim.step(lr, model, grads);
+        let loss = loss.into_scalar::<f32>();
+        step += 1;
+        meta.steps = step;
+        meta.tokens_seen += tokens_per_step;
+        meta.wall_seconds = wall_before + run_start.elapsed().as_secs_f64();
+        let tokens_per_sec = tokens_per_step as f64 / t0.elapsed().as_secs_f64();
+        on_event(TrainEvent::Step { step, loss, lr, tokens_per_sec });
+        ensure!(loss.is_finite(), "loss became {loss} at step {step}; try a lower --lr");
+
+        let last = step == settings.steps;
+        if settings.eval_every > 0 && (step % settings.eval_every == 0 || last) {
+            let r = evaluate(&model, &corpus.val, settings.eval_windows, seq_len, settings.batch, device);
+            meta.val_loss = Some(r.loss);
+            meta.val_bits_per_char = Some(r.bits_per_char);
+            last_eval = Some(r);
+            on_event(TrainEvent::Eval { step, val_loss: r.loss, val_bits_per_char: r.bits_per_char });
+        }
+        if settings.sample_every > 0 && (step % settings.sample_every == 0 || last) {
+            let text = sample_text(&model, &model_config, &corpus.vocab, seq_len.min(200), step as u64, device);
+            on_event(TrainEvent::Sample { step, text });
+        }
+        if !last && settings.save_every > 0 && step % settings.save_every == 0 {
+            save(&model, &optim, &meta, &mut ckpt)?;
+            on_event(TrainEvent::Saved { step, path: out.to_path_buf() });
+        }
+    }
+    save(&model, &optim, &meta, &mut ckpt)?;
+    on_event(TrainEvent::Saved { step, path: out.to_path_buf() });
+    on_event(TrainEvent::Finished { step, interrupted });
+    Ok(TrainOutcome { config: ckpt, interrupted, last_eval })
+}

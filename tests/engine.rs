@@ -1,0 +1,242 @@
+//! The engine end to end on tiny models: learning, checkpoints, resumption, decoding.
+
+use burn::module::Module;
+use burn::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use tiny_diffusion::checkpoint::{self, CheckpointConfig};
+use tiny_diffusion::diffusion::{DecodeOptions, Denoiser, Generation, ModelDenoiser, Strategy};
+use tiny_diffusion::model::{ModelConfig, Preset, Rope, rms_norm};
+use tiny_diffusion::train::{TrainEvent, TrainSettings, train};
+use tiny_diffusion::vocab::{MASK_ID, Vocab};
+
+const CORPUS: &str = "../shared/data/tinyshakespeare.txt";
+
+/// The first 30k characters of Tiny Shakespeare, written to a temp file.
+fn short_text(dir: &Path) -> PathBuf {
+    let full = std::fs::read_to_string(CORPUS).expect("the shared corpus is at ../shared/data/tinyshakespeare.txt");
+    let path = dir.join("short.txt");
+    std::fs::write(&path, &full[..30_000]).unwrap();
+    path
+}
+
+fn tiny_settings(steps: usize) -> TrainSettings {
+    TrainSettings {
+        steps,
+        batch: 16,
+        seq_len: 32,
+        warmup_steps: 10,
+        eval_every: 0,
+        eval_windows: 32,
+        sample_every: 0,
+        save_every: 0,
+        ..TrainSettings::for_preset(Preset::Tiny)
+    }
+}
+
+fn tiny_model_config(vocab: usize) -> ModelConfig {
+    Preset::Tiny.config(vocab)
+}
+
+fn logits(denoiser: &dyn Denoiser, tokens: &[u32]) -> Vec<f32> {
+    denoiser.logits(tokens, 0.5)
+}
+
+#[test]
+fn tiny_model_loss_falls_well_below_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = short_text(dir.path());
+    let mut losses = Vec::new();
+    let mut evals = Vec::new();
+    let settings = TrainSettings { eval_every: 400, lr: 5e-3, ..tiny_settings(400) };
+    let outcome = train(&settings, &data, &dir.path().join("ck"), &Device::flex(), false, &AtomicBool::new(false), &mut |e| {
+        match e {
+            TrainEvent::Step { loss, .. } => losses.push(loss),
+            TrainEvent::Eval { val_loss, val_bits_per_char, .. } => evals.push((val_loss, val_bits_per_char)),
+            _ => {}
+        }
+    })
+    .unwrap();
+    // An untrained model guesses uniformly: ln(vocab) ≈ 4.1 nats.
+    let start = losses[0];
+    let end: f32 = losses[losses.len() - 50..].iter().sum::<f32>() / 50.0;
+    assert!(start > 3.9, "initial loss {start}");
+    assert!(end < start - 0.8, "loss went from {start} to {end}");
+    // Below the text's unigram entropy (3.28 nats): the model uses context, not only frequencies.
+    let (val_loss, bpc) = evals[0];
+    assert!(val_loss < 3.2, "validation loss {val_loss}");
+    assert!(bpc.is_finite() && bpc > 0.0 && bpc < 8.0, "bits/char {bpc}");
+    assert_eq!(outcome.config.training.steps, 400);
+    assert_eq!(outcome.config.training.tokens_seen, 400 * 16 * 32);
+    assert_eq!(outcome.config.training.val_loss, Some(val_loss));
+}
+
+#[test]
+fn checkpoint_roundtrip_gives_identical_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let vocab = Vocab::from_text("abcdefgh \n").unwrap();
+    for n_timesteps in [0, 16] {
+        let config = ModelConfig { n_timesteps, ..tiny_model_config(vocab.size()) };
+        device.seed(n_timesteps as u64 + 1);
+        let model = config.init(&device);
+        let ck = CheckpointConfig::new(config.clone(), vocab.clone());
+        checkpoint::save(dir.path(), &ck, &model, None).unwrap();
+        let (loaded_ck, loaded) = checkpoint::load(dir.path(), &device).unwrap();
+        assert_eq!(loaded_ck, ck);
+        let tokens = vec![1, 2, MASK_ID, 4, MASK_ID, 6, 7, 8];
+        let a = logits(&ModelDenoiser::new(model, config.clone(), device.clone()), &tokens);
+        let b = logits(&ModelDenoiser::new(loaded, config, device.clone()), &tokens);
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn broken_checkpoints_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let vocab = Vocab::from_text("abcdefgh").unwrap();
+    let config = tiny_model_config(vocab.size());
+    let ck = CheckpointConfig::new(config.clone(), vocab);
+    checkpoint::save(dir.path(), &ck, &config.init(&device), None).unwrap();
+    let weights = dir.path().join(checkpoint::WEIGHTS_FILE);
+    let bytes = std::fs::read(&weights).unwrap();
+
+    let err = checkpoint::load(&dir.path().join("nope"), &device).err().unwrap();
+    assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
+
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let err = checkpoint::load(dir.path(), &device).err().expect("truncated weights must not load");
+    assert!(format!("{err:#}").contains(checkpoint::WEIGHTS_FILE), "{err:#}");
+
+    std::fs::write(&weights, &bytes).unwrap();
+    let wider = CheckpointConfig::new(ModelConfig { n_embd: 96, ..config.clone() }, ck.vocab.clone());
+    std::fs::write(dir.path().join("config.json"), serde_json::to_string(&wider).unwrap()).unwrap();
+    let err = checkpoint::load(dir.path(), &device).err().expect("wrong shapes must not load");
+    assert!(format!("{err:#}").to_lowercase().contains("shape"), "{err:#}");
+
+    std::fs::write(dir.path().join("config.json"), "{\"format_version\": 1").unwrap();
+    assert!(checkpoint::load(dir.path(), &device).is_err());
+
+    std::fs::remove_file(&weights).unwrap();
+    std::fs::write(dir.path().join("config.json"), serde_json::to_string(&ck).unwrap()).unwrap();
+    let err = checkpoint::load(dir.path(), &device).err().unwrap();
+    assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
+}
+
+#[test]
+fn resume_continues_the_step_count_and_optimizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = short_text(dir.path());
+    let out = dir.path().join("ck");
+    let stop = AtomicBool::new(false);
+    train(&tiny_settings(20), &data, &out, &Device::flex(), false, &stop, &mut |_| {}).unwrap();
+    assert!(checkpoint::is_resumable(&out));
+
+    let mut started = None;
+    let mut steps = Vec::new();
+    let outcome = train(&tiny_settings(30), &data, &out, &Device::flex(), true, &stop, &mut |e| match e {
+        TrainEvent::Started { step, resumed, .. } => started = Some((step, resumed)),
+        TrainEvent::Step { step, .. } => steps.push(step),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(started, Some((20, true)));
+    assert_eq!(steps, (21..=30).collect::<Vec<_>>());
+    assert_eq!(outcome.config.training.steps, 30);
+    assert_eq!(outcome.config.training.tokens_seen, 30 * 16 * 32);
+
+    // Already at 30 steps: resuming to 30 again is refused with a hint.
+    let err = train(&tiny_settings(30), &data, &out, &Device::flex(), true, &stop, &mut |_| {}).err().unwrap();
+    assert!(err.to_string().contains("--steps"), "{err}");
+}
+
+#[test]
+fn stop_flag_saves_and_reports_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = short_text(dir.path());
+    let out = dir.path().join("ck");
+    let stop = AtomicBool::new(false);
+    let outcome = train(&tiny_settings(1000), &data, &out, &Device::flex(), false, &stop, &mut |e| {
+        if let TrainEvent::Step { step: 5, .. } = e {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    assert!(outcome.interrupted);
+    assert_eq!(checkpoint::read_config(&out).unwrap().training.steps, 5);
+    assert!(checkpoint::is_resumable(&out));
+}
+
+#[test]
+fn presets_have_the_documented_sizes() {
+    let device = Device::flex();
+    for (preset, approx) in [(Preset::Small, 3.2e6), (Preset::Base, 10.7e6)] {
+        let config = preset.config(66);
+        let n = config.init(&device).num_params();
+        assert_eq!(n, config.num_params());
+        assert!((n as f64 - approx).abs() / approx < 0.05, "{preset:?}: {n} params");
+    }
+}
+
+#[test]
+fn attention_is_bidirectional() {
+    let device = Device::flex();
+    device.seed(5);
+    let config = tiny_model_config(10);
+    let model = config.init(&device);
+    // Zero-initialised projections make blocks the identity; perturb them so attention matters.
+    let model = model.map(&mut Perturb);
+    let d = ModelDenoiser::new(model, config, device);
+    let a = logits(&d, &[1, 2, 3, 4, 5, 6]);
+    let b = logits(&d, &[1, 2, 3, 4, 5, 9]);
+    // Changing the last character changes the prediction at the first.
+    let first = |v: &[f32]| v[..10].to_vec();
+    assert_ne!(first(&a), first(&b));
+}
+
+struct Perturb;
+impl burn::module::ModuleMapper for Perturb {
+    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+        param.map(|t| t.clone() + t.random_like(burn::tensor::Distribution::Normal(0.0, 0.1)))
+    }
+}
+
+#[test]
+fn rms_norm_and_rope_preserve_what_they_should() {
+    let device = Device::flex();
+    let x = Tensor::<4>::random([1, 2, 5, 8], burn::tensor::Distribution::Normal(0.0, 3.0), &device);
+    let normed = rms_norm(x.clone());
+    let rms: Vec<f32> = normed.square().mean_dim(3).sqrt().try_into_vec_as::<f32>().unwrap();
+    assert!(rms.iter().all(|r| (r - 1.0).abs() < 1e-4), "{rms:?}");
+    // Rotation keeps each vector's length, and position 0 is not rotated.
+    let rotated = Rope::new(5, 8, &device).apply(x.clone());
+    let norm = |t: Tensor<4>| -> Vec<f32> { t.square().sum_dim(3).try_into_vec_as::<f32>().unwrap() };
+    for (a, b) in norm(x.clone()).iter().zip(norm(rotated.clone())) {
+        assert!((a - b).abs() < 1e-3 * a.max(1.0));
+    }
+    let p0 = |t: Tensor<4>| -> Vec<f32> { t.narrow(2, 0, 1).try_into_vec_as::<f32>().unwrap() };
+    assert_eq!(p0(x), p0(rotated));
+}
+
+#[test]
+fn trained_model_infills_only_the_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = short_text(dir.path());
+    let out = dir.path().join("ck");
+    train(&tiny_settings(40), &data, &out, &Device::flex(), false, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let (ck, model) = checkpoint::load(&out, &Device::flex()).unwrap();
+    let prompt = ck.vocab.encode_prompt("ROMEO:\nI ____ thee, ___ lady.", '_').unwrap();
+    let d = ModelDenoiser::new(model, ck.model.clone(), Device::flex());
+    let options = DecodeOptions { strategy: Strategy::Steps { steps: 4 }, ..DecodeOptions::default() };
+    let mut g = Generation::new(&prompt, prompt.len(), ck.model.context, 16, options);
+    g.run(&d, |_| {});
+    let text = ck.vocab.decode(g.tokens(), '_');
+    assert_eq!(text.chars().count(), prompt.len());
+    assert!(!text.contains('_'));
+    for (i, (a, b)) in "ROMEO:\nI ____ thee, ___ lady.".chars().zip(text.chars()).enumerate() {
+        if a != '_' {
+            assert_eq!(a, b, "prompt character {i} changed: {text:?}");
+        }
+    }
+}
