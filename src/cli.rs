@@ -21,16 +21,28 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "tiny-diffusion", version, about = "Train a character-level text-diffusion model and watch it denoise")]
 pub struct Cli {
+    /// With no command, opens the terminal UI.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Watch a model denoise, infill gaps and train, in the terminal (the default).
+    Tui(TuiArgs),
     /// Train a model (or continue one with --resume).
     Train(TrainArgs),
     /// Generate or infill text with a trained checkpoint.
     Generate(GenerateArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct TuiArgs {
+    /// Checkpoint directory to watch [default: the shipped Shakespeare model].
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub device: Backend,
 }
 
 #[derive(Args, Debug)]
@@ -160,7 +172,8 @@ impl GenerateArgs {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command {
+    let result = match cli.command.unwrap_or(Command::Tui(TuiArgs::default())) {
+        Command::Tui(args) => run_tui(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => run_train(args),
         Command::Generate(args) => run_generate(args).map(|()| ExitCode::SUCCESS),
     };
@@ -168,6 +181,18 @@ pub fn run(cli: Cli) -> ExitCode {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
     })
+}
+
+/// Where the TUI looks for a model when none is named.
+const DEFAULT_CHECKPOINT: &str = "checkpoints/shakespeare";
+
+fn run_tui(args: TuiArgs) -> Result<()> {
+    let device = args.device.device()?;
+    let dir = args.checkpoint.unwrap_or_else(|| PathBuf::from(DEFAULT_CHECKPOINT));
+    let loaded = crate::tui::load_model(&dir, &device).with_context(|| {
+        format!("no model to watch; train one with `tiny-diffusion train --out DIR` and pass --checkpoint DIR")
+    })?;
+    crate::tui::run(loaded, device, args.device.name())
 }
 
 fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {

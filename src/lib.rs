@@ -11,3 +11,4 @@ pub mod diffusion;
 pub mod model;
 pub mod train;
 pub mod vocab;
+pub mod tui;

@@ -1,0 +1,352 @@
+//! Application state and key handling. Pure: keys change state and return `Effect`s that the
+//! event loop carries out (sending jobs to workers), so every transition is testable without
+//! a terminal or a model.
+
+use super::infill::InfillState;
+use super::theme::Theme;
+use super::train_screen::TrainScreenState;
+use super::watch_state::{Cell, WatchState};
+use super::worker::{GenJob, GenMsg, TrainMsg};
+use crate::checkpoint::CheckpointConfig;
+use crate::train::TrainSettings;
+use crate::vocab::{MASK_ID, Vocab};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Watch,
+    Infill,
+    Train,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 3] = [Screen::Watch, Screen::Infill, Screen::Train];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Watch => "Watch",
+            Screen::Infill => "Infill",
+            Screen::Train => "Train",
+        }
+    }
+
+    fn next(self, back: bool) -> Screen {
+        let i = Screen::ALL.iter().position(|&s| s == self).expect("listed");
+        let n = Screen::ALL.len();
+        Screen::ALL[if back { (i + n - 1) % n } else { (i + 1) % n }]
+    }
+}
+
+/// Work for the event loop.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Generate(GenJob),
+    StartTraining { settings: TrainSettings, data: PathBuf, out: PathBuf },
+    StopTraining,
+    LoadCheckpoint(PathBuf),
+}
+
+/// What is known about the model being watched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub config: CheckpointConfig,
+    pub backend: String,
+}
+
+pub struct App {
+    pub screen: Screen,
+    pub help: bool,
+    pub quit: bool,
+    pub theme: Theme,
+    pub model: ModelInfo,
+    pub watch: WatchState,
+    pub infill: InfillState,
+    pub train: TrainScreenState,
+    /// Characters of the previous block that condition the next.
+    pub overlap: usize,
+    /// A short note for the status bar (errors, hints).
+    pub note: Option<String>,
+    next_job: u64,
+}
+
+impl App {
+    pub fn new(model: ModelInfo, theme: Theme) -> Self {
+        App {
+            screen: Screen::Watch,
+            help: false,
+            quit: false,
+            theme,
+            model,
+            watch: WatchState::default(),
+            infill: InfillState::with_text("ROMEO:\nWhat light through yonder ______ breaks? It is the ____,\nand Juliet is the ___."),
+            train: TrainScreenState::default(),
+            overlap: 16,
+            note: None,
+            next_job: 0,
+        }
+    }
+
+    pub fn vocab(&self) -> &Vocab {
+        &self.model.config.vocab
+    }
+
+    pub fn context(&self) -> usize {
+        self.model.config.model.context
+    }
+
+    /// Starts a job from `prompt` (MASK at gaps) generating up to `length`, with `history`
+    /// the committed cells of the prompt (shown above the block being denoised).
+    fn launch(&mut self, prompt: Vec<u32>, length: usize, history: Vec<Cell>) -> Effect {
+        self.next_job += 1;
+        self.watch.start_job(self.next_job, prompt.clone(), length, history);
+        Effect::Generate(GenJob { id: self.next_job, prompt, length, overlap: self.overlap, options: self.watch.settings.options() })
+    }
+
+    /// A fresh generation from the session's base prompt (empty, or the infill prompt).
+    pub fn generate_fresh(&mut self) -> Effect {
+        let prompt = self.watch.base_prompt.clone();
+        let length = if prompt.contains(&MASK_ID) { prompt.len() } else { prompt.len().max(self.context()) };
+        let history = prompt_cells(&prompt);
+        self.launch(prompt, length, history)
+    }
+
+    /// Redoes the current block with the current settings (same seed unless changed).
+    fn restart_block(&mut self) -> Effect {
+        let (prompt, length, history) = (self.watch.job_prompt.clone(), self.watch.job_length, self.watch.job_history.clone());
+        self.launch(prompt, length, history)
+    }
+
+    /// Generates the next block after a finished one.
+    fn continue_block(&mut self) -> Option<Effect> {
+        if !self.watch.done {
+            self.note = Some("the block is still being denoised; continue when it is done".into());
+            return None;
+        }
+        let text = self.watch.full_text();
+        let length = text.len() + self.context().saturating_sub(self.overlap).max(1);
+        let history = self.watch.committed.clone();
+        Some(self.launch(text, length, history))
+    }
+
+    pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.kind == KeyEventKind::Release {
+            return vec![];
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('c') {
+            self.quit = true;
+            return vec![];
+        }
+        if self.help {
+            // Any key closes the overlay; q still quits.
+            self.help = false;
+            if key.code == KeyCode::Char('q') {
+                self.quit = true;
+            }
+            return vec![];
+        }
+        let editing = self.screen == Screen::Infill || self.train.editing;
+        match key.code {
+            KeyCode::Tab => {
+                self.screen = self.screen.next(false);
+                self.train.editing = false;
+                return vec![];
+            }
+            KeyCode::BackTab => {
+                self.screen = self.screen.next(true);
+                self.train.editing = false;
+                return vec![];
+            }
+            KeyCode::Char('?') if !editing => {
+                self.help = true;
+                return vec![];
+            }
+            KeyCode::Char('q') if !editing => {
+                self.quit = true;
+                return vec![];
+            }
+            _ => {}
+        }
+        self.note = None;
+        match self.screen {
+            Screen::Watch => self.watch_key(key),
+            Screen::Infill => self.infill_key(key),
+            Screen::Train => self.train_key(key),
+        }
+    }
+
+    fn watch_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let w = &mut self.watch;
+        match key.code {
+            KeyCode::Esc => self.quit = true,
+            KeyCode::Char(' ') => w.playing = !w.playing,
+            KeyCode::Right | KeyCode::Char('l') => w.step_forward(),
+            KeyCode::Left | KeyCode::Char('h') => w.step_back(),
+            KeyCode::Char('+') | KeyCode::Char('=') => {
+                w.settings.adjust(true);
+                return vec![self.restart_block()];
+            }
+            KeyCode::Char('-') | KeyCode::Char('_') => {
+                w.settings.adjust(false);
+                return vec![self.restart_block()];
+            }
+            KeyCode::Char('t') => {
+                w.settings.adjust_temperature(false);
+                return vec![self.restart_block()];
+            }
+            KeyCode::Char('T') => {
+                w.settings.adjust_temperature(true);
+                return vec![self.restart_block()];
+            }
+            KeyCode::Char('s') => {
+                w.settings.cycle_strategy();
+                return vec![self.restart_block()];
+            }
+            KeyCode::Char('r') => {
+                w.settings.seed = w.settings.seed.wrapping_add(1);
+                w.playing = true;
+                return vec![self.generate_fresh()];
+            }
+            KeyCode::Char('c') => {
+                self.watch.playing = true;
+                return self.continue_block().into_iter().collect();
+            }
+            KeyCode::Char('[') => w.slower(),
+            KeyCode::Char(']') => w.faster(),
+            KeyCode::Char('i') => self.screen = Screen::Infill,
+            _ => {}
+        }
+        vec![]
+    }
+
+    fn infill_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let s = &mut self.infill;
+        let shift = key.modifiers.contains(KeyModifiers::SHIFT);
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        s.message = None;
+        match key.code {
+            KeyCode::Esc => self.screen = Screen::Watch,
+            KeyCode::Enter if alt || shift => s.insert('\n'),
+            KeyCode::Enter => return self.run_infill().into_iter().collect(),
+            KeyCode::Char('n') if ctrl => s.insert('\n'),
+            KeyCode::Char('g') if ctrl => s.make_gap(),
+            KeyCode::Char('u') if ctrl => *s = InfillState::default(),
+            KeyCode::Char('=') | KeyCode::Char('+') if alt => s.grow_gap(),
+            KeyCode::Char('-') if alt => s.shrink_gap(),
+            KeyCode::Up if ctrl => s.grow_gap(),
+            KeyCode::Down if ctrl => s.shrink_gap(),
+            KeyCode::Char(c) if !ctrl && !alt => s.insert(c),
+            KeyCode::Backspace => s.backspace(),
+            KeyCode::Delete => s.delete(),
+            KeyCode::Left => s.left(shift),
+            KeyCode::Right => s.right(shift),
+            KeyCode::Up => s.up(shift),
+            KeyCode::Down => s.down(shift),
+            KeyCode::Home => s.home(shift),
+            KeyCode::End => s.end(shift),
+            _ => {}
+        }
+        vec![]
+    }
+
+    pub fn paste(&mut self, text: &str) {
+        match self.screen {
+            Screen::Infill => self.infill.insert_str(text),
+            Screen::Train if self.train.editing => self.train.data.push_str(text.trim()),
+            _ => {}
+        }
+    }
+
+    /// Enter on the infill screen: denoise the gaps, animated on the watch screen.
+    fn run_infill(&mut self) -> Option<Effect> {
+        let unknown = self.infill.unknown_positions(self.vocab());
+        if !unknown.is_empty() {
+            self.infill.message = Some(format!(
+                "{} character(s) are not in the vocabulary (shown in red); edit them first",
+                unknown.len()
+            ));
+            return None;
+        }
+        if self.infill.text.is_empty() {
+            self.infill.message = Some("type a prompt first; _ marks a gap".into());
+            return None;
+        }
+        let prompt = self.vocab().encode_prompt(&self.infill.as_string(), super::infill::GAP).ok()?;
+        self.watch.base_prompt = prompt;
+        self.watch.playing = true;
+        self.screen = Screen::Watch;
+        Some(self.generate_fresh())
+    }
+
+    fn train_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let t = &mut self.train;
+        if t.editing {
+            match key.code {
+                KeyCode::Enter | KeyCode::Esc => t.editing = false,
+                KeyCode::Backspace => {
+                    t.data.pop();
+                }
+                KeyCode::Char(c) => t.data.push(c),
+                _ => {}
+            }
+            return vec![];
+        }
+        match key.code {
+            KeyCode::Esc => self.quit = true,
+            KeyCode::Up | KeyCode::Char('k') => t.select(false),
+            KeyCode::Down | KeyCode::Char('j') => t.select(true),
+            KeyCode::Left | KeyCode::Char('h') => t.change(false),
+            KeyCode::Right | KeyCode::Char('l') => t.change(true),
+            KeyCode::Char('e') => t.editing = t.field == 0 && !t.running,
+            KeyCode::Enter if t.field == 0 && !t.running => t.editing = true,
+            KeyCode::Enter | KeyCode::Char('s') if !t.running => return vec![t.start()],
+            KeyCode::Char('x') if t.running => {
+                t.message = Some("stopping after this step; saving a checkpoint…".into());
+                return vec![Effect::StopTraining];
+            }
+            KeyCode::Char('w') => match &t.finished {
+                Some(path) => return vec![Effect::LoadCheckpoint(path.clone())],
+                None => t.message = Some("no finished checkpoint yet: train one first".into()),
+            },
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Advances playback; returns whether anything on screen changed.
+    pub fn tick(&mut self, dt: Duration) -> bool {
+        self.watch.tick(dt)
+    }
+
+    pub fn on_gen(&mut self, msg: GenMsg) {
+        match msg {
+            GenMsg::Frame { job, frame } => self.watch.push_frame(job, frame),
+            GenMsg::Done { job, tokens, confidence, prompt } => self.watch.finish(job, &tokens, &confidence, &prompt),
+        }
+    }
+
+    pub fn on_train(&mut self, msg: TrainMsg) {
+        match msg {
+            TrainMsg::Event(e) => self.train.on_event(e),
+            TrainMsg::Finished(result) => self.train.on_finished(result),
+        }
+    }
+
+    /// A new model is ready (trained or loaded): watch it generate from scratch.
+    pub fn on_model_loaded(&mut self, model: ModelInfo) -> Effect {
+        self.model = ModelInfo { backend: self.model.backend.clone(), ..model };
+        self.watch.base_prompt.clear();
+        self.watch.playing = true;
+        self.screen = Screen::Watch;
+        self.note = Some(format!("loaded {}", self.model.name));
+        self.generate_fresh()
+    }
+}
+
+fn prompt_cells(prompt: &[u32]) -> Vec<Cell> {
+    prompt.iter().map(|&token| Cell { token, confidence: 1.0, prompt: true }).collect()
+}

@@ -1,0 +1,289 @@
+//! Infill screen: a small editor for a prompt with gaps.
+//!
+//! Type text; `_` (the mask character) marks a gap. Select a range with shift+arrows and press
+//! Ctrl-G to turn it into a gap (Ctrl-G with no selection inserts a 4-character gap); Alt+= and
+//! Alt+- grow or shrink the gap under the cursor. Characters the model's vocabulary lacks are
+//! shown in red and block the run until they are fixed.
+
+use super::theme::Theme;
+use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
+use ratatui::prelude::*;
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+pub const GAP: char = DEFAULT_MASK_CHAR;
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InfillState {
+    pub text: Vec<char>,
+    pub cursor: usize,
+    /// Where a shift-selection started; the selection is anchor..cursor.
+    pub anchor: Option<usize>,
+    pub message: Option<String>,
+}
+
+impl InfillState {
+    pub fn with_text(text: &str) -> Self {
+        let text: Vec<char> = text.chars().collect();
+        InfillState { cursor: text.len(), text, anchor: None, message: None }
+    }
+
+    pub fn as_string(&self) -> String {
+        self.text.iter().collect()
+    }
+
+    pub fn selection(&self) -> Option<(usize, usize)> {
+        let a = self.anchor?;
+        (a != self.cursor).then(|| (a.min(self.cursor), a.max(self.cursor)))
+    }
+
+    pub fn insert(&mut self, c: char) {
+        self.delete_selection();
+        self.text.insert(self.cursor, c);
+        self.cursor += 1;
+    }
+
+    pub fn insert_str(&mut self, s: &str) {
+        for c in s.chars().filter(|&c| c != '\r') {
+            self.insert(c);
+        }
+    }
+
+    fn delete_selection(&mut self) -> bool {
+        if let Some((a, b)) = self.selection() {
+            self.text.drain(a..b);
+            self.cursor = a;
+            self.anchor = None;
+            return true;
+        }
+        self.anchor = None;
+        false
+    }
+
+    pub fn backspace(&mut self) {
+        if !self.delete_selection() && self.cursor > 0 {
+            self.cursor -= 1;
+            self.text.remove(self.cursor);
+        }
+    }
+
+    pub fn delete(&mut self) {
+        if !self.delete_selection() && self.cursor < self.text.len() {
+            self.text.remove(self.cursor);
+        }
+    }
+
+    /// Moves the cursor; with `select`, extends the selection.
+    pub fn move_to(&mut self, pos: usize, select: bool) {
+        if select {
+            self.anchor.get_or_insert(self.cursor);
+        } else {
+            self.anchor = None;
+        }
+        self.cursor = pos.min(self.text.len());
+    }
+
+    pub fn left(&mut self, select: bool) {
+        self.move_to(self.cursor.saturating_sub(1), select);
+    }
+
+    pub fn right(&mut self, select: bool) {
+        self.move_to(self.cursor + 1, select);
+    }
+
+    /// Start and end of the line holding the cursor.
+    fn line_bounds(&self, pos: usize) -> (usize, usize) {
+        let start = self.text[..pos].iter().rposition(|&c| c == '\n').map_or(0, |i| i + 1);
+        let end = self.text[pos..].iter().position(|&c| c == '\n').map_or(self.text.len(), |i| pos + i);
+        (start, end)
+    }
+
+    pub fn home(&mut self, select: bool) {
+        self.move_to(self.line_bounds(self.cursor).0, select);
+    }
+
+    pub fn end(&mut self, select: bool) {
+        self.move_to(self.line_bounds(self.cursor).1, select);
+    }
+
+    pub fn up(&mut self, select: bool) {
+        let (start, _) = self.line_bounds(self.cursor);
+        if start == 0 {
+            return self.move_to(0, select);
+        }
+        let col = self.cursor - start;
+        let (prev_start, prev_end) = self.line_bounds(start - 1);
+        self.move_to((prev_start + col).min(prev_end), select);
+    }
+
+    pub fn down(&mut self, select: bool) {
+        let (start, end) = self.line_bounds(self.cursor);
+        if end == self.text.len() {
+            return self.move_to(end, select);
+        }
+        let col = self.cursor - start;
+        let (next_start, next_end) = self.line_bounds(end + 1);
+        self.move_to((next_start + col).min(next_end), select);
+    }
+
+    /// Turns the selection into a gap, or inserts a 4-character gap at the cursor.
+    pub fn make_gap(&mut self) {
+        match self.selection() {
+            Some((a, b)) => {
+                self.text[a..b].iter_mut().for_each(|c| *c = GAP);
+                self.anchor = None;
+                self.cursor = b;
+            }
+            None => {
+                self.anchor = None;
+                for _ in 0..4 {
+                    self.insert(GAP);
+                }
+            }
+        }
+    }
+
+    /// The gap touching the cursor, as a range.
+    fn gap_at_cursor(&self) -> Option<(usize, usize)> {
+        let at = |i: usize| self.text.get(i) == Some(&GAP);
+        let pos = if at(self.cursor) {
+            self.cursor
+        } else if self.cursor > 0 && at(self.cursor - 1) {
+            self.cursor - 1
+        } else {
+            return None;
+        };
+        let start = (0..=pos).rev().take_while(|&i| at(i)).last()?;
+        let end = (pos..self.text.len()).take_while(|&i| at(i)).last()? + 1;
+        Some((start, end))
+    }
+
+    pub fn grow_gap(&mut self) {
+        if let Some((_, end)) = self.gap_at_cursor() {
+            self.text.insert(end, GAP);
+        } else {
+            self.insert(GAP);
+        }
+    }
+
+    pub fn shrink_gap(&mut self) {
+        if let Some((start, end)) = self.gap_at_cursor() {
+            self.text.remove(end - 1);
+            if self.cursor > end - 1 {
+                self.cursor -= 1;
+            }
+            self.cursor = self.cursor.max(start.min(self.text.len()));
+        }
+    }
+
+    pub fn gap_count(&self) -> usize {
+        self.text.iter().filter(|&&c| c == GAP).count()
+    }
+
+    /// Positions whose characters the vocabulary lacks.
+    pub fn unknown_positions(&self, vocab: &Vocab) -> Vec<usize> {
+        (0..self.text.len()).filter(|&i| self.text[i] != GAP && vocab.id(self.text[i]).is_none()).collect()
+    }
+}
+
+pub fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let [editor, info] = Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(area);
+    let unknown = state.unknown_positions(vocab);
+    let selection = state.selection();
+    let mut lines = vec![Line::default()];
+    for i in 0..=state.text.len() {
+        let c = state.text.get(i).copied();
+        let mut style = match c {
+            Some(GAP) => theme.masked,
+            Some(_) if unknown.contains(&i) => theme.error,
+            _ => theme.prompt,
+        };
+        if selection.is_some_and(|(a, b)| (a..b).contains(&i)) {
+            style = style.add_modifier(Modifier::REVERSED);
+        }
+        if i == state.cursor {
+            style = theme.cursor;
+        }
+        let shown = match c {
+            Some(GAP) => theme.mask_glyph.to_string(),
+            Some('\n') => "↵".to_string(),
+            Some(c) => c.to_string(),
+            None => " ".to_string(),
+        };
+        lines.last_mut().expect("at least one line").push_span(Span::styled(shown, style));
+        if c == Some('\n') {
+            lines.push(Line::default());
+        }
+    }
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(Block::default().borders(Borders::ALL).title(" Prompt — _ marks a gap "))
+        .render(editor, buf);
+
+    let status = if let Some(msg) = &state.message {
+        Line::styled(msg.clone(), theme.warning)
+    } else if !unknown.is_empty() {
+        Line::styled(
+            format!("{} character(s) not in the model's vocabulary (red): edit them before running", unknown.len()),
+            theme.error,
+        )
+    } else {
+        Line::from(format!(
+            "{} characters, {} to fill · Enter runs the denoiser on the gaps",
+            state.text.len(),
+            state.gap_count()
+        ))
+    };
+    Paragraph::new(vec![status]).block(Block::default().borders(Borders::TOP)).render(info, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_becomes_a_gap() {
+        let mut s = InfillState::with_text("to be or not");
+        s.move_to(3, false);
+        s.right(true);
+        s.right(true);
+        s.make_gap();
+        assert_eq!(s.as_string(), "to __ or not");
+        assert_eq!(s.selection(), None);
+    }
+
+    #[test]
+    fn gap_grows_and_shrinks_under_the_cursor() {
+        let mut s = InfillState::with_text("a__b");
+        s.move_to(2, false);
+        s.grow_gap();
+        assert_eq!(s.as_string(), "a___b");
+        s.shrink_gap();
+        s.shrink_gap();
+        assert_eq!(s.as_string(), "a_b");
+        s.shrink_gap();
+        assert_eq!(s.as_string(), "ab");
+        s.shrink_gap();
+        assert_eq!(s.as_string(), "ab", "no gap, nothing to shrink");
+    }
+
+    #[test]
+    fn typing_replaces_selection_and_lines_navigate() {
+        let mut s = InfillState::with_text("abc\ndefg");
+        s.up(false);
+        assert_eq!(s.cursor, 3);
+        s.home(true);
+        s.insert('X');
+        assert_eq!(s.as_string(), "X\ndefg");
+        s.down(false);
+        assert_eq!(s.cursor, 3);
+        s.backspace();
+        assert_eq!(s.as_string(), "X\nefg");
+    }
+
+    #[test]
+    fn unknown_characters_are_found() {
+        let v = Vocab::from_text("abc ").unwrap();
+        let s = InfillState::with_text("ab_z c{");
+        assert_eq!(s.unknown_positions(&v), vec![3, 6]);
+    }
+}

@@ -1,0 +1,225 @@
+//! The terminal UI: watch the model denoise, infill gaps, and train — live.
+//!
+//! The UI thread only draws and handles keys. The model runs on a generator thread and the
+//! trainer on its own thread; both report over channels (see `worker`).
+
+pub mod app;
+pub mod denoise_grid;
+pub mod help;
+pub mod infill;
+pub mod theme;
+pub mod train_screen;
+pub mod watch;
+pub mod watch_state;
+pub mod worker;
+
+use crate::checkpoint::{self, CheckpointConfig};
+use crate::diffusion::ModelDenoiser;
+use crate::model::DiffusionModel;
+use anyhow::{Context, Result};
+use app::{App, Effect, ModelInfo, Screen};
+use burn::prelude::Device;
+use crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event};
+use crossterm::execute;
+use ratatui::prelude::*;
+use ratatui::widgets::Paragraph;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+use theme::Theme;
+use worker::{GenCommand, GenMsg, TrainMsg};
+
+pub const MIN_WIDTH: u16 = 40;
+pub const MIN_HEIGHT: u16 = 12;
+
+/// A model ready to watch: its config, weights and a display name.
+pub struct LoadedModel {
+    pub config: CheckpointConfig,
+    pub model: DiffusionModel,
+    pub name: String,
+}
+
+/// Draws the whole UI for `app` (pure: state in, widgets out).
+pub fn render(app: &App, frame: &mut ratatui::Frame) {
+    let area = frame.area();
+    let buf = frame.buffer_mut();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!("Terminal too small ({}×{}): need at least {MIN_WIDTH}×{MIN_HEIGHT}.", area.width, area.height);
+        Paragraph::new(msg).wrap(ratatui::widgets::Wrap { trim: true }).render(area, buf);
+        return;
+    }
+    let footer_lines = if area.width < 150 { 2 } else { 1 };
+    let [header, body, footer] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(5), Constraint::Length(footer_lines)]).areas(area);
+    render_header(app, header, buf);
+    match app.screen {
+        Screen::Watch => watch::render(app, body, buf),
+        Screen::Infill => infill::render(&app.infill, app.vocab(), &app.theme, body, buf),
+        Screen::Train => train_screen::render(&app.train, &app.theme, body, buf),
+    }
+    Paragraph::new(help::footer(app.screen, &app.theme)).wrap(ratatui::widgets::Wrap { trim: true }).render(footer, buf);
+    if app.help {
+        help::render_overlay(app.screen, &app.theme, body, buf);
+    }
+}
+
+fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
+    let mut spans = vec![Span::styled(" tiny-diffusion ", app.theme.title)];
+    for s in Screen::ALL {
+        let style = if s == app.screen { app.theme.key.add_modifier(Modifier::REVERSED) } else { app.theme.dim };
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(format!(" {} ", s.title()), style));
+    }
+    Line::from(spans).render(area, buf);
+    let m = &app.model.config.model;
+    let info = format!("{:.1}M params · {} layers × {} wide · context {} ", m.num_params() as f64 / 1e6, m.n_layer, m.n_embd, m.context);
+    let width = info.chars().count() as u16;
+    if area.width > width + 40 {
+        Line::styled(info, app.theme.dim).render(Rect { x: area.x + area.width - width, width, ..area }, buf);
+    }
+}
+
+/// Loads a checkpoint directory for the UI.
+pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
+    let (config, model) = checkpoint::load(dir, device)?;
+    let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(LoadedModel { config, model, name })
+}
+
+struct Channels {
+    gen_tx: Sender<GenCommand>,
+    gen_rx: Receiver<GenMsg>,
+    train_tx: Sender<TrainMsg>,
+    train_rx: Receiver<TrainMsg>,
+    load_tx: Sender<Result<ModelInfo, String>>,
+    load_rx: Receiver<Result<ModelInfo, String>>,
+}
+
+/// Runs the UI until the user quits. The terminal is restored on every exit path, panics included.
+pub fn run(loaded: LoadedModel, device: Device, backend_name: &str) -> Result<()> {
+    let (gen_tx, gen_commands) = mpsc::channel();
+    let (gen_out, gen_rx) = mpsc::channel();
+    let (train_tx, train_rx) = mpsc::channel();
+    let (load_tx, load_rx) = mpsc::channel();
+    let info = ModelInfo { name: loaded.name, config: loaded.config.clone(), backend: backend_name.to_string() };
+    let denoiser = ModelDenoiser::new(loaded.model, loaded.config.model, device.clone());
+    worker::spawn_generator(Box::new(denoiser), gen_commands, gen_out);
+    let channels = Channels { gen_tx, gen_rx, train_tx, train_rx, load_tx, load_rx };
+
+    let mut app = App::new(info, Theme::from_env());
+    let mut stop_training: Option<Arc<AtomicBool>> = None;
+    let first = app.generate_fresh();
+    perform(first, &channels, &device, &mut stop_training);
+
+    let mut terminal = ratatui::try_init().context("cannot open the terminal UI (is stdout a terminal?)")?;
+    let _ = execute!(std::io::stdout(), EnableBracketedPaste);
+    let result = event_loop(&mut terminal, &mut app, &channels, &device, &mut stop_training);
+    let _ = execute!(std::io::stdout(), DisableBracketedPaste);
+    ratatui::restore();
+
+    if let Some(stop) = stop_training
+        && app.train.running
+    {
+        // Quitting mid-training keeps the work done so far: stop, let the trainer save, then exit.
+        stop.store(true, Ordering::SeqCst);
+        eprintln!("stopping training and saving a checkpoint to {}…", app.train.out.display());
+        while let Ok(msg) = channels.train_rx.recv() {
+            if let TrainMsg::Finished(r) = msg {
+                match r {
+                    Ok(path) => eprintln!("saved {}", path.display()),
+                    Err(e) => eprintln!("training ended with an error: {e}"),
+                }
+                break;
+            }
+        }
+    }
+    result
+}
+
+fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    ch: &Channels,
+    device: &Device,
+    stop_training: &mut Option<Arc<AtomicBool>>,
+) -> Result<()> {
+    let mut last_tick = Instant::now();
+    let mut dirty = true;
+    while !app.quit {
+        if dirty {
+            terminal.draw(|f| render(app, f))?;
+            dirty = false;
+        }
+        if event::poll(Duration::from_millis(15))? {
+            let effects = match event::read()? {
+                Event::Key(key) => app.handle_key(key),
+                Event::Paste(text) => {
+                    app.paste(&text);
+                    vec![]
+                }
+                _ => vec![],
+            };
+            for effect in effects {
+                perform(effect, ch, device, stop_training);
+            }
+            dirty = true;
+        }
+        while let Ok(msg) = ch.gen_rx.try_recv() {
+            app.on_gen(msg);
+            dirty = true;
+        }
+        while let Ok(msg) = ch.train_rx.try_recv() {
+            app.on_train(msg);
+            dirty = true;
+        }
+        while let Ok(loaded) = ch.load_rx.try_recv() {
+            match loaded {
+                Ok(info) => {
+                    let effect = app.on_model_loaded(info);
+                    perform(effect, ch, device, stop_training);
+                }
+                Err(e) => app.train.message = Some(format!("cannot load the checkpoint: {e}")),
+            }
+            dirty = true;
+        }
+        let now = Instant::now();
+        dirty |= app.tick(now - last_tick);
+        last_tick = now;
+    }
+    Ok(())
+}
+
+fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut Option<Arc<AtomicBool>>) {
+    match effect {
+        Effect::Generate(job) => {
+            let _ = ch.gen_tx.send(GenCommand::Run(job));
+        }
+        Effect::StartTraining { settings, data, out } => {
+            let stop = Arc::new(AtomicBool::new(false));
+            *stop_training = Some(stop.clone());
+            worker::spawn_trainer(settings, data, out, device.clone(), stop, ch.train_tx.clone());
+        }
+        Effect::StopTraining => {
+            if let Some(stop) = stop_training {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+        Effect::LoadCheckpoint(path) => spawn_loader(path, device.clone(), ch.gen_tx.clone(), ch.load_tx.clone()),
+    }
+}
+
+/// Loads a checkpoint off the UI thread; the generator gets the model before the UI hears of it,
+/// so the next job runs on the new model.
+fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done: Sender<Result<ModelInfo, String>>) {
+    std::thread::spawn(move || {
+        let result = load_model(&path, &device).map(|loaded| {
+            let info = ModelInfo { name: loaded.name, config: loaded.config.clone(), backend: String::new() };
+            let denoiser = ModelDenoiser::new(loaded.model, loaded.config.model, device);
+            let _ = gen_tx.send(GenCommand::Model(Box::new(denoiser)));
+            info
+        });
+        let _ = done.send(result.map_err(|e| format!("{e:#}")));
+    });
+}

@@ -1,0 +1,252 @@
+//! Train screen: pick data and a preset, train on a worker thread, watch the loss fall.
+
+use super::app::Effect;
+use super::theme::Theme;
+use crate::data::DEFAULT_DATA_FILE;
+use crate::model::Preset;
+use crate::train::{TrainEvent, TrainSettings};
+use ratatui::prelude::*;
+use ratatui::symbols::Marker;
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Wrap};
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub const FIELDS: [&str; 5] = ["data", "preset", "steps", "batch", "learning rate"];
+const PRESETS: [Preset; 3] = [Preset::Tiny, Preset::Small, Preset::Base];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainScreenState {
+    pub data: String,
+    pub preset: Preset,
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub field: usize,
+    pub editing: bool,
+    pub out: PathBuf,
+    pub running: bool,
+    /// (step, smoothed training loss)
+    pub losses: Vec<(f64, f64)>,
+    /// (step, validation loss)
+    pub val: Vec<(f64, f64)>,
+    pub step: usize,
+    pub total: usize,
+    pub tokens_per_sec: f64,
+    pub started: Option<Instant>,
+    pub sample: Option<(usize, String)>,
+    pub last_bpc: Option<f32>,
+    pub message: Option<String>,
+    /// The checkpoint of the last run that ended, ready to watch.
+    pub finished: Option<PathBuf>,
+}
+
+impl Default for TrainScreenState {
+    fn default() -> Self {
+        let defaults = TrainSettings::for_preset(Preset::Tiny);
+        let shared = PathBuf::from("../shared/data/tinyshakespeare.txt");
+        let data = if std::path::Path::new(DEFAULT_DATA_FILE).exists() || !shared.exists() {
+            DEFAULT_DATA_FILE.to_string()
+        } else {
+            shared.display().to_string()
+        };
+        TrainScreenState {
+            data,
+            preset: Preset::Tiny,
+            steps: 500,
+            batch: defaults.batch,
+            lr: defaults.lr,
+            field: 0,
+            editing: false,
+            out: PathBuf::from("checkpoints/tui-run"),
+            running: false,
+            losses: Vec::new(),
+            val: Vec::new(),
+            step: 0,
+            total: 0,
+            tokens_per_sec: 0.0,
+            started: None,
+            sample: None,
+            last_bpc: None,
+            message: None,
+            finished: None,
+        }
+    }
+}
+
+impl TrainScreenState {
+    pub fn select(&mut self, down: bool) {
+        let n = FIELDS.len();
+        self.field = if down { (self.field + 1) % n } else { (self.field + n - 1) % n };
+    }
+
+    /// ←/→ on the selected field.
+    pub fn change(&mut self, up: bool) {
+        if self.running {
+            self.message = Some("settings are fixed while training runs (x stops)".into());
+            return;
+        }
+        match self.field {
+            1 => {
+                let i = PRESETS.iter().position(|&p| p == self.preset).unwrap_or(0);
+                let n = PRESETS.len();
+                self.preset = PRESETS[if up { (i + 1) % n } else { (i + n - 1) % n }];
+                let d = TrainSettings::for_preset(self.preset);
+                self.batch = d.batch;
+                self.lr = d.lr;
+            }
+            2 => self.steps = if up { (self.steps * 2).min(1_000_000) } else { (self.steps / 2).max(10) },
+            3 => self.batch = if up { (self.batch * 2).min(256) } else { (self.batch / 2).max(1) },
+            4 => self.lr = if up { (self.lr * 2.0).min(0.1) } else { (self.lr / 2.0).max(1e-6) },
+            _ => {}
+        }
+    }
+
+    pub fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            steps: self.steps,
+            batch: self.batch,
+            lr: self.lr,
+            eval_every: (self.steps / 10).max(10),
+            sample_every: (self.steps / 5).max(10),
+            save_every: (self.steps / 4).max(50),
+            ..TrainSettings::for_preset(self.preset)
+        }
+    }
+
+    pub fn start(&mut self) -> Effect {
+        self.running = true;
+        self.losses.clear();
+        self.val.clear();
+        self.sample = None;
+        self.last_bpc = None;
+        self.step = 0;
+        self.total = self.steps;
+        self.started = Some(Instant::now());
+        self.message = Some(format!("training; checkpoints go to {}", self.out.display()));
+        Effect::StartTraining { settings: self.settings(), data: PathBuf::from(&self.data), out: self.out.clone() }
+    }
+
+    pub fn on_event(&mut self, event: TrainEvent) {
+        match event {
+            TrainEvent::Started { step, total_steps, .. } => {
+                self.step = step;
+                self.total = total_steps;
+            }
+            TrainEvent::Step { step, loss, tokens_per_sec, .. } => {
+                self.step = step;
+                // An exponential moving average keeps the curve readable at batch 8.
+                let smoothed = self.losses.last().map_or(loss as f64, |&(_, prev)| 0.95 * prev + 0.05 * loss as f64);
+                self.losses.push((step as f64, smoothed));
+                self.tokens_per_sec = if self.tokens_per_sec == 0.0 { tokens_per_sec } else { 0.9 * self.tokens_per_sec + 0.1 * tokens_per_sec };
+            }
+            TrainEvent::Eval { step, val_loss, val_bits_per_char } => {
+                self.val.push((step as f64, val_loss as f64));
+                self.last_bpc = Some(val_bits_per_char);
+            }
+            TrainEvent::Sample { step, text } => self.sample = Some((step, text)),
+            TrainEvent::Saved { step, path } => self.message = Some(format!("step {step}: saved {}", path.display())),
+            TrainEvent::Finished { .. } => {}
+        }
+    }
+
+    pub fn on_finished(&mut self, result: Result<PathBuf, String>) {
+        self.running = false;
+        match result {
+            Ok(path) => {
+                self.message = Some(format!("saved {} · press w to watch it generate", path.display()));
+                self.finished = Some(path);
+            }
+            Err(e) => self.message = Some(format!("training failed: {e}")),
+        }
+    }
+
+    fn eta(&self) -> Option<f64> {
+        let started = self.started?;
+        if self.step == 0 {
+            return None;
+        }
+        let per_step = started.elapsed().as_secs_f64() / self.step as f64;
+        Some(per_step * self.total.saturating_sub(self.step) as f64)
+    }
+}
+
+fn field_value(s: &TrainScreenState, i: usize) -> String {
+    match i {
+        0 => s.data.clone(),
+        1 => format!("{:?}", s.preset).to_lowercase(),
+        2 => s.steps.to_string(),
+        3 => s.batch.to_string(),
+        _ => format!("{:.0e}", s.lr),
+    }
+}
+
+pub fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let [top, chart_area, sample_area] =
+        Layout::vertical([Constraint::Length(7), Constraint::Min(6), Constraint::Length(6)]).areas(area);
+    let [form, stats] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+
+    let lines: Vec<Line> = FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let selected = i == s.field;
+            let marker = if selected { "▶ " } else { "  " };
+            let mut value = field_value(s, i);
+            if selected && s.editing {
+                value.push('▏');
+            }
+            let style = if selected { theme.key } else { Style::new() };
+            Line::from(vec![Span::styled(marker, theme.key), Span::raw(format!("{name:<14}")), Span::styled(value, style)])
+        })
+        .collect();
+    Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Settings ")).render(form, buf);
+
+    let eta = s.eta().map_or("–".into(), |secs| format!("{:.0}s", secs));
+    let val = s.val.last().map_or("–".into(), |&(_, v)| format!("{v:.3}"));
+    let bpc = s.last_bpc.map_or("–".into(), |b| format!("{b:.2}"));
+    let train_loss = s.losses.last().map_or("–".into(), |&(_, l)| format!("{l:.3}"));
+    let state = if s.running { "training" } else if s.finished.is_some() { "finished" } else { "idle" };
+    let stats_lines = vec![
+        Line::from(format!("{state} · step {}/{} · ETA {eta}", s.step, s.total.max(s.steps))),
+        Line::from(format!("loss {train_loss} · val {val} nats · {bpc} bits/char")),
+        Line::from(format!("{:.0} tokens/s", s.tokens_per_sec)),
+        Line::from(format!("checkpoint: {}", s.out.display())),
+        Line::styled(s.message.clone().unwrap_or_default(), theme.warning),
+    ];
+    Paragraph::new(stats_lines)
+        .wrap(Wrap { trim: true })
+        .block(Block::default().borders(Borders::ALL).title(" Progress "))
+        .render(stats, buf);
+
+    render_chart(s, theme, chart_area, buf);
+
+    let sample = s.sample.as_ref().map_or("(a sample appears here as training goes)".to_string(), |(step, text)| {
+        format!("step {step}: {}", text.replace('\n', "↵ "))
+    });
+    Paragraph::new(sample)
+        .wrap(Wrap { trim: false })
+        .block(Block::default().borders(Borders::ALL).title(" Latest sample "))
+        .render(sample_area, buf);
+}
+
+fn render_chart(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let max_x = (s.total.max(s.steps).max(1)) as f64;
+    let all = s.losses.iter().chain(&s.val).map(|&(_, y)| y);
+    let max_y = all.clone().fold(0.0f64, f64::max).max(1.0).ceil();
+    let min_y = all.fold(f64::INFINITY, f64::min).min(max_y - 0.5).max(0.0).floor();
+    let (train_style, val_style) = if theme.color {
+        (Style::new().fg(Color::Cyan), Style::new().fg(Color::Rgb(255, 200, 90)))
+    } else {
+        (Style::new(), Style::new().add_modifier(Modifier::BOLD))
+    };
+    let datasets = vec![
+        Dataset::default().name("train (EMA)").marker(Marker::Braille).graph_type(GraphType::Line).style(train_style).data(&s.losses),
+        Dataset::default().name("validation").marker(if theme.color { Marker::Dot } else { Marker::Block }).graph_type(GraphType::Line).style(val_style).data(&s.val),
+    ];
+    let label = |v: f64| Span::raw(format!("{v:.1}"));
+    Chart::new(datasets)
+        .block(Block::default().borders(Borders::ALL).title(" Masked-token loss (nats) "))
+        .x_axis(Axis::default().bounds([0.0, max_x]).labels(vec![Span::raw("0"), Span::raw(format!("{}", max_x as usize))]))
+        .y_axis(Axis::default().bounds([min_y, max_y]).labels(vec![label(min_y), label(max_y)]))
+        .render(area, buf);
+}

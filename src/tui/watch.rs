@@ -1,0 +1,69 @@
+//! Watch screen: the block being denoised, a status line and the confidence legend.
+
+use super::app::App;
+use super::denoise_grid::DenoiseGrid;
+use super::theme::legend;
+use ratatui::prelude::*;
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let [grid_area, status_area, legend_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(3), Constraint::Length(1)]).areas(area);
+    let w = &app.watch;
+    let block = Block::default().borders(Borders::ALL).title(format!(" {} ", app.model.name));
+    let inner = block.inner(grid_area);
+    block.render(grid_area, buf);
+    DenoiseGrid { frame: w.frame(), history: w.history(), vocab: app.vocab(), theme: &app.theme, max_cols: 64 }
+        .render(inner, buf);
+
+    let [progress, settings] = status_lines(app);
+    Paragraph::new(vec![progress, settings, hint_line(app)]).render(status_area, buf);
+    Paragraph::new(legend(&app.theme)).render(legend_area, buf);
+}
+
+/// Progress of the step on screen, then the settings that produced it.
+fn status_lines(app: &App) -> [Line<'static>; 2] {
+    let w = &app.watch;
+    let s = &w.settings;
+    let (step, decoded, ms, block) = match w.frame() {
+        Some(f) => (f.step, f.decoded_now.len(), f.elapsed.as_secs_f64() * 1e3, f.block + 1),
+        None => (0, 0, 0.0, 1),
+    };
+    let total = match s.kind {
+        super::watch_state::StrategyKind::Steps => format!("/{}", s.steps),
+        _ => String::new(),
+    };
+    let play = if w.playing { "▶" } else { "⏸" };
+    let progress = format!(
+        "{play} block {block} · step {step}{total} · {} masked · +{decoded} this step · {ms:.0} ms/step",
+        w.masked_in_view()
+    );
+    let settings = format!(
+        "{} · temp {:.1} · seed {} · {} · playback {} steps/s",
+        s.describe(),
+        s.temperature,
+        s.seed,
+        app.model.backend,
+        w.steps_per_second()
+    );
+    [Line::styled(progress, app.theme.title), Line::from(settings)]
+}
+
+fn hint_line(app: &App) -> Line<'static> {
+    let w = &app.watch;
+    if let Some(note) = &app.note {
+        return Line::styled(note.clone(), app.theme.warning);
+    }
+    let text = if w.frames.is_empty() {
+        "starting the model…".to_string()
+    } else if w.at_end() {
+        "done · c continues with the next block · r regenerates with a new seed".to_string()
+    } else if !w.playing {
+        "paused · ←/→ scrub through the steps · space resumes".to_string()
+    } else if w.cursor + 1 >= w.frames.len() {
+        "computing…".to_string()
+    } else {
+        String::new()
+    };
+    Line::styled(text, app.theme.dim)
+}
