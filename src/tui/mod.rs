@@ -13,6 +13,9 @@ pub mod watch;
 pub mod watch_state;
 pub mod worker;
 
+#[cfg(test)]
+mod tests;
+
 use crate::checkpoint::{self, CheckpointConfig};
 use crate::diffusion::ModelDenoiser;
 use crate::model::DiffusionModel;
@@ -50,7 +53,8 @@ pub fn render(app: &App, frame: &mut ratatui::Frame) {
         Paragraph::new(msg).wrap(ratatui::widgets::Wrap { trim: true }).render(area, buf);
         return;
     }
-    let footer_lines = if area.width < 150 { 2 } else { 1 };
+    let footer_width = help::footer(app.screen, &app.theme).width() as u16;
+    let footer_lines = footer_width.div_ceil(area.width.saturating_sub(8)).clamp(1, 4);
     let [header, body, footer] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(5), Constraint::Length(footer_lines)]).areas(area);
     render_header(app, header, buf);

@@ -76,9 +76,14 @@ pub fn gradient(confidence: f32) -> Color {
     Color::Rgb(mix(0), mix(1), mix(2))
 }
 
-/// `confidence  low ▇▇▇▇▇▇▇▇ high   ▇ new   A prompt   ░ masked`
-pub fn legend(theme: &Theme) -> Line<'static> {
-    let mut spans = vec![Span::styled("confidence ", theme.dim), Span::raw("low ")];
+/// `confidence low ██████████ high   x this step   A prompt   ░ masked`; shorter when narrow.
+pub fn legend(theme: &Theme, width: u16) -> Line<'static> {
+    let wide = width >= 72;
+    let mut spans = vec![];
+    if wide {
+        spans.push(Span::styled("confidence ", theme.dim));
+    }
+    spans.push(Span::raw("low "));
     if theme.color {
         for i in 0..10 {
             spans.push(Span::styled("█", Style::new().fg(gradient(i as f32 / 9.0))));
@@ -90,12 +95,14 @@ pub fn legend(theme: &Theme) -> Line<'static> {
         spans.push(Span::raw(" "));
         spans.push(Span::styled("abc", theme.confidence(0.95)));
     }
+    let gap = if wide { "   " } else { "  " };
     spans.extend([
-        Span::raw(" high   "),
+        Span::raw(format!(" high{gap}")),
         Span::styled("x", theme.decoded_now(0.8)),
-        Span::raw(" this step   "),
+        Span::raw(if wide { " this step" } else { " new" }),
+        Span::raw(gap),
         Span::styled("A", theme.prompt),
-        Span::raw(" prompt   "),
+        Span::raw(format!(" prompt{gap}")),
         Span::styled(theme.mask_glyph.to_string(), theme.masked),
         Span::raw(" masked"),
     ]);

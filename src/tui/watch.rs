@@ -18,7 +18,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 
     let [progress, settings] = status_lines(app);
     Paragraph::new(vec![progress, settings, hint_line(app)]).render(status_area, buf);
-    Paragraph::new(legend(&app.theme)).render(legend_area, buf);
+    Paragraph::new(legend(&app.theme, legend_area.width)).render(legend_area, buf);
 }
 
 /// Progress of the step on screen, then the settings that produced it.
@@ -39,7 +39,7 @@ fn status_lines(app: &App) -> [Line<'static>; 2] {
         w.masked_in_view()
     );
     let settings = format!(
-        "{} · temp {:.1} · seed {} · {} · playback {} steps/s",
+        "{} · temp {:.1} · seed {} · {} · {} steps/s",
         s.describe(),
         s.temperature,
         s.seed,

@@ -1,0 +1,246 @@
+//! Screens rendered into `TestBackend` buffers, and key handling as state transitions.
+
+use super::app::{App, Effect, ModelInfo, Screen};
+use super::render;
+use super::theme::Theme;
+use super::worker::{GenMsg, TrainMsg};
+use crate::checkpoint::CheckpointConfig;
+use crate::diffusion::{Frame, Strategy};
+use crate::model::Preset;
+use crate::train::TrainEvent;
+use crate::vocab::{MASK_ID, Vocab};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const TEXT: &str = "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n";
+
+fn app(color: bool) -> App {
+    let vocab = Vocab::from_text(TEXT).unwrap();
+    let config = CheckpointConfig::new(Preset::Small.config(vocab.size()), vocab);
+    App::new(ModelInfo { name: "shakespeare".into(), config, backend: "flex".into() }, Theme::new(color))
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn chr(c: char) -> KeyEvent {
+    key(KeyCode::Char(c))
+}
+
+/// A frame of 120 characters of TEXT, two-thirds decoded.
+fn frame(app: &App, step: usize) -> Frame {
+    let text: String = TEXT.chars().cycle().take(120).collect();
+    let tokens: Vec<u32> = app.vocab().encode(&text).unwrap();
+    let n = tokens.len();
+    let masked: Vec<bool> = (0..n).map(|i| i % 3 == 2 && i > 6).collect();
+    Frame {
+        block: 0,
+        step,
+        offset: 0,
+        tokens: tokens.iter().zip(&masked).map(|(&t, &m)| if m { MASK_ID } else { t }).collect(),
+        masked: masked.clone(),
+        prompt: (0..n).map(|i| i < 6).collect(),
+        confidence: (0..n).map(|i| if masked[i] { 0.0 } else { (i % 10) as f32 / 10.0 }).collect(),
+        decoded_now: vec![7, 10, 13],
+        elapsed: Duration::from_millis(15),
+    }
+}
+
+fn draw(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| render(app, f)).unwrap();
+    let buffer = terminal.backend().buffer();
+    (0..height)
+        .map(|y| (0..width).map(|x| buffer[(x, y)].symbol()).collect::<String>().trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn watching() -> App {
+    let mut a = app(true);
+    let Effect::Generate(job) = a.generate_fresh() else { panic!("expected a job") };
+    let f0 = frame(&a, 0);
+    let f1 = frame(&a, 1);
+    a.on_gen(GenMsg::Frame { job: job.id, frame: f0 });
+    a.on_gen(GenMsg::Frame { job: job.id, frame: f1 });
+    a.watch.cursor = 1;
+    a.watch.playing = false;
+    a
+}
+
+#[test]
+fn watch_screen_100x30() {
+    insta::assert_snapshot!(draw(&watching(), 100, 30));
+}
+
+#[test]
+fn watch_screen_60x20() {
+    insta::assert_snapshot!(draw(&watching(), 60, 20));
+}
+
+#[test]
+fn too_small_terminal_shows_a_message() {
+    let screen = draw(&watching(), 30, 8);
+    assert!(screen.contains("Terminal too small"), "{screen}");
+}
+
+#[test]
+fn help_overlay_lists_the_keys() {
+    let mut a = watching();
+    a.handle_key(chr('?'));
+    insta::assert_snapshot!(draw(&a, 100, 30));
+    a.handle_key(chr('x'));
+    assert!(!a.help && !a.quit, "any key closes help");
+}
+
+#[test]
+fn infill_screen_flags_unknown_characters() {
+    let mut a = app(true);
+    a.handle_key(chr('i'));
+    a.handle_key(key(KeyCode::Char('u')).tap_ctrl());
+    for c in "What light through yonder ___ breaks {".chars() {
+        a.handle_key(chr(c));
+    }
+    insta::assert_snapshot!(draw(&a, 100, 30));
+    assert!(a.handle_key(key(KeyCode::Enter)).is_empty(), "unknown characters block the run");
+    assert!(a.infill.message.is_some());
+}
+
+#[test]
+fn train_screen_with_a_run_in_progress() {
+    let mut a = app(true);
+    a.screen = Screen::Train;
+    a.train.data = "data/tinyshakespeare.txt".into();
+    a.train.field = 1; // preset
+    let effects = a.handle_key(key(KeyCode::Enter));
+    assert!(matches!(effects.as_slice(), [Effect::StartTraining { .. }]));
+    a.on_train(TrainMsg::Event(TrainEvent::Started { step: 0, total_steps: 500, params: 100_000, resumed: false }));
+    for step in 1..=120 {
+        let loss = 4.2 - step as f32 * 0.01;
+        a.on_train(TrainMsg::Event(TrainEvent::Step { step, loss, lr: 1e-3, tokens_per_sec: 5000.0 }));
+    }
+    a.on_train(TrainMsg::Event(TrainEvent::Eval { step: 100, val_loss: 3.3, val_bits_per_char: 4.1 }));
+    a.on_train(TrainMsg::Event(TrainEvent::Sample { step: 100, text: "the the and".into() }));
+    a.train.started = None; // ETA depends on the clock
+    insta::assert_snapshot!(draw(&a, 100, 30));
+    assert_eq!(a.handle_key(chr('x')), vec![Effect::StopTraining]);
+    a.on_train(TrainMsg::Finished(Ok(PathBuf::from("checkpoints/tui-run"))));
+    assert!(!a.train.running);
+    assert_eq!(a.handle_key(chr('w')), vec![Effect::LoadCheckpoint(PathBuf::from("checkpoints/tui-run"))]);
+}
+
+#[test]
+fn no_color_draws_without_colours() {
+    let mut a = watching();
+    a.theme = Theme::new(false);
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    terminal.draw(|f| render(&a, f)).unwrap();
+    let buffer = terminal.backend().buffer();
+    for cell in buffer.content() {
+        assert_eq!(cell.fg, Color::Reset, "coloured cell {:?}", cell.symbol());
+        assert_eq!(cell.bg, Color::Reset);
+    }
+}
+
+#[test]
+fn watch_keys_change_settings_and_restart_with_them() {
+    let mut a = watching();
+    assert_eq!(a.handle_key(chr(' ')), vec![]);
+    assert!(a.watch.playing);
+    a.handle_key(chr('s')); // confidence → steps
+    let effects = a.handle_key(chr('+'));
+    let [Effect::Generate(job)] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(job.options.strategy, Strategy::Steps { steps: 64 });
+    assert_eq!(a.watch.job, job.id);
+    assert!(a.watch.frames.is_empty(), "a restart clears the recorded frames");
+
+    let before = a.watch.settings.temperature;
+    a.handle_key(chr('T'));
+    assert!(a.watch.settings.temperature > before);
+    let effects = a.handle_key(chr('r'));
+    let [Effect::Generate(job)] = effects.as_slice() else { panic!() };
+    assert_eq!(job.options.seed, 1);
+    assert_eq!(job.length, a.context());
+
+    let speed = a.watch.speed;
+    a.handle_key(chr(']'));
+    assert_eq!(a.watch.speed, speed + 1);
+    a.handle_key(chr('['));
+    a.handle_key(chr('['));
+    assert_eq!(a.watch.speed, speed - 1);
+}
+
+#[test]
+fn continue_waits_for_the_block_then_conditions_on_it() {
+    let mut a = app(true);
+    let Effect::Generate(job) = a.generate_fresh() else { panic!() };
+    assert!(a.handle_key(chr('c')).is_empty());
+    assert!(a.note.is_some());
+    let tokens: Vec<u32> = vec![3; job.length];
+    a.on_gen(GenMsg::Done { job: job.id, tokens: tokens.clone(), confidence: vec![0.5; job.length], prompt: vec![false; job.length] });
+    let effects = a.handle_key(chr('c'));
+    let [Effect::Generate(next)] = effects.as_slice() else { panic!() };
+    assert_eq!(next.prompt, tokens);
+    assert_eq!(next.length, tokens.len() + a.context() - a.overlap);
+}
+
+#[test]
+fn stepping_scrubs_the_history() {
+    let mut a = watching();
+    a.handle_key(key(KeyCode::Left));
+    assert_eq!(a.watch.cursor, 0);
+    a.handle_key(key(KeyCode::Right));
+    assert_eq!(a.watch.cursor, 1);
+    assert!(!a.watch.playing);
+}
+
+#[test]
+fn infill_enter_runs_only_the_gaps_on_the_watch_screen() {
+    let mut a = app(true);
+    a.handle_key(chr('i'));
+    assert_eq!(a.screen, Screen::Infill);
+    a.handle_key(key(KeyCode::Char('u')).tap_ctrl());
+    for c in "It is the ___.".chars() {
+        a.handle_key(chr(c));
+    }
+    let effects = a.handle_key(key(KeyCode::Enter));
+    let [Effect::Generate(job)] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(a.screen, Screen::Watch);
+    assert_eq!(job.length, 14, "only the prompt's own length: gaps, no continuation");
+    assert_eq!(job.prompt.iter().filter(|&&t| t == MASK_ID).count(), 3);
+}
+
+#[test]
+fn tab_cycles_screens_and_q_quits() {
+    let mut a = app(true);
+    a.handle_key(key(KeyCode::Tab));
+    assert_eq!(a.screen, Screen::Infill);
+    a.handle_key(chr('q')); // typed into the editor, not quit
+    assert!(!a.quit);
+    a.handle_key(key(KeyCode::Tab));
+    assert_eq!(a.screen, Screen::Train);
+    a.handle_key(key(KeyCode::BackTab));
+    a.handle_key(key(KeyCode::BackTab));
+    assert_eq!(a.screen, Screen::Watch);
+    a.handle_key(chr('q'));
+    assert!(a.quit);
+    let mut b = app(true);
+    b.handle_key(key(KeyCode::Char('c')).tap_ctrl());
+    assert!(b.quit);
+}
+
+trait TapCtrl {
+    fn tap_ctrl(self) -> Self;
+}
+
+impl TapCtrl for KeyEvent {
+    fn tap_ctrl(mut self) -> Self {
+        self.modifiers |= KeyModifiers::CONTROL;
+        self
+    }
+}

@@ -1,0 +1,121 @@
+//! The real binary in tmux, driven by keys and read back with `capture-pane`, as a user would.
+
+use burn::prelude::Device;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+use tiny_diffusion::model::Preset;
+use tiny_diffusion::train::{TrainSettings, train};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(command: &str, width: u16, height: u16) -> Tmux {
+        let session = format!("td-e2e-{}", std::process::id());
+        let status = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &session, "-x", &width.to_string(), "-y", &height.to_string(), command])
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { session }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux").args(["send-keys", "-t", &self.session]).args(keys).status().unwrap();
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.session]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `pred`, or fails with the last screen.
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(start.elapsed() < timeout, "timed out waiting for {what}; screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).status();
+    }
+}
+
+/// Masked cells in the grid (the lines between the header and the status line).
+fn masked_cells(screen: &str) -> usize {
+    screen.lines().skip(1).take_while(|l| !l.starts_with('▶') && !l.starts_with('⏸')).map(|l| l.matches('░').count()).sum()
+}
+
+/// The step number in the status line.
+fn step(screen: &str) -> usize {
+    const LABEL: &str = " · step ";
+    let line = screen.lines().find(|l| l.contains(LABEL)).expect("status line");
+    let rest = &line[line.find(LABEL).unwrap() + LABEL.len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+fn tiny_checkpoint(dir: &Path) {
+    let text = std::fs::read_to_string("../shared/data/tinyshakespeare.txt").expect("shared corpus");
+    let data = dir.join("text.txt");
+    std::fs::write(&data, &text[..20_000]).unwrap();
+    let settings = TrainSettings { steps: 30, batch: 8, seq_len: 32, eval_every: 0, sample_every: 0, save_every: 0, ..TrainSettings::for_preset(Preset::Tiny) };
+    train(&settings, &data, &dir.join("ck"), &Device::flex(), false, &AtomicBool::new(false), &mut |_| {}).unwrap();
+}
+
+#[test]
+fn tui_animates_pauses_steps_and_quits_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    tiny_checkpoint(dir.path());
+    let bin = env!("CARGO_BIN_EXE_tiny-diffusion");
+    let command = format!("{bin} tui --checkpoint {}; echo EXITED $?; sleep 30", dir.path().join("ck").display());
+    let tmux = Tmux::start(&command, 100, 30);
+
+    // Masked cells appear, then resolve until the block is done.
+    let first = tmux.wait_for("masked cells", Duration::from_secs(20), |s| masked_cells(s) > 0);
+    assert!(first.contains("Watch") && first.contains("confidence"), "{first}");
+    let done = tmux.wait_for("the block to finish", Duration::from_secs(60), |s| s.contains("done · c continues"));
+    assert_eq!(masked_cells(&done), 0, "{done}");
+
+    // Regenerate, slow down, pause: the screen holds still.
+    tmux.keys(&["r", "[", "[", "[", "[", " "]);
+    let paused = tmux.wait_for("pause", Duration::from_secs(5), |s| s.contains('⏸'));
+    std::thread::sleep(Duration::from_millis(600));
+    let still = tmux.screen();
+    assert_eq!(step(&paused), step(&still), "paused playback moved:\n{still}");
+    assert!(masked_cells(&still) > 0, "a fresh block starts masked:\n{still}");
+
+    // One step forward, then one back.
+    let before = step(&still);
+    let wait_step = |n: usize| tmux.wait_for(&format!("step {n}"), Duration::from_secs(10), |s| step(s) == n);
+    tmux.keys(&["Right"]);
+    let forward = wait_step(before + 1);
+    assert!(masked_cells(&forward) < masked_cells(&still), "a step forward resolves cells");
+    tmux.keys(&["Left"]);
+    wait_step(before);
+
+    // Help opens and closes; q quits and the shell prompt comes back.
+    tmux.keys(&["?"]);
+    tmux.wait_for("help", Duration::from_secs(5), |s| s.contains("Help — Watch"));
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("help to close", Duration::from_secs(5), |s| !s.contains("Help — Watch"));
+    tmux.keys(&["q"]);
+    let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
+    assert!(exited.contains("EXITED 0"), "{exited}");
+    assert!(!exited.contains("Watch"), "the alternate screen was left:\n{exited}");
+}
