@@ -34,6 +34,10 @@ pub enum Command {
     Train(TrainArgs),
     /// Generate or infill text with a trained checkpoint.
     Generate(GenerateArgs),
+    /// Validation loss, bits per character and the quality of generated text.
+    Eval(EvalArgs),
+    /// Measure denoising, generation, training and rendering speed.
+    Bench(BenchArgs),
 }
 
 #[derive(Args, Debug, Default)]
@@ -106,18 +110,9 @@ pub enum StrategyArg {
     Topk,
 }
 
-#[derive(Args, Debug)]
-pub struct GenerateArgs {
-    /// Checkpoint directory (from `train`).
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// Text to start from; each mask character (default `_`) is a gap to fill.
-    #[arg(long, default_value = "")]
-    pub prompt: String,
-    /// Total characters of output, prompt included [default: the prompt's length if it has
-    /// gaps, else the model's context].
-    #[arg(long)]
-    pub length: Option<usize>,
+/// Decoding settings shared by `generate` and `eval`.
+#[derive(Args, Debug, Clone)]
+pub struct DecodeArgs {
     #[arg(long, value_enum, default_value = "confidence")]
     pub strategy: StrategyArg,
     /// Confidence threshold τ for --strategy confidence.
@@ -135,23 +130,10 @@ pub struct GenerateArgs {
     /// Sample only among the K most likely characters (0: all).
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Characters of the previous block that condition the next one.
-    #[arg(long, default_value_t = 16)]
-    pub overlap: usize,
-    /// Character that marks a gap in --prompt.
-    #[arg(long, default_value_t = DEFAULT_MASK_CHAR)]
-    pub mask_char: char,
-    /// Write every denoising step as a JSON line to FILE.
-    #[arg(long)]
-    pub trace: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "flex")]
-    pub device: Backend,
 }
 
-impl GenerateArgs {
-    pub fn decode_options(&self) -> Result<DecodeOptions> {
+impl DecodeArgs {
+    pub fn options(&self, seed: u64) -> Result<DecodeOptions> {
         let strategy = match self.strategy {
             StrategyArg::Confidence => {
                 if !(self.threshold > 0.0 && self.threshold <= 1.0) {
@@ -167,8 +149,71 @@ impl GenerateArgs {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
             bail!("--temperature must be a number ≥ 0, got {}", self.temperature);
         }
-        Ok(DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed: self.seed })
+        Ok(DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed })
     }
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Checkpoint directory (from `train`).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Text to start from; each mask character (default `_`) is a gap to fill.
+    #[arg(long, default_value = "")]
+    pub prompt: String,
+    /// Total characters of output, prompt included [default: the prompt's length if it has
+    /// gaps, else the model's context].
+    #[arg(long)]
+    pub length: Option<usize>,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Characters of the previous block that condition the next one.
+    #[arg(long, default_value_t = 16)]
+    pub overlap: usize,
+    /// Character that marks a gap in --prompt.
+    #[arg(long, default_value_t = DEFAULT_MASK_CHAR)]
+    pub mask_char: char,
+    /// Write every denoising step as a JSON line to FILE.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub device: Backend,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Model sizes to measure.
+    #[arg(long = "preset", value_enum, default_values = ["small", "base"])]
+    pub presets: Vec<Preset>,
+    /// Training batch sizes to measure.
+    #[arg(long = "batch", default_values_t = [8usize, 64])]
+    pub batches: Vec<usize>,
+    /// Timed runs per case (after warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// The CPU's peak f32 GFLOP/s, for the "% peak" column.
+    #[arg(long, default_value_t = crate::bench::DEFAULT_PEAK_GFLOPS)]
+    pub peak_gflops: f64,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub device: Backend,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The text the checkpoint was trained on (its last 10% is the validation split).
+    #[arg(long, default_value = DEFAULT_DATA_FILE)]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub device: Backend,
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -176,6 +221,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Tui(args) => run_tui(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => run_train(args),
         Command::Generate(args) => run_generate(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => run_eval(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => run_bench(args).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -301,7 +348,7 @@ struct TraceLine<'a> {
 }
 
 fn run_generate(args: GenerateArgs) -> Result<()> {
-    let options = args.decode_options()?;
+    let options = args.decode.options(args.seed)?;
     let device = args.device.device()?;
     let (ckpt, model) = checkpoint::load(&args.checkpoint, &device)?;
     let prompt = ckpt.vocab.encode_prompt(&args.prompt, args.mask_char).context("in --prompt")?;
@@ -348,5 +395,44 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         decoded as f64 / steps.max(1) as f64,
         millis / steps.max(1) as f64
     );
+    Ok(())
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let options = args.decode.options(0)?;
+    let device = args.device.device()?;
+    let (ckpt, model) = checkpoint::load(&args.checkpoint, &device)?;
+    let corpus = crate::data::Corpus::load(&args.data, Some(ckpt.vocab.clone()))?;
+    if ckpt.training.data_sha256.as_ref().is_some_and(|sha| *sha != corpus.sha256) {
+        eprintln!("warning: {} is not the text this checkpoint was trained on", args.data.display());
+    }
+    let denoiser = ModelDenoiser::new(model.clone(), ckpt.model.clone(), device.clone());
+    let seq_len = ckpt.model.context.min(corpus.max_seq_len());
+    let r = crate::eval::run(&model, &denoiser, &corpus, options, seq_len, &device);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!("checkpoint            {} ({} steps)", args.checkpoint.display(), ckpt.training.steps);
+    println!("validation loss       {:.4} nats (masked-token cross-entropy)", r.val_loss);
+    println!("validation bits/char  {:.4} (ELBO)", r.val_bits_per_char);
+    println!();
+    println!("{:<22}{:>10}{:>10}", "", "generated", "held-out");
+    println!("{:<22}{:>10}{:>10}", "words", r.generated.words, r.held_out.words);
+    println!("{:<22}{:>10.3}{:>10.3}", "valid-word rate", r.generated.valid_word_rate, r.held_out.valid_word_rate);
+    println!("{:<22}{:>10.3}{:>10.3}", "distinct bigrams", r.generated.distinct_bigram_rate, r.held_out.distinct_bigram_rate);
+    println!();
+    println!("decoding              {:.2} characters/step, {:.1} ms/step", r.characters_per_step, r.ms_per_step);
+    println!("sample:\n{}", r.sample);
+    Ok(())
+}
+
+fn run_bench(args: BenchArgs) -> Result<()> {
+    let device = args.device.device()?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("backend {} · {threads} threads · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), args.peak_gflops, args.runs);
+    println!("{}", crate::bench::header());
+    let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, device };
+    crate::bench::run(&opts, |row| println!("{}", crate::bench::format_row(row, args.peak_gflops)));
     Ok(())
 }

@@ -12,3 +12,5 @@ pub mod model;
 pub mod train;
 pub mod vocab;
 pub mod tui;
+pub mod eval;
+pub mod bench;

@@ -1,0 +1,164 @@
+//! `tiny-diffusion bench`: the speeds that matter, measured the same way every time.
+//!
+//! Each case runs a few warm-up iterations, then reports the median of the timed ones. FLOP
+//! counts are analytic (matmuls only), so "% of peak" says how close a case gets to the CPU.
+
+use crate::checkpoint::CheckpointConfig;
+use crate::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
+use crate::diffusion::{DecodeOptions, Denoiser, Frame, Generation, ModelDenoiser};
+use crate::model::{ModelConfig, Preset};
+use crate::train::losses;
+use crate::tui::app::{App, ModelInfo};
+use crate::tui::theme::Theme;
+use crate::vocab::{MASK_ID, Vocab};
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use std::time::{Duration, Instant};
+
+/// This project's reference CPU: 2 Zen 4 cores × 2.6 GHz × 32 f32 FLOP/cycle.
+pub const DEFAULT_PEAK_GFLOPS: f64 = 166.0;
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub case: String,
+    pub median: Duration,
+    /// Throughput in the case's own unit (e.g. tokens/s), if it has one.
+    pub throughput: Option<(f64, &'static str)>,
+    pub gflop: Option<f64>,
+}
+
+/// Forward FLOPs for `batch` sequences of `seq` tokens: 2 per multiply-add in every linear layer
+/// and in attention's two matmuls.
+pub fn forward_flops(c: &ModelConfig, batch: usize, seq: usize) -> f64 {
+    let d = c.n_embd as f64;
+    let tokens = (batch * seq) as f64;
+    let linear = c.n_layer as f64 * 12.0 * d * d + d * c.vocab_size as f64;
+    let attention = c.n_layer as f64 * 2.0 * seq as f64 * d;
+    2.0 * tokens * (linear + attention)
+}
+
+/// Runs `f` `warmup` times, then `runs` times, and returns the median duration.
+pub fn median_time(warmup: usize, runs: usize, mut f: impl FnMut()) -> Duration {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut times: Vec<Duration> = (0..runs.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn random_tokens(n: usize, vocab: usize, masked_share: f64, rng: &mut StdRng) -> Vec<u32> {
+    (0..n)
+        .map(|_| if rng.random::<f64>() < masked_share { MASK_ID } else { rng.random_range(1..vocab as u32) })
+        .collect()
+}
+
+pub struct BenchOptions {
+    pub presets: Vec<Preset>,
+    pub train_batches: Vec<usize>,
+    pub runs: usize,
+    pub device: Device,
+}
+
+pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut push = |row: Row, rows: &mut Vec<Row>| {
+        report(&row);
+        rows.push(row);
+    };
+    let vocab = 66;
+    let mut rng = StdRng::seed_from_u64(0);
+    for &preset in &opts.presets {
+        let config = preset.config(vocab);
+        let name = format!("{preset:?}").to_lowercase();
+        let seq = config.context;
+        opts.device.seed(0);
+        let model = config.init(&opts.device);
+        let denoiser = ModelDenoiser::new(model.clone(), config.clone(), opts.device.clone());
+
+        let tokens = random_tokens(seq, vocab, 0.5, &mut rng);
+        let t = median_time(3, opts.runs.max(5), || {
+            std::hint::black_box(denoiser.logits(&tokens, 0.5));
+        });
+        push(Row { case: format!("{name}: denoising step, 1×{seq}"), median: t, throughput: None, gflop: Some(forward_flops(&config, 1, seq) / 1e9) }, &mut rows);
+
+        // A full generation: untrained weights commit about one position per step, so fix the step count.
+        let options = DecodeOptions { strategy: crate::diffusion::Strategy::Steps { steps: 64 }, ..DecodeOptions::default() };
+        let t = median_time(1, opts.runs.clamp(1, 3), || {
+            let mut g = Generation::new(&[], seq, seq, 16, options);
+            g.run(&denoiser, |_| {});
+        });
+        push(Row { case: format!("{name}: generate {seq} chars in 64 steps"), median: t, throughput: Some((seq as f64 / t.as_secs_f64(), "chars/s")), gflop: Some(64.0 * forward_flops(&config, 1, seq) / 1e9) }, &mut rows);
+
+        for &batch in &opts.train_batches {
+            let ad = opts.device.clone().autodiff();
+            let mut model = config.init(&ad);
+            let mut optim = AdamWConfig::new().init();
+            let runs = if batch * seq * config.n_embd > 8 * 256 * 256 * 8 { 2 } else { opts.runs };
+            let t = median_time(1, runs, || {
+                let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();
+                let rates = draw_rates(batch, MaskSchedule::Stratified, &mut rng);
+                let masked = mask_batch(&windows, &rates, &mut rng);
+                let (loss, _) = losses(&model, &masked, &ad);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(1e-4, model.clone(), grads);
+            });
+            let tokens = (batch * seq) as f64;
+            push(Row { case: format!("{name}: training step, {batch}×{seq}"), median: t, throughput: Some((tokens / t.as_secs_f64(), "tokens/s")), gflop: Some(3.0 * forward_flops(&config, batch, seq) / 1e9) }, &mut rows);
+        }
+    }
+    push(render_row(), &mut rows);
+    rows
+}
+
+/// One watch-screen frame of a 256-character block, drawn into an off-screen 100×30 buffer.
+fn render_row() -> Row {
+    let text: String = "ROMEO:\nBut soft, what light through yonder window breaks?\n".chars().cycle().take(256).collect();
+    let vocab = Vocab::from_text(&text).expect("non-empty");
+    let config = CheckpointConfig::new(Preset::Small.config(vocab.size()), vocab.clone());
+    let mut app = App::new(ModelInfo { name: "bench".into(), config, backend: "flex".into() }, Theme::new(true));
+    let tokens = vocab.encode(&text).expect("own text");
+    let n = tokens.len();
+    let frame = Frame {
+        block: 0,
+        step: 3,
+        offset: 0,
+        tokens: tokens.iter().enumerate().map(|(i, &t)| if i % 3 == 0 { MASK_ID } else { t }).collect(),
+        masked: (0..n).map(|i| i % 3 == 0).collect(),
+        prompt: (0..n).map(|i| i < 6).collect(),
+        confidence: (0..n).map(|i| (i % 10) as f32 / 10.0).collect(),
+        decoded_now: (1..n).step_by(17).collect(),
+        elapsed: Duration::from_millis(10),
+    };
+    let job = match app.generate_fresh() {
+        crate::tui::app::Effect::Generate(job) => job.id,
+        _ => 0,
+    };
+    app.on_gen(crate::tui::worker::GenMsg::Frame { job, frame });
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).expect("test backend");
+    let t = median_time(20, 200, || {
+        terminal.draw(|f| crate::tui::render(&app, f)).expect("draw");
+    });
+    Row { case: "tui: render watch frame (256 cells, 100×30)".into(), median: t, throughput: None, gflop: None }
+}
+
+pub fn format_row(row: &Row, peak_gflops: f64) -> String {
+    let ms = row.median.as_secs_f64() * 1e3;
+    let throughput = row.throughput.map_or(String::new(), |(v, unit)| format!("{v:.0} {unit}"));
+    let peak = row.gflop.map_or(String::new(), |g| format!("{:.0}%", 100.0 * g / row.median.as_secs_f64() / peak_gflops));
+    format!("| {:<44} | {:>10.3} | {:>16} | {:>7} |", row.case, ms, throughput, peak)
+}
+
+pub fn header() -> String {
+    format!("| {:<44} | {:>10} | {:>16} | {:>7} |\n|{}|{}|{}|{}|", "case", "median ms", "throughput", "% peak", "-".repeat(46), "-".repeat(12), "-".repeat(18), "-".repeat(9))
+}
