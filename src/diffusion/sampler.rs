@@ -221,8 +221,8 @@ fn select(proposals: &[(usize, u32, f32)], strategy: Strategy, steps_done: usize
 ///
 /// The output buffer holds the prompt (MASK at gaps) followed by MASK up to `length`.
 /// Each block is a window of at most `context` characters that starts `overlap` characters
-/// before the first position still masked, so it is conditioned on the tail of what came
-/// before (and on any prompt text after it).
+/// before the first position still masked (earlier when the text ends sooner), so it is
+/// conditioned on the tail of what came before and on any prompt text after it.
 pub struct Generation {
     buffer: Vec<u32>,
     prompt: Vec<bool>,
@@ -275,10 +275,9 @@ impl Generation {
     fn next_window(&self) -> Option<(usize, usize)> {
         let first = self.buffer.iter().position(|&t| t == MASK_ID)?;
         let len = self.buffer.len();
-        let mut start = first.saturating_sub(self.overlap);
-        if len > self.context {
-            start = start.min(len - self.context);
-        }
+        // `overlap` characters before the first gap, or earlier if the window would otherwise
+        // run past the end (more context is never worse).
+        let start = first.saturating_sub(self.overlap).min(len.saturating_sub(self.context));
         Some((start, (start + self.context).min(len)))
     }
 

@@ -107,6 +107,7 @@ impl App {
 
     /// A fresh generation from the session's base prompt (empty, or the infill prompt).
     pub fn generate_fresh(&mut self) -> Effect {
+        self.watch.block_base = 0;
         let prompt = self.watch.base_prompt.clone();
         let length = if prompt.contains(&MASK_ID) { prompt.len() } else { prompt.len().max(self.context()) };
         let history = prompt_cells(&prompt);
@@ -125,6 +126,7 @@ impl App {
             self.note = Some("the block is still being denoised; continue when it is done".into());
             return None;
         }
+        self.watch.block_base += self.watch.frames.last().map_or(1, |f| f.block + 1);
         let text = self.watch.full_text();
         let length = text.len() + self.context().saturating_sub(self.overlap).max(1);
         let history = self.watch.committed.clone();

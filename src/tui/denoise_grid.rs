@@ -30,48 +30,44 @@ fn glyph(vocab: &Vocab, token: u32, mask: char) -> char {
 
 impl Widget for DenoiseGrid<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
+        // Earlier text and the window flow as one text; the window always shows in full and
+        // earlier rows scroll off the top.
         let cols = area.width.min(self.max_cols).max(1) as usize;
         let x0 = area.x + (area.width - cols as u16) / 2;
         let window_len = self.frame.map_or(0, |f| f.tokens.len());
-        let window_rows = window_len.div_ceil(cols);
+        let total = self.history.len() + window_len;
+        let rows = total.div_ceil(cols);
         let height = area.height as usize;
-
-        // The window sits at the bottom of the history, or fills the area if it must.
-        let history_rows = self.history.len().div_ceil(cols);
-        let spare = height.saturating_sub(window_rows);
-        let shown_history_rows = history_rows.min(spare.saturating_sub(1)); // one blank row between
-        let first_history_row = history_rows - shown_history_rows;
-        // Centre vertically what is drawn; earlier blocks push the window down.
-        let used = window_rows + shown_history_rows + usize::from(shown_history_rows > 0);
-        let mut y = area.y as usize + height.saturating_sub(used) / 2;
-        for r in first_history_row..history_rows {
-            for (c, cell) in self.history[r * cols..((r + 1) * cols).min(self.history.len())].iter().enumerate() {
-                let style = if cell.prompt { self.theme.prompt } else { self.theme.confidence(cell.confidence) };
-                let ch = glyph(self.vocab, cell.token, self.theme.mask_glyph);
-                buf[(x0 + c as u16, y as u16)].set_char(ch).set_style(style.add_modifier(Modifier::DIM));
-            }
-            y += 1;
-        }
-        if shown_history_rows > 0 {
-            y += 1;
-        }
-        let Some(frame) = self.frame else { return };
-        for (i, &token) in frame.tokens.iter().enumerate() {
-            let (r, c) = (i / cols, i % cols);
-            if y + r >= (area.y + area.height) as usize {
+        let first_row = rows.saturating_sub(height);
+        let top = area.y as usize + height.saturating_sub(rows) / 2;
+        for pos in first_row * cols..total {
+            let (r, c) = (pos / cols - first_row, pos % cols);
+            if r >= height {
                 break;
             }
-            let style = if token == MASK_ID {
-                self.theme.masked
-            } else if frame.prompt[i] {
-                self.theme.prompt
-            } else if frame.decoded_now.binary_search(&i).is_ok() {
-                self.theme.decoded_now(frame.confidence[i])
-            } else {
-                self.theme.confidence(frame.confidence[i])
+            let (token, style) = match pos.checked_sub(self.history.len()) {
+                None => {
+                    let cell = self.history[pos];
+                    let style = if cell.prompt { self.theme.prompt } else { self.theme.confidence(cell.confidence) };
+                    (cell.token, style.add_modifier(Modifier::DIM))
+                }
+                Some(i) => {
+                    let frame = self.frame.expect("window cells come from a frame");
+                    let token = frame.tokens[i];
+                    let style = if token == MASK_ID {
+                        self.theme.masked
+                    } else if frame.prompt[i] {
+                        self.theme.prompt
+                    } else if frame.decoded_now.binary_search(&i).is_ok() {
+                        self.theme.decoded_now(frame.confidence[i])
+                    } else {
+                        self.theme.confidence(frame.confidence[i])
+                    };
+                    (token, style)
+                }
             };
             let ch = glyph(self.vocab, token, self.theme.mask_glyph);
-            buf[(x0 + c as u16, (y + r) as u16)].set_char(ch).set_style(style);
+            buf[(x0 + c as u16, (top + r) as u16)].set_char(ch).set_style(style);
         }
     }
 }

@@ -187,6 +187,7 @@ fn continue_waits_for_the_block_then_conditions_on_it() {
     let [Effect::Generate(next)] = effects.as_slice() else { panic!() };
     assert_eq!(next.prompt, tokens);
     assert_eq!(next.length, tokens.len() + a.context() - a.overlap);
+    assert_eq!(a.watch.block_base, 1, "the status line counts on to block 2");
 }
 
 #[test]

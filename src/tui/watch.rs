@@ -26,8 +26,8 @@ fn status_lines(app: &App) -> [Line<'static>; 2] {
     let w = &app.watch;
     let s = &w.settings;
     let (step, decoded, ms, block) = match w.frame() {
-        Some(f) => (f.step, f.decoded_now.len(), f.elapsed.as_secs_f64() * 1e3, f.block + 1),
-        None => (0, 0, 0.0, 1),
+        Some(f) => (f.step, f.decoded_now.len(), f.elapsed.as_secs_f64() * 1e3, w.block_base + f.block + 1),
+        None => (0, 0, 0.0, w.block_base + 1),
     };
     let total = match s.kind {
         super::watch_state::StrategyKind::Steps => format!("/{}", s.steps),

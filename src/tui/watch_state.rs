@@ -115,6 +115,8 @@ pub struct WatchState {
     /// The committed cells the current job started from (to restart it).
     pub job_history: Vec<Cell>,
     pub job: u64,
+    /// Blocks finished before the current job (continuations count on from them).
+    pub block_base: usize,
     /// The prompt and length the current job was started with (to restart it).
     pub job_prompt: Vec<u32>,
     pub job_length: usize,
@@ -137,6 +139,7 @@ impl Default for WatchState {
             committed: Vec::new(),
             job_history: Vec::new(),
             job: 0,
+            block_base: 0,
             job_prompt: Vec::new(),
             job_length: 0,
             frames: Vec::new(),
