@@ -155,9 +155,9 @@ impl DecodeArgs {
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Checkpoint directory (from `train`).
+    /// Checkpoint directory (from `train`) [default: the shipped Shakespeare model].
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub checkpoint: Option<PathBuf>,
     /// Text to start from; each mask character (default `_`) is a gap to fill.
     #[arg(long, default_value = "")]
     pub prompt: String,
@@ -202,8 +202,9 @@ pub struct BenchArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// Checkpoint directory [default: the shipped Shakespeare model].
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub checkpoint: Option<PathBuf>,
     /// The text the checkpoint was trained on (its last 10% is the validation split).
     #[arg(long, default_value = DEFAULT_DATA_FILE)]
     pub data: PathBuf,
@@ -230,16 +231,10 @@ pub fn run(cli: Cli) -> ExitCode {
     })
 }
 
-/// Where the TUI looks for a model when none is named.
-const DEFAULT_CHECKPOINT: &str = "checkpoints/shakespeare";
-
 fn run_tui(args: TuiArgs) -> Result<()> {
     let device = args.device.device()?;
-    let dir = args.checkpoint.unwrap_or_else(|| PathBuf::from(DEFAULT_CHECKPOINT));
-    let loaded = crate::tui::load_model(&dir, &device).with_context(|| {
-        format!("no model to watch; train one with `tiny-diffusion train --out DIR` and pass --checkpoint DIR")
-    })?;
-    crate::tui::run(loaded, device, args.device.name())
+    let (config, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
+    crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name())
 }
 
 fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
@@ -326,8 +321,9 @@ fn run_train(args: TrainArgs) -> Result<ExitCode> {
     let steps = outcome.config.training.steps;
     if outcome.interrupted {
         eprintln!(
-            "interrupted at step {steps}; checkpoint saved in {}. Continue with: tiny-diffusion train --out {} --resume",
+            "interrupted at step {steps}; checkpoint saved in {}. Continue with:\n  tiny-diffusion train --data {} --out {} --resume",
             args.out.display(),
+            args.data.display(),
             args.out.display()
         );
         return Ok(ExitCode::from(130));
@@ -350,7 +346,7 @@ struct TraceLine<'a> {
 fn run_generate(args: GenerateArgs) -> Result<()> {
     let options = args.decode.options(args.seed)?;
     let device = args.device.device()?;
-    let (ckpt, model) = checkpoint::load(&args.checkpoint, &device)?;
+    let (ckpt, model, _) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     let prompt = ckpt.vocab.encode_prompt(&args.prompt, args.mask_char).context("in --prompt")?;
     let has_gaps = prompt.contains(&MASK_ID);
     let length = args.length.unwrap_or(if has_gaps { prompt.len() } else { ckpt.model.context });
@@ -401,7 +397,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
 fn run_eval(args: EvalArgs) -> Result<()> {
     let options = args.decode.options(0)?;
     let device = args.device.device()?;
-    let (ckpt, model) = checkpoint::load(&args.checkpoint, &device)?;
+    let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     let corpus = crate::data::Corpus::load(&args.data, Some(ckpt.vocab.clone()))?;
     if ckpt.training.data_sha256.as_ref().is_some_and(|sha| *sha != corpus.sha256) {
         eprintln!("warning: {} is not the text this checkpoint was trained on", args.data.display());
@@ -413,7 +409,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
-    println!("checkpoint            {} ({} steps)", args.checkpoint.display(), ckpt.training.steps);
+    println!("checkpoint            {name} ({} steps)", ckpt.training.steps);
     println!("validation loss       {:.4} nats (masked-token cross-entropy)", r.val_loss);
     println!("validation bits/char  {:.4} (ELBO)", r.val_bits_per_char);
     println!();

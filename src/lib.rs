@@ -14,3 +14,4 @@ pub mod vocab;
 pub mod tui;
 pub mod eval;
 pub mod bench;
+pub mod shipped;

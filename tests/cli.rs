@@ -1,0 +1,83 @@
+//! The command line as a script would use it: stdout, stderr and exit codes.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tiny-diffusion")).args(args).output().expect("run the binary")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn generate_with_the_shipped_model_prints_exactly_the_requested_length() {
+    let o = run(&["generate", "--prompt", "ROMEO:", "--length", "200", "--strategy", "steps", "--steps", "16"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let text = text.strip_suffix('\n').unwrap();
+    assert_eq!(text.chars().count(), 200);
+    assert!(text.starts_with("ROMEO:"));
+    assert!(stderr(&o).contains("16 steps"), "stats go to stderr: {}", stderr(&o));
+}
+
+#[test]
+fn gaps_are_filled_and_nothing_else_changes() {
+    let prompt = "To be, or not to be: ____ is the question.\nWhether 'tis nobler in the _____ to suffer";
+    let o = run(&["generate", "--prompt", prompt, "--seed", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let out = out.strip_suffix('\n').unwrap();
+    assert_eq!(out.chars().count(), prompt.chars().count());
+    for (p, g) in prompt.chars().zip(out.chars()) {
+        if p == '_' {
+            assert_ne!(g, '_');
+        } else {
+            assert_eq!(p, g, "{out}");
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_output() {
+    let args = ["generate", "--length", "64", "--seed", "9", "--temperature", "1.0"];
+    assert_eq!(stdout(&run(&args)), stdout(&run(&args)));
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["generate", "--prompt", "héllo {"], "not in the model's vocabulary"),
+        (&["generate", "--checkpoint", "/nonexistent/ck"], "does not exist"),
+        (&["generate", "--threshold", "1.5"], "--threshold"),
+        (&["generate", "--prompt", "ROMEO:", "--length", "3"], "shorter than the prompt"),
+        (&["train", "--data", "/nonexistent/text.txt", "--out", "/tmp/never"], "curl"),
+    ];
+    for (args, expect) in cases {
+        let o = run(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = stderr(&o);
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+}
+
+#[test]
+fn trace_writes_one_json_line_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let o = run(&["generate", "--length", "40", "--strategy", "topk", "--per-step", "8", "--trace", trace.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 5, "40 characters at 8 per step");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["step"], i + 1);
+        assert_eq!(line["decoded_now"].as_array().unwrap().len(), 8);
+        assert_eq!(line["text"].as_str().unwrap().chars().count(), 40);
+    }
+}
