@@ -240,3 +240,20 @@ fn trained_model_infills_only_the_gaps() {
         }
     }
 }
+
+#[test]
+fn any_utf8_text_trains_and_generates() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("unicode.txt");
+    std::fs::write(&data, "Καλημέρα κόσμε — 日本語のテキスト, emoji 🎭 and ünïcödé.\n".repeat(40)).unwrap();
+    let out = dir.path().join("ck");
+    train(&tiny_settings(5), &data, &out, &Device::flex(), false, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let (ck, model) = checkpoint::load(&out, &Device::flex()).unwrap();
+    assert!(ck.vocab.id('🎭').is_some() && ck.vocab.id('日').is_some());
+    let prompt = ck.vocab.encode_prompt("日本__", '_').unwrap();
+    let d = ModelDenoiser::new(model, ck.model.clone(), Device::flex());
+    let mut g = Generation::new(&prompt, 4, ck.model.context, 16, DecodeOptions::default());
+    g.run(&d, |_| {});
+    let text = ck.vocab.decode(g.tokens(), '_');
+    assert!(text.starts_with("日本") && text.chars().count() == 4 && !text.contains('_'), "{text}");
+}
