@@ -180,9 +180,20 @@ fn field_value(s: &TrainScreenState, i: usize) -> String {
     }
 }
 
+/// Long paths keep their end (the file name) visible.
+fn keep_tail(text: String, room: usize) -> String {
+    let n = text.chars().count();
+    if n <= room || room < 2 {
+        return text;
+    }
+    let tail: String = text.chars().skip(n - (room - 1)).collect();
+    format!("…{tail}")
+}
+
 pub fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let sample_rows = if area.height < 24 { 3 } else { 6 };
     let [top, chart_area, sample_area] =
-        Layout::vertical([Constraint::Length(7), Constraint::Min(6), Constraint::Length(6)]).areas(area);
+        Layout::vertical([Constraint::Length(7), Constraint::Min(3), Constraint::Length(sample_rows)]).areas(area);
     let [form, stats] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
 
     let lines: Vec<Line> = FIELDS
@@ -191,7 +202,8 @@ pub fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer)
         .map(|(i, name)| {
             let selected = i == s.field;
             let marker = if selected { "▶ " } else { "  " };
-            let mut value = field_value(s, i);
+            let room = (form.width as usize).saturating_sub(2 + 2 + 14 + 1);
+            let mut value = keep_tail(field_value(s, i), room);
             if selected && s.editing {
                 value.push('▏');
             }
