@@ -108,6 +108,8 @@ pub enum StrategyArg {
     Steps,
     /// Unmask exactly --per-step positions per step.
     Topk,
+    /// Finish each block in --steps steps, unmasking random positions (ancestral sampling).
+    Random,
 }
 
 /// Decoding settings shared by `generate` and `eval`.
@@ -118,7 +120,7 @@ pub struct DecodeArgs {
     /// Confidence threshold τ for --strategy confidence.
     #[arg(long, default_value_t = 0.9)]
     pub threshold: f32,
-    /// Steps per block for --strategy steps.
+    /// Steps per block for --strategy steps and random.
     #[arg(long, default_value_t = 32)]
     pub steps: usize,
     /// Positions per step for --strategy topk.
@@ -130,6 +132,10 @@ pub struct DecodeArgs {
     /// Sample only among the K most likely characters (0: all).
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
+    /// Semi-autoregressive: each step considers only masked positions within N characters of
+    /// the leftmost one (0: the whole block).
+    #[arg(long, default_value_t = 0)]
+    pub span: usize,
 }
 
 impl DecodeArgs {
@@ -145,11 +151,13 @@ impl DecodeArgs {
             StrategyArg::Steps => Strategy::Steps { steps: self.steps },
             StrategyArg::Topk if self.per_step == 0 => bail!("--per-step must be at least 1"),
             StrategyArg::Topk => Strategy::TopK { k: self.per_step },
+            StrategyArg::Random if self.steps == 0 => bail!("--steps must be at least 1"),
+            StrategyArg::Random => Strategy::Random { steps: self.steps },
         };
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
             bail!("--temperature must be a number ≥ 0, got {}", self.temperature);
         }
-        Ok(DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed })
+        Ok(DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed, span: self.span })
     }
 }
 

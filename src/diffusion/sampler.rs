@@ -30,6 +30,10 @@ pub enum Strategy {
     Steps { steps: usize },
     /// Commit exactly the `k` most confident positions per step (fewer on the last step).
     TopK { k: usize },
+    /// Finish in `steps` steps like `Steps`, but commit positions chosen at random rather than
+    /// the most confident: the model's own reverse process (ancestral sampling, as in MDLM).
+    /// Less repetitive than confidence order, which commits likely filler words everywhere at once.
+    Random { steps: usize },
 }
 
 impl Strategy {
@@ -38,6 +42,7 @@ impl Strategy {
             Strategy::Confidence { .. } => "confidence",
             Strategy::Steps { .. } => "steps",
             Strategy::TopK { .. } => "topk",
+            Strategy::Random { .. } => "random",
         }
     }
 }
@@ -50,11 +55,15 @@ pub struct DecodeOptions {
     /// Sample only among the `top_k` most likely characters (0: all).
     pub top_k: usize,
     pub seed: u64,
+    /// Semi-autoregressive decoding: only the masked positions within `span` characters of the
+    /// leftmost one are candidates each step (0: the whole window).
+    #[serde(default)]
+    pub span: usize,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { strategy: Strategy::Confidence { threshold: 0.9 }, temperature: 0.8, top_k: 0, seed: 0 }
+        DecodeOptions { strategy: Strategy::Confidence { threshold: 0.9 }, temperature: 0.8, top_k: 0, seed: 0, span: 0 }
     }
 }
 
@@ -146,7 +155,7 @@ impl Sampler {
     /// One denoising step. Does nothing (and returns a frame with no decoded positions) when done.
     pub fn step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
         let start = Instant::now();
-        let masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
+        let mut masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
         if masked.is_empty() {
             return self.frame(block, offset, Vec::new(), Duration::ZERO);
         }
@@ -154,6 +163,10 @@ impl Sampler {
         let logits = model.logits(&self.tokens, masked.len() as f32 / self.tokens.len() as f32);
         assert_eq!(logits.len(), self.tokens.len() * vocab, "denoiser returned logits of the wrong size");
 
+        if self.options.span > 0 {
+            let limit = masked[0] + self.options.span;
+            masked.retain(|&i| i < limit);
+        }
         let proposals: Vec<(usize, u32, f32)> = masked
             .iter()
             .map(|&i| {
@@ -161,7 +174,7 @@ impl Sampler {
                 (i, tok, conf)
             })
             .collect();
-        let chosen = select(&proposals, self.options.strategy, self.step);
+        let chosen = select(&proposals, self.options.strategy, self.step, rng);
         self.step += 1;
         let mut decoded_now = Vec::with_capacity(chosen.len());
         for (i, tok, conf) in chosen {
@@ -202,19 +215,26 @@ fn propose(logits: &[f32], options: &DecodeOptions, rng: &mut impl Rng) -> (u32,
 }
 
 /// Chooses which proposals to commit this step.
-fn select(proposals: &[(usize, u32, f32)], strategy: Strategy, steps_done: usize) -> Vec<(usize, u32, f32)> {
-    let mut by_conf = proposals.to_vec();
-    by_conf.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+fn select(proposals: &[(usize, u32, f32)], strategy: Strategy, steps_done: usize, rng: &mut impl Rng) -> Vec<(usize, u32, f32)> {
+    let evenly = |steps: usize| proposals.len().div_ceil(steps.saturating_sub(steps_done).max(1));
     let n = match strategy {
-        Strategy::Confidence { threshold } => by_conf.iter().filter(|p| p.2 >= threshold).count().max(1),
+        Strategy::Confidence { threshold } => proposals.iter().filter(|p| p.2 >= threshold).count().max(1),
         Strategy::TopK { k } => k.max(1),
-        Strategy::Steps { steps } => {
-            let left = steps.saturating_sub(steps_done).max(1);
-            proposals.len().div_ceil(left)
+        Strategy::Steps { steps } | Strategy::Random { steps } => evenly(steps),
+    }
+    .min(proposals.len());
+    let mut order = proposals.to_vec();
+    if let Strategy::Random { .. } = strategy {
+        // Partial Fisher–Yates: the first n entries become a uniform random subset.
+        for i in 0..n {
+            let j = rng.random_range(i..order.len());
+            order.swap(i, j);
         }
-    };
-    by_conf.truncate(n);
-    by_conf
+    } else {
+        order.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    }
+    order.truncate(n);
+    order
 }
 
 /// Generates text of any length, window after window.

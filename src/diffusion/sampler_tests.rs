@@ -40,7 +40,7 @@ impl Denoiser for Stub {
 }
 
 fn greedy(strategy: Strategy) -> DecodeOptions {
-    DecodeOptions { strategy, temperature: 0.0, top_k: 0, seed: 7 }
+    DecodeOptions { strategy, temperature: 0.0, top_k: 0, seed: 7, span: 0 }
 }
 
 fn run_sampler(tokens: Vec<u32>, options: DecodeOptions) -> (Vec<Frame>, Vec<u32>) {
@@ -101,7 +101,7 @@ fn fixed_step_count_is_respected() {
 #[test]
 fn prompt_and_decoded_positions_never_change() {
     let prompt = vec![4, MASK_ID, MASK_ID, 4, MASK_ID, 4, MASK_ID, MASK_ID];
-    let options = DecodeOptions { strategy: Strategy::TopK { k: 1 }, temperature: 1.5, top_k: 0, seed: 3 };
+    let options = DecodeOptions { strategy: Strategy::TopK { k: 1 }, temperature: 1.5, top_k: 0, seed: 3, span: 0 };
     let (frames, out) = run_sampler(prompt.clone(), options);
     let mut committed: Vec<Option<u32>> = prompt.iter().map(|&t| (t != MASK_ID).then_some(t)).collect();
     for f in &frames {
@@ -122,7 +122,7 @@ fn prompt_and_decoded_positions_never_change() {
 
 #[test]
 fn sampling_is_reproducible_by_seed_and_varies_across_seeds() {
-    let opts = |seed| DecodeOptions { strategy: Strategy::TopK { k: 2 }, temperature: 5.0, top_k: 0, seed };
+    let opts = |seed| DecodeOptions { strategy: Strategy::TopK { k: 2 }, temperature: 5.0, top_k: 0, seed, span: 0 };
     let (_, a) = run_sampler(vec![MASK_ID; 40], opts(1));
     let (_, b) = run_sampler(vec![MASK_ID; 40], opts(1));
     let (_, c) = run_sampler(vec![MASK_ID; 40], opts(2));
@@ -132,7 +132,7 @@ fn sampling_is_reproducible_by_seed_and_varies_across_seeds() {
 
 #[test]
 fn top_k_one_equals_argmax_even_when_hot() {
-    let opts = DecodeOptions { strategy: Strategy::TopK { k: 4 }, temperature: 50.0, top_k: 1, seed: 9 };
+    let opts = DecodeOptions { strategy: Strategy::TopK { k: 4 }, temperature: 50.0, top_k: 1, seed: 9, span: 0 };
     let (_, out) = run_sampler(vec![MASK_ID; 12], opts);
     assert!(out.iter().enumerate().skip(1).all(|(i, &t)| t == 1 + (i % 3) as u32));
 }
@@ -169,11 +169,34 @@ fn generation_spans_blocks_with_overlap_and_fills_only_gaps() {
 #[test]
 fn generation_is_reproducible() {
     let stub = Stub::new(16);
-    let opts = DecodeOptions { strategy: Strategy::Confidence { threshold: 0.5 }, temperature: 2.0, top_k: 3, seed: 11 };
+    let opts = DecodeOptions { strategy: Strategy::Confidence { threshold: 0.5 }, temperature: 2.0, top_k: 3, seed: 11, span: 0 };
     let run = || {
         let mut g = Generation::new(&[1, 2], 50, 16, 4, opts);
         g.run(&stub, |_| {});
         g.tokens().to_vec()
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn random_order_commits_evenly_but_not_by_confidence() {
+    let opts = DecodeOptions { strategy: Strategy::Random { steps: 4 }, ..greedy(Strategy::Random { steps: 4 }) };
+    let (frames, out) = run_sampler(vec![MASK_ID; 40], opts);
+    assert_eq!(frames.len(), 4);
+    assert!(frames.iter().all(|f| f.decoded_now.len() == 10));
+    // Confidence order would take positions 30..40 first; a random subset almost surely does not.
+    assert_ne!(frames[0].decoded_now, (30..40).collect::<Vec<_>>());
+    assert!(!out.contains(&MASK_ID));
+}
+
+#[test]
+fn span_commits_left_to_right_within_the_window() {
+    let opts = DecodeOptions { span: 4, ..greedy(Strategy::TopK { k: 2 }) };
+    let (frames, _) = run_sampler(vec![MASK_ID; 12], opts);
+    for f in &frames {
+        let first_masked_before = f.decoded_now[0];
+        assert!(f.decoded_now.iter().all(|&i| i < first_masked_before + 4), "{:?}", f.decoded_now);
+    }
+    // Within the span, the more confident (rightmost) positions go first.
+    assert_eq!(frames[0].decoded_now, vec![2, 3]);
 }

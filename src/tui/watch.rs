@@ -30,7 +30,7 @@ fn status_lines(app: &App) -> [Line<'static>; 2] {
         None => (0, 0, 0.0, w.block_base + 1),
     };
     let total = match s.kind {
-        super::watch_state::StrategyKind::Steps => format!("/{}", s.steps),
+        super::watch_state::StrategyKind::Steps | super::watch_state::StrategyKind::Random => format!("/{}", s.steps),
         _ => String::new(),
     };
     let play = if w.playing { "▶" } else { "⏸" };

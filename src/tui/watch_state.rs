@@ -14,6 +14,7 @@ pub enum StrategyKind {
     Confidence,
     Steps,
     TopK,
+    Random,
 }
 
 /// The knobs the user turns; turned into `DecodeOptions` for each job.
@@ -53,15 +54,17 @@ impl DecodeSettings {
             StrategyKind::Confidence => Strategy::Confidence { threshold: self.threshold },
             StrategyKind::Steps => Strategy::Steps { steps: self.steps },
             StrategyKind::TopK => Strategy::TopK { k: self.per_step },
+            StrategyKind::Random => Strategy::Random { steps: self.steps },
         };
-        DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed: self.seed }
+        DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed: self.seed, span: 0 }
     }
 
     pub fn cycle_strategy(&mut self) {
         self.kind = match self.kind {
             StrategyKind::Confidence => StrategyKind::Steps,
             StrategyKind::Steps => StrategyKind::TopK,
-            StrategyKind::TopK => StrategyKind::Confidence,
+            StrategyKind::TopK => StrategyKind::Random,
+            StrategyKind::Random => StrategyKind::Confidence,
         };
     }
 
@@ -73,7 +76,7 @@ impl DecodeSettings {
                 let t = self.threshold + if up { 0.05 } else { -0.05 };
                 self.threshold = (t.clamp(0.05, 1.0) * 100.0).round() / 100.0;
             }
-            StrategyKind::Steps => {
+            StrategyKind::Steps | StrategyKind::Random => {
                 self.steps = if up { (self.steps * 2).min(1024) } else { (self.steps / 2).max(1) };
             }
             StrategyKind::TopK => {
@@ -93,6 +96,7 @@ impl DecodeSettings {
             StrategyKind::Confidence => format!("confidence τ {:.2}", self.threshold),
             StrategyKind::Steps => format!("steps {}", self.steps),
             StrategyKind::TopK => format!("top-k {}/step", self.per_step),
+            StrategyKind::Random => format!("random order, {} steps", self.steps),
         }
     }
 }
