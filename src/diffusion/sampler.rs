@@ -301,10 +301,11 @@ impl Generation {
         Some((start, (start + self.context).min(len)))
     }
 
-    /// Opens the next block if needed and returns its initial frame (nothing decoded yet).
+    /// Opens the next block, if none is open and any position is still masked, and returns its
+    /// initial frame (nothing decoded yet).
     pub fn begin_block(&mut self) -> Option<Frame> {
-        if let Some((offset, sampler)) = &self.current {
-            return Some(sampler.initial_frame(self.block, *offset));
+        if self.current.is_some() {
+            return None;
         }
         let (start, end) = self.next_window()?;
         let sampler = Sampler::resume(
@@ -320,8 +321,10 @@ impl Generation {
 
     /// One denoising step; `None` once every position is decoded.
     pub fn step(&mut self, model: &dyn Denoiser) -> Option<Frame> {
-        self.begin_block()?;
-        let (offset, sampler) = self.current.as_mut().expect("begin_block opened a block");
+        if self.current.is_none() {
+            self.begin_block()?;
+        }
+        let (offset, sampler) = self.current.as_mut().expect("a block is open");
         let offset = *offset;
         let frame = sampler.step(model, &mut self.rng, self.block, offset);
         if sampler.is_done() {

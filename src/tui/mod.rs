@@ -16,7 +16,7 @@ pub mod worker;
 #[cfg(test)]
 mod tests;
 
-use crate::checkpoint::{self, CheckpointConfig};
+use crate::checkpoint::CheckpointConfig;
 use crate::diffusion::ModelDenoiser;
 use crate::model::DiffusionModel;
 use anyhow::{Context, Result};
@@ -26,7 +26,7 @@ use crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event}
 use crossterm::execute;
 use ratatui::prelude::*;
 use ratatui::widgets::Paragraph;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -85,12 +85,6 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// Loads a checkpoint directory for the UI.
-pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
-    let (config, model) = checkpoint::load(dir, device)?;
-    let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(LoadedModel { config, model, name })
-}
 
 struct Channels {
     gen_tx: Sender<GenCommand>,
@@ -218,9 +212,9 @@ fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut O
 /// so the next job runs on the new model.
 fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done: Sender<Result<ModelInfo, String>>) {
     std::thread::spawn(move || {
-        let result = load_model(&path, &device).map(|loaded| {
-            let info = ModelInfo { name: loaded.name, config: loaded.config.clone(), backend: String::new() };
-            let denoiser = ModelDenoiser::new(loaded.model, loaded.config.model, device);
+        let result = crate::shipped::load_or_shipped(Some(&path), &device).map(|(config, model, name)| {
+            let info = ModelInfo { name, config: config.clone(), backend: String::new() };
+            let denoiser = ModelDenoiser::new(model, config.model, device);
             let _ = gen_tx.send(GenCommand::Model(Box::new(denoiser)));
             info
         });

@@ -58,7 +58,6 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, commands: Receiver<G
                 };
                 let context = model.context();
                 let mut generation = Generation::new(&job.prompt, job.length, context, job.overlap, job.options);
-                let mut last_block = usize::MAX;
                 'steps: loop {
                     match commands.try_recv() {
                         Ok(GenCommand::Run(next)) => {
@@ -69,10 +68,7 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, commands: Receiver<G
                         Err(TryRecvError::Empty) => {}
                         Err(TryRecvError::Disconnected) => return,
                     }
-                    if let Some(initial) = generation.begin_block()
-                        && initial.block != last_block
-                    {
-                        last_block = initial.block;
+                    if let Some(initial) = generation.begin_block() {
                         if out.send(GenMsg::Frame { job: job.id, frame: initial }).is_err() {
                             return;
                         }
