@@ -72,7 +72,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub warmup: Option<usize>,
     #[arg(long)]
-    pub weight_decay: Option<f32>,
+    pub weight_decay: Option<f64>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// How each sequence's mask rate is drawn.
@@ -371,9 +371,17 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let mut generation = Generation::new(&prompt, length, ckpt.model.context, args.overlap, options);
     let (mut steps, mut decoded, mut millis) = (0usize, 0usize, 0.0f64);
     let mut trace_error = None;
+    // A bar on stderr for long jobs (indicatif hides it when stderr is not a terminal).
+    let to_fill = prompt.iter().filter(|&&t| t == MASK_ID).count() + (length - prompt.len());
+    let bar = ProgressBar::new(to_fill as u64);
+    bar.set_style(ProgressStyle::with_template("{wide_bar} {pos}/{len} characters, ETA {eta}").expect("valid template"));
+    if to_fill <= ckpt.model.context {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     generation.run(&denoiser, |frame| {
         steps += 1;
         decoded += frame.decoded_now.len();
+        bar.set_position(decoded as u64);
         millis += frame.elapsed.as_secs_f64() * 1e3;
         if let Some(w) = trace.as_mut()
             && trace_error.is_none()
@@ -385,6 +393,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
             }
         }
     });
+    bar.finish_and_clear();
     if let Some(e) = trace_error {
         bail!("cannot write the trace: {e}");
     }

@@ -34,7 +34,7 @@ pub struct TrainSettings {
     /// The cosine decay ends at `lr * min_lr_ratio`.
     pub min_lr_ratio: f64,
     pub warmup_steps: usize,
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     pub grad_clip: f32,
     pub seed: u64,
     pub mask_schedule: MaskSchedule,
@@ -161,7 +161,7 @@ pub fn sample_text(model: &DiffusionModel, config: &ModelConfig, vocab: &Vocab, 
 
 fn optimizer(settings: &TrainSettings) -> ModuleOptimizer {
     AdamWConfig::new()
-        .with_weight_decay(settings.weight_decay)
+        .with_weight_decay(settings.weight_decay as f32)
         .with_grad_clipping((settings.grad_clip > 0.0).then_some(GradientClippingConfig::Norm(settings.grad_clip)))
         .init()
 }
