@@ -118,7 +118,7 @@ pub struct DecodeArgs {
     #[arg(long, value_enum, default_value = "confidence")]
     pub strategy: StrategyArg,
     /// Confidence threshold τ for --strategy confidence.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.7)]
     pub threshold: f32,
     /// Steps per block for --strategy steps and random.
     #[arg(long, default_value_t = 32)]
@@ -127,14 +127,14 @@ pub struct DecodeArgs {
     #[arg(long, default_value_t = 4)]
     pub per_step: usize,
     /// Sampling temperature (0: always the most likely character).
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
     /// Sample only among the K most likely characters (0: all).
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
     /// Semi-autoregressive: each step considers only masked positions within N characters of
-    /// the leftmost one (0: the whole block).
-    #[arg(long, default_value_t = 0)]
+    /// the leftmost one (0: the whole block, which repeats itself more).
+    #[arg(long, default_value_t = 8)]
     pub span: usize,
 }
 

@@ -61,9 +61,12 @@ pub struct DecodeOptions {
     pub span: usize,
 }
 
+/// The defaults were chosen with `tiny-diffusion eval` on the shipped model (docs/training.md):
+/// confidence order within an 8-character span at temperature 1.0 keeps both the valid-word rate
+/// and the distinct-bigram rate near 0.89; plain confidence order repeats itself (0.49 distinct).
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { strategy: Strategy::Confidence { threshold: 0.9 }, temperature: 0.8, top_k: 0, seed: 0, span: 0 }
+        DecodeOptions { strategy: Strategy::Confidence { threshold: 0.7 }, temperature: 1.0, top_k: 0, seed: 0, span: 8 }
     }
 }
 

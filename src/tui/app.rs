@@ -207,6 +207,10 @@ impl App {
                 w.settings.cycle_strategy();
                 return vec![self.restart_block()];
             }
+            KeyCode::Char('w') => {
+                w.settings.cycle_span();
+                return vec![self.restart_block()];
+            }
             KeyCode::Char('r') => {
                 w.settings.seed = w.settings.seed.wrapping_add(1);
                 w.playing = true;

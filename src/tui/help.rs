@@ -14,6 +14,7 @@ pub fn bindings(screen: Screen) -> &'static [(&'static str, &'static str)] {
             ("+/-", "steps or threshold"),
             ("t/T", "temperature"),
             ("s", "strategy"),
+            ("w", "span"),
             ("r", "regenerate (new seed)"),
             ("c", "continue"),
             ("[/]", "speed"),

@@ -27,14 +27,19 @@ pub struct DecodeSettings {
     pub temperature: f32,
     pub top_k: usize,
     pub seed: u64,
+    /// Semi-autoregressive span (0: the whole block).
+    pub span: usize,
 }
+
+/// Spans the `w` key cycles through.
+pub const SPANS: [usize; 5] = [0, 4, 8, 16, 32];
 
 impl Default for DecodeSettings {
     fn default() -> Self {
         let d = DecodeOptions::default();
         let threshold = match d.strategy {
             Strategy::Confidence { threshold } => threshold,
-            _ => 0.9,
+            _ => 0.7,
         };
         DecodeSettings {
             kind: StrategyKind::Confidence,
@@ -44,6 +49,7 @@ impl Default for DecodeSettings {
             temperature: d.temperature,
             top_k: d.top_k,
             seed: d.seed,
+            span: d.span,
         }
     }
 }
@@ -56,7 +62,7 @@ impl DecodeSettings {
             StrategyKind::TopK => Strategy::TopK { k: self.per_step },
             StrategyKind::Random => Strategy::Random { steps: self.steps },
         };
-        DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed: self.seed, span: 0 }
+        DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed: self.seed, span: self.span }
     }
 
     pub fn cycle_strategy(&mut self) {
@@ -85,19 +91,26 @@ impl DecodeSettings {
         }
     }
 
+    pub fn cycle_span(&mut self) {
+        let i = SPANS.iter().position(|&s| s == self.span).map_or(0, |i| (i + 1) % SPANS.len());
+        self.span = SPANS[i];
+    }
+
     pub fn adjust_temperature(&mut self, up: bool) {
         let t = self.temperature + if up { 0.1 } else { -0.1 };
         self.temperature = (t.clamp(0.0, 3.0) * 10.0).round() / 10.0;
     }
 
-    /// Short description for the status line, e.g. `confidence τ 0.90`.
+    /// Short description for the status line, e.g. `confidence τ 0.90 · span 8`.
     pub fn describe(&self) -> String {
-        match self.kind {
+        let span = if self.span == 0 { "whole block".to_string() } else { format!("span {}", self.span) };
+        let strategy = match self.kind {
             StrategyKind::Confidence => format!("confidence τ {:.2}", self.threshold),
             StrategyKind::Steps => format!("steps {}", self.steps),
             StrategyKind::TopK => format!("top-k {}/step", self.per_step),
             StrategyKind::Random => format!("random order, {} steps", self.steps),
-        }
+        };
+        format!("{strategy} · {span}")
     }
 }
 
