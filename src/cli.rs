@@ -132,8 +132,9 @@ pub struct DecodeArgs {
     /// Sample only among the K most likely characters (0: all).
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
-    /// Semi-autoregressive: each step considers only masked positions within N characters of
-    /// the leftmost one (0: the whole block, which repeats itself more).
+    /// Semi-autoregressive (confidence and topk strategies): each step considers only masked
+    /// positions within N characters of the leftmost one (0: the whole block, which repeats
+    /// itself more).
     #[arg(long, default_value_t = 8)]
     pub span: usize,
 }

@@ -55,8 +55,9 @@ pub struct DecodeOptions {
     /// Sample only among the `top_k` most likely characters (0: all).
     pub top_k: usize,
     pub seed: u64,
-    /// Semi-autoregressive decoding: only the masked positions within `span` characters of the
-    /// leftmost one are candidates each step (0: the whole window).
+    /// Semi-autoregressive decoding for the confidence and top-k strategies: only the masked
+    /// positions within `span` characters of the leftmost one are candidates each step
+    /// (0: the whole window).
     #[serde(default)]
     pub span: usize,
 }
@@ -166,7 +167,10 @@ impl Sampler {
         let logits = model.logits(&self.tokens, masked.len() as f32 / self.tokens.len() as f32);
         assert_eq!(logits.len(), self.tokens.len() * vocab, "denoiser returned logits of the wrong size");
 
-        if self.options.span > 0 {
+        // The span narrows the candidates of the confidence and top-k strategies; `steps` and
+        // `random` keep their promise of an exact step count instead.
+        let spanned = matches!(self.options.strategy, Strategy::Confidence { .. } | Strategy::TopK { .. });
+        if spanned && self.options.span > 0 {
             let limit = masked[0] + self.options.span;
             masked.retain(|&i| i < limit);
         }

@@ -200,3 +200,10 @@ fn span_commits_left_to_right_within_the_window() {
     // Within the span, the more confident (rightmost) positions go first.
     assert_eq!(frames[0].decoded_now, vec![2, 3]);
 }
+
+#[test]
+fn span_does_not_break_the_step_count_promise() {
+    let opts = DecodeOptions { span: 2, ..greedy(Strategy::Steps { steps: 4 }) };
+    let (frames, _) = run_sampler(vec![MASK_ID; 40], opts);
+    assert_eq!(frames.len(), 4);
+}
