@@ -8,8 +8,8 @@ use burn::prelude::Device;
 use std::path::Path;
 
 pub const NAME: &str = "shakespeare (shipped)";
-const CONFIG: &str = include_str!("../checkpoints/shakespeare/config.json");
-const WEIGHTS: &[u8] = include_bytes!("../checkpoints/shakespeare/model.safetensors");
+const CONFIG: &str = include_str!("../checkpoints/shipped/config.json");
+const WEIGHTS: &[u8] = include_bytes!("../checkpoints/shipped/model.safetensors");
 
 pub fn load(device: &Device) -> Result<(CheckpointConfig, DiffusionModel)> {
     let config = CheckpointConfig::from_json(CONFIG).context("the shipped checkpoint's config")?;
