@@ -420,9 +420,9 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     if ckpt.training.data_sha256.as_ref().is_some_and(|sha| *sha != corpus.sha256) {
         eprintln!("warning: {} is not the text this checkpoint was trained on", args.data.display());
     }
-    let denoiser = ModelDenoiser::new(model.clone(), ckpt.model.clone(), device.clone());
+    let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
     let seq_len = ckpt.model.context.min(corpus.max_seq_len());
-    let r = crate::eval::run(&model, &denoiser, &corpus, options, seq_len, &device);
+    let r = crate::eval::run(&denoiser, &corpus, options, seq_len);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());

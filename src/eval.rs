@@ -4,10 +4,8 @@
 //! of letters (with inner apostrophes), compared in lower case.
 
 use crate::data::Corpus;
-use crate::diffusion::{DecodeOptions, Denoiser, Generation};
+use crate::diffusion::{DecodeOptions, Denoiser, Generation, ModelDenoiser};
 use crate::train::{EvalResult, evaluate};
-use crate::model::DiffusionModel;
-use burn::prelude::Device;
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -85,15 +83,8 @@ pub fn generate_samples(model: &dyn Denoiser, options: DecodeOptions, chars: usi
 }
 
 /// Full evaluation: validation likelihood plus word statistics of generated text.
-pub fn run(
-    model: &DiffusionModel,
-    denoiser: &dyn Denoiser,
-    corpus: &Corpus,
-    options: DecodeOptions,
-    seq_len: usize,
-    device: &Device,
-) -> Report {
-    let EvalResult { loss, bits_per_char } = evaluate(model, &corpus.val, 256, seq_len, 8, device);
+pub fn run(denoiser: &ModelDenoiser, corpus: &Corpus, options: DecodeOptions, seq_len: usize) -> Report {
+    let EvalResult { loss, bits_per_char } = evaluate(&denoiser.model, &corpus.val, 256, seq_len, 8, &denoiser.device);
     let train_text = corpus.vocab.decode(&corpus.train, ' ');
     let dictionary: HashSet<String> = words(&train_text).into_iter().collect();
     let (ids, chars_per_step, ms_per_step) = generate_samples(denoiser, options, GENERATED_CHARS);
