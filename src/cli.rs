@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+mod interop;
+pub use interop::{ExportArgs, ImportArgs};
+
 #[derive(Parser, Debug)]
 #[command(name = "tiny-diffusion", version, about = "Train a character-level text-diffusion model and watch it denoise")]
 pub struct Cli {
@@ -38,11 +41,15 @@ pub enum Command {
     Eval(EvalArgs),
     /// Measure denoising, generation, training and rendering speed.
     Bench(BenchArgs),
+    /// Convert the Python tiny-diffusion's PyTorch weights into a checkpoint directory.
+    Import(ImportArgs),
+    /// Write a checkpoint as safetensors with the Python tiny-diffusion's key names.
+    Export(ExportArgs),
 }
 
 #[derive(Args, Debug, Default)]
 pub struct TuiArgs {
-    /// Checkpoint directory to watch [default: the shipped Shakespeare model].
+    /// Checkpoint directory (or PyTorch .pt file) to watch [default: the shipped Shakespeare model].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "flex")]
@@ -66,9 +73,12 @@ pub struct TrainArgs {
     /// Characters per training sequence (at most the preset's context).
     #[arg(long)]
     pub seq_len: Option<usize>,
-    /// Peak learning rate (linear warmup, then cosine decay to 10%).
+    /// Peak learning rate (linear warmup, then cosine decay to --min-lr-ratio × lr).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Where the cosine decay ends, as a fraction of --lr (1.0: constant after warmup).
+    #[arg(long)]
+    pub min_lr_ratio: Option<f64>,
     #[arg(long)]
     pub warmup: Option<usize>,
     #[arg(long)]
@@ -81,6 +91,15 @@ pub struct TrainArgs {
     /// Add a learned timestep embedding with this many buckets (0: none).
     #[arg(long)]
     pub timesteps: Option<usize>,
+    /// Override the preset's layer count.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Override the preset's width (embedding size).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Override the preset's head count.
+    #[arg(long)]
+    pub heads: Option<usize>,
     /// Checkpoint directory.
     #[arg(long, default_value = "checkpoints/run")]
     pub out: PathBuf,
@@ -164,7 +183,7 @@ impl DecodeArgs {
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Checkpoint directory (from `train`) [default: the shipped Shakespeare model].
+    /// Checkpoint directory (from `train` or `import`) or PyTorch .pt file [default: the shipped Shakespeare model].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// Text to start from; each mask character (default `_`) is a gap to fill.
@@ -211,7 +230,7 @@ pub struct BenchArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Checkpoint directory [default: the shipped Shakespeare model].
+    /// Checkpoint directory or PyTorch .pt file [default: the shipped Shakespeare model].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// The text the checkpoint was trained on (its last 10% is the validation split).
@@ -233,6 +252,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Generate(args) => run_generate(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => run_eval(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => run_bench(args).map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => interop::run_import(args).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => interop::run_export(args).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -263,7 +284,15 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
     apply!(steps = args.steps, batch = args.batch, seq_len = args.seq_len, lr = args.lr,
         warmup_steps = args.warmup, weight_decay = args.weight_decay, seed = args.seed,
         mask_schedule = args.mask_schedule, timesteps = args.timesteps, eval_every = args.eval_every,
-        sample_every = args.sample_every, save_every = args.save_every);
+        sample_every = args.sample_every, save_every = args.save_every, min_lr_ratio = args.min_lr_ratio);
+    if !args.resume {
+        s.n_layer = args.layers;
+        s.n_embd = args.width;
+        s.n_head = args.heads;
+    }
+    if !(0.0..=1.0).contains(&s.min_lr_ratio) {
+        bail!("--min-lr-ratio must be between 0 and 1");
+    }
     if !(s.lr > 0.0 && s.lr.is_finite()) {
         bail!("--lr must be a positive number");
     }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod data;
 pub mod diffusion;
 pub mod model;
+pub mod pytorch;
 pub mod train;
 pub mod vocab;
 pub mod tui;

@@ -17,9 +17,15 @@ pub fn load(device: &Device) -> Result<(CheckpointConfig, DiffusionModel)> {
     Ok((config, model))
 }
 
-/// Loads `dir`, or the shipped checkpoint when none is given. Returns a display name too.
+/// Loads a checkpoint directory, a PyTorch weights file (`.pt`, `.pth`, `.safetensors`, imported
+/// on the fly), or the shipped checkpoint when none is given. Returns a display name too.
 pub fn load_or_shipped(dir: Option<&Path>, device: &Device) -> Result<(CheckpointConfig, DiffusionModel, String)> {
     match dir {
+        Some(file) if file.is_file() => {
+            let (config, model) = crate::pytorch::import(file, &Default::default(), device)?;
+            let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+            Ok((config, model, name))
+        }
         Some(dir) => {
             let (config, model) = checkpoint::load(dir, device)?;
             let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());

@@ -40,6 +40,13 @@ pub struct TrainSettings {
     pub mask_schedule: MaskSchedule,
     /// Learned timestep embedding with this many buckets (0: none).
     pub timesteps: usize,
+    /// Shape overrides of the preset (layers, width, heads), for recipe studies.
+    #[serde(default)]
+    pub n_layer: Option<usize>,
+    #[serde(default)]
+    pub n_embd: Option<usize>,
+    #[serde(default)]
+    pub n_head: Option<usize>,
     pub eval_every: usize,
     /// Validation windows per evaluation.
     pub eval_windows: usize,
@@ -67,6 +74,9 @@ impl TrainSettings {
             seed: 0,
             mask_schedule: MaskSchedule::Stratified,
             timesteps: 0,
+            n_layer: None,
+            n_embd: None,
+            n_head: None,
             eval_every: 250,
             eval_windows: 64,
             sample_every: 500,
@@ -75,7 +85,16 @@ impl TrainSettings {
     }
 
     pub fn model_config(&self, vocab_size: usize) -> ModelConfig {
-        ModelConfig { n_timesteps: self.timesteps, ..self.preset.config(vocab_size) }
+        let preset = self.preset.config(vocab_size);
+        ModelConfig {
+            n_timesteps: self.timesteps,
+            n_layer: self.n_layer.unwrap_or(preset.n_layer),
+            n_embd: self.n_embd.unwrap_or(preset.n_embd),
+            n_head: self.n_head.unwrap_or(preset.n_head),
+            // A model trained on shorter windows gets that context, so eval and decoding use it too.
+            context: self.seq_len.min(preset.context),
+            ..preset
+        }
     }
 
     /// Learning rate at `step` (0-based): linear warmup, then cosine decay.

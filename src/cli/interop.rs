@@ -1,0 +1,80 @@
+//! `import` and `export`: the Python tiny-diffusion's weights in, ours out with its key names.
+
+use crate::pytorch::{self, ImportOptions, Layout};
+use crate::vocab::Vocab;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A `.pt` state dict saved by the Python tiny-diffusion (or a `.safetensors` from `export`).
+    pub file: PathBuf,
+    /// Which of its layouts the file is in [default: detected from its keys].
+    #[arg(long, value_enum)]
+    pub format: Option<Layout>,
+    /// Checkpoint directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// v2: the text the model was trained on; its sorted characters are the vocabulary
+    /// [default for 66-id files: Tiny Shakespeare's characters].
+    #[arg(long, conflicts_with = "vocab")]
+    pub vocab_from: Option<PathBuf>,
+    /// v2: the vocabulary's characters (the mask is added as id 0).
+    #[arg(long)]
+    pub vocab: Option<String>,
+    /// Attention heads (the files do not record it).
+    #[arg(long, default_value_t = pytorch::REFERENCE_HEADS)]
+    pub heads: usize,
+    /// Context length in characters.
+    #[arg(long, default_value_t = pytorch::REFERENCE_CONTEXT)]
+    pub context: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Checkpoint directory [default: the shipped Shakespeare model].
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// The `.safetensors` file to write (PyTorch key names, `[out, in]` Linear weights).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run_import(args: ImportArgs) -> Result<()> {
+    let vocab = match (&args.vocab_from, &args.vocab) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(Vocab::from_text(&text)?)
+        }
+        (None, Some(chars)) => Some(Vocab::from_chars(&chars.replace("\\n", "\n"))),
+        (None, None) => None,
+    };
+    let options = ImportOptions { layout: args.format, heads: Some(args.heads), vocab, context: Some(args.context) };
+    let device = burn::prelude::Device::flex();
+    let (config, model) = pytorch::import(&args.file, &options, &device)?;
+    if args.out.join(crate::checkpoint::CONFIG_FILE).exists() && args.out.join(crate::checkpoint::WEIGHTS_FILE).exists() {
+        bail!("{} already holds a checkpoint; choose another --out", args.out.display());
+    }
+    crate::checkpoint::save(&args.out, &config, &model, None)?;
+    let m = &config.model;
+    eprintln!(
+        "imported {} ({} layers × {} wide, {} heads, {} ids, {:.2}M params) into {}",
+        args.file.display(),
+        m.n_layer,
+        m.n_embd,
+        m.n_head,
+        m.vocab_size,
+        m.num_params() as f64 / 1e6,
+        args.out.display()
+    );
+    Ok(())
+}
+
+pub fn run_export(args: ExportArgs) -> Result<()> {
+    let device = burn::prelude::Device::flex();
+    let (config, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
+    pytorch::export(&args.out, &config, &model)?;
+    eprintln!("exported {name} to {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! Interop with the Python tiny-diffusion: import its PyTorch weights (`.pt`), export ours with
+//! PyTorch key names (`.safetensors`).
+//!
+//! The Python project saved two layouts. v1: 128 ASCII ids (id 0 is the mask), a learned
+//! timestep embedding and `output_head`. v2: the mask then the sorted characters of the training
+//! text, no timestep embedding, `lm_head`. Both use our block names, and PyTorch's Linear weights
+//! are `[out, in]` where Burn's are `[in, out]` (the store adapters transpose them).
+//!
+//! `.pt` files are pickles. They are read by Burn's `pytorch-reader`, which interprets only the
+//! calls PyTorch uses to rebuild tensors and never runs Python; on top of that, any other object
+//! in the file makes the import fail, so a tampered file is reported rather than half-loaded.
+
+use crate::checkpoint::{CheckpointConfig, TrainingMeta};
+use crate::model::{DiffusionModel, ModelConfig};
+use crate::vocab::Vocab;
+use anyhow::{Context, Result, bail, ensure};
+use burn::prelude::*;
+use burn::store::pytorch_reader::{self, PickleValue, PytorchReader};
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// The reference's context length: rotary embeddings have no weights, so files do not say it.
+pub const REFERENCE_CONTEXT: usize = 256;
+/// The reference's head count: not recorded in its files either.
+pub const REFERENCE_HEADS: usize = 6;
+/// The characters of Tiny Shakespeare, the vocabulary of the reference's v2 release weights.
+pub const TINY_SHAKESPEARE_CHARS: &str = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// 128 ASCII ids, timestep embedding, `output_head`.
+    V1,
+    /// Mask + sorted characters of the training text, `lm_head`.
+    V2,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Checked against the file's keys when given; detected from them otherwise.
+    pub layout: Option<Layout>,
+    /// Attention heads (default 6, the reference's).
+    pub heads: Option<usize>,
+    /// The vocabulary of a v2 file (default: Tiny Shakespeare's when the file has 66 ids).
+    pub vocab: Option<Vocab>,
+    pub context: Option<usize>,
+}
+
+/// Name, shape and element type of each tensor in a weights file, with PyTorch's key names.
+type Inventory = BTreeMap<String, (Vec<usize>, String)>;
+
+/// Loads a `.pt` state dict from the Python project, or a `.safetensors` file with PyTorch key
+/// names (as written by `export`), into a model and the checkpoint config that describes it.
+pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(CheckpointConfig, DiffusionModel)> {
+    ensure!(path.is_file(), "{} does not exist", path.display());
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    let (inventory, metadata, top_key) = if is_safetensors {
+        let (inv, meta) = safetensors_inventory(path)?;
+        (inv, meta, None)
+    } else {
+        let (inv, key) = pt_inventory(path)?;
+        (inv, HashMap::new(), key)
+    };
+    let mut options = options.clone();
+    if let Some(h) = metadata.get("n_head") {
+        options.heads = options.heads.or(h.parse().ok());
+    }
+    if let Some(c) = metadata.get("context") {
+        options.context = options.context.or(c.parse().ok());
+    }
+    if let Some(v) = metadata.get("vocab") {
+        options.vocab = options.vocab.or(Some(Vocab::from_chars(v)));
+    }
+    let (layout, config, vocab) = infer(&inventory, &options)?;
+
+    let mut model = config.init(device);
+    let result = if is_safetensors {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .with_key_remapping(r"^output_head\.", "lm_head.");
+        model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))?
+    } else {
+        let mut store = PytorchStore::from_file(path)
+            .with_key_remapping(r"^(_orig_mod|module)\.", "")
+            .with_key_remapping(r"^output_head\.", "lm_head.");
+        if let Some(key) = &top_key {
+            store = store.with_top_level_key(key);
+        }
+        model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))?
+    };
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        let mut problems: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
+        problems.extend(result.missing.iter().map(|(p, _)| format!("missing tensor '{p}'")));
+        bail!("{}: the weights do not fit the model: {}", path.display(), problems.join("; "));
+    }
+    let mut checkpoint = CheckpointConfig::new(config, vocab);
+    checkpoint.training = TrainingMeta {
+        data_file: Some(format!("imported from {} ({layout:?} layout)", path.display())),
+        ..TrainingMeta::default()
+    };
+    Ok((checkpoint, model))
+}
+
+/// Writes `model` as safetensors with the Python project's key names and `[out, in]` Linear
+/// weights: v2 names, or v1's `output_head` for a model with a timestep embedding. The vocabulary,
+/// head count and context go in the file's metadata.
+pub fn export(path: &Path, config: &CheckpointConfig, model: &DiffusionModel) -> Result<()> {
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .metadata("vocab", String::from(config.vocab.clone()))
+        .metadata("n_head", config.model.n_head.to_string())
+        .metadata("context", config.model.context.to_string())
+        .metadata("mask_id", config.mask_id.to_string());
+    if config.model.n_timesteps > 0 {
+        store = store.with_key_remapping(r"^lm_head\.", "output_head.");
+    }
+    model.save_into(&mut store).map_err(|e| anyhow::anyhow!("cannot serialise weights: {e}"))?;
+    let bytes = store.get_bytes().map_err(|e| anyhow::anyhow!("cannot serialise weights: {e}"))?;
+    crate::checkpoint::write_atomic(path, &bytes)
+}
+
+/// Lists the tensors of a `.pt` file after refusing anything in it that is not a tensor.
+/// Returns the top-level key holding the state dict when it is nested (`{"model": {...}}`).
+fn pt_inventory(path: &Path) -> Result<(Inventory, Option<String>)> {
+    let what = |e: pytorch_reader::PytorchError| {
+        anyhow::anyhow!("{} is not a readable PyTorch file: {e}", path.display())
+    };
+    let root = PytorchReader::read_pickle_data(path, None).map_err(what)?;
+    let PickleValue::Dict(root) = root else {
+        bail!("{} does not hold a state dict (a dictionary of tensors)", path.display());
+    };
+    let top_key = ["state_dict", "model_state_dict", "model"]
+        .into_iter()
+        .find(|k| matches!(root.get(*k), Some(PickleValue::Dict(_))) && !root.contains_key("token_emb.weight"))
+        .map(str::to_string);
+    let dict = match &top_key {
+        Some(k) => match &root[k] {
+            PickleValue::Dict(d) => d,
+            _ => unreachable!("checked above"),
+        },
+        None => &root,
+    };
+    for (name, value) in dict {
+        match value {
+            // PyTorch's OrderedDict state dicts carry per-module version numbers here.
+            PickleValue::Dict(_) if name == "_metadata" => {}
+            PickleValue::Unsupported(ty) if ty.starts_with("torch.") && ty.ends_with("Tensor") => {}
+            PickleValue::Unsupported(ty) if ty.starts_with("torch.") && ty.ends_with("Parameter") => {}
+            PickleValue::Unsupported(ty) => bail!(
+                "{}: entry '{name}' is not a tensor but a pickled `{ty}` call or object; the file is refused (nothing in it was run)",
+                path.display()
+            ),
+            other => bail!("{}: entry '{name}' is not a tensor ({other:?})", path.display()),
+        }
+    }
+    let reader = match &top_key {
+        Some(k) => PytorchReader::with_top_level_key(path, k),
+        None => PytorchReader::new(path),
+    }
+    .map_err(what)?;
+    let inventory = reader
+        .tensors()
+        .iter()
+        .map(|(name, t)| (strip_wrappers(name), (t.shape().to_vec(), format!("{:?}", t.dtype()).to_lowercase())))
+        .collect();
+    Ok((inventory, top_key))
+}
+
+/// `torch.compile` and `DataParallel` prefix every key; the weights are the same.
+fn strip_wrappers(name: &str) -> String {
+    name.strip_prefix("_orig_mod.").or_else(|| name.strip_prefix("module.")).unwrap_or(name).to_string()
+}
+
+/// Reads a safetensors header: tensor names, shapes and dtypes, and the metadata.
+fn safetensors_inventory(path: &Path) -> Result<(Inventory, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bad = || anyhow::anyhow!("{} is not a valid safetensors file", path.display());
+    let len = u64::from_le_bytes(bytes.get(..8).ok_or_else(bad)?.try_into()?) as usize;
+    let header = bytes.get(8..8usize.checked_add(len).ok_or_else(bad)?).ok_or_else(bad)?;
+    let header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).map_err(|_| bad())?;
+    let mut inventory = Inventory::new();
+    let mut metadata = HashMap::new();
+    for (name, value) in header {
+        if name == "__metadata__" {
+            metadata = serde_json::from_value(value).map_err(|_| bad())?;
+            continue;
+        }
+        let shape = serde_json::from_value(value["shape"].clone()).map_err(|_| bad())?;
+        let dtype = value["dtype"].as_str().ok_or_else(bad)?.to_lowercase();
+        inventory.insert(name, (shape, dtype));
+    }
+    Ok((inventory, metadata))
+}
+
+/// Works out the layout, model shape and vocabulary from the tensor names and shapes, and checks
+/// that the file holds exactly the tensors of that model, each float32 and of the right shape.
+fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, ModelConfig, Vocab)> {
+    let shape = |name: &str| inventory.get(name).map(|(s, _)| s.as_slice());
+    let detected = match (shape("output_head.weight"), shape("lm_head.weight")) {
+        (Some(_), None) => Layout::V1,
+        (None, Some(_)) => Layout::V2,
+        (Some(_), Some(_)) => bail!("the file has both output_head.weight and lm_head.weight"),
+        (None, None) => bail!(
+            "missing key: neither output_head.weight (v1) nor lm_head.weight (v2) is in the file; found {}",
+            summarize(inventory.keys())
+        ),
+    };
+    if let Some(asked) = options.layout {
+        ensure!(asked == detected, "--format {asked:?} given, but the file's keys are those of {detected:?}");
+    }
+    let Some(&[vocab_size, n_embd]) = shape("token_emb.weight") else {
+        bail!("missing key token_emb.weight (or it is not a matrix)");
+    };
+    let n_timesteps = match (detected, shape("time_emb.weight")) {
+        (Layout::V1, Some(&[n, _])) => n,
+        (Layout::V1, _) => bail!("missing key time_emb.weight (v1 files have a timestep embedding)"),
+        (Layout::V2, None) => 0,
+        (Layout::V2, Some(_)) => bail!("a v2 file (lm_head) should not have time_emb.weight"),
+    };
+    let n_layer = inventory
+        .keys()
+        .filter_map(|k| k.strip_prefix("blocks.")?.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |n| n + 1);
+    let n_head = options.heads.unwrap_or(REFERENCE_HEADS);
+    let config = ModelConfig {
+        vocab_size,
+        n_layer,
+        n_head,
+        n_embd,
+        context: options.context.unwrap_or(REFERENCE_CONTEXT),
+        n_timesteps,
+    };
+    config.validate().map_err(|e| anyhow::anyhow!("{e} (set the head count with --heads)"))?;
+
+    let expected = expected_shapes(&config, detected);
+    let missing: Vec<&String> = expected.keys().filter(|k| !inventory.contains_key(*k)).collect();
+    ensure!(missing.is_empty(), "missing key(s): {}", summarize(missing.into_iter()));
+    let unexpected: Vec<&String> = inventory.keys().filter(|k| !expected.contains_key(*k)).collect();
+    ensure!(unexpected.is_empty(), "unexpected key(s): {}", summarize(unexpected.into_iter()));
+    for (name, want) in &expected {
+        let (got, dtype) = &inventory[name];
+        ensure!(got == want, "{name} has shape {got:?}, expected {want:?} for this model");
+        ensure!(dtype == "f32", "{name} is {dtype}; only float32 weights can be imported (call .float() before saving)");
+    }
+
+    let vocab = match (detected, &options.vocab) {
+        (_, Some(v)) => v.clone(),
+        (Layout::V1, None) => Vocab::from_chars(&(1u8..128).map(char::from).collect::<String>()),
+        (Layout::V2, None) if vocab_size == TINY_SHAKESPEARE_CHARS.chars().count() + 1 => {
+            Vocab::from_chars(TINY_SHAKESPEARE_CHARS)
+        }
+        (Layout::V2, None) => bail!(
+            "v2 files do not store their vocabulary and this one has {vocab_size} ids: pass --vocab-from TEXTFILE (the text it was trained on) or --vocab CHARS"
+        ),
+    };
+    ensure!(
+        vocab.size() == vocab_size,
+        "the vocabulary has {} ids (mask + {} characters) but the file's embedding has {vocab_size}",
+        vocab.size(),
+        vocab.size() - 1
+    );
+    Ok((detected, config, vocab))
+}
+
+/// PyTorch names and `[out, in]` shapes of every tensor of `config` in `layout`.
+fn expected_shapes(config: &ModelConfig, layout: Layout) -> BTreeMap<String, Vec<usize>> {
+    let (v, d) = (config.vocab_size, config.n_embd);
+    let mut out = BTreeMap::new();
+    out.insert("token_emb.weight".to_string(), vec![v, d]);
+    if layout == Layout::V1 {
+        out.insert("time_emb.weight".to_string(), vec![config.n_timesteps, d]);
+        out.insert("output_head.weight".to_string(), vec![v, d]);
+    } else {
+        out.insert("lm_head.weight".to_string(), vec![v, d]);
+    }
+    for i in 0..config.n_layer {
+        for name in ["c_q", "c_k", "c_v", "c_proj"] {
+            out.insert(format!("blocks.{i}.attn.{name}.weight"), vec![d, d]);
+        }
+        out.insert(format!("blocks.{i}.mlp.c_fc.weight"), vec![4 * d, d]);
+        out.insert(format!("blocks.{i}.mlp.c_proj.weight"), vec![d, 4 * d]);
+    }
+    out
+}
+
+fn summarize<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    let keys: Vec<&String> = keys.collect();
+    let shown: Vec<&str> = keys.iter().take(6).map(|k| k.as_str()).collect();
+    let more = keys.len().saturating_sub(shown.len());
+    if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+}

@@ -1,0 +1,190 @@
+//! Weights from the Python tiny-diffusion: logits must match PyTorch's, and bad files must fail
+//! cleanly. Fixtures come from scripts/make_parity_fixture.py (PyTorch 2.15).
+
+use burn::prelude::*;
+use burn::store::pytorch_reader::PytorchReader;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tiny_diffusion::checkpoint;
+use tiny_diffusion::model::DiffusionModel;
+use tiny_diffusion::pytorch::{self, ImportOptions, Layout};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch").join(name)
+}
+
+struct Expected {
+    tokens: Vec<i64>,
+    timesteps: Option<Vec<i64>>,
+    logits: Vec<f32>,
+    shape: Vec<usize>,
+}
+
+fn expected(name: &str) -> Expected {
+    let reader = PytorchReader::new(fixture(name)).expect("read the expected-logits fixture");
+    let ints = |key: &str| {
+        reader.get(key).map(|t| t.read().unwrap().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect())
+    };
+    let logits = reader.get("logits").unwrap();
+    Expected {
+        tokens: ints("tokens").unwrap(),
+        timesteps: ints("timesteps"),
+        shape: logits.shape().to_vec(),
+        logits: logits.read().unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+    }
+}
+
+fn logits(model: &DiffusionModel, e: &Expected, device: &Device) -> Vec<f32> {
+    let (b, t) = (e.shape[0], e.shape[1]);
+    let tokens = Tensor::<2, Int>::from_data(TensorData::new(e.tokens.clone(), [b, t]), device);
+    let timesteps = e.timesteps.clone().map(|ts| Tensor::<1, Int>::from_data(TensorData::new(ts, [b]), device));
+    model.forward(tokens, timesteps).try_into_vec_as::<f32>().unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn import(name: &str, heads: usize) -> anyhow::Result<(checkpoint::CheckpointConfig, DiffusionModel)> {
+    let options = ImportOptions { heads: Some(heads), ..Default::default() };
+    pytorch::import(&fixture(name), &options, &Device::flex())
+}
+
+#[test]
+fn v1_logits_match_pytorch() {
+    let (config, model) = import("v1.pt", 4).unwrap();
+    assert_eq!((config.model.vocab_size, config.model.n_layer, config.model.n_embd, config.model.n_timesteps), (128, 2, 32, 128));
+    assert_eq!(config.vocab.id('A'), Some(65), "v1 ids are ASCII codes");
+    let e = expected("v1_expected.pt");
+    let ours = logits(&model, &e, &Device::flex());
+    let diff = max_abs_diff(&ours, &e.logits);
+    eprintln!("v1: max |Δlogit| against PyTorch = {diff:e}");
+    assert!(diff <= 1e-4, "max |Δlogit| = {diff}");
+    let spread = e.logits.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    assert!(spread > 1.0, "the fixture's logits are not trivially small ({spread})");
+}
+
+#[test]
+fn v2_logits_match_pytorch() {
+    let (config, model) = import("v2.pt", 6).unwrap();
+    assert_eq!(config.vocab.size(), 66);
+    assert_eq!(config.vocab.id('a'), Some(40), "v2 ids: mask, then Tiny Shakespeare's sorted characters");
+    let e = expected("v2_expected.pt");
+    let diff = max_abs_diff(&logits(&model, &e, &Device::flex()), &e.logits);
+    eprintln!("v2: max |Δlogit| against PyTorch = {diff:e}");
+    assert!(diff <= 1e-4, "max |Δlogit| = {diff}");
+}
+
+#[test]
+fn the_wrong_head_count_gives_different_logits() {
+    // The head count is not in the file; this shows the parity test above actually depends on it.
+    let (_, model) = import("v2.pt", 3).unwrap();
+    let e = expected("v2_expected.pt");
+    assert!(max_abs_diff(&logits(&model, &e, &Device::flex()), &e.logits) > 1e-2);
+}
+
+#[test]
+fn a_format_that_contradicts_the_keys_is_refused() {
+    let options = ImportOptions { layout: Some(Layout::V1), heads: Some(6), ..Default::default() };
+    let err = pytorch::import(&fixture("v2.pt"), &options, &Device::flex()).unwrap_err().to_string();
+    assert!(err.contains("V2"), "{err}");
+}
+
+#[test]
+fn export_then_import_round_trips_with_pytorch_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, model) = import("v2.pt", 6).unwrap();
+    let file = dir.path().join("model.safetensors");
+    pytorch::export(&file, &config, &model).unwrap();
+
+    // PyTorch's names and [out, in] Linear shapes, so `load_state_dict` in Python accepts it.
+    let bytes = std::fs::read(&file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(header["lm_head.weight"]["shape"], serde_json::json!([66, 48]));
+    assert_eq!(header["blocks.1.mlp.c_fc.weight"]["shape"], serde_json::json!([192, 48]));
+    assert_eq!(header["__metadata__"]["n_head"], "6");
+
+    // Reading it back needs no flags: the vocabulary and head count travel in the metadata.
+    let (again_config, again) = pytorch::import(&file, &ImportOptions::default(), &Device::flex()).unwrap();
+    assert_eq!(again_config.model, config.model);
+    assert_eq!(again_config.vocab, config.vocab);
+    let e = expected("v2_expected.pt");
+    assert_eq!(logits(&again, &e, &Device::flex()), logits(&model, &e, &Device::flex()));
+}
+
+#[test]
+fn v1_exports_keep_output_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, model) = import("v1.pt", 4).unwrap();
+    let file = dir.path().join("v1.safetensors");
+    pytorch::export(&file, &config, &model).unwrap();
+    let (_, again) = pytorch::import(&file, &ImportOptions::default(), &Device::flex()).unwrap();
+    let e = expected("v1_expected.pt");
+    assert!(max_abs_diff(&logits(&again, &e, &Device::flex()), &e.logits) <= 1e-4);
+}
+
+fn import_error(path: &Path) -> String {
+    let options = ImportOptions { heads: Some(6), ..Default::default() };
+    format!("{:#}", pytorch::import(path, &options, &Device::flex()).unwrap_err())
+}
+
+#[test]
+fn missing_keys_are_named() {
+    let err = import_error(&fixture("bad_missing_key.pt"));
+    assert!(err.contains("missing key"), "{err}");
+}
+
+#[test]
+fn wrong_shapes_are_named() {
+    let err = import_error(&fixture("bad_wrong_shape.pt"));
+    assert!(err.contains("blocks.0.attn.c_k.weight") && err.contains("[12, 10]"), "{err}");
+}
+
+#[test]
+fn a_truncated_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("v1.pt")).unwrap();
+    for keep in [0, 100, bytes.len() / 2, bytes.len() - 10] {
+        let path = dir.path().join(format!("cut{keep}.pt"));
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        let err = import_error(&path);
+        assert!(!err.is_empty(), "truncated to {keep} bytes");
+    }
+}
+
+#[test]
+fn a_pickle_that_calls_a_function_is_refused_and_never_runs() {
+    // The fixture's pickle calls os.system("touch /tmp/tiny-diffusion-pickle-ran") when unpickled.
+    let marker = Path::new("/tmp/tiny-diffusion-pickle-ran");
+    let _ = std::fs::remove_file(marker);
+    let err = import_error(&fixture("bad_calls_function.pt"));
+    assert!(err.contains("payload") && err.contains("system"), "{err}");
+    assert!(!marker.exists(), "the pickle's call was executed");
+}
+
+#[test]
+fn the_cli_imports_and_generates_from_a_pt_file_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_tiny-diffusion");
+    let out = dir.path().join("imported");
+    let o = Command::new(bin).args(["import"]).arg(fixture("v2.pt")).arg("--out").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(checkpoint::load(&out, &Device::flex()).is_ok());
+
+    for source in [out.as_path(), fixture("v2.pt").as_path()] {
+        let o = Command::new(bin)
+            .args(["generate", "--length", "30", "--prompt", "AB", "--checkpoint"])
+            .arg(source)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim_end_matches('\n').chars().count(), 30);
+    }
+
+    let o = Command::new(bin).args(["import"]).arg(fixture("bad_calls_function.pt")).arg("--out").arg(dir.path().join("x")).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: "));
+    assert!(!dir.path().join("x").exists(), "nothing is written for a refused file");
+}
