@@ -11,7 +11,7 @@ use crate::train::losses;
 use crate::tui::app::{App, ModelInfo};
 use crate::tui::theme::Theme;
 use crate::vocab::{MASK_ID, Vocab};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -24,6 +24,8 @@ pub const DEFAULT_PEAK_GFLOPS: f64 = 166.0;
 
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// Stable id shared with bench/pytorch_reference.py, e.g. `small/train_8x256`.
+    pub id: String,
     pub case: String,
     pub median: Duration,
     /// Throughput in the case's own unit (e.g. tokens/s), if it has one.
@@ -63,11 +65,33 @@ fn random_tokens(n: usize, vocab: usize, masked_share: f64, rng: &mut StdRng) ->
         .collect()
 }
 
+/// Which measurements to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Case {
+    /// One denoising step (forward pass) at batch 1.
+    Denoise,
+    /// A full generation: untrained weights in a fixed 64 steps, and the shipped model with the default decoding.
+    Generate,
+    /// Training steps (forward, backward, AdamW) at each --batch.
+    Train,
+    /// One TUI frame.
+    Render,
+}
+
 pub struct BenchOptions {
     pub presets: Vec<Preset>,
     pub train_batches: Vec<usize>,
     pub runs: usize,
+    pub cases: Vec<Case>,
     pub device: Device,
+}
+
+/// Peak resident memory of this process so far, in MiB (Linux; None elsewhere).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
@@ -86,39 +110,71 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
         let model = config.init(&opts.device);
         let denoiser = ModelDenoiser::new(model.clone(), config.clone(), opts.device.clone());
 
-        let tokens = random_tokens(seq, vocab, 0.5, &mut rng);
-        let t = median_time(3, opts.runs.max(5), || {
-            std::hint::black_box(denoiser.logits(&tokens, 0.5));
-        });
-        push(Row { case: format!("{name}: denoising step, 1×{seq}"), median: t, throughput: None, gflop: Some(forward_flops(&config, 1, seq) / 1e9) }, &mut rows);
-
-        // A full generation: untrained weights commit about one position per step, so fix the step count.
-        let options = DecodeOptions { strategy: crate::diffusion::Strategy::Steps { steps: 64 }, ..DecodeOptions::default() };
-        let t = median_time(1, opts.runs.clamp(1, 3), || {
-            let mut g = Generation::new(&[], seq, seq, 16, options);
-            g.run(&denoiser, |_| {});
-        });
-        push(Row { case: format!("{name}: generate {seq} chars in 64 steps"), median: t, throughput: Some((seq as f64 / t.as_secs_f64(), "chars/s")), gflop: Some(64.0 * forward_flops(&config, 1, seq) / 1e9) }, &mut rows);
-
-        for &batch in &opts.train_batches {
-            let ad = opts.device.clone().autodiff();
-            let mut model = config.init(&ad);
-            let mut optim = AdamWConfig::new().init();
-            let runs = if batch * seq * config.n_embd > 8 * 256 * 256 * 8 { 2 } else { opts.runs };
-            let t = median_time(1, runs, || {
-                let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();
-                let rates = draw_rates(batch, MaskSchedule::Stratified, &mut rng);
-                let masked = mask_batch(&windows, &rates, &mut rng);
-                let (loss, _) = losses(&model, &masked, &ad);
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(1e-4, model.clone(), grads);
+        if opts.cases.contains(&Case::Denoise) {
+            let tokens = random_tokens(seq, vocab, 0.5, &mut rng);
+            let t = median_time(3, opts.runs.max(5), || {
+                std::hint::black_box(denoiser.logits(&tokens, 0.5));
             });
-            let tokens = (batch * seq) as f64;
-            push(Row { case: format!("{name}: training step, {batch}×{seq}"), median: t, throughput: Some((tokens / t.as_secs_f64(), "tokens/s")), gflop: Some(3.0 * forward_flops(&config, batch, seq) / 1e9) }, &mut rows);
+            let gflop = Some(forward_flops(&config, 1, seq) / 1e9);
+            push(Row { id: format!("{name}/denoise_1x{seq}"), case: format!("{name}: denoising step, 1×{seq}"), median: t, throughput: None, gflop }, &mut rows);
+        }
+
+        if opts.cases.contains(&Case::Generate) {
+            // Untrained weights commit about one position per step, so fix the step count.
+            let options = DecodeOptions { strategy: crate::diffusion::Strategy::Steps { steps: 64 }, ..DecodeOptions::default() };
+            let (t, _) = time_generation(&denoiser, options, seq, opts.runs);
+            let gflop = Some(64.0 * forward_flops(&config, 1, seq) / 1e9);
+            let throughput = Some((seq as f64 / t.as_secs_f64(), "chars/s"));
+            push(Row { id: format!("{name}/generate_64_steps"), case: format!("{name}: generate {seq} chars in 64 steps"), median: t, throughput, gflop }, &mut rows);
+        }
+
+        if opts.cases.contains(&Case::Train) {
+            for &batch in &opts.train_batches {
+                let ad = opts.device.clone().autodiff();
+                let mut model = config.init(&ad);
+                let mut optim = crate::train::optimizer(&crate::train::TrainSettings::for_preset(preset));
+                let runs = if batch * seq * config.n_embd > 8 * 256 * 256 * 8 { 2 } else { opts.runs };
+                let t = median_time(1, runs, || {
+                    let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();
+                    let rates = draw_rates(batch, MaskSchedule::Stratified, &mut rng);
+                    let masked = mask_batch(&windows, &rates, &mut rng);
+                    let (loss, _) = losses(&model, &masked, &ad);
+                    let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    model = optim.step(1e-4, model.clone(), grads);
+                });
+                let tokens = (batch * seq) as f64;
+                let throughput = Some((tokens / t.as_secs_f64(), "tokens/s"));
+                let gflop = Some(3.0 * forward_flops(&config, batch, seq) / 1e9);
+                push(Row { id: format!("{name}/train_{batch}x{seq}"), case: format!("{name}: training step, {batch}×{seq}"), median: t, throughput, gflop }, &mut rows);
+            }
         }
     }
-    push(render_row(), &mut rows);
+    if opts.cases.contains(&Case::Generate) {
+        // The experience a user gets: the shipped model with the default decoding settings.
+        if let Ok((ckpt, model)) = crate::shipped::load(&opts.device) {
+            let seq = ckpt.model.context;
+            let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), opts.device.clone());
+            let (t, steps) = time_generation(&denoiser, DecodeOptions::default(), seq, opts.runs);
+            let case = format!("shipped: generate {seq} chars, default decoding ({steps} steps)");
+            let throughput = Some((seq as f64 / t.as_secs_f64(), "chars/s"));
+            push(Row { id: "shipped/generate_default".into(), case, median: t, throughput, gflop: None }, &mut rows);
+        }
+    }
+    if opts.cases.contains(&Case::Render) {
+        push(render_row(), &mut rows);
+    }
     rows
+}
+
+/// Median time of a full unconditional generation of `seq` characters, and its step count.
+fn time_generation(denoiser: &ModelDenoiser, options: DecodeOptions, seq: usize, runs: usize) -> (Duration, usize) {
+    let mut steps = 0;
+    let t = median_time(1, runs.clamp(1, 3), || {
+        let mut g = Generation::new(&[], seq, seq, 16, options);
+        steps = 0;
+        g.run(denoiser, |_| steps += 1);
+    });
+    (t, steps)
 }
 
 /// One watch-screen frame of a 256-character block, drawn into an off-screen 100×30 buffer.
@@ -149,7 +205,7 @@ fn render_row() -> Row {
     let t = median_time(20, 200, || {
         terminal.draw(|f| crate::tui::render(&app, f)).expect("draw");
     });
-    Row { case: "tui: render watch frame (256 cells, 100×30)".into(), median: t, throughput: None, gflop: None }
+    Row { id: "tui/render_watch".into(), case: "tui: render watch frame (256 cells, 100×30)".into(), median: t, throughput: None, gflop: None }
 }
 
 pub fn format_row(row: &Row, peak_gflops: f64) -> String {
@@ -157,6 +213,17 @@ pub fn format_row(row: &Row, peak_gflops: f64) -> String {
     let throughput = row.throughput.map_or(String::new(), |(v, unit)| format!("{v:.0} {unit}"));
     let peak = row.gflop.map_or(String::new(), |g| format!("{:.0}%", 100.0 * g / row.median.as_secs_f64() / peak_gflops));
     format!("| {:<44} | {:>10.3} | {:>16} | {:>7} |", row.case, ms, throughput, peak)
+}
+
+pub fn json_row(row: &Row) -> String {
+    let mut v = serde_json::json!({ "case": row.id, "median_ms": row.median.as_secs_f64() * 1e3 });
+    if let Some((value, unit)) = row.throughput {
+        v[unit.replace('/', "_per_")] = serde_json::json!(value);
+    }
+    if let Some(g) = row.gflop {
+        v["gflop"] = serde_json::json!(g);
+    }
+    v.to_string()
 }
 
 pub fn header() -> String {

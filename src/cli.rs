@@ -224,6 +224,12 @@ pub struct BenchArgs {
     /// The CPU's peak f32 GFLOP/s, for the "% peak" column.
     #[arg(long, default_value_t = crate::bench::DEFAULT_PEAK_GFLOPS)]
     pub peak_gflops: f64,
+    /// Which measurements to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["denoise", "generate", "train", "render"])]
+    pub cases: Vec<crate::bench::Case>,
+    /// One JSON object per line (ids shared with bench/pytorch_reference.py), then the peak memory.
+    #[arg(long)]
+    pub json: bool,
     #[arg(long, value_enum, default_value = "flex")]
     pub device: Backend,
 }
@@ -473,9 +479,17 @@ fn run_eval(args: EvalArgs) -> Result<()> {
 fn run_bench(args: BenchArgs) -> Result<()> {
     let device = args.device.device()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, cases: args.cases, device };
+    if args.json {
+        crate::bench::run(&opts, |row| println!("{}", crate::bench::json_row(row)));
+        println!("{}", serde_json::json!({ "case": "process/peak_rss", "peak_rss_mb": crate::bench::peak_rss_mib() }));
+        return Ok(());
+    }
     println!("backend {} · {threads} threads · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), args.peak_gflops, args.runs);
     println!("{}", crate::bench::header());
-    let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, device };
     crate::bench::run(&opts, |row| println!("{}", crate::bench::format_row(row, args.peak_gflops)));
+    if let Some(mb) = crate::bench::peak_rss_mib() {
+        println!("peak memory (resident) of this process: {mb:.0} MiB");
+    }
     Ok(())
 }

@@ -178,7 +178,7 @@ pub fn sample_text(model: &DiffusionModel, config: &ModelConfig, vocab: &Vocab, 
     vocab.decode(generation.tokens(), '_')
 }
 
-fn optimizer(settings: &TrainSettings) -> ModuleOptimizer {
+pub fn optimizer(settings: &TrainSettings) -> ModuleOptimizer {
     AdamWConfig::new()
         .with_weight_decay(settings.weight_decay as f32)
         .with_grad_clipping((settings.grad_clip > 0.0).then_some(GradientClippingConfig::Norm(settings.grad_clip)))

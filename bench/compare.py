@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Runs `tiny-diffusion bench` and its PyTorch twin side by side and prints the ratios.
+
+Both get the same thread count (RAYON_NUM_THREADS for Burn, torch.set_num_threads for PyTorch).
+Peak memory of a base training step at batch 8 is measured in separate processes that do only that,
+as the process's peak resident set size.
+
+Usage: pip install torch && cargo build --release && python3 bench/compare.py [--threads 2] [--runs 5]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BIN = os.environ.get("TINY_DIFFUSION_BIN", os.path.join(ROOT, "target", "release", "tiny-diffusion"))
+
+# (case, what is compared, target): time ratios want Rust/PyTorch <= target, throughput ratios >= target.
+TARGETS = [
+    ("small/denoise_1x256", "time", 0.8),
+    ("base/denoise_1x256", "time", 0.8),
+    ("small/train_8x256", "tokens", 1.0),
+    ("base/train_8x256", "tokens", 1.0),
+    ("small/train_64x256", "tokens", None),
+    ("base/train_64x256", "tokens", None),
+]
+
+
+def jsonl(cmd, env):
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return {row["case"]: row for row in map(json.loads, out.splitlines()) if row.get("case")}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--preset", nargs="+", default=["small", "base"])
+    p.add_argument("--batch", nargs="+", default=["8", "64"])
+    args = p.parse_args()
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    py = [sys.executable, os.path.join(HERE, "pytorch_reference.py"), "--json", "--threads", str(args.threads)]
+    rs = [BIN, "bench", "--json", "--cases", "denoise,train"]
+
+    sizes = ["--runs", str(args.runs), "--preset", *args.preset, "--batch", *args.batch]
+    rust_sizes = ["--runs", str(args.runs)] + [x for p_ in args.preset for x in ("--preset", p_)] + [x for b in args.batch for x in ("--batch", b)]
+    print(f"running tiny-diffusion bench ({args.threads} threads)…", file=sys.stderr)
+    rust = jsonl(rs + rust_sizes, env)
+    print(f"running the PyTorch twin ({args.threads} threads)…", file=sys.stderr)
+    torch = jsonl(py + sizes, env)
+
+    print(f"| case | Rust (burn-flex) | PyTorch | Rust/PyTorch | target | met |")
+    print("|---|---|---|---|---|---|")
+    per_token = {}
+    for case, kind, target in TARGETS:
+        if case not in rust or case not in torch:
+            continue
+        r, t = rust[case], torch[case]
+        if kind == "time":
+            ratio = r["median_ms"] / t["median_ms"]
+            cells = (f"{r['median_ms']:.1f} ms", f"{t['median_ms']:.1f} ms", f"{ratio:.2f}× time")
+            met = ratio <= target
+            goal = f"≤ {target}"
+        else:
+            ratio = r["tokens_per_s"] / t["tokens_per_s"]
+            per_token[case] = r["tokens_per_s"]
+            cells = (f"{r['tokens_per_s']:.0f} tok/s", f"{t['tokens_per_s']:.0f} tok/s", f"{ratio:.2f}× speed")
+            met = target is None or ratio >= target
+            goal = f"≥ {target}" if target is not None else "—"
+        print(f"| {case} | {cells[0]} | {cells[1]} | {cells[2]} | {goal} | {'yes' if met else 'NO'} |")
+    for preset in args.preset:
+        small, big = per_token.get(f"{preset}/train_8x256"), per_token.get(f"{preset}/train_64x256")
+        if small and big:
+            ok = big >= small * 0.95
+            print(f"| {preset}: Rust batch 64 vs 8 per token | {big:.0f} vs {small:.0f} tok/s | | {big / small:.2f}× | ≥ 1.0 (5% noise) | {'yes' if ok else 'NO'} |")
+
+    print(f"measuring peak memory of base training at batch 8…", file=sys.stderr)
+    mem_rust = jsonl(rs[:2] + ["--json", "--cases", "train", "--preset", "base", "--batch", "8", "--runs", "2"], env)
+    mem_torch = jsonl(py + ["--cases", "train", "--preset", "base", "--batch", "8", "--runs", "2"], env)
+    r_mb = mem_rust["process/peak_rss"]["peak_rss_mb"]
+    t_row = mem_torch["base/train_8x256"]
+    t_mb = t_row["peak_rss_mb"]
+    print(f"| base train 8×256: peak RSS | {r_mb:.0f} MiB | {t_mb:.0f} MiB (of which {t_row['rss_before_mb']:.0f} before the first step) | {r_mb / t_mb:.2f}× | ≤ 1.0 | {'yes' if r_mb <= t_mb else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()

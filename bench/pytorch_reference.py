@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""The PyTorch twin of `tiny-diffusion bench`: the same model, the same training step, the same cases.
+
+Model: scripts/make_parity_fixture.py's PyTorch implementation (the one our parity test checks our
+logits against), in the v2 layout with Tiny Shakespeare's 66 ids. Training step: random windows,
+stratified mask rates, cross-entropy on masked positions, backward, gradient-norm clipping at 1.0,
+AdamW (weight decay 0.01), as `tiny-diffusion train` does.
+
+Prints one JSON object per case (the same case names as `tiny-diffusion bench --json`), or a table.
+Usage: pip install torch && python3 bench/pytorch_reference.py [--preset small base] [--batch 8 64]
+       [--runs 5] [--threads 2] [--cases denoise,train] [--json]
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from make_parity_fixture import Model  # noqa: E402
+
+PRESETS = {"tiny": (2, 2, 64, 64), "small": (4, 4, 256, 256), "base": (6, 6, 384, 256)}  # layers, heads, width, context
+VOCAB = 66
+
+
+def median_ms(warmup, runs, fn):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(runs, 1)):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def masked_batch(batch, seq, gen):
+    tokens = torch.randint(1, VOCAB, (batch, seq), generator=gen)
+    u = torch.rand(1, generator=gen)
+    rates = ((u + torch.arange(batch) / batch) % 1.0).clamp_min(1e-3)
+    mask = torch.rand(batch, seq, generator=gen) < rates[:, None]
+    mask[:, 0] |= ~mask.any(dim=1)  # every row has a masked position
+    return tokens.masked_fill(mask, 0), tokens, mask
+
+
+def train_step(model, opt, batch, seq, gen):
+    inputs, targets, mask = masked_batch(batch, seq, gen)
+    logits = model(inputs)
+    loss = F.cross_entropy(logits[mask], targets[mask])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
+def run(args):
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    for name in args.preset:
+        n_layer, n_head, d, seq = PRESETS[name]
+        model = Model(2, VOCAB, d, n_layer, n_head)
+        if "denoise" in args.cases:
+            model.eval()
+            tokens, _, _ = masked_batch(1, seq, gen)
+            with torch.inference_mode():
+                ms = median_ms(3, max(args.runs, 5), lambda: model(tokens))
+            yield {"case": f"{name}/denoise_1x{seq}", "median_ms": ms}
+        if "train" in args.cases:
+            model.train()
+            for batch in args.batch:
+                opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+                rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                runs = 2 if batch * seq * d > 8 * 256 * 256 * 8 else args.runs
+                ms = median_ms(1, runs, lambda: train_step(model, opt, batch, seq, gen))
+                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                yield {
+                    "case": f"{name}/train_{batch}x{seq}",
+                    "median_ms": ms,
+                    "tokens_per_s": batch * seq / ms * 1e3,
+                    "peak_rss_mb": rss / 1024,
+                    "rss_before_mb": rss_before / 1024,
+                }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", nargs="+", default=["small", "base"], choices=PRESETS)
+    p.add_argument("--batch", nargs="+", type=int, default=[8, 64])
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cases", default="denoise,train")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    args.cases = args.cases.split(",")
+    torch.set_num_threads(args.threads)
+    if not args.json:
+        print(f"PyTorch {torch.__version__} · {torch.get_num_threads()} threads · median of {args.runs} runs")
+    for row in run(args):
+        if args.json:
+            print(json.dumps(row), flush=True)
+        else:
+            extra = f"  {row['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in row else ""
+            print(f"{row['case']:<24} {row['median_ms']:10.2f} ms{extra}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
