@@ -23,10 +23,14 @@ pub use interop::{ExportArgs, ImportArgs};
 
 #[derive(Parser, Debug)]
 #[command(name = "tiny-diffusion", version, about = "Train a character-level text-diffusion model and watch it denoise")]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// With no command, opens the terminal UI.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The terminal UI's options, so `tiny-diffusion --checkpoint DIR` works without `tui`.
+    #[command(flatten)]
+    pub tui: TuiArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -252,7 +256,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command.unwrap_or(Command::Tui(TuiArgs::default())) {
+    let result = match cli.command.unwrap_or(Command::Tui(cli.tui)) {
         Command::Tui(args) => run_tui(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => run_train(args),
         Command::Generate(args) => run_generate(args).map(|()| ExitCode::SUCCESS),

@@ -50,7 +50,10 @@ fn same_seed_same_output() {
 
 #[test]
 fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
+        // The TUI's options work without naming the `tui` command.
+        (&["--checkpoint", "/nonexistent/ck"], "does not exist"),
+        (&["import", "/nonexistent/model.pt", "--out", "/tmp/never"], "does not exist"),
         (&["generate", "--prompt", "héllo {"], "not in the model's vocabulary"),
         (&["generate", "--checkpoint", "/nonexistent/ck"], "does not exist"),
         (&["generate", "--threshold", "1.5"], "--threshold"),
