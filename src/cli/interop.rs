@@ -58,6 +58,10 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
     }
     crate::checkpoint::save(&args.out, &config, &model, None)?;
     let m = &config.model;
+    let is_pt = args.file.extension().is_none_or(|e| e != "safetensors");
+    if is_pt && m.n_timesteps == 0 && args.vocab.is_none() && args.vocab_from.is_none() {
+        eprintln!("note: v2 files do not record their vocabulary; assumed Tiny Shakespeare's (--vocab-from TEXT to change)");
+    }
     eprintln!(
         "imported {} ({} layers × {} wide, {} heads, {} ids, {:.2}M params) into {}",
         args.file.display(),
