@@ -97,7 +97,11 @@ impl ModelConfig {
             .collect();
         DiffusionModel {
             token_emb: EmbeddingConfig::new(self.vocab_size, d).init(device),
-            time_emb: (self.n_timesteps > 0).then(|| EmbeddingConfig::new(self.n_timesteps, d).init(device)),
+            // Zero, so a timestep model starts as the plain model. With the default N(0, 1) init,
+            // rows of different mask rates got unrelated random offsets and training stalled at
+            // the unigram loss (docs/training.md, recipe study).
+            time_emb: (self.n_timesteps > 0)
+                .then(|| EmbeddingConfig::new(self.n_timesteps, d).with_initializer(Initializer::Zeros).init(device)),
             blocks,
             lm_head: linear(d, self.vocab_size)
                 .with_initializer(Initializer::Normal { mean: 0.0, std: 0.001 })

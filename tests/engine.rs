@@ -195,6 +195,23 @@ fn attention_is_bidirectional() {
     assert_ne!(first(&a), first(&b));
 }
 
+#[test]
+fn a_new_timestep_model_starts_as_the_plain_model() {
+    // A randomly initialised timestep embedding stalled training at the unigram loss; starting
+    // from zero, the timestep changes nothing until the model learns to use it.
+    let device = Device::flex();
+    let config = ModelConfig { n_timesteps: 16, ..tiny_model_config(10) };
+    let model = config.init(&device);
+    let weights = model.time_emb.as_ref().unwrap().weight.val().into_data().to_vec::<f32>().unwrap();
+    assert!(weights.iter().all(|&w| w == 0.0));
+    let tokens = || Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 0, 3, 0, 5, 6], [1, 6]), &device);
+    let at = |t: i64| {
+        let ts = Tensor::<1, Int>::from_data(TensorData::new(vec![t], [1]), &device);
+        model.forward(tokens(), Some(ts)).into_data().to_vec::<f32>().unwrap()
+    };
+    assert_eq!(at(0), at(15));
+}
+
 struct Perturb;
 impl burn::module::ModuleMapper for Perturb {
     fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
