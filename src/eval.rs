@@ -84,7 +84,7 @@ pub fn generate_samples(model: &dyn Denoiser, options: DecodeOptions, chars: usi
 
 /// Full evaluation: validation likelihood plus word statistics of generated text.
 pub fn run(denoiser: &ModelDenoiser, corpus: &Corpus, options: DecodeOptions, seq_len: usize) -> Report {
-    let EvalResult { loss, bits_per_char } = evaluate(&denoiser.model, &corpus.val, 256, seq_len, 8, &denoiser.device);
+    let EvalResult { loss, bits_per_char } = evaluate(&denoiser.model, &corpus.val, 256, seq_len, &denoiser.device);
     let train_text = corpus.vocab.decode(&corpus.train, ' ');
     let dictionary: HashSet<String> = words(&train_text).into_iter().collect();
     let (ids, chars_per_step, ms_per_step) = generate_samples(denoiser, options, GENERATED_CHARS);

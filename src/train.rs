@@ -153,7 +153,13 @@ pub fn losses(model: &DiffusionModel, batch: &MaskedBatch, device: &Device) -> (
 }
 
 /// Evaluates on fixed validation windows with fixed masks, so numbers are comparable between runs.
-pub fn evaluate(model: &DiffusionModel, val: &[u32], windows: usize, seq_len: usize, batch: usize, device: &Device) -> EvalResult {
+/// Windows per evaluation batch. Fixed, not the training batch: stratified rates are drawn per
+/// batch, so the chunk size decides the masks, and runs with different batch sizes must be
+/// measured on the same masks to be comparable.
+pub const EVAL_BATCH: usize = 8;
+
+pub fn evaluate(model: &DiffusionModel, val: &[u32], windows: usize, seq_len: usize, device: &Device) -> EvalResult {
+    let batch = EVAL_BATCH;
     let model = model.valid();
     let seqs = even_windows(val, windows.max(1), seq_len);
     let mut rng = StdRng::seed_from_u64(0xE7A1);
@@ -277,7 +283,7 @@ pub fn train(
 
         let last = step == settings.steps;
         if settings.eval_every > 0 && (step % settings.eval_every == 0 || last) {
-            let r = evaluate(&model, &corpus.val, settings.eval_windows, seq_len, settings.batch, device);
+            let r = evaluate(&model, &corpus.val, settings.eval_windows, seq_len, device);
             meta.val_loss = Some(r.loss);
             meta.val_bits_per_char = Some(r.bits_per_char);
             last_eval = Some(r);
