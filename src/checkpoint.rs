@@ -123,12 +123,18 @@ pub fn model_from_bytes(config: &ModelConfig, weights: Vec<u8>, device: &Device)
     let mut model = config.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(weights));
     let result = model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure_complete(&result, "weights do not match the model in config.json")?;
+    Ok(model)
+}
+
+/// Fails, naming every problem after `what`, unless a store filled every tensor of the model.
+pub fn ensure_complete(result: &burn::store::ApplyResult, what: &str) -> Result<()> {
     if !result.errors.is_empty() || !result.missing.is_empty() {
         let mut problems: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
         problems.extend(result.missing.iter().map(|(p, _)| format!("missing tensor '{p}'")));
-        bail!("weights do not match the model in config.json: {}", problems.join("; "));
+        bail!("{what}: {}", problems.join("; "));
     }
-    Ok(model)
+    Ok(())
 }
 
 /// Loads a checkpoint directory for inference or evaluation.

@@ -88,11 +88,7 @@ pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(
         }
         model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))?
     };
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        let mut problems: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
-        problems.extend(result.missing.iter().map(|(p, _)| format!("missing tensor '{p}'")));
-        bail!("{}: the weights do not fit the model: {}", path.display(), problems.join("; "));
-    }
+    crate::checkpoint::ensure_complete(&result, &format!("{}: the weights do not fit the model", path.display()))?;
     let mut checkpoint = CheckpointConfig::new(config, vocab);
     checkpoint.training = TrainingMeta {
         data_file: Some(format!("imported from {} ({layout:?} layout)", path.display())),
@@ -173,11 +169,18 @@ fn strip_wrappers(name: &str) -> String {
 
 /// Reads a safetensors header: tensor names, shapes and dtypes, and the metadata.
 fn safetensors_inventory(path: &Path) -> Result<(Inventory, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    use std::io::Read;
     let bad = || anyhow::anyhow!("{} is not a valid safetensors file", path.display());
-    let len = u64::from_le_bytes(bytes.get(..8).ok_or_else(bad)?.try_into()?) as usize;
-    let header = bytes.get(8..8usize.checked_add(len).ok_or_else(bad)?).ok_or_else(bad)?;
-    let header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).map_err(|_| bad())?;
+    // Only the header: the store reads the tensors themselves when loading.
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file_len = file.metadata()?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|_| bad())?;
+    let len = u64::from_le_bytes(len);
+    ensure!(len <= file_len.saturating_sub(8), bad());
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(|_| bad())?;
+    let header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header).map_err(|_| bad())?;
     let mut inventory = Inventory::new();
     let mut metadata = HashMap::new();
     for (name, value) in header {

@@ -202,12 +202,12 @@ fn a_new_timestep_model_starts_as_the_plain_model() {
     let device = Device::flex();
     let config = ModelConfig { n_timesteps: 16, ..tiny_model_config(10) };
     let model = config.init(&device);
-    let weights = model.time_emb.as_ref().unwrap().weight.val().into_data().to_vec::<f32>().unwrap();
+    let weights = model.time_emb.as_ref().unwrap().weight.val().into_data().try_to_vec::<f32>().unwrap();
     assert!(weights.iter().all(|&w| w == 0.0));
     let tokens = || Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 0, 3, 0, 5, 6], [1, 6]), &device);
     let at = |t: i64| {
         let ts = Tensor::<1, Int>::from_data(TensorData::new(vec![t], [1]), &device);
-        model.forward(tokens(), Some(ts)).into_data().to_vec::<f32>().unwrap()
+        model.forward(tokens(), Some(ts)).into_data().try_to_vec::<f32>().unwrap()
     };
     assert_eq!(at(0), at(15));
 }

@@ -51,11 +51,11 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
         (None, None) => None,
     };
     let options = ImportOptions { layout: args.format, heads: Some(args.heads), vocab, context: Some(args.context) };
-    let device = burn::prelude::Device::flex();
-    let (config, model) = pytorch::import(&args.file, &options, &device)?;
     if args.out.join(crate::checkpoint::CONFIG_FILE).exists() && args.out.join(crate::checkpoint::WEIGHTS_FILE).exists() {
         bail!("{} already holds a checkpoint; choose another --out", args.out.display());
     }
+    let device = burn::prelude::Device::flex();
+    let (config, model) = pytorch::import(&args.file, &options, &device)?;
     crate::checkpoint::save(&args.out, &config, &model, None)?;
     let m = &config.model;
     let is_pt = args.file.extension().is_none_or(|e| e != "safetensors");
