@@ -2,8 +2,9 @@
 """Builds the PyTorch parity fixtures in tests/fixtures/pytorch/.
 
 Small random models in both formats of the Python tiny-diffusion project, written with
-torch.save exactly as that project saves its weights, plus inputs and the logits PyTorch computes
-for them. `cargo test` imports the .pt files and must reproduce the logits (tests/pytorch_import.rs).
+torch.save exactly as that project saves its weights, plus inputs, the logits PyTorch computes
+for them and the gradients of the masked cross-entropy for every weight. `cargo test` imports the
+.pt files and must reproduce the logits and the gradients (tests/pytorch_import.rs).
 
 This is an independent PyTorch implementation of the architecture described in issue 5:
 bias-free linears, half-split rotary embedding (base 10000) on q and k followed by parameter-free
@@ -130,6 +131,21 @@ def save_case(name, model, vocab, seq_len, with_timesteps):
         expected["timesteps"] = timesteps
     torch.save(expected, os.path.join(OUT, f"{name}_expected.pt"))
     print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, logits {tuple(logits.shape)}")
+    return tokens, timesteps
+
+
+def save_grads(name, model, vocab, tokens, timesteps):
+    """Gradients of the training loss (mean cross-entropy on masked positions) for every weight."""
+    g = torch.Generator().manual_seed(2)
+    targets = torch.randint(1, vocab, tokens.shape, generator=g)
+    mask = tokens == 0
+    model.zero_grad()
+    loss = F.cross_entropy(model(tokens, timesteps)[mask], targets[mask])
+    loss.backward()
+    out = {"targets": targets, "loss": loss.detach().reshape(1)}
+    out.update({f"grad.{n}": p.grad.clone() for n, p in model.named_parameters()})
+    torch.save(out, os.path.join(OUT, f"{name}_grads.pt"))
+    print(f"{name}: loss {loss.item():.4f}, gradients of {len(out) - 2} weights")
 
 
 class CallsAFunction:
@@ -145,12 +161,12 @@ def main():
 
     v1 = Model(1, vocab=128, d=32, n_layer=2, n_head=4)
     randomize(v1)
-    save_case("v1", v1, 128, 40, with_timesteps=True)
+    save_grads("v1", v1, 128, *save_case("v1", v1, 128, 40, with_timesteps=True))
 
     # Tiny Shakespeare's vocabulary size (65 characters + the mask), 6 heads as the reference.
     v2 = Model(2, vocab=66, d=48, n_layer=2, n_head=6)
     randomize(v2)
-    save_case("v2", v2, 66, 40, with_timesteps=False)
+    save_grads("v2", v2, 66, *save_case("v2", v2, 66, 40, with_timesteps=False))
 
     # Malformed files, from a one-layer model to keep them small.
     small = Model(2, vocab=66, d=12, n_layer=1, n_head=6)

@@ -5,7 +5,9 @@ use burn::prelude::*;
 use burn::store::pytorch_reader::PytorchReader;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tiny_diffusion::checkpoint;
+use tiny_diffusion::diffusion::masking::MaskedBatch;
+use tiny_diffusion::vocab::MASK_ID;
+use tiny_diffusion::{checkpoint, train};
 use tiny_diffusion::model::DiffusionModel;
 use tiny_diffusion::pytorch::{self, ImportOptions, Layout};
 
@@ -74,6 +76,84 @@ fn v2_logits_match_pytorch() {
     let diff = max_abs_diff(&logits(&model, &e, &Device::flex()), &e.logits);
     eprintln!("v2: max |Δlogit| against PyTorch = {diff:e}");
     assert!(diff <= 1e-4, "max |Δlogit| = {diff}");
+}
+
+/// Every weight of an imported model with PyTorch's name, and whether it is a linear (stored
+/// `[in, out]` here, `[out, in]` in PyTorch).
+fn named_weights(m: &DiffusionModel) -> Vec<(String, Tensor<2>, bool)> {
+    let mut out = vec![("token_emb.weight".to_string(), m.token_emb.weight.val(), false)];
+    if let Some(t) = &m.time_emb {
+        out.push(("time_emb.weight".into(), t.weight.val(), false));
+    }
+    for (i, b) in m.blocks.iter().enumerate() {
+        for (name, linear) in [
+            ("attn.c_q", &b.attn.c_q),
+            ("attn.c_k", &b.attn.c_k),
+            ("attn.c_v", &b.attn.c_v),
+            ("attn.c_proj", &b.attn.c_proj),
+            ("mlp.c_fc", &b.mlp.c_fc),
+            ("mlp.c_proj", &b.mlp.c_proj),
+        ] {
+            out.push((format!("blocks.{i}.{name}.weight"), linear.weight.val(), true));
+        }
+    }
+    let head = if m.time_emb.is_some() { "output_head" } else { "lm_head" };
+    out.push((format!("{head}.weight"), m.lm_head.weight.val(), true));
+    out
+}
+
+/// The training loss and its gradient for every weight must match PyTorch's: the parity of the
+/// logits says nothing about Burn's backward passes (attention, RMSNorm, rotary, gather).
+fn gradients_match_pytorch(name: &str, heads: usize, timesteps: &[usize]) {
+    let device = Device::flex().autodiff();
+    let options = ImportOptions { heads: Some(heads), ..Default::default() };
+    let (_, model) = pytorch::import(&fixture(&format!("{name}.pt")), &options, &device).unwrap();
+    let e = expected(&format!("{name}_expected.pt"));
+    let reader = PytorchReader::new(fixture(&format!("{name}_grads.pt"))).unwrap();
+    let floats = |key: &str| -> Vec<f32> {
+        let bytes = reader.get(key).unwrap_or_else(|| panic!("{key} in the fixture")).read().unwrap();
+        bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    };
+    let targets = reader.get("targets").unwrap().read().unwrap();
+    let (b, t) = (e.shape[0], e.shape[1]);
+    let inputs: Vec<u32> = e.tokens.iter().map(|&x| x as u32).collect();
+    let batch = MaskedBatch {
+        batch: b,
+        seq: t,
+        masked: inputs.iter().map(|&x| if x == MASK_ID { 1.0 } else { 0.0 }).collect(),
+        targets: targets.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32).collect(),
+        inputs,
+        // The middle of each timestep bucket, so v1 models see the fixture's timesteps.
+        rates: timesteps.iter().map(|&s| (s as f32 + 0.5) / 128.0).collect(),
+    };
+    let (loss, _) = train::losses(&model, &batch, &device);
+    let ours_loss = loss.clone().into_scalar::<f32>();
+    let torch_loss = floats("loss")[0];
+    assert!((ours_loss - torch_loss).abs() < 1e-4, "loss {ours_loss} vs PyTorch {torch_loss}");
+
+    let grads = loss.backward();
+    let weights = named_weights(&model);
+    assert_eq!(weights.len(), reader.keys().iter().filter(|k| k.starts_with("grad.")).count(), "every weight is compared");
+    for (key, weight, linear) in weights {
+        let grad = weight.grad(&grads).unwrap_or_else(|| panic!("no gradient for {key}"));
+        let ours: Vec<f32> = if linear { grad.transpose() } else { grad }.try_into_vec_as().unwrap();
+        let theirs = floats(&format!("grad.{key}"));
+        let scale = theirs.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let diff = max_abs_diff(&ours, &theirs);
+        eprintln!("{name} {key}: max |Δgrad| = {diff:.2e} (max |grad| {scale:.2e})");
+        assert!(scale > 0.0, "{key}: PyTorch's gradient is zero, the comparison would be empty");
+        assert!(diff <= 1e-3 * scale + 1e-7, "{key}: max |Δgrad| = {diff:e}, max |grad| = {scale:e}");
+    }
+}
+
+#[test]
+fn v1_gradients_match_pytorch() {
+    gradients_match_pytorch("v1", 4, &[5, 120]);
+}
+
+#[test]
+fn v2_gradients_match_pytorch() {
+    gradients_match_pytorch("v2", 6, &[64, 64]);
 }
 
 #[test]
