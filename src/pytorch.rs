@@ -234,7 +234,12 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
         context: options.context.unwrap_or(REFERENCE_CONTEXT),
         n_timesteps,
     };
-    config.validate().map_err(|e| anyhow::anyhow!("{e} (set the head count with --heads)"))?;
+    config.validate().map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: PyTorch files do not store the head count (assumed {REFERENCE_HEADS}); convert the file \
+             with `tiny-diffusion import FILE --heads N --out DIR` and use that directory"
+        )
+    })?;
 
     let expected = expected_shapes(&config, detected);
     let missing: Vec<&String> = expected.keys().filter(|k| !inventory.contains_key(*k)).collect();

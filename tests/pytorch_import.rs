@@ -268,3 +268,9 @@ fn the_cli_imports_and_generates_from_a_pt_file_directly() {
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: "));
     assert!(!dir.path().join("x").exists(), "nothing is written for a refused file");
 }
+
+#[test]
+fn a_head_count_that_does_not_divide_the_width_says_how_to_set_it() {
+    let err = format!("{:#}", import("v2.pt", 5).unwrap_err());
+    assert!(err.contains("not divisible") && err.contains("import FILE --heads N"), "{err}");
+}
