@@ -43,10 +43,12 @@ def load(path):
     return ids[:split], len(chars) + 1
 
 
-def init_weights(model, recipe):
+def init_weights(model, recipe, emb_std=None):
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if recipe == "reference":
+            if emb_std is not None and name == "token_emb.weight":
+                p.normal_(0.0, emb_std)
+            elif recipe == "reference":
                 p.normal_(0.0, 0.02)
             elif name.endswith("c_proj.weight"):
                 p.zero_()
@@ -80,6 +82,8 @@ def main():
     p.add_argument("--warmup", type=int, default=60)
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--clip", type=float)
+    p.add_argument("--init", choices=["reference", "ours"], help="weight init (default: the recipe's)")
+    p.add_argument("--emb-std", type=float, help="std of the token embedding's N(0, std) init")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=DATA)
@@ -106,7 +110,7 @@ def main():
         return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     model = Model(2, vocab, args.width, args.layers, args.heads)
-    init_weights(model, args.recipe)
+    init_weights(model, args.init or args.recipe, args.emb_std)
     opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=0.01, eps=args.eps)
     saves = set(args.save_at) | {args.steps}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
