@@ -13,7 +13,7 @@ row() {
 import json, sys
 d = json.load(sys.stdin)
 g = d["generated"]
-print(f"| {sys.argv[1]} | {g[\"valid_word_rate\"]:.3f} | {g[\"distinct_bigram_rate\"]:.3f} | {d[\"characters_per_step\"]:.2f} |")
+print("| %s | %.3f | %.3f | %.2f |" % (sys.argv[1], g["valid_word_rate"], g["distinct_bigram_rate"], d["characters_per_step"]))
 ' "$label"
 }
 
