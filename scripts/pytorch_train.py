@@ -35,12 +35,13 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sha
 
 
 def load(path):
+    """Train ids, validation ids (the last 10%) and vocabulary size, as our Corpus splits them."""
     text = open(path, encoding="utf-8").read()
     chars = sorted(set(text))
     stoi = {c: i + 1 for i, c in enumerate(chars)}  # id 0 is the mask, as in our vocabulary
     ids = torch.tensor([stoi[c] for c in text], dtype=torch.long)
     split = len(ids) - len(ids) // 10
-    return ids[:split], len(chars) + 1
+    return ids[:split], ids[split:], len(chars) + 1
 
 
 def init_weights(model, recipe, emb_std=None):
@@ -94,7 +95,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    train, vocab = load(args.data)
+    train, _, vocab = load(args.data)
     ours = args.recipe == "ours"
     peak = args.lr if args.lr is not None else (1e-3 if ours else 3e-4)
     clip = args.clip if args.clip is not None else (1.0 if ours else 0.0)

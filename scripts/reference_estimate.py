@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_parity_fixture import Model  # noqa: E402
-from pytorch_train import DATA  # noqa: E402
+from pytorch_train import DATA, load  # noqa: E402
 
 
 def main():
@@ -33,13 +33,8 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(2)
 
-    text = open(args.data, encoding="utf-8").read()
-    chars = sorted(set(text))
-    stoi = {c: i + 1 for i, c in enumerate(chars)}
-    ids = torch.tensor([stoi[c] for c in text])
-    val = ids[len(ids) - len(ids) // 10 :]
-
-    model = Model(2, len(chars) + 1, args.width, args.layers, args.heads)
+    _, val, vocab = load(args.data)
+    model = Model(2, vocab, args.width, args.layers, args.heads)
     if args.weights.endswith(".safetensors"):
         from safetensors.torch import load_file
 

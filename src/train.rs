@@ -152,19 +152,18 @@ pub fn losses(model: &DiffusionModel, batch: &MaskedBatch, device: &Device) -> (
     (ce, elbo)
 }
 
-/// Evaluates on fixed validation windows with fixed masks, so numbers are comparable between runs.
 /// Windows per evaluation batch. Fixed, not the training batch: stratified rates are drawn per
 /// batch, so the chunk size decides the masks, and runs with different batch sizes must be
 /// measured on the same masks to be comparable.
 pub const EVAL_BATCH: usize = 8;
 
+/// Evaluates on fixed validation windows with fixed masks, so numbers are comparable between runs.
 pub fn evaluate(model: &DiffusionModel, val: &[u32], windows: usize, seq_len: usize, device: &Device) -> EvalResult {
-    let batch = EVAL_BATCH;
     let model = model.valid();
     let seqs = even_windows(val, windows.max(1), seq_len);
     let mut rng = StdRng::seed_from_u64(0xE7A1);
     let (mut ce_sum, mut elbo_sum, mut n) = (0.0f64, 0.0f64, 0usize);
-    for chunk in seqs.chunks(batch.max(1)) {
+    for chunk in seqs.chunks(EVAL_BATCH) {
         let rates = draw_rates(chunk.len(), MaskSchedule::Stratified, &mut rng);
         let masked = mask_batch(chunk, &rates, &mut rng);
         let (ce, elbo) = losses(&model, &masked, device);
