@@ -3,8 +3,9 @@
 
 Small random models in both formats of the Python tiny-diffusion project, written with
 torch.save exactly as that project saves its weights, plus inputs, the logits PyTorch computes
-for them and the gradients of the masked cross-entropy for every weight. `cargo test` imports the
-.pt files and must reproduce the logits and the gradients (tests/pytorch_import.rs).
+for them, the gradients of the masked cross-entropy for every weight, and the weights after two
+Muon + AdamW steps. `cargo test` imports the .pt files and must reproduce the logits, the
+gradients and the optimiser's steps (tests/pytorch_import.rs).
 
 This is an independent PyTorch implementation of the architecture described in issue 5:
 bias-free linears, half-split rotary embedding (base 10000) on q and k followed by parameter-free
@@ -14,6 +15,7 @@ before attention, before the MLP and before the head.
 Usage: pip install torch && python3 scripts/make_parity_fixture.py [OUT_DIR]
 """
 
+import copy
 import os
 import sys
 
@@ -148,6 +150,45 @@ def save_grads(name, model, vocab, tokens, timesteps):
     print(f"{name}: loss {loss.item():.4f}, gradients of {len(out) - 2} weights")
 
 
+def newton_schulz_f32(grad, ns_coefficients, ns_steps, eps):
+    """PyTorch's Muon orthogonalisation (torch/optim/_muon.py) in float32 instead of bfloat16.
+    The quintic iteration does not converge; it only pushes singular values into ≈ [0.5, 1.5],
+    so bfloat16 rounding moves single entries of its output by up to ≈ 15%: too much for a
+    parity test of an f32 implementation."""
+    a, b, c = ns_coefficients
+    x = grad.float().clone()
+    if grad.size(0) > grad.size(1):
+        x = x.T
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(ns_steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if grad.size(0) > grad.size(1) else x
+
+
+def save_muon_steps(name, model, vocab, tokens, timesteps):
+    """Every weight after two training steps on save_grads' batch with the Muon recipe: PyTorch's
+    Muon (LR 0.02, no weight decay; Newton-Schulz in float32) for the blocks' matrices, AdamW
+    (LR 1e-3, weight decay 0.01, eps 1e-8) for the embedding and the head."""
+    torch.optim._muon._zeropower_via_newtonschulz = newton_schulz_f32
+    model = copy.deepcopy(model)
+    targets = torch.randint(1, vocab, tokens.shape, generator=torch.Generator().manual_seed(2))
+    mask = tokens == 0
+    blocks = [p for n, p in model.named_parameters() if n.startswith("blocks.")]
+    others = [p for n, p in model.named_parameters() if not n.startswith("blocks.")]
+    opts = [torch.optim.Muon(blocks, lr=0.02, weight_decay=0.0),
+            torch.optim.AdamW(others, lr=1e-3, weight_decay=0.01, eps=1e-8)]
+    for _ in range(2):
+        for opt in opts:
+            opt.zero_grad()
+        F.cross_entropy(model(tokens, timesteps)[mask], targets[mask]).backward()
+        for opt in opts:
+            opt.step()
+    torch.save({f"after.{n}": p.detach().clone() for n, p in model.named_parameters()},
+               os.path.join(OUT, f"{name}_muon_steps.pt"))
+    print(f"{name}: weights after two Muon + AdamW steps")
+
+
 class CallsAFunction:
     """Unpickling this runs os.system: a safe reader must refuse it without running it."""
 
@@ -166,7 +207,9 @@ def main():
     # Tiny Shakespeare's vocabulary size (65 characters + the mask), 6 heads as the reference.
     v2 = Model(2, vocab=66, d=48, n_layer=2, n_head=6)
     randomize(v2)
-    save_grads("v2", v2, 66, *save_case("v2", v2, 66, 40, with_timesteps=False))
+    case = save_case("v2", v2, 66, 40, with_timesteps=False)
+    save_grads("v2", v2, 66, *case)
+    save_muon_steps("v2", v2, 66, *case)
 
     # Malformed files, from a one-layer model to keep them small.
     small = Model(2, vocab=66, d=12, n_layer=1, n_head=6)

@@ -83,6 +83,8 @@ def main():
     p.add_argument("--warmup", type=int, default=60)
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--clip", type=float)
+    p.add_argument("--muon-lr", type=float,
+                   help="train the 2-D block weights with Muon at this peak LR (embedding and head stay on AdamW)")
     p.add_argument("--init", choices=["reference", "ours"], help="weight init (default: the recipe's)")
     p.add_argument("--emb-std", type=float, help="std of the token embedding's N(0, std) init")
     p.add_argument("--threads", type=int, default=2)
@@ -112,21 +114,31 @@ def main():
 
     model = Model(2, vocab, args.width, args.layers, args.heads)
     init_weights(model, args.init or args.recipe, args.emb_std)
-    opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=0.01, eps=args.eps)
+    if args.muon_lr:
+        blocks = [p for n, p in model.named_parameters() if n.startswith("blocks.")]
+        others = [p for n, p in model.named_parameters() if not n.startswith("blocks.")]
+        muon = torch.optim.Muon(blocks, lr=args.muon_lr, weight_decay=0.0)
+        opts = [torch.optim.AdamW(others, lr=peak, weight_decay=0.01, eps=args.eps), muon]
+    else:
+        opts = [torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=0.01, eps=args.eps)]
     saves = set(args.save_at) | {args.steps}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     log = open(args.out + ".log", "a")
     start = time.time()
     for step in range(args.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+        for opt in opts:
+            for group in opt.param_groups:
+                group.setdefault("peak", group["lr"])
+                group["lr"] = group["peak"] * lr_at(step) / peak
         inputs, targets, mask = batch(train, args.batch, args.seq, schedule, gen)
         loss = F.cross_entropy(model(inputs)[mask], targets[mask])
-        opt.zero_grad(set_to_none=True)
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+        for opt in opts:
+            opt.step()
         done = step + 1
         if done % 100 == 0 or done == args.steps:
             line = f"step {done} loss {loss.item():.4f} lr {lr_at(step):.2e} wall {time.time() - start:.0f} s"

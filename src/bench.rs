@@ -132,7 +132,7 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
             for &batch in &opts.train_batches {
                 let ad = opts.device.clone().autodiff();
                 let mut model = config.init(&ad);
-                let mut optim = crate::train::optimizer(&crate::train::TrainSettings::for_preset(preset));
+                let mut optim = crate::optimizer::optimizer(&crate::train::TrainSettings::for_preset(preset));
                 let runs = if batch * seq * config.n_embd > 8 * 256 * 256 * 8 { 2 } else { opts.runs };
                 let t = median_time(1, runs, || {
                     let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();

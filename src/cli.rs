@@ -80,6 +80,10 @@ pub struct TrainArgs {
     /// Peak learning rate (linear warmup, then cosine decay to --min-lr-ratio × lr).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Train the blocks' weight matrices with Muon at this peak learning rate (0: AdamW for
+    /// every weight). Muon follows --lr's warmup and decay.
+    #[arg(long)]
+    pub muon_lr: Option<f64>,
     /// Where the cosine decay ends, as a fraction of --lr (1.0: constant after warmup).
     #[arg(long)]
     pub min_lr_ratio: Option<f64>,
@@ -299,6 +303,12 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
         s.n_layer = args.layers;
         s.n_embd = args.width;
         s.n_head = args.heads;
+    }
+    if let Some(muon_lr) = args.muon_lr {
+        if !(muon_lr >= 0.0 && muon_lr.is_finite()) {
+            bail!("--muon-lr must be a positive number, or 0 to train every weight with AdamW");
+        }
+        s.muon_lr = (muon_lr > 0.0).then_some(muon_lr);
     }
     if !(0.0..=1.0).contains(&s.min_lr_ratio) {
         bail!("--min-lr-ratio must be between 0 and 1");

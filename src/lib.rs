@@ -10,6 +10,7 @@ pub mod data;
 pub mod diffusion;
 pub mod model;
 pub mod pytorch;
+pub mod optimizer;
 pub mod train;
 pub mod vocab;
 pub mod tui;

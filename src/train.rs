@@ -1,4 +1,4 @@
-//! The training loop: masked-diffusion objective, AdamW with warmup + cosine decay,
+//! The training loop: masked-diffusion objective, warmup + cosine decay of the learning rate,
 //! periodic validation, samples and checkpoints. It reports through `TrainEvent`s and
 //! never prints, so the CLI progress bar and the TUI train screen can both drive it.
 
@@ -7,10 +7,10 @@ use crate::data::{Corpus, even_windows, random_windows};
 use crate::diffusion::masking::{MaskSchedule, MaskedBatch, draw_rates, mask_batch, timestep_bucket};
 use crate::diffusion::{DecodeOptions, Generation, ModelDenoiser};
 use crate::model::{DiffusionModel, ModelConfig, Preset};
+use crate::optimizer::optimizer;
 use crate::vocab::Vocab;
 use anyhow::{Result, ensure};
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use rand::SeedableRng;
@@ -29,8 +29,12 @@ pub struct TrainSettings {
     pub batch: usize,
     /// Training window; at most the model's context.
     pub seq_len: usize,
-    /// Peak learning rate.
+    /// Peak learning rate (of AdamW, which trains every weight unless `muon_lr` is set).
     pub lr: f64,
+    /// Peak learning rate of Muon, which then trains the blocks' weight matrices (None: AdamW
+    /// trains everything). It follows the same warmup and decay as `lr`.
+    #[serde(default)]
+    pub muon_lr: Option<f64>,
     /// The cosine decay ends at `lr * min_lr_ratio`.
     pub min_lr_ratio: f64,
     pub warmup_steps: usize,
@@ -67,6 +71,7 @@ impl TrainSettings {
             batch,
             seq_len: preset.config(2).context,
             lr,
+            muon_lr: None,
             min_lr_ratio: 0.1,
             warmup_steps: 100,
             weight_decay: 0.01,
@@ -181,16 +186,6 @@ pub fn sample_text(model: &DiffusionModel, config: &ModelConfig, vocab: &Vocab, 
     let mut generation = Generation::new(&[], length, config.context, 16, options);
     generation.run(&denoiser, |_| {});
     vocab.decode(generation.tokens(), '_')
-}
-
-pub fn optimizer(settings: &TrainSettings) -> ModuleOptimizer {
-    AdamWConfig::new()
-        // PyTorch's default. Burn's 1e-5 damps the updates of every weight whose gradients are
-        // small, and trained measurably slower than PyTorch on the same recipe (docs/training.md).
-        .with_epsilon(1e-8)
-        .with_weight_decay(settings.weight_decay as f32)
-        .with_grad_clipping((settings.grad_clip > 0.0).then_some(GradientClippingConfig::Norm(settings.grad_clip)))
-        .init()
 }
 
 pub struct TrainOutcome {

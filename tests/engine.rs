@@ -219,7 +219,8 @@ fn the_first_adamw_step_moves_weights_by_the_learning_rate_even_for_small_gradie
     // trained measurably slower than PyTorch (ε = 1e-8) on the same recipe (docs/training.md).
     use burn::optim::GradientsParams;
     use tiny_diffusion::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
-    use tiny_diffusion::train::{losses, optimizer};
+    use tiny_diffusion::optimizer::optimizer;
+    use tiny_diffusion::train::losses;
     let device = Device::flex().autodiff();
     let model = tiny_model_config(10).init(&device);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
@@ -240,6 +241,50 @@ fn the_first_adamw_step_moves_weights_by_the_learning_rate_even_for_small_gradie
     let after = model.lm_head.weight.val().into_data().try_to_vec::<f32>().unwrap();
     let moved = before.iter().zip(&after).map(|(b, a)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!((moved as f64 / lr - 1.0).abs() < 0.02, "largest step {moved:e}, expected ≈ lr = {lr:e}");
+}
+
+#[test]
+fn a_checkpoint_keeps_the_muon_and_adamw_state() {
+    // A resumed run must go on with the saved momentum (Muon) and moments (AdamW): the next step
+    // from the reloaded optimiser is the one the running optimiser would have taken, and a
+    // fresh optimiser would take a different one.
+    use burn::optim::{GradientsParams, ModuleOptimizer};
+    use tiny_diffusion::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
+    use tiny_diffusion::model::DiffusionModel;
+    use tiny_diffusion::optimizer::optimizer;
+    use tiny_diffusion::train::losses;
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex().autodiff();
+    let vocab = Vocab::from_text("abcdefgh \n").unwrap();
+    let config = tiny_model_config(vocab.size());
+    let settings = TrainSettings { muon_lr: Some(0.02), ..tiny_settings(10) };
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    let windows: Vec<Vec<u32>> = (0..4).map(|r| (0..16).map(|i| 1 + (r * 3 + i) % 9).collect()).collect();
+    let batch = mask_batch(&windows, &draw_rates(4, MaskSchedule::Stratified, &mut rng), &mut rng);
+    let step = |model: DiffusionModel, optim: &mut ModuleOptimizer| {
+        let grads = GradientsParams::from_grads(losses(&model, &batch, &device).0.backward(), &model);
+        optim.step(settings.lr, model, grads)
+    };
+    let weights = |m: &DiffusionModel| -> Vec<f32> {
+        let mut w = m.blocks[0].mlp.c_fc.weight.val().try_into_vec_as::<f32>().unwrap();
+        w.extend(m.token_emb.weight.val().try_into_vec_as::<f32>().unwrap());
+        w
+    };
+
+    let mut optim = optimizer(&settings);
+    let mut model = config.init(&device);
+    for _ in 0..2 {
+        model = step(model, &mut optim);
+    }
+    checkpoint::save(dir.path(), &CheckpointConfig::new(config, vocab), &model.valid(), Some(&optim)).unwrap();
+    let (_, reloaded, mut reloaded_optim) = checkpoint::load_resumable(dir.path(), &device, optimizer(&settings)).unwrap();
+    assert_eq!(weights(&reloaded), weights(&model));
+
+    let fresh = step(reloaded.clone(), &mut optimizer(&settings));
+    let continued = step(model, &mut optim);
+    let resumed = step(reloaded, &mut reloaded_optim);
+    assert_eq!(weights(&resumed), weights(&continued));
+    assert_ne!(weights(&fresh), weights(&continued));
 }
 
 struct Perturb;

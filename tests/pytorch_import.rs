@@ -102,33 +102,45 @@ fn named_weights(m: &DiffusionModel) -> Vec<(String, Tensor<2>, bool)> {
     out
 }
 
-/// The training loss and its gradient for every weight must match PyTorch's: the parity of the
-/// logits says nothing about Burn's backward passes (attention, RMSNorm, rotary, gather).
-fn gradients_match_pytorch(name: &str, heads: usize, timesteps: &[usize]) {
-    let device = Device::flex().autodiff();
+/// A fixture file's floats, by key.
+fn fixture_floats(reader: &PytorchReader, key: &str) -> Vec<f32> {
+    let bytes = reader.get(key).unwrap_or_else(|| panic!("{key} in the fixture")).read().unwrap();
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+/// The fixture's model on the autodiff device, and the training batch its gradients came from.
+fn training_case(name: &str, heads: usize, timesteps: &[usize]) -> (DiffusionModel, MaskedBatch, PytorchReader) {
     let options = ImportOptions { heads: Some(heads), ..Default::default() };
-    let (_, model) = pytorch::import(&fixture(&format!("{name}.pt")), &options, &device).unwrap();
+    let (_, model) = pytorch::import(&fixture(&format!("{name}.pt")), &options, &Device::flex().autodiff()).unwrap();
     let e = expected(&format!("{name}_expected.pt"));
     let reader = PytorchReader::new(fixture(&format!("{name}_grads.pt"))).unwrap();
-    let floats = |key: &str| -> Vec<f32> {
-        let bytes = reader.get(key).unwrap_or_else(|| panic!("{key} in the fixture")).read().unwrap();
-        bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-    };
     let targets = reader.get("targets").unwrap().read().unwrap();
-    let (b, t) = (e.shape[0], e.shape[1]);
     let inputs: Vec<u32> = e.tokens.iter().map(|&x| x as u32).collect();
     let batch = MaskedBatch {
-        batch: b,
-        seq: t,
+        batch: e.shape[0],
+        seq: e.shape[1],
         masked: inputs.iter().map(|&x| if x == MASK_ID { 1.0 } else { 0.0 }).collect(),
         targets: targets.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32).collect(),
         inputs,
         // The middle of each timestep bucket, so v1 models see the fixture's timesteps.
         rates: timesteps.iter().map(|&s| (s as f32 + 0.5) / 128.0).collect(),
     };
+    (model, batch, reader)
+}
+
+/// Our weight as PyTorch lays it out (linears transposed), flattened.
+fn torch_layout(weight: Tensor<2>, linear: bool) -> Vec<f32> {
+    if linear { weight.transpose() } else { weight }.try_into_vec_as().unwrap()
+}
+
+/// The training loss and its gradient for every weight must match PyTorch's: the parity of the
+/// logits says nothing about Burn's backward passes (attention, RMSNorm, rotary, gather).
+fn gradients_match_pytorch(name: &str, heads: usize, timesteps: &[usize]) {
+    let device = Device::flex().autodiff();
+    let (model, batch, reader) = training_case(name, heads, timesteps);
     let (loss, _) = train::losses(&model, &batch, &device);
     let ours_loss = loss.clone().into_scalar::<f32>();
-    let torch_loss = floats("loss")[0];
+    let torch_loss = fixture_floats(&reader, "loss")[0];
     assert!((ours_loss - torch_loss).abs() < 1e-4, "loss {ours_loss} vs PyTorch {torch_loss}");
 
     let grads = loss.backward();
@@ -136,13 +148,52 @@ fn gradients_match_pytorch(name: &str, heads: usize, timesteps: &[usize]) {
     assert_eq!(weights.len(), reader.keys().iter().filter(|k| k.starts_with("grad.")).count(), "every weight is compared");
     for (key, weight, linear) in weights {
         let grad = weight.grad(&grads).unwrap_or_else(|| panic!("no gradient for {key}"));
-        let ours: Vec<f32> = if linear { grad.transpose() } else { grad }.try_into_vec_as().unwrap();
-        let theirs = floats(&format!("grad.{key}"));
+        let ours = torch_layout(grad, linear);
+        let theirs = fixture_floats(&reader, &format!("grad.{key}"));
         let scale = theirs.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         let diff = max_abs_diff(&ours, &theirs);
         eprintln!("{name} {key}: max |Δgrad| = {diff:.2e} (max |grad| {scale:.2e})");
         assert!(scale > 0.0, "{key}: PyTorch's gradient is zero, the comparison would be empty");
         assert!(diff <= 1e-3 * scale + 1e-7, "{key}: max |Δgrad| = {diff:e}, max |grad| = {scale:e}");
+    }
+}
+
+/// Two training steps with the Muon recipe (Muon for the blocks, AdamW for embedding and head)
+/// must move every weight as PyTorch's `torch.optim.Muon` + `AdamW` do (the fixture runs Muon's
+/// Newton–Schulz iterations in f32, as Burn does, instead of PyTorch's bfloat16).
+#[test]
+fn muon_steps_match_pytorch() {
+    use burn::optim::GradientsParams;
+    use tiny_diffusion::optimizer::optimizer;
+    use tiny_diffusion::train::TrainSettings;
+
+    let device = Device::flex().autodiff();
+    let (mut model, batch, _) = training_case("v2", 6, &[64, 64]);
+    let before: Vec<Vec<f32>> = named_weights(&model).into_iter().map(|(_, w, linear)| torch_layout(w, linear)).collect();
+    let settings = TrainSettings {
+        lr: 1e-3,
+        muon_lr: Some(0.02),
+        weight_decay: 0.01,
+        grad_clip: 0.0,
+        ..TrainSettings::for_preset(tiny_diffusion::model::Preset::Small)
+    };
+    let mut optim = optimizer(&settings);
+    for _ in 0..2 {
+        let (loss, _) = train::losses(&model, &batch, &device);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(settings.lr, model, grads);
+    }
+    let reader = PytorchReader::new(fixture("v2_muon_steps.pt")).unwrap();
+    for ((key, weight, linear), before) in named_weights(&model).into_iter().zip(before) {
+        let theirs = fixture_floats(&reader, &format!("after.{key}"));
+        let ours = torch_layout(weight, linear);
+        let step = |after: &[f32]| -> Vec<f32> { after.iter().zip(&before).map(|(a, b)| a - b).collect() };
+        let (ours_step, theirs_step) = (step(&ours), step(&theirs));
+        let scale = theirs_step.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let diff = max_abs_diff(&ours_step, &theirs_step);
+        eprintln!("{key}: max |Δstep| = {diff:.2e} (max |step| {scale:.2e})");
+        assert!(scale > 0.0, "{key}: PyTorch did not move it");
+        assert!(diff <= 1e-4 * scale, "{key}: max |Δstep| = {diff:e}, max |step| = {scale:e}");
     }
 }
 
