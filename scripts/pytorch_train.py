@@ -83,6 +83,7 @@ def main():
     p.add_argument("--warmup", type=int, default=60)
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--clip", type=float)
+    p.add_argument("--emb-lr", type=float, help="peak AdamW LR of the token embedding (default: --lr)")
     p.add_argument("--muon-lr", type=float,
                    help="train the 2-D block weights with Muon at this peak LR (embedding and head stay on AdamW)")
     p.add_argument("--init", choices=["reference", "ours"], help="weight init (default: the recipe's)")
@@ -116,9 +117,11 @@ def main():
     init_weights(model, args.init or args.recipe, args.emb_std)
     if args.muon_lr:
         blocks = [p for n, p in model.named_parameters() if n.startswith("blocks.")]
-        others = [p for n, p in model.named_parameters() if not n.startswith("blocks.")]
+        emb = [p for n, p in model.named_parameters() if n == "token_emb.weight"]
+        others = [p for n, p in model.named_parameters() if not n.startswith("blocks.") and n != "token_emb.weight"]
         muon = torch.optim.Muon(blocks, lr=args.muon_lr, weight_decay=0.0)
-        opts = [torch.optim.AdamW(others, lr=peak, weight_decay=0.01, eps=args.eps), muon]
+        groups = [{"params": others}, {"params": emb, "lr": args.emb_lr or peak}]
+        opts = [torch.optim.AdamW(groups, lr=peak, weight_decay=0.01, eps=args.eps), muon]
     else:
         opts = [torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=0.01, eps=args.eps)]
     saves = set(args.save_at) | {args.steps}

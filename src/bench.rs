@@ -129,10 +129,18 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
         }
 
         if opts.cases.contains(&Case::Train) {
-            for &batch in &opts.train_batches {
+            // AdamW everywhere, as the PyTorch twin trains (bench/pytorch_reference.py); one more
+            // row prices Muon's Newton–Schulz iterations at the first batch size.
+            let adamw = crate::train::TrainSettings { muon_lr: None, ..crate::train::TrainSettings::for_preset(preset) };
+            let muon = crate::train::TrainSettings { muon_lr: Some(0.02), ..adamw.clone() };
+            let mut cases: Vec<(usize, &crate::train::TrainSettings, &str)> = opts.train_batches.iter().map(|&b| (b, &adamw, "")).collect();
+            if let Some(&first) = opts.train_batches.first() {
+                cases.push((first, &muon, " with Muon"));
+            }
+            for (batch, settings, label) in cases {
                 let ad = opts.device.clone().autodiff();
                 let mut model = config.init(&ad);
-                let mut optim = crate::optimizer::optimizer(&crate::train::TrainSettings::for_preset(preset));
+                let mut optim = crate::optimizer::optimizer(settings);
                 let runs = if batch * seq * config.n_embd > 8 * 256 * 256 * 8 { 2 } else { opts.runs };
                 let t = median_time(1, runs, || {
                     let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();
@@ -145,7 +153,8 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
                 let tokens = (batch * seq) as f64;
                 let throughput = Some((tokens / t.as_secs_f64(), "tokens/s"));
                 let gflop = Some(3.0 * forward_flops(&config, batch, seq) / 1e9);
-                push(Row { id: format!("{name}/train_{batch}x{seq}"), case: format!("{name}: training step, {batch}×{seq}"), median: t, throughput, gflop }, &mut rows);
+                let id = format!("{name}/train_{batch}x{seq}{}", if label.is_empty() { "" } else { "_muon" });
+                push(Row { id, case: format!("{name}: training step, {batch}×{seq}{label}"), median: t, throughput, gflop }, &mut rows);
             }
         }
     }

@@ -102,14 +102,17 @@ impl TrainScreenState {
     }
 
     pub fn settings(&self) -> TrainSettings {
+        let defaults = TrainSettings::for_preset(self.preset);
         TrainSettings {
             steps: self.steps,
             batch: self.batch,
             lr: self.lr,
+            // The learning-rate field scales both optimisers, keeping the preset's ratio.
+            muon_lr: defaults.muon_lr.map(|muon| muon * self.lr / defaults.lr),
             eval_every: (self.steps / 10).max(10),
             sample_every: (self.steps / 5).max(10),
             save_every: (self.steps / 4).max(50),
-            ..TrainSettings::for_preset(self.preset)
+            ..defaults
         }
     }
 
@@ -176,7 +179,10 @@ fn field_value(s: &TrainScreenState, i: usize) -> String {
         1 => format!("{:?}", s.preset).to_lowercase(),
         2 => s.steps.to_string(),
         3 => s.batch.to_string(),
-        _ => format!("{:.0e}", s.lr),
+        _ => match s.settings().muon_lr {
+            Some(muon) => format!("{:.0e} (Muon {:.0e})", s.lr, muon),
+            None => format!("{:.0e}", s.lr),
+        },
     }
 }
 
