@@ -77,7 +77,8 @@ pub struct TrainArgs {
     /// Characters per training sequence (at most the preset's context).
     #[arg(long)]
     pub seq_len: Option<usize>,
-    /// Peak learning rate (linear warmup, then cosine decay to --min-lr-ratio × lr).
+    /// Peak learning rate of AdamW, which trains the embedding and head (every weight when
+    /// --muon-lr is 0); linear warmup, then cosine decay to --min-lr-ratio × lr.
     #[arg(long)]
     pub lr: Option<f64>,
     /// Train the blocks' weight matrices with Muon at this peak learning rate (0: AdamW for

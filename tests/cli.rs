@@ -50,7 +50,7 @@ fn same_seed_same_output() {
 
 #[test]
 fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         // The TUI's options work without naming the `tui` command.
         (&["--checkpoint", "/nonexistent/ck"], "does not exist"),
         (&["import", "/nonexistent/model.pt", "--out", "/tmp/never"], "does not exist"),
@@ -59,6 +59,7 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
         (&["generate", "--threshold", "1.5"], "--threshold"),
         (&["generate", "--prompt", "ROMEO:", "--length", "3"], "shorter than the prompt"),
         (&["train", "--data", "/nonexistent/text.txt", "--out", "/tmp/never"], "curl"),
+        (&["train", "--muon-lr", "nan", "--out", "/tmp/never"], "--muon-lr"),
     ];
     for (args, expect) in cases {
         let o = run(args);
