@@ -7,11 +7,10 @@ use crate::checkpoint::CheckpointConfig;
 use crate::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
 use crate::diffusion::{DecodeOptions, Denoiser, Frame, Generation, ModelDenoiser};
 use crate::model::{ModelConfig, Preset};
-use crate::train::losses;
+use crate::train::train_step;
 use crate::tui::app::{App, ModelInfo};
 use crate::tui::theme::Theme;
 use crate::vocab::{MASK_ID, Vocab};
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -133,11 +132,9 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
             // row prices Muon's Newton–Schulz iterations at the first batch size.
             let adamw = crate::train::TrainSettings { muon_lr: None, ..crate::train::TrainSettings::for_preset(preset) };
             let muon = crate::train::TrainSettings { muon_lr: Some(0.02), ..adamw.clone() };
-            let mut cases: Vec<(usize, &crate::train::TrainSettings, &str)> = opts.train_batches.iter().map(|&b| (b, &adamw, "")).collect();
-            if let Some(&first) = opts.train_batches.first() {
-                cases.push((first, &muon, " with Muon"));
-            }
-            for (batch, settings, label) in cases {
+            let mut cases: Vec<(usize, &crate::train::TrainSettings)> = opts.train_batches.iter().map(|&b| (b, &adamw)).collect();
+            cases.extend(opts.train_batches.first().map(|&b| (b, &muon)));
+            for (batch, settings) in cases {
                 let ad = opts.device.clone().autodiff();
                 let mut model = config.init(&ad);
                 let mut optim = crate::optimizer::optimizer(settings);
@@ -146,14 +143,13 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
                     let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();
                     let rates = draw_rates(batch, MaskSchedule::Stratified, &mut rng);
                     let masked = mask_batch(&windows, &rates, &mut rng);
-                    let (loss, _) = losses(&model, &masked, &ad);
-                    let grads = GradientsParams::from_grads(loss.backward(), &model);
-                    model = optim.step(1e-4, model.clone(), grads);
+                    model = train_step(model.clone(), &mut optim, &masked, 1e-4, &ad).0;
                 });
                 let tokens = (batch * seq) as f64;
                 let throughput = Some((tokens / t.as_secs_f64(), "tokens/s"));
                 let gflop = Some(3.0 * forward_flops(&config, batch, seq) / 1e9);
-                let id = format!("{name}/train_{batch}x{seq}{}", if label.is_empty() { "" } else { "_muon" });
+                let (id_suffix, label) = if settings.muon_lr.is_some() { ("_muon", " with Muon") } else { ("", "") };
+                let id = format!("{name}/train_{batch}x{seq}{id_suffix}");
                 push(Row { id, case: format!("{name}: training step, {batch}×{seq}{label}"), median: t, throughput, gflop }, &mut rows);
             }
         }

@@ -126,6 +126,14 @@ pub enum TrainEvent {
     Finished { step: usize, interrupted: bool },
 }
 
+/// One optimiser step on `batch`: the model after it, and the batch's loss before it.
+pub fn train_step(model: DiffusionModel, optim: &mut ModuleOptimizer, batch: &MaskedBatch, lr: f64, device: &Device) -> (DiffusionModel, f32) {
+    let (loss, _) = losses(&model, batch, device);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let model = optim.step(lr, model, grads);
+    (model, loss.into_scalar::<f32>())
+}
+
 /// Validation numbers: mean masked-token cross-entropy (nats, the reference's loss) and
 /// the ELBO in bits per character (comparable across mask schedules and recipes).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -267,11 +275,9 @@ pub fn train(
         let windows = random_windows(&corpus.train, settings.batch, seq_len, &mut rng);
         let rates = draw_rates(settings.batch, settings.mask_schedule, &mut rng);
         let batch = mask_batch(&windows, &rates, &mut rng);
-        let (loss, _) = losses(&model, &batch, &ad_device);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = settings.lr_at(step);
-        model = optim.step(lr, model, grads);
-        let loss = loss.into_scalar::<f32>();
+        let loss;
+        (model, loss) = train_step(model, &mut optim, &batch, lr, &ad_device);
         step += 1;
         meta.steps = step;
         meta.tokens_seen += tokens_per_step;

@@ -212,20 +212,25 @@ fn a_new_timestep_model_starts_as_the_plain_model() {
     assert_eq!(at(0), at(15));
 }
 
+/// Four masked sequences of 16 ids below 10, the same every time.
+fn fixed_batch() -> tiny_diffusion::diffusion::masking::MaskedBatch {
+    use tiny_diffusion::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    let windows: Vec<Vec<u32>> = (0..4).map(|r| (0..16).map(|i| 1 + (r * 3 + i) % 9).collect()).collect();
+    mask_batch(&windows, &draw_rates(4, MaskSchedule::Stratified, &mut rng), &mut rng)
+}
+
 #[test]
 fn the_first_adamw_step_moves_weights_by_the_learning_rate_even_for_small_gradients() {
     // Adam divides by the gradient's own size, so its first step is ±lr whatever the scale, as
     // long as ε is negligible. Burn's default ε = 1e-5 is not, for gradients this small, and it
     // trained measurably slower than PyTorch (ε = 1e-8) on the same recipe (docs/training.md).
     use burn::optim::GradientsParams;
-    use tiny_diffusion::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
     use tiny_diffusion::optimizer::optimizer;
     use tiny_diffusion::train::losses;
     let device = Device::flex().autodiff();
     let model = tiny_model_config(10).init(&device);
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-    let windows: Vec<Vec<u32>> = (0..4).map(|r| (0..16).map(|i| 1 + (r * 3 + i) % 9).collect()).collect();
-    let batch = mask_batch(&windows, &draw_rates(4, MaskSchedule::Stratified, &mut rng), &mut rng);
+    let batch = fixed_batch();
     let head_grad_max = |grads: &burn::tensor::Gradients| {
         let g = model.lm_head.weight.val().grad(grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
         g.iter().fold(0.0f32, |m, x| m.max(x.abs()))
@@ -248,23 +253,17 @@ fn a_checkpoint_keeps_the_muon_and_adamw_state() {
     // A resumed run must go on with the saved momentum (Muon) and moments (AdamW): the next step
     // from the reloaded optimiser is the one the running optimiser would have taken, and a
     // fresh optimiser would take a different one.
-    use burn::optim::{GradientsParams, ModuleOptimizer};
-    use tiny_diffusion::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
+    use burn::optim::ModuleOptimizer;
     use tiny_diffusion::model::DiffusionModel;
     use tiny_diffusion::optimizer::optimizer;
-    use tiny_diffusion::train::losses;
+    use tiny_diffusion::train::train_step;
     let dir = tempfile::tempdir().unwrap();
     let device = Device::flex().autodiff();
     let vocab = Vocab::from_text("abcdefgh \n").unwrap();
     let config = tiny_model_config(vocab.size());
     let settings = TrainSettings { muon_lr: Some(0.02), ..tiny_settings(10) };
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-    let windows: Vec<Vec<u32>> = (0..4).map(|r| (0..16).map(|i| 1 + (r * 3 + i) % 9).collect()).collect();
-    let batch = mask_batch(&windows, &draw_rates(4, MaskSchedule::Stratified, &mut rng), &mut rng);
-    let step = |model: DiffusionModel, optim: &mut ModuleOptimizer| {
-        let grads = GradientsParams::from_grads(losses(&model, &batch, &device).0.backward(), &model);
-        optim.step(settings.lr, model, grads)
-    };
+    let batch = fixed_batch();
+    let step = |model: DiffusionModel, optim: &mut ModuleOptimizer| train_step(model, optim, &batch, settings.lr, &device).0;
     let weights = |m: &DiffusionModel| -> Vec<f32> {
         let mut w = m.blocks[0].mlp.c_fc.weight.val().try_into_vec_as::<f32>().unwrap();
         w.extend(m.token_emb.weight.val().try_into_vec_as::<f32>().unwrap());

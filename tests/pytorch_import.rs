@@ -163,7 +163,6 @@ fn gradients_match_pytorch(name: &str, heads: usize, timesteps: &[usize]) {
 /// Newton–Schulz iterations in f32, as Burn does, instead of PyTorch's bfloat16).
 #[test]
 fn muon_steps_match_pytorch() {
-    use burn::optim::GradientsParams;
     use tiny_diffusion::optimizer::optimizer;
     use tiny_diffusion::train::TrainSettings;
 
@@ -179,9 +178,7 @@ fn muon_steps_match_pytorch() {
     };
     let mut optim = optimizer(&settings);
     for _ in 0..2 {
-        let (loss, _) = train::losses(&model, &batch, &device);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(settings.lr, model, grads);
+        model = train::train_step(model, &mut optim, &batch, settings.lr, &device).0;
     }
     let reader = PytorchReader::new(fixture("v2_muon_steps.pt")).unwrap();
     for ((key, weight, linear), before) in named_weights(&model).into_iter().zip(before) {
