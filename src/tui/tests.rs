@@ -112,6 +112,18 @@ fn infill_screen_flags_unknown_characters() {
 }
 
 #[test]
+fn the_learning_rate_field_scales_both_optimisers_and_shows_halves_exactly() {
+    let mut a = app(true);
+    a.screen = Screen::Train;
+    a.train.field = 4; // learning rate
+    a.handle_key(key(KeyCode::Left));
+    let settings = a.train.settings();
+    assert_eq!(settings.lr, 1.5e-3);
+    assert_eq!(settings.muon_lr, Some(1e-2));
+    assert!(draw(&a, 100, 30).contains("learning rate 1.5e-3 (Muon 1e-2)"), "{}", draw(&a, 100, 30));
+}
+
+#[test]
 fn train_screen_with_a_run_in_progress() {
     let mut a = app(true);
     a.screen = Screen::Train;

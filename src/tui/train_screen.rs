@@ -180,10 +180,15 @@ fn field_value(s: &TrainScreenState, i: usize) -> String {
         2 => s.steps.to_string(),
         3 => s.batch.to_string(),
         _ => match s.settings().muon_lr {
-            Some(muon) => format!("{:.0e} (Muon {:.0e})", s.lr, muon),
-            None => format!("{:.0e}", s.lr),
+            Some(muon) => format!("{} (Muon {})", short_lr(s.lr), short_lr(muon)),
+            None => short_lr(s.lr),
         },
     }
+}
+
+/// Two significant digits, so halving 3e-3 shows 1.5e-3 rather than rounding to 2e-3.
+fn short_lr(lr: f64) -> String {
+    format!("{lr:.1e}").replace(".0e", "e")
 }
 
 /// Long paths keep their end (the file name) visible.
