@@ -9,8 +9,6 @@
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Serialize};
 
 /// PyTorch's `F.rms_norm` default: the float32 machine epsilon.
@@ -167,7 +165,7 @@ impl Attention {
         let q = rms_norm(rope.apply(heads(self.c_q.forward(x.clone()))));
         let k = rms_norm(rope.apply(heads(self.c_k.forward(x.clone()))));
         let v = heads(self.c_v.forward(x));
-        let y = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        let y = crate::attention::attention(q, k, v);
         self.c_proj.forward(y.swap_dims(1, 2).reshape([b, t, d]))
     }
 }

@@ -1,0 +1,182 @@
+//! The CPU kernels behind fused attention: per (batch, head), two matmuls around a row softmax,
+//! and the four matmuls of the backward pass. Heads run in parallel on rayon; each head's
+//! matmuls run single-threaded through the `gemm` crate (the one burn-flex uses).
+
+use rayon::prelude::*;
+
+/// A row-major `[rows, cols]` matrix inside a larger buffer: `ptr` plus the step between rows
+/// (columns are adjacent). Transposition swaps the strides when the view is handed to gemm.
+#[derive(Clone, Copy)]
+pub struct View {
+    pub ptr: *const f32,
+    pub row_stride: usize,
+}
+
+// SAFETY: views only read buffers that outlive the parallel loops they are used in.
+unsafe impl Send for View {}
+unsafe impl Sync for View {}
+
+/// Where a head's `[seq, head_dim]` matrix starts, for each of the `batch × heads` heads.
+#[derive(Clone, Copy)]
+pub struct Heads {
+    pub base: View,
+    pub batch_stride: usize,
+    pub head_stride: usize,
+    pub heads: usize,
+}
+
+impl Heads {
+    fn head(&self, i: usize) -> View {
+        let (b, h) = (i / self.heads, i % self.heads);
+        // SAFETY: the caller built `Heads` from a tensor holding every addressed head.
+        let ptr = unsafe { self.base.ptr.add(b * self.batch_stride + h * self.head_stride) };
+        View { ptr, row_stride: self.base.row_stride }
+    }
+}
+
+/// Shapes shared by every head.
+#[derive(Clone, Copy, Debug)]
+pub struct Dims {
+    pub seq: usize,
+    pub head_dim: usize,
+    pub scale: f32,
+}
+
+/// `dst[m, n] = beta · lhs[m, k] · rhs[k, n] (+ dst if accumulate)` where lhs and rhs are given by
+/// their row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn matmul(dst: &mut [f32], dst_rs: usize, m: usize, n: usize, k: usize, lhs: (*const f32, isize, isize), rhs: (*const f32, isize, isize), beta: f32) {
+    debug_assert!(dst.len() >= (m - 1) * dst_rs + n);
+    // SAFETY: every pointer/stride pair addresses memory of the sizes given (checked by callers'
+    // shapes); gemm reads lhs and rhs and writes only dst.
+    unsafe {
+        gemm::gemm(
+            m, n, k,
+            dst.as_mut_ptr(), 1, dst_rs as isize,
+            false,
+            lhs.0, lhs.2, lhs.1,
+            rhs.0, rhs.2, rhs.1,
+            0.0, beta,
+            false, false, false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Forward pass: `out = softmax(scale · q kᵀ) v`, with out contiguous `[batch·heads, seq, head_dim]`.
+/// When `probs` is given (`[batch·heads, seq, seq]`), the softmax is kept there for the backward pass.
+pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: &mut [f32], probs: Option<&mut [f32]>) {
+    let (t, hd) = (dims.seq, dims.head_dim);
+    let head = |i: usize, o: &mut [f32], p: &mut [f32]| {
+        let (q, k, v) = (q.head(i), k.head(i), v.head(i));
+        let (qs, ks, vs) = (q.row_stride as isize, k.row_stride as isize, v.row_stride as isize);
+        matmul(p, t, t, t, hd, (q.ptr, qs, 1), (k.ptr, 1, ks), dims.scale);
+        p.chunks_exact_mut(t).for_each(softmax_in_place);
+        matmul(o, hd, t, hd, t, (p.as_ptr(), t as isize, 1), (v.ptr, vs, 1), 1.0);
+    };
+    let outs = out.par_chunks_exact_mut(t * hd).enumerate();
+    match probs {
+        Some(probs) => outs.zip(probs.par_chunks_exact_mut(t * t)).for_each(|((i, o), p)| head(i, o, p)),
+        None => outs.for_each_init(|| vec![0.0; t * t], |p, (i, o)| head(i, o, p)),
+    }
+}
+
+/// Backward pass. With `dO` the output's gradient (contiguous, like `out`):
+/// `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(dO ⊙ O))`, `dQ = scale · dS K`,
+/// `dK = scale · dSᵀ Q`. Gradients are written contiguous `[batch·heads, seq, head_dim]`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(q: Heads, k: Heads, v: Heads, dims: Dims, out: &[f32], probs: &[f32], grad_out: &[f32], grads: [&mut [f32]; 3]) {
+    let (t, hd) = (dims.seq, dims.head_dim);
+    let [dq, dk, dv] = grads;
+    dq.par_chunks_exact_mut(t * hd)
+        .zip(dk.par_chunks_exact_mut(t * hd))
+        .zip(dv.par_chunks_exact_mut(t * hd))
+        .enumerate()
+        .for_each_init(
+            || vec![0.0f32; t * t],
+            |ds, (i, ((dq, dk), dv))| {
+                let (q, k, v) = (q.head(i), k.head(i), v.head(i));
+                let (qs, ks, vs) = (q.row_stride as isize, k.row_stride as isize, v.row_stride as isize);
+                let p = &probs[i * t * t..(i + 1) * t * t];
+                let o = &out[i * t * hd..(i + 1) * t * hd];
+                let d_o = &grad_out[i * t * hd..(i + 1) * t * hd];
+                let (hd_i, t_i) = (hd as isize, t as isize);
+                matmul(dv, hd, t, hd, t, (p.as_ptr(), 1, t_i), (d_o.as_ptr(), hd_i, 1), 1.0);
+                matmul(ds, t, t, t, hd, (d_o.as_ptr(), hd_i, 1), (v.ptr, 1, vs), 1.0);
+                for ((ds_row, p_row), (o_row, do_row)) in
+                    ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).zip(o.chunks_exact(hd).zip(d_o.chunks_exact(hd)))
+                {
+                    let delta: f32 = o_row.iter().zip(do_row).map(|(a, b)| a * b).sum();
+                    for (g, &p) in ds_row.iter_mut().zip(p_row) {
+                        *g = p * (*g - delta);
+                    }
+                }
+                matmul(dq, hd, t, hd, t, (ds.as_ptr(), t_i, 1), (k.ptr, ks, 1), dims.scale);
+                matmul(dk, hd, t, hd, t, (ds.as_ptr(), 1, t_i), (q.ptr, qs, 1), dims.scale);
+            },
+        );
+}
+
+/// Softmax of one row of scores, in place.
+pub fn softmax_in_place(row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { softmax_avx2(row) };
+    }
+    softmax_portable(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn softmax_avx2(row: &mut [f32]) {
+    softmax_portable(row)
+}
+
+/// Written so the compiler vectorises every loop: lane-wise max and sum accumulators, and an
+/// `exp` with no library call.
+#[inline(always)]
+fn softmax_portable(row: &mut [f32]) {
+    const LANES: usize = 16;
+    let mut max = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (m, &x) in max.iter_mut().zip(chunk) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    let max = chunks.remainder().iter().chain(&max).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    for x in row.iter_mut() {
+        *x = exp(*x - max);
+    }
+    let mut sum = [0.0f32; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (s, &x) in sum.iter_mut().zip(chunk) {
+            *s += x;
+        }
+    }
+    let inv = 1.0 / (chunks.remainder().iter().sum::<f32>() + sum.iter().sum::<f32>());
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// `e^x` for `x ≤ 0` (softmax arguments), within 2 ulp of `f32::exp` on that range: Cody–Waite range
+/// reduction `x = n·ln 2 + r`, Cephes' degree-6 polynomial for `e^r`, and `2^n` built from its bits.
+/// Arguments below −87 (where `e^x` leaves the normal range) give ≈ 1e-38 instead of 0: invisible in
+/// a softmax whose largest term is 1.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_2e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let er = p * r * r + r + 1.0;
+    er * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}

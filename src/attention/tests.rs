@@ -1,0 +1,80 @@
+use super::*;
+use burn::tensor::Distribution;
+
+fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.5), device)
+}
+
+fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+#[test]
+fn the_fused_forward_matches_burns_attention() {
+    let device = Device::flex();
+    device.seed(1);
+    // 19 positions: rows that are not a multiple of the softmax's 16 lanes.
+    let (q, k, v) = (random([2, 3, 19, 8], &device), random([2, 3, 19, 8], &device), random([2, 3, 19, 8], &device));
+    let fused = attention(q.clone(), k.clone(), v.clone());
+    let plain = plain_attention(q, k, v);
+    assert!(fused_available(&fused));
+    assert!(max_abs_diff(fused, plain) < 1e-5);
+}
+
+#[test]
+fn the_fused_forward_reads_strided_heads_as_the_model_passes_them() {
+    let device = Device::flex();
+    device.seed(2);
+    // [batch, seq, heads, head_dim] seen as [batch, heads, seq, head_dim], as Attention::forward builds it.
+    let x = || Tensor::<4>::random([2, 11, 3, 8], Distribution::Normal(0.0, 1.0), &device).swap_dims(1, 2);
+    let (q, k, v) = (x(), x(), x());
+    let fused = attention(q.clone(), k.clone(), v.clone());
+    let plain = plain_attention(q, k, v);
+    assert!(max_abs_diff(fused, plain) < 1e-5);
+}
+
+#[test]
+fn the_fused_backward_matches_burns_gradients() {
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let shape = [2, 3, 21, 8];
+    let inputs = [random(shape, &device), random(shape, &device), random(shape, &device)];
+    let weights = random(shape, &device);
+    let grads = |f: fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>| {
+        let [q, k, v] = inputs.clone().map(|x| x.detach().require_grad());
+        let loss = (f(q.clone(), k.clone(), v.clone()) * weights.clone()).sum();
+        let g = loss.backward();
+        [q, k, v].map(|x| x.grad(&g).expect("every input gets a gradient"))
+    };
+    let fused = grads(attention);
+    let plain = grads(plain_attention);
+    for (name, (f, p)) in ["q", "k", "v"].iter().zip(fused.into_iter().zip(plain)) {
+        let scale = p.clone().abs().max().into_scalar::<f32>();
+        let diff = (f - p).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5 * scale.max(1.0), "d{name}: max difference {diff} (largest entry {scale})");
+    }
+}
+
+#[test]
+fn the_softmax_exp_is_as_accurate_as_the_library_one() {
+    let mut worst = 0.0f32;
+    for i in 0..=870_000 {
+        let x = -(i as f32) * 1e-4;
+        let (ours, reference) = (kernel::exp(x), x.exp());
+        worst = worst.max((ours - reference).abs() / reference);
+    }
+    assert!(worst < 3e-7, "largest relative error {worst}");
+}
+
+#[test]
+fn softmax_rows_sum_to_one_and_keep_their_order() {
+    let mut row: Vec<f32> = (0..37).map(|i| (i as f32 * 0.7).sin() * 9.0).collect();
+    let before = row.clone();
+    kernel::softmax_in_place(&mut row);
+    assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    let max = before.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = before.iter().map(|x| (x - max).exp()).sum();
+    for (p, x) in row.iter().zip(&before) {
+        assert!((p - (x - max).exp() / total).abs() < 1e-7);
+    }
+}
