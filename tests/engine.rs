@@ -39,7 +39,26 @@ fn tiny_model_config(vocab: usize) -> ModelConfig {
 }
 
 fn logits(denoiser: &dyn Denoiser, tokens: &[u32]) -> Vec<f32> {
-    denoiser.logits(tokens, 0.5)
+    denoiser.logits(tokens, 0.5, &(0..tokens.len()).collect::<Vec<_>>())
+}
+
+#[test]
+fn logits_at_a_few_positions_equal_the_full_forward_there() {
+    // The shipped model: trained weights, so every block (the last one included) changes its input.
+    let device = Device::flex();
+    let (ckpt, model) = tiny_diffusion::shipped::load(&device).unwrap();
+    let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
+    let vocab = denoiser.vocab_size();
+    let tokens: Vec<u32> = (0..ckpt.model.context).map(|i| if i % 3 == 0 { MASK_ID } else { 1 + (i * 7 % 60) as u32 }).collect();
+    let full = logits(&denoiser, &tokens);
+    let positions = [255, 0, 99, 100, 3];
+    let some = denoiser.logits(&tokens, 0.5, &positions);
+    assert_eq!(some.len(), positions.len() * vocab);
+    for (row, &p) in some.chunks_exact(vocab).zip(&positions) {
+        let reference = &full[p * vocab..(p + 1) * vocab];
+        let diff = row.iter().zip(reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(diff < 1e-4, "position {p}: logits differ by {diff}");
+    }
 }
 
 #[test]

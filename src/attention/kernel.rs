@@ -34,10 +34,12 @@ impl Heads {
     }
 }
 
-/// Shapes shared by every head.
+/// Shapes shared by every head. Queries may be fewer than keys (a denoising step that needs
+/// outputs at a few positions only).
 #[derive(Clone, Copy, Debug)]
 pub struct Dims {
-    pub seq: usize,
+    pub seq_q: usize,
+    pub seq_kv: usize,
     pub head_dim: usize,
     pub scale: f32,
 }
@@ -63,56 +65,56 @@ fn matmul(dst: &mut [f32], dst_rs: usize, m: usize, n: usize, k: usize, lhs: (*c
     }
 }
 
-/// Forward pass: `out = softmax(scale · q kᵀ) v`, with out contiguous `[batch·heads, seq, head_dim]`.
-/// When `probs` is given (`[batch·heads, seq, seq]`), the softmax is kept there for the backward pass.
+/// Forward pass: `out = softmax(scale · q kᵀ) v`, with out contiguous `[batch·heads, seq_q, head_dim]`.
+/// When `probs` is given (`[batch·heads, seq_q, seq_kv]`), the softmax is kept there for the backward pass.
 pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: &mut [f32], probs: Option<&mut [f32]>) {
-    let (t, hd) = (dims.seq, dims.head_dim);
+    let (tq, tk, hd) = (dims.seq_q, dims.seq_kv, dims.head_dim);
     let head = |i: usize, o: &mut [f32], p: &mut [f32]| {
         let (q, k, v) = (q.head(i), k.head(i), v.head(i));
         let (qs, ks, vs) = (q.row_stride as isize, k.row_stride as isize, v.row_stride as isize);
-        matmul(p, t, t, t, hd, (q.ptr, qs, 1), (k.ptr, 1, ks), dims.scale);
-        p.chunks_exact_mut(t).for_each(softmax_in_place);
-        matmul(o, hd, t, hd, t, (p.as_ptr(), t as isize, 1), (v.ptr, vs, 1), 1.0);
+        matmul(p, tk, tq, tk, hd, (q.ptr, qs, 1), (k.ptr, 1, ks), dims.scale);
+        p.chunks_exact_mut(tk).for_each(softmax_in_place);
+        matmul(o, hd, tq, hd, tk, (p.as_ptr(), tk as isize, 1), (v.ptr, vs, 1), 1.0);
     };
-    let outs = out.par_chunks_exact_mut(t * hd).enumerate();
+    let outs = out.par_chunks_exact_mut(tq * hd).enumerate();
     match probs {
-        Some(probs) => outs.zip(probs.par_chunks_exact_mut(t * t)).for_each(|((i, o), p)| head(i, o, p)),
-        None => outs.for_each_init(|| vec![0.0; t * t], |p, (i, o)| head(i, o, p)),
+        Some(probs) => outs.zip(probs.par_chunks_exact_mut(tq * tk)).for_each(|((i, o), p)| head(i, o, p)),
+        None => outs.for_each_init(|| vec![0.0; tq * tk], |p, (i, o)| head(i, o, p)),
     }
 }
 
 /// Backward pass. With `dO` the output's gradient (contiguous, like `out`):
 /// `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(dO ⊙ O))`, `dQ = scale · dS K`,
-/// `dK = scale · dSᵀ Q`. Gradients are written contiguous `[batch·heads, seq, head_dim]`.
+/// `dK = scale · dSᵀ Q`. Gradients are written contiguous, shaped like q, k and v.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(q: Heads, k: Heads, v: Heads, dims: Dims, out: &[f32], probs: &[f32], grad_out: &[f32], grads: [&mut [f32]; 3]) {
-    let (t, hd) = (dims.seq, dims.head_dim);
+    let (tq, tk, hd) = (dims.seq_q, dims.seq_kv, dims.head_dim);
     let [dq, dk, dv] = grads;
-    dq.par_chunks_exact_mut(t * hd)
-        .zip(dk.par_chunks_exact_mut(t * hd))
-        .zip(dv.par_chunks_exact_mut(t * hd))
+    dq.par_chunks_exact_mut(tq * hd)
+        .zip(dk.par_chunks_exact_mut(tk * hd))
+        .zip(dv.par_chunks_exact_mut(tk * hd))
         .enumerate()
         .for_each_init(
-            || vec![0.0f32; t * t],
+            || vec![0.0f32; tq * tk],
             |ds, (i, ((dq, dk), dv))| {
                 let (q, k, v) = (q.head(i), k.head(i), v.head(i));
                 let (qs, ks, vs) = (q.row_stride as isize, k.row_stride as isize, v.row_stride as isize);
-                let p = &probs[i * t * t..(i + 1) * t * t];
-                let o = &out[i * t * hd..(i + 1) * t * hd];
-                let d_o = &grad_out[i * t * hd..(i + 1) * t * hd];
-                let (hd_i, t_i) = (hd as isize, t as isize);
-                matmul(dv, hd, t, hd, t, (p.as_ptr(), 1, t_i), (d_o.as_ptr(), hd_i, 1), 1.0);
-                matmul(ds, t, t, t, hd, (d_o.as_ptr(), hd_i, 1), (v.ptr, 1, vs), 1.0);
+                let p = &probs[i * tq * tk..(i + 1) * tq * tk];
+                let o = &out[i * tq * hd..(i + 1) * tq * hd];
+                let d_o = &grad_out[i * tq * hd..(i + 1) * tq * hd];
+                let (hd_i, tk_i) = (hd as isize, tk as isize);
+                matmul(dv, hd, tk, hd, tq, (p.as_ptr(), 1, tk_i), (d_o.as_ptr(), hd_i, 1), 1.0);
+                matmul(ds, tk, tq, tk, hd, (d_o.as_ptr(), hd_i, 1), (v.ptr, 1, vs), 1.0);
                 for ((ds_row, p_row), (o_row, do_row)) in
-                    ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).zip(o.chunks_exact(hd).zip(d_o.chunks_exact(hd)))
+                    ds.chunks_exact_mut(tk).zip(p.chunks_exact(tk)).zip(o.chunks_exact(hd).zip(d_o.chunks_exact(hd)))
                 {
                     let delta: f32 = o_row.iter().zip(do_row).map(|(a, b)| a * b).sum();
                     for (g, &p) in ds_row.iter_mut().zip(p_row) {
                         *g = p * (*g - delta);
                     }
                 }
-                matmul(dq, hd, t, hd, t, (ds.as_ptr(), t_i, 1), (k.ptr, ks, 1), dims.scale);
-                matmul(dk, hd, t, hd, t, (ds.as_ptr(), 1, t_i), (q.ptr, qs, 1), dims.scale);
+                matmul(dq, hd, tq, hd, tk, (ds.as_ptr(), tk_i, 1), (k.ptr, ks, 1), dims.scale);
+                matmul(dk, hd, tk, hd, tq, (ds.as_ptr(), 1, tk_i), (q.ptr, qs, 1), dims.scale);
             },
         );
 }

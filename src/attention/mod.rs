@@ -21,9 +21,10 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn_flex::FlexTensor;
 use kernel::{Dims, Heads, View};
 
-/// Attention over `[batch, heads, seq, head_dim]` queries, keys and values (no mask).
+/// Attention over `[batch, heads, seq, head_dim]` queries, keys and values (no mask). There may
+/// be fewer queries than keys.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    if fused_available(&q) {
+    if fused_available(&q, &k) {
         Tensor::from_dispatch(<burn::backend::Dispatch as FusedAttention>::fused_attention(
             q.into_dispatch(),
             k.into_dispatch(),
@@ -39,9 +40,9 @@ pub fn plain_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     burn_attention(q, k, v, None, None, AttentionModuleOptions::default())
 }
 
-fn fused_available(q: &Tensor<4>) -> bool {
-    let [_, _, t, _] = q.dims();
-    matches!(q.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && q.dtype() == DType::F32 && t > 0
+fn fused_available(q: &Tensor<4>, k: &Tensor<4>) -> bool {
+    let on_flex = matches!(q.device().inner().as_dispatch(), DispatchDevice::Flex(_));
+    on_flex && q.dtype() == DType::F32 && q.dims()[2] > 0 && k.dims()[2] > 0
 }
 
 #[backend_extension(Flex, Autodiff)]
@@ -74,23 +75,25 @@ impl Backward<Flex, 3> for AttentionBackward {
     fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad_out = grads.consume::<Flex>(&ops.node);
         let Saved { q, k, v, out, probs } = ops.state;
-        let [b, h, t, hd] = dims4(&q);
+        let dims = dims(&q, &k);
+        let [b, h, tq, hd] = dims4(&q);
+        let tk = dims.seq_kv;
         let grad_out = grad_out.to_contiguous();
-        let mut dq = vec![0.0f32; b * h * t * hd];
-        let mut dk = vec![0.0f32; b * h * t * hd];
-        let mut dv = vec![0.0f32; b * h * t * hd];
+        let mut dq = vec![0.0f32; b * h * tq * hd];
+        let mut dk = vec![0.0f32; b * h * tk * hd];
+        let mut dv = vec![0.0f32; b * h * tk * hd];
         kernel::backward(
             heads(&q),
             heads(&k),
             heads(&v),
-            dims(&q),
+            dims,
             out.storage::<f32>(),
             probs.storage::<f32>(),
             &grad_out.storage::<f32>()[grad_out.layout().start_offset()..],
             [&mut dq, &mut dk, &mut dv],
         );
         let [pq, pk, pv] = ops.parents;
-        for (parent, grad) in [(pq, dq), (pk, dk), (pv, dv)] {
+        for (parent, grad, t) in [(pq, dq, tq), (pk, dk, tk), (pv, dv, tk)] {
             if let Some(node) = parent {
                 grads.register::<Flex>(node.id, tensor(grad, [b, h, t, hd]));
             }
@@ -118,13 +121,14 @@ impl<C: CheckpointStrategy> FusedAttention for Autodiff<Flex, C> {
 /// Runs the forward kernel; returns the output and, if asked, the softmax probabilities.
 fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, keep_probs: bool) -> (FlexTensor, Option<FlexTensor>) {
     let (q, k, v) = (contiguous_heads(q.clone()), contiguous_heads(k.clone()), contiguous_heads(v.clone()));
-    let [b, h, t, hd] = dims4(&q);
-    assert_eq!(dims4(&k), [b, h, t, hd], "fused attention: keys must match the queries' shape");
-    assert_eq!(dims4(&v), [b, h, t, hd], "fused attention: values must match the queries' shape");
-    let mut out = vec![0.0f32; b * h * t * hd];
-    let mut probs = keep_probs.then(|| vec![0.0f32; b * h * t * t]);
-    kernel::forward(heads(&q), heads(&k), heads(&v), dims(&q), &mut out, probs.as_deref_mut());
-    (tensor(out, [b, h, t, hd]), probs.map(|p| tensor(p, [b, h, t, t])))
+    let [b, h, tq, hd] = dims4(&q);
+    let tk = dims4(&k)[2];
+    assert_eq!(dims4(&k), [b, h, tk, hd], "fused attention: keys must match the queries' batch, heads and width");
+    assert_eq!(dims4(&v), [b, h, tk, hd], "fused attention: values must match the keys' shape");
+    let mut out = vec![0.0f32; b * h * tq * hd];
+    let mut probs = keep_probs.then(|| vec![0.0f32; b * h * tq * tk]);
+    kernel::forward(heads(&q), heads(&k), heads(&v), dims(&q, &k), &mut out, probs.as_deref_mut());
+    (tensor(out, [b, h, tq, hd]), probs.map(|p| tensor(p, [b, h, tq, tk])))
 }
 
 fn dims4(x: &FlexTensor) -> [usize; 4] {
@@ -133,9 +137,9 @@ fn dims4(x: &FlexTensor) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
-fn dims(q: &FlexTensor) -> Dims {
-    let [_, _, seq, head_dim] = dims4(q);
-    Dims { seq, head_dim, scale: 1.0 / (head_dim as f32).sqrt() }
+fn dims(q: &FlexTensor, k: &FlexTensor) -> Dims {
+    let [_, _, seq_q, head_dim] = dims4(q);
+    Dims { seq_q, seq_kv: dims4(k)[2], head_dim, scale: 1.0 / (head_dim as f32).sqrt() }
 }
 
 /// The kernels read any layout whose last dimension is dense and whose strides are non-negative

@@ -33,14 +33,13 @@ impl Denoiser for ModelDenoiser {
         self.config.context
     }
 
-    fn logits(&self, tokens: &[u32], mask_rate: f32) -> Vec<f32> {
-        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, tokens.len()]), &self.device);
-        let timesteps = (self.config.n_timesteps > 0).then(|| {
-            let t = timestep_bucket(mask_rate, self.config.n_timesteps) as i64;
-            Tensor::<1, Int>::from_data(TensorData::new(vec![t], [1]), &self.device)
-        });
-        let logits = self.model.forward(input, timesteps);
+    fn logits(&self, tokens: &[u32], mask_rate: f32, positions: &[usize]) -> Vec<f32> {
+        let ints = |v: Vec<i64>, len| Tensor::<1, Int>::from_data(TensorData::new(v, [len]), &self.device);
+        let input = ints(tokens.iter().map(|&t| t as i64).collect(), tokens.len()).unsqueeze_dim::<2>(0);
+        let timesteps = (self.config.n_timesteps > 0)
+            .then(|| ints(vec![timestep_bucket(mask_rate, self.config.n_timesteps) as i64], 1));
+        let positions = ints(positions.iter().map(|&p| p as i64).collect(), positions.len());
+        let logits = self.model.forward_at(input, timesteps, Some(positions));
         logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
     }
 }

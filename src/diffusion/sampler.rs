@@ -1,7 +1,7 @@
 //! The reverse process: a stepper that unmasks characters in parallel, one denoising step per call.
 //!
-//! Each step asks the denoiser for logits at every position, proposes a character (and its
-//! confidence) for every still-masked position, then commits some of them according to the
+//! Each step asks the denoiser for logits at the still-masked positions it may commit, proposes a
+//! character (and its confidence) for each, then commits some of them according to the
 //! strategy. Committed characters never change again, nor do prompt characters.
 
 use crate::vocab::MASK_ID;
@@ -10,13 +10,14 @@ use rand::{Rng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
-/// Anything that maps a window of ids (MASK where hidden) to logits, row-major `[len, vocab]`.
+/// Anything that maps a window of ids (MASK where hidden) to logits.
 pub trait Denoiser {
     fn vocab_size(&self) -> usize;
     /// Longest window the denoiser accepts.
     fn context(&self) -> usize;
-    /// `mask_rate` is the share of the window still hidden (used by timestep-conditioned models).
-    fn logits(&self, tokens: &[u32], mask_rate: f32) -> Vec<f32>;
+    /// Logits at `positions` of the window, row-major `[positions.len(), vocab]`. `mask_rate` is
+    /// the share of the window still hidden (used by timestep-conditioned models).
+    fn logits(&self, tokens: &[u32], mask_rate: f32, positions: &[usize]) -> Vec<f32>;
 }
 
 /// Which masked positions are committed in a step.
@@ -163,9 +164,7 @@ impl Sampler {
         if masked.is_empty() {
             return self.frame(block, offset, Vec::new(), Duration::ZERO);
         }
-        let vocab = model.vocab_size();
-        let logits = model.logits(&self.tokens, masked.len() as f32 / self.tokens.len() as f32);
-        assert_eq!(logits.len(), self.tokens.len() * vocab, "denoiser returned logits of the wrong size");
+        let mask_rate = masked.len() as f32 / self.tokens.len() as f32;
 
         // The span narrows the candidates of the confidence and top-k strategies; `steps` and
         // `random` keep their promise of an exact step count instead.
@@ -174,10 +173,14 @@ impl Sampler {
             let limit = masked[0] + self.options.span;
             masked.retain(|&i| i < limit);
         }
+        let vocab = model.vocab_size();
+        let logits = model.logits(&self.tokens, mask_rate, &masked);
+        assert_eq!(logits.len(), masked.len() * vocab, "denoiser returned logits of the wrong size");
         let proposals: Vec<(usize, u32, f32)> = masked
             .iter()
-            .map(|&i| {
-                let (tok, conf) = propose(&logits[i * vocab..(i + 1) * vocab], &self.options, rng);
+            .zip(logits.chunks_exact(vocab))
+            .map(|(&i, row)| {
+                let (tok, conf) = propose(row, &self.options, rng);
                 (i, tok, conf)
             })
             .collect();

@@ -27,11 +27,11 @@ impl Denoiser for Stub {
     fn context(&self) -> usize {
         self.context
     }
-    fn logits(&self, tokens: &[u32], _rate: f32) -> Vec<f32> {
+    fn logits(&self, tokens: &[u32], _rate: f32, positions: &[usize]) -> Vec<f32> {
         self.calls.set(self.calls.get() + 1);
-        let mut out = vec![0.0; tokens.len() * self.vocab];
-        for i in 0..tokens.len() {
-            let row = &mut out[i * self.vocab..(i + 1) * self.vocab];
+        let mut out = vec![0.0; positions.len() * self.vocab];
+        for (row, &i) in out.chunks_exact_mut(self.vocab).zip(positions) {
+            assert!(i < tokens.len(), "asked for position {i} of a {}-token window", tokens.len());
             row[MASK_ID as usize] = 100.0; // a sampler must never pick MASK
             row[1 + i % 3] = 0.5 * i as f32 + 0.25; // larger margin further right
         }
