@@ -3,7 +3,7 @@
 //! Data flows one way: text → [`vocab`] → batches ([`data`], [`diffusion::masking`]) →
 //! [`train`] → [`checkpoint`] → [`diffusion::sampler`] → frames for the CLI and the terminal UI.
 
-pub mod attention;
+pub mod fused;
 pub mod backend;
 pub mod checkpoint;
 pub mod cli;

@@ -8,7 +8,10 @@
 
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
+use crate::fused;
 use burn::tensor::activation::relu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Serialize};
 
 /// PyTorch's `F.rms_norm` default: the float32 machine epsilon.
@@ -108,8 +111,13 @@ impl ModelConfig {
     }
 }
 
-/// Parameter-free RMSNorm over the last dimension.
+/// Parameter-free RMSNorm over the last dimension (one fused op on the CPU backend).
 pub fn rms_norm<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if fused::available(&x) { fused::rms_norm(x, RMS_EPS) } else { plain_rms_norm(x) }
+}
+
+/// RMSNorm composed from Burn's ops: what other backends run, and the fused op's reference.
+pub fn plain_rms_norm<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let rms = x.clone().square().mean_dim(D - 1).add_scalar(RMS_EPS).sqrt();
     x / rms
 }
@@ -153,6 +161,11 @@ impl Rope {
     }
 }
 
+/// Burn's attention (no mask, scaled by 1/√head_dim): what other backends run, and the fused op's reference.
+pub fn plain_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    attention(q, k, v, None, None, AttentionModuleOptions::default())
+}
+
 #[derive(Module, Debug)]
 pub struct Attention {
     pub c_q: Linear,
@@ -178,7 +191,7 @@ impl Attention {
         let q = rms_norm(rope_q.apply(heads(self.c_q.forward(x_q))));
         let k = rms_norm(rope.apply(heads(self.c_k.forward(x.clone()))));
         let v = heads(self.c_v.forward(x));
-        let y = crate::attention::attention(q, k, v).swap_dims(1, 2);
+        let y = if fused::available(&q) { fused::attention(q, k, v) } else { plain_attention(q, k, v) }.swap_dims(1, 2);
         let [b, t, h, hd] = y.dims();
         self.c_proj.forward(y.reshape([b, t, h * hd]))
     }

@@ -1,4 +1,6 @@
+use super::attention_kernel as kernel;
 use super::*;
+use crate::model::{plain_attention, plain_rms_norm};
 use burn::tensor::Distribution;
 
 fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {
@@ -15,7 +17,7 @@ fn the_fused_forward_matches_burns_attention() {
     device.seed(1);
     // 19 positions: rows that are not a multiple of the softmax's 16 lanes.
     let (q, k, v) = (random([2, 3, 19, 8], &device), random([2, 3, 19, 8], &device), random([2, 3, 19, 8], &device));
-    assert!(fused_available(&q, &k));
+    assert!(available(&q));
     let fused = attention(q.clone(), k.clone(), v.clone());
     let plain = plain_attention(q, k, v);
     assert!(max_abs_diff(fused, plain) < 1e-5);
@@ -93,4 +95,34 @@ fn softmax_rows_sum_to_one_and_keep_their_order() {
     for (p, x) in row.iter().zip(&before) {
         assert!((p - (x - max).exp() / total).abs() < 1e-7);
     }
+}
+
+#[test]
+fn the_fused_rms_norm_matches_the_plain_one_forward_and_backward() {
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    // 70 rows (not a multiple of the rows per parallel task) of 24 (not a multiple of 8 lanes).
+    let x = Tensor::<3>::random([2, 35, 24], Distribution::Normal(0.5, 2.0), &device);
+    let weights = Tensor::<3>::random([2, 35, 24], Distribution::Normal(0.0, 1.0), &device);
+    let run = |f: fn(Tensor<3>) -> Tensor<3>| {
+        let x = x.clone().detach().require_grad();
+        let y = f(x.clone());
+        let grads = (y.clone() * weights.clone()).sum().backward();
+        (y.inner(), x.grad(&grads).expect("x gets a gradient"))
+    };
+    let (y_fused, g_fused) = run(|x| rms_norm(x, crate::model::RMS_EPS));
+    let (y_plain, g_plain) = run(plain_rms_norm);
+    assert!((y_fused - y_plain).abs().max().into_scalar::<f32>() < 1e-5);
+    let scale = g_plain.clone().abs().max().into_scalar::<f32>();
+    let diff = (g_fused - g_plain).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-5 * scale.max(1.0), "gradient differs by {diff} (largest entry {scale})");
+}
+
+#[test]
+fn the_fused_rms_norm_reads_strided_input() {
+    let device = Device::flex();
+    device.seed(6);
+    let x = Tensor::<4>::random([2, 9, 3, 16], Distribution::Normal(0.0, 1.0), &device).swap_dims(1, 2);
+    let diff = (rms_norm(x.clone(), crate::model::RMS_EPS) - plain_rms_norm(x)).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-5);
 }

@@ -1,49 +1,14 @@
-//! Bidirectional attention, `softmax(q kᵀ / √d) v`, with a fused fast path for the CPU backend.
-//!
-//! Under autodiff, Burn 0.22 runs attention as separate matmul, softmax and matmul ops, each
-//! recorded for the backward pass, with a scalar `exp`: for `base` at batch 8 that took 56 ms per
-//! layer against PyTorch's 22 ms (docs/performance.md). On burn-flex this module runs instead one
-//! custom op (a Burn backend extension) with its own backward pass: per head, two matmuls around a
-//! vectorised softmax forward, four matmuls backward, heads in parallel. Other backends use
-//! Burn's `attention`. Tests check both paths give the same outputs and gradients.
+//! Attention as one op with its own backward pass: per head, two matmuls around a vectorised
+//! softmax forward, four matmuls backward, heads in parallel.
 
-mod kernel;
-
+use super::attention_kernel::{self as kernel, Dims, Heads, View};
+use super::tensor;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension, tensor::FloatTensor};
-use burn::prelude::*;
-use burn::tensor::DType;
-use burn::tensor::module::attention as burn_attention;
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
 use burn_flex::FlexTensor;
-use kernel::{Dims, Heads, View};
-
-/// Attention over `[batch, heads, seq, head_dim]` queries, keys and values (no mask). There may
-/// be fewer queries than keys.
-pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    if fused_available(&q, &k) {
-        Tensor::from_dispatch(<burn::backend::Dispatch as FusedAttention>::fused_attention(
-            q.into_dispatch(),
-            k.into_dispatch(),
-            v.into_dispatch(),
-        ))
-    } else {
-        plain_attention(q, k, v)
-    }
-}
-
-/// Burn's own attention: the reference the fused path is tested against.
-pub fn plain_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    burn_attention(q, k, v, None, None, AttentionModuleOptions::default())
-}
-
-fn fused_available(q: &Tensor<4>, k: &Tensor<4>) -> bool {
-    let on_flex = matches!(q.device().inner().as_dispatch(), DispatchDevice::Flex(_));
-    on_flex && q.dtype() == DType::F32 && q.dims()[2] > 0 && k.dims()[2] > 0
-}
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedAttention: Backend {
@@ -160,10 +125,3 @@ fn heads(x: &FlexTensor) -> Heads {
         heads: x.layout().shape()[1],
     }
 }
-
-fn tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, shape))
-}
-
-#[cfg(test)]
-mod tests;
