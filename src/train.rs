@@ -128,10 +128,12 @@ pub enum TrainEvent {
 
 /// One optimiser step on `batch`: the model after it, and the batch's loss before it.
 pub fn train_step(model: DiffusionModel, optim: &mut ModuleOptimizer, batch: &MaskedBatch, lr: f64, device: &Device) -> (DiffusionModel, f32) {
-    let (loss, _) = losses(&model, batch, device);
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let model = optim.step(lr, model, grads);
-    (model, loss.into_scalar::<f32>())
+    crate::fused::on_own_pool(|| {
+        let (loss, _) = losses(&model, batch, device);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = optim.step(lr, model, grads);
+        (model, loss.into_scalar::<f32>())
+    })
 }
 
 /// Validation numbers: mean masked-token cross-entropy (nats, the reference's loss) and

@@ -39,7 +39,7 @@ impl Denoiser for ModelDenoiser {
         let timesteps = (self.config.n_timesteps > 0)
             .then(|| ints(vec![timestep_bucket(mask_rate, self.config.n_timesteps) as i64], 1));
         let positions = ints(positions.iter().map(|&p| p as i64).collect(), positions.len());
-        let logits = self.model.forward_at(input, timesteps, Some(positions));
+        let logits = crate::fused::on_own_pool(|| self.model.forward_at(input, timesteps, Some(positions)));
         logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
     }
 }

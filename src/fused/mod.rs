@@ -40,3 +40,28 @@ pub fn rms_norm<const D: usize>(x: Tensor<D>, eps: f64) -> Tensor<D> {
 fn tensor(data: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }
+
+/// Runs `f` as a worker of a rayon pool of this thread's own (threads as `RAYON_NUM_THREADS`).
+///
+/// burn-flex's matmuls and the fused ops split their work over the current rayon pool. Called from
+/// a thread outside any pool, every such op hands its work to the pool's threads and puts the
+/// caller to sleep until they finish: thousands of sleeps and wake-ups per training step, and a
+/// third thread on a two-core machine. Run as a worker, the caller takes its share of each op and
+/// the other worker steals the rest (5–10% faster steps, docs/performance.md).
+///
+/// Each calling thread gets its own pool, so that two computations (a TUI training run and a
+/// generation, or tests in parallel) never steal each other's work: burn-autodiff holds a global
+/// lock for a whole backward pass, and a worker that picked up another computation's step while
+/// waiting could deadlock on it.
+pub fn on_own_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    thread_local! {
+        static POOL: Option<rayon::ThreadPool> = rayon::ThreadPoolBuilder::new().build().ok();
+    }
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    POOL.with(|pool| match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
+    })
+}
