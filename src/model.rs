@@ -150,8 +150,14 @@ impl Rope {
         Rope { cos: self.cos.clone().select(2, positions.clone()), sin: self.sin.clone().select(2, positions.clone()) }
     }
 
-    /// Half-split rotation: `[x1, x2] → [x1·cos + x2·sin, −x1·sin + x2·cos]` on `[b, h, t, hd]`.
+    /// Half-split rotation: `[x1, x2] → [x1·cos + x2·sin, −x1·sin + x2·cos]` on `[b, h, t, hd]`
+    /// (one fused op on the CPU backend).
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
+        if fused::available(&x) { fused::rope(x, self.cos.clone(), self.sin.clone()) } else { self.apply_plain(x) }
+    }
+
+    /// The rotation composed from Burn's ops: what other backends run, and the fused op's reference.
+    pub fn apply_plain(&self, x: Tensor<4>) -> Tensor<4> {
         let half = x.dims()[3] / 2;
         let x1 = x.clone().narrow(3, 0, half);
         let x2 = x.narrow(3, half, half);
@@ -205,7 +211,8 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.c_proj.forward(relu(self.c_fc.forward(x)).square())
+        let h = self.c_fc.forward(x);
+        self.c_proj.forward(if fused::available(&h) { fused::relu_squared(h) } else { relu(h).square() })
     }
 }
 

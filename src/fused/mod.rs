@@ -1,5 +1,5 @@
-//! Fused ops for the CPU backend (burn-flex): attention and RMSNorm, each one op with its own
-//! backward pass, written as Burn backend extensions.
+//! Fused ops for the CPU backend (burn-flex): attention, RMSNorm, rotary embeddings and ReLU²,
+//! each one op with its own backward pass, written as Burn backend extensions.
 //!
 //! Under autodiff, Burn 0.22 composes attention from separate matmul, softmax and matmul ops
 //! with a scalar `exp`, and RMSNorm from five elementwise ops, each recorded for the backward pass
@@ -9,6 +9,7 @@
 
 mod attention;
 mod attention_kernel;
+mod pointwise;
 mod rms_norm;
 #[cfg(test)]
 mod tests;
@@ -18,6 +19,7 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn_flex::FlexTensor;
+use pointwise::FusedPointwise;
 use rms_norm::FusedRmsNorm;
 
 /// Whether `x` lives where the fused ops run: a burn-flex device (with or without autodiff), f32.
@@ -35,6 +37,23 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
 /// `x / √(mean(x²) + eps)` over the last dimension. Call only where [`available`].
 pub fn rms_norm<const D: usize>(x: Tensor<D>, eps: f64) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedRmsNorm>::fused_rms_norm(x.into_dispatch(), eps as f32))
+}
+
+/// `max(x, 0)²`. Call only where [`available`].
+pub fn relu_squared<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedPointwise>::fused_relu_squared(x.into_dispatch()))
+}
+
+/// Half-split rotary embedding of `[batch, heads, seq, head_dim]` by `cos`/`sin` tables
+/// `[1, 1, seq, head_dim / 2]`. Call only where [`available`].
+pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as FusedPointwise>::fused_rope(x.into_dispatch(), cos.into_dispatch(), sin.into_dispatch()))
+}
+
+/// The elements of a contiguous tensor.
+fn contiguous_data(x: &FlexTensor) -> &[f32] {
+    let start = x.layout().start_offset();
+    &x.storage::<f32>()[start..start + x.layout().num_elements()]
 }
 
 fn tensor(data: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {

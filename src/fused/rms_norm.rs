@@ -7,7 +7,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
-use super::tensor;
+use super::{contiguous_data as rows, tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
@@ -103,12 +103,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn last_dim(x: &FlexTensor) -> usize {
     let shape = x.layout().shape();
     shape[shape.num_dims() - 1]
-}
-
-/// The elements of a contiguous tensor.
-fn rows(x: &FlexTensor) -> &[f32] {
-    let start = x.layout().start_offset();
-    &x.storage::<f32>()[start..start + x.layout().num_elements()]
 }
 
 fn like(data: Vec<f32>, x: &FlexTensor) -> FlexTensor {

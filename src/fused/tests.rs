@@ -126,3 +126,49 @@ fn the_fused_rms_norm_reads_strided_input() {
     let diff = (rms_norm(x.clone(), crate::model::RMS_EPS) - plain_rms_norm(x)).abs().max().into_scalar::<f32>();
     assert!(diff < 1e-5);
 }
+
+/// Output and input gradient of `f` at `x`, with a random weighting of the output as the loss.
+fn value_and_grad<const D: usize>(f: impl Fn(Tensor<D>) -> Tensor<D>, x: &Tensor<D>, weights: &Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+    let x = x.clone().detach().require_grad();
+    let y = f(x.clone());
+    let grads = (y.clone() * weights.clone()).sum().backward();
+    (y.inner(), x.grad(&grads).expect("x gets a gradient"))
+}
+
+fn assert_close<const D: usize>(what: &str, a: Tensor<D>, b: Tensor<D>) {
+    let scale = b.clone().abs().max().into_scalar::<f32>().max(1.0);
+    let diff = (a - b).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-5 * scale, "{what}: differs by {diff} (largest entry {scale})");
+}
+
+#[test]
+fn the_fused_relu_squared_matches_the_plain_one_forward_and_backward() {
+    let device = Device::flex().autodiff();
+    device.seed(7);
+    // Odd size: not a multiple of the parallel chunk; half the entries negative.
+    let x = Tensor::<3>::random([3, 7, 1001], Distribution::Normal(0.0, 1.0), &device);
+    let w = Tensor::<3>::random([3, 7, 1001], Distribution::Normal(0.0, 1.0), &device);
+    let (y_fused, g_fused) = value_and_grad(relu_squared, &x, &w);
+    let (y_plain, g_plain) = value_and_grad(|x| burn::tensor::activation::relu(x).square(), &x, &w);
+    assert_close("relu² output", y_fused, y_plain);
+    assert_close("relu² gradient", g_fused, g_plain);
+}
+
+#[test]
+fn the_fused_rope_matches_the_plain_one_forward_and_backward() {
+    let device = Device::flex().autodiff();
+    device.seed(8);
+    let rope_tables = crate::model::Rope::new(11, 8, &device);
+    // Strided like the model's heads: [batch, seq, heads, head_dim] seen as [batch, heads, seq, head_dim].
+    let x = Tensor::<4>::random([2, 11, 3, 8], Distribution::Normal(0.0, 1.0), &device).swap_dims(1, 2);
+    let w = Tensor::<4>::random([2, 3, 11, 8], Distribution::Normal(0.0, 1.0), &device);
+    assert!(available(&x));
+    let (y_fused, g_fused) = value_and_grad(|x| rope_tables.apply(x), &x, &w);
+    let (y_plain, g_plain) = value_and_grad(|x| rope_tables.apply_plain(x), &x, &w);
+    assert_close("rope output", y_fused, y_plain);
+    assert_close("rope gradient", g_fused, g_plain);
+    // The tables of a few positions rotate those positions as the full tables do.
+    let positions = Tensor::<1, Int>::from_data(TensorData::new(vec![7i64, 0, 10], [3]), &device);
+    let some = rope_tables.at(&positions).apply(x.clone().select(2, positions.clone()));
+    assert_close("rope at positions", some, rope_tables.apply_plain(x).select(2, positions));
+}

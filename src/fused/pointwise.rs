@@ -1,0 +1,130 @@
+//! ReLU² and rotary embeddings as single ops: one parallel pass forward and one backward each,
+//! where the plain compositions take two ops (relu, square) and eight (two narrows, four
+//! multiplies, an add, a subtract and a concatenation), each with its own backward pass.
+
+use super::{contiguous_data, tensor};
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+/// Elements per parallel task for the elementwise maps.
+const CHUNK: usize = 16 * 1024;
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedPointwise: Backend {
+    /// `max(x, 0)²`.
+    fn fused_relu_squared(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Half-split rotation of `[batch, heads, seq, head_dim]` by tables `[.., seq, head_dim / 2]`.
+    fn fused_rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl FusedPointwise for Flex {
+    fn fused_relu_squared(x: FlexTensor) -> FlexTensor {
+        relu_squared(&x.to_contiguous())
+    }
+    fn fused_rope(x: FlexTensor, cos: FlexTensor, sin: FlexTensor) -> FlexTensor {
+        rope(&x.to_contiguous(), &cos.to_contiguous(), &sin.to_contiguous(), false)
+    }
+}
+
+#[derive(Debug)]
+struct ReluSquaredBackward;
+
+impl Backward<Flex, 1> for ReluSquaredBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad_out = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let [Some(node)] = ops.parents else { return };
+        let x = ops.state;
+        let mut dx = vec![0.0f32; x.layout().num_elements()];
+        dx.par_chunks_mut(CHUNK).zip(contiguous_data(&x).par_chunks(CHUNK)).zip(contiguous_data(&grad_out).par_chunks(CHUNK)).for_each(
+            |((dx, x), dy)| {
+                for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+                    *dx = 2.0 * x.max(0.0) * dy;
+                }
+            },
+        );
+        grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
+    }
+}
+
+#[derive(Debug)]
+struct RopeBackward;
+
+impl Backward<Flex, 3> for RopeBackward {
+    /// The tables: the backward pass rotates the gradient the other way.
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad_out = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let [Some(node), _, _] = ops.parents else { return };
+        let (cos, sin) = ops.state;
+        grads.register::<Flex>(node.id, rope(&grad_out, &cos, &sin, true));
+    }
+}
+
+impl<C: CheckpointStrategy> FusedPointwise for Autodiff<Flex, C> {
+    fn fused_relu_squared(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match ReluSquaredBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let x = x.into_primitive().to_contiguous();
+                let y = relu_squared(&x);
+                prep.finish(x, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(relu_squared(&x.into_primitive().to_contiguous())),
+        }
+    }
+
+    fn fused_rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = RopeBackward.prepare::<C>([x.node(), cos.node(), sin.node()]).compute_bound().stateful();
+        let x = x.into_primitive().to_contiguous();
+        let (cos, sin) = (cos.into_primitive().to_contiguous(), sin.into_primitive().to_contiguous());
+        let y = rope(&x, &cos, &sin, false);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((cos, sin), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+}
+
+fn relu_squared(x: &FlexTensor) -> FlexTensor {
+    let mut y = vec![0.0f32; x.layout().num_elements()];
+    y.par_chunks_mut(CHUNK).zip(contiguous_data(x).par_chunks(CHUNK)).for_each(|(y, x)| {
+        for (y, &x) in y.iter_mut().zip(x) {
+            let r = x.max(0.0);
+            *y = r * r;
+        }
+    });
+    tensor(y, x.layout().shape().clone())
+}
+
+/// `[x1, x2] → [x1·cos + x2·sin, x2·cos − x1·sin]` per row of `head_dim`, or with `inverse` the
+/// opposite rotation `[y1·cos − y2·sin, y1·sin + y2·cos]` (the backward pass).
+fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool) -> FlexTensor {
+    let shape = x.layout().shape().clone();
+    let (seq, head_dim) = (shape[2], shape[3]);
+    let half = head_dim / 2;
+    let (cos, sin) = (contiguous_data(cos), contiguous_data(sin));
+    assert_eq!(cos.len(), seq * half, "rotary tables must cover the sequence");
+    let sign = if inverse { -1.0 } else { 1.0 };
+    let mut y = vec![0.0f32; x.layout().num_elements()];
+    // One task per (batch, head): `seq` rows, each rotated by its position's angles.
+    y.par_chunks_mut(seq * head_dim).zip(contiguous_data(x).par_chunks(seq * head_dim)).for_each(|(y, x)| {
+        for (pos, (y, x)) in y.chunks_exact_mut(head_dim).zip(x.chunks_exact(head_dim)).enumerate() {
+            let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
+            let (x1, x2) = x.split_at(half);
+            let (y1, y2) = y.split_at_mut(half);
+            for i in 0..half {
+                let si = sign * s[i];
+                y1[i] = x1[i] * c[i] + x2[i] * si;
+                y2[i] = x2[i] * c[i] - x1[i] * si;
+            }
+        }
+    });
+    tensor(y, shape)
+}
