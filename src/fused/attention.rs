@@ -38,29 +38,28 @@ impl Backward<Flex, 3> for AttentionBackward {
     type State = Saved;
 
     fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad_out = grads.consume::<Flex>(&ops.node);
+        let grad_out = grads.consume::<Flex>(&ops.node).to_contiguous();
         let Saved { q, k, v, out, probs } = ops.state;
         let dims = dims(&q, &k);
         let [b, h, tq, hd] = dims4(&q);
-        let tk = dims.seq_kv;
-        let grad_out = grad_out.to_contiguous();
-        let mut dq = vec![0.0f32; b * h * tq * hd];
-        let mut dk = vec![0.0f32; b * h * tk * hd];
-        let mut dv = vec![0.0f32; b * h * tk * hd];
-        kernel::backward(
-            heads(&q),
-            heads(&k),
-            heads(&v),
-            dims,
-            out.storage::<f32>(),
-            probs.storage::<f32>(),
-            &grad_out.storage::<f32>()[grad_out.layout().start_offset()..],
-            [&mut dq, &mut dk, &mut dv],
-        );
-        let [pq, pk, pv] = ops.parents;
-        for (parent, grad, t) in [(pq, dq, tq), (pk, dk, tk), (pv, dv, tk)] {
+        let shapes = [[b, h, tq, hd], [b, h, dims.seq_kv, hd], [b, h, dims.seq_kv, hd]];
+        let [mut dq, mut dk, mut dv] = shapes.map(|s| vec![0.0f32; s.iter().product()]);
+        // With no queries or no keys there is nothing to propagate: the gradients stay zero.
+        if !dq.is_empty() && !dk.is_empty() {
+            kernel::backward(
+                heads(&q),
+                heads(&k),
+                heads(&v),
+                dims,
+                out.storage::<f32>(),
+                probs.storage::<f32>(),
+                &grad_out.storage::<f32>()[grad_out.layout().start_offset()..],
+                [&mut dq, &mut dk, &mut dv],
+            );
+        }
+        for ((parent, grad), shape) in ops.parents.into_iter().zip([dq, dk, dv]).zip(shapes) {
             if let Some(node) = parent {
-                grads.register::<Flex>(node.id, tensor(grad, [b, h, t, hd]));
+                grads.register::<Flex>(node.id, tensor(grad, shape));
             }
         }
     }
@@ -92,7 +91,10 @@ fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, keep_probs: bool) -> 
     assert_eq!(dims4(&v), [b, h, tk, hd], "fused attention: values must match the keys' shape");
     let mut out = vec![0.0f32; b * h * tq * hd];
     let mut probs = keep_probs.then(|| vec![0.0f32; b * h * tq * tk]);
-    kernel::forward(heads(&q), heads(&k), heads(&v), dims(&q, &k), &mut out, probs.as_deref_mut());
+    // No queries: an empty output. No keys: zeros, as burn-flex's own attention gives.
+    if !out.is_empty() && tk > 0 {
+        kernel::forward(heads(&q), heads(&k), heads(&v), dims(&q, &k), &mut out, probs.as_deref_mut());
+    }
     (tensor(out, [b, h, tq, hd]), probs.map(|p| tensor(p, [b, h, tq, tk])))
 }
 

@@ -114,7 +114,8 @@ fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool) -> Fl
     let sign = if inverse { -1.0 } else { 1.0 };
     let mut y = vec![0.0f32; x.layout().num_elements()];
     // One task per (batch, head): `seq` rows, each rotated by its position's angles.
-    y.par_chunks_mut(seq * head_dim).zip(contiguous_data(x).par_chunks(seq * head_dim)).for_each(|(y, x)| {
+    let per_head = (seq * head_dim).max(1); // an empty tensor has no chunks
+    y.par_chunks_mut(per_head).zip(contiguous_data(x).par_chunks(per_head)).for_each(|(y, x)| {
         for (pos, (y, x)) in y.chunks_exact_mut(head_dim).zip(x.chunks_exact(head_dim)).enumerate() {
             let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
             let (x1, x2) = x.split_at(half);

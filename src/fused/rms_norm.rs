@@ -38,10 +38,11 @@ impl Backward<Flex, 1> for RmsNormBackward {
         let Some(node) = parent else { return };
         let (x, eps) = ops.state;
         let n = last_dim(&x);
+        let task = (n * ROWS_PER_TASK).max(1); // an empty tensor has no chunks
         let mut dx = vec![0.0f32; x.layout().num_elements()];
-        dx.par_chunks_mut(n * ROWS_PER_TASK)
-            .zip(rows(&x).par_chunks(n * ROWS_PER_TASK))
-            .zip(rows(&grad_out).par_chunks(n * ROWS_PER_TASK))
+        dx.par_chunks_mut(task)
+            .zip(rows(&x).par_chunks(task))
+            .zip(rows(&grad_out).par_chunks(task))
             .for_each(|((dx, x), dy)| {
                 for ((dx, x), dy) in dx.chunks_exact_mut(n).zip(x.chunks_exact(n)).zip(dy.chunks_exact(n)) {
                     // y = x·r with r = (mean(x²) + eps)^(−1/2):  dx = r·dy − (r³/n)·x·Σ(dy·x)
@@ -72,7 +73,8 @@ impl<C: CheckpointStrategy> FusedRmsNorm for Autodiff<Flex, C> {
 fn forward(x: &FlexTensor, eps: f32) -> FlexTensor {
     let n = last_dim(x);
     let mut y = vec![0.0f32; x.layout().num_elements()];
-    y.par_chunks_mut(n * ROWS_PER_TASK).zip(rows(x).par_chunks(n * ROWS_PER_TASK)).for_each(|(y, x)| {
+    let task = (n * ROWS_PER_TASK).max(1); // an empty tensor has no chunks
+    y.par_chunks_mut(task).zip(rows(x).par_chunks(task)).for_each(|(y, x)| {
         for (y, x) in y.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
             let r = inv_rms(x, eps);
             for (y, &x) in y.iter_mut().zip(x) {

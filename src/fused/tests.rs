@@ -164,3 +164,28 @@ fn the_fused_rope_matches_the_plain_one_forward_and_backward() {
     let some = rope_tables.at(&positions).apply(x.clone().select(2, positions.clone()));
     assert_close("rope at positions", some, rope_tables.apply_plain(x).select(2, positions));
 }
+
+#[test]
+fn fused_attention_with_no_queries_or_no_keys_gives_empty_or_zero_outputs_and_gradients() {
+    let device = Device::flex().autodiff();
+    for (queries, keys) in [(0, 5), (4, 0)] {
+        let q = Tensor::<4>::ones([1, 2, queries, 8], &device).require_grad();
+        let k = Tensor::<4>::ones([1, 2, keys, 8], &device).require_grad();
+        let v = Tensor::<4>::ones([1, 2, keys, 8], &device).require_grad();
+        let y = attention(q.clone(), k.clone(), v.clone());
+        assert_eq!(y.dims(), [1, 2, queries, 8]);
+        let grads = (y.clone() * 2.0).sum().backward();
+        assert_eq!(q.grad(&grads).map(|g| g.dims()), Some([1, 2, queries, 8]));
+        if queries > 0 {
+            assert_eq!(y.abs().max().into_scalar::<f32>(), 0.0);
+        }
+    }
+}
+
+#[test]
+fn fused_norm_and_rope_accept_empty_tensors() {
+    let device = Device::flex();
+    let rope_tables = crate::model::Rope::new(0, 8, &device);
+    assert_eq!(rope_tables.apply(Tensor::<4>::zeros([1, 2, 0, 8], &device)).dims(), [1, 2, 0, 8]);
+    assert_eq!(rms_norm(Tensor::<3>::zeros([1, 0, 8], &device), crate::model::RMS_EPS).dims(), [1, 0, 8]);
+}
