@@ -308,7 +308,7 @@ impl App {
             KeyCode::Left | KeyCode::Char('h') => t.change(false),
             KeyCode::Right | KeyCode::Char('l') => t.change(true),
             KeyCode::Char('e') => t.editing = t.field == 0 && !t.running,
-            KeyCode::Enter if t.field == 0 && !t.running => t.editing = true,
+            // Enter starts wherever the selection is, as the footer says; `e` edits the data path.
             KeyCode::Enter | KeyCode::Char('s') if !t.running => return vec![t.start()],
             KeyCode::Char('x') if t.running => {
                 t.message = Some("stopping after this step; saving a checkpoint…".into());

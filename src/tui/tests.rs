@@ -229,6 +229,30 @@ fn infill_enter_runs_only_the_gaps_on_the_watch_screen() {
 }
 
 #[test]
+fn enter_on_the_train_screen_starts_training_even_with_the_data_path_selected() {
+    let mut a = app(true);
+    a.handle_key(key(KeyCode::Tab));
+    a.handle_key(key(KeyCode::Tab));
+    assert_eq!(a.screen, Screen::Train);
+    assert_eq!(a.train.field, 0, "the data path is selected first");
+    let effects = a.handle_key(key(KeyCode::Enter));
+    assert!(matches!(effects.as_slice(), [Effect::StartTraining { .. }]), "{effects:?}");
+    assert!(!a.train.editing);
+}
+
+#[test]
+fn e_edits_the_data_path_and_enter_ends_the_edit() {
+    let mut a = app(true);
+    a.handle_key(key(KeyCode::Tab));
+    a.handle_key(key(KeyCode::Tab));
+    a.handle_key(chr('e'));
+    assert!(a.train.editing);
+    a.handle_key(key(KeyCode::Backspace));
+    let effects = a.handle_key(key(KeyCode::Enter));
+    assert!(effects.is_empty() && !a.train.editing, "Enter while editing only ends the edit");
+}
+
+#[test]
 fn tab_cycles_screens_and_q_quits() {
     let mut a = app(true);
     a.handle_key(key(KeyCode::Tab));
