@@ -38,8 +38,10 @@ impl Denoiser for ModelDenoiser {
         let input = ints(tokens.iter().map(|&t| t as i64).collect(), tokens.len()).unsqueeze_dim::<2>(0);
         let timesteps = (self.config.n_timesteps > 0)
             .then(|| ints(vec![timestep_bucket(mask_rate, self.config.n_timesteps) as i64], 1));
-        let positions = ints(positions.iter().map(|&p| p as i64).collect(), positions.len());
-        let logits = crate::fused::on_own_pool(|| self.model.forward_at(input, timesteps, Some(positions)));
+        // Every position in order is the plain forward pass: no gathering needed.
+        let all = positions.iter().copied().eq(0..tokens.len());
+        let positions = (!all).then(|| ints(positions.iter().map(|&p| p as i64).collect(), positions.len()));
+        let logits = crate::fused::on_own_pool(|| self.model.forward_at(input, timesteps, positions));
         logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
     }
 }
