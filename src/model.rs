@@ -212,8 +212,13 @@ pub struct Mlp {
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.c_fc.forward(x);
-        self.c_proj.forward(if fused::available(&h) { fused::relu_squared(h) } else { relu(h).square() })
+        self.c_proj.forward(if fused::available(&h) { fused::relu_squared(h) } else { plain_relu_squared(h) })
     }
+}
+
+/// ReLU² composed from Burn's ops: what other backends run, and the fused op's reference.
+pub fn plain_relu_squared<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    relu(x).square()
 }
 
 #[derive(Module, Debug)]
