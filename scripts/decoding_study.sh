@@ -4,7 +4,7 @@
 # Usage: scripts/decoding_study.sh CHECKPOINT [DATA]
 set -euo pipefail
 ckpt=${1:?usage: scripts/decoding_study.sh CHECKPOINT [DATA]}
-data=${2:-../shared/data/tinyshakespeare.txt}
+data=${2:-assets/tinyshakespeare.txt}
 bin=${BIN:-target/release/tiny-diffusion}
 
 row() {

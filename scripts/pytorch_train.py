@@ -31,7 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_parity_fixture import Model  # noqa: E402
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "tinyshakespeare.txt")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "assets", "tinyshakespeare.txt")
 
 
 def load(path):

@@ -5,7 +5,7 @@
 set -euo pipefail
 out=${1:?usage: scripts/recipe_study.sh OUT_DIR [STEPS]}
 steps=${2:-600}
-data=${DATA:-../shared/data/tinyshakespeare.txt}
+data=${DATA:-assets/tinyshakespeare.txt}
 bin=${BIN:-target/release/tiny-diffusion}
 mkdir -p "$out"
 

@@ -121,7 +121,7 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
                 ((0..span).collect(), format!("_at{span}"), format!(", logits at {span} positions")),
             ] {
                 let t = median_time(3, opts.runs.max(5), || {
-                    std::hint::black_box(denoiser.logits(&tokens, 0.5, &positions));
+                    std::hint::black_box(denoiser.logits(&tokens, crate::diffusion::Time::MaskRate(0.5), &positions));
                 });
                 let gflop = (positions.len() == seq).then(|| forward_flops(&config, 1, seq) / 1e9);
                 let case = format!("{name}: denoising step, 1×{seq}{label}");
@@ -131,7 +131,7 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
 
         if opts.cases.contains(&Case::Generate) {
             // Untrained weights commit about one position per step, so fix the step count.
-            let options = DecodeOptions { strategy: crate::diffusion::Strategy::Steps { steps: 64 }, ..DecodeOptions::default() };
+            let options = DecodeOptions { strategy: crate::diffusion::Strategy::Steps, steps: 64, ..DecodeOptions::default() };
             let (t, _) = time_generation(&denoiser, options, seq, opts.runs);
             let gflop = Some(64.0 * forward_flops(&config, 1, seq) / 1e9);
             let throughput = Some((seq as f64 / t.as_secs_f64(), "chars/s"));

@@ -2,14 +2,14 @@
 
 use crate::backend::Backend;
 use crate::checkpoint;
-use crate::data::DEFAULT_DATA_FILE;
+use crate::data::DataSource;
 use crate::diffusion::masking::MaskSchedule;
-use crate::diffusion::{DecodeOptions, Generation, ModelDenoiser, Strategy};
+use crate::diffusion::{DecodeOptions, Generation, ModelDenoiser};
 use crate::model::Preset;
 use crate::train::{TrainEvent, TrainSettings, train};
 use crate::vocab::{DEFAULT_MASK_CHAR, MASK_ID};
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
@@ -62,9 +62,10 @@ pub struct TuiArgs {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// UTF-8 text file to train on (the last 10% is held out for validation).
-    #[arg(long, default_value = DEFAULT_DATA_FILE)]
-    pub data: PathBuf,
+    /// UTF-8 text file to train on (the last 10% is held out for validation) [default: the
+    /// built-in Tiny Shakespeare; with --resume, the text the checkpoint was trained on].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Model size.
     #[arg(long, value_enum, default_value = "small")]
     pub preset: Preset,
@@ -128,68 +129,6 @@ pub struct TrainArgs {
     pub device: Backend,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StrategyArg {
-    /// Unmask every position whose confidence ≥ --threshold (at least one per step).
-    Confidence,
-    /// Finish each block in exactly --steps steps.
-    Steps,
-    /// Unmask exactly --per-step positions per step.
-    Topk,
-    /// Finish each block in --steps steps, unmasking random positions (ancestral sampling).
-    Random,
-}
-
-/// Decoding settings shared by `generate` and `eval`.
-#[derive(Args, Debug, Clone)]
-pub struct DecodeArgs {
-    #[arg(long, value_enum, default_value = "confidence")]
-    pub strategy: StrategyArg,
-    /// Confidence threshold τ for --strategy confidence.
-    #[arg(long, default_value_t = 0.7)]
-    pub threshold: f32,
-    /// Steps per block for --strategy steps and random.
-    #[arg(long, default_value_t = 32)]
-    pub steps: usize,
-    /// Positions per step for --strategy topk.
-    #[arg(long, default_value_t = 4)]
-    pub per_step: usize,
-    /// Sampling temperature (0: always the most likely character).
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f32,
-    /// Sample only among the K most likely characters (0: all).
-    #[arg(long, default_value_t = 0)]
-    pub top_k: usize,
-    /// Semi-autoregressive (confidence and topk strategies): each step considers only masked
-    /// positions within N characters of the leftmost one (0: the whole block, which repeats
-    /// itself more).
-    #[arg(long, default_value_t = 8)]
-    pub span: usize,
-}
-
-impl DecodeArgs {
-    pub fn options(&self, seed: u64) -> Result<DecodeOptions> {
-        let strategy = match self.strategy {
-            StrategyArg::Confidence => {
-                if !(self.threshold > 0.0 && self.threshold <= 1.0) {
-                    bail!("--threshold must be in (0, 1], got {}", self.threshold);
-                }
-                Strategy::Confidence { threshold: self.threshold }
-            }
-            StrategyArg::Steps if self.steps == 0 => bail!("--steps must be at least 1"),
-            StrategyArg::Steps => Strategy::Steps { steps: self.steps },
-            StrategyArg::Topk if self.per_step == 0 => bail!("--per-step must be at least 1"),
-            StrategyArg::Topk => Strategy::TopK { k: self.per_step },
-            StrategyArg::Random if self.steps == 0 => bail!("--steps must be at least 1"),
-            StrategyArg::Random => Strategy::Random { steps: self.steps },
-        };
-        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            bail!("--temperature must be a number ≥ 0, got {}", self.temperature);
-        }
-        Ok(DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed, span: self.span })
-    }
-}
-
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     /// Checkpoint directory (from `train` or `import`) or PyTorch .pt file [default: the shipped Shakespeare model].
@@ -203,9 +142,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub length: Option<usize>,
     #[command(flatten)]
-    pub decode: DecodeArgs,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    pub decode: DecodeOptions,
     /// Characters of the previous block that condition the next one.
     #[arg(long, default_value_t = 16)]
     pub overlap: usize,
@@ -248,11 +185,13 @@ pub struct EvalArgs {
     /// Checkpoint directory or PyTorch .pt file [default: the shipped Shakespeare model].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
-    /// The text the checkpoint was trained on (its last 10% is the validation split).
-    #[arg(long, default_value = DEFAULT_DATA_FILE)]
-    pub data: PathBuf,
+    /// The text the checkpoint was trained on (its last 10% is the validation split)
+    /// [default: the built-in Tiny Shakespeare].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Decoding of the generated text (its seeds are --seed, --seed + 1, …).
     #[command(flatten)]
-    pub decode: DecodeArgs,
+    pub decode: DecodeOptions,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -323,8 +262,17 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
     Ok(s)
 }
 
+/// `--data`, or else what a resumed checkpoint was trained on, or else the built-in corpus.
+fn train_data(args: &TrainArgs) -> Result<DataSource> {
+    if args.data.is_some() || !args.resume {
+        return Ok(DataSource::from_arg(args.data.as_deref()));
+    }
+    Ok(DataSource::from_recorded(checkpoint::read_config(&args.out)?.training.data_file.as_deref()))
+}
+
 fn run_train(args: TrainArgs) -> Result<ExitCode> {
     let settings = train_settings(&args)?;
+    let data = train_data(&args)?;
     let device = args.device.device()?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -356,7 +304,7 @@ fn run_train(args: TrainArgs) -> Result<ExitCode> {
                 "{what} {:?} model ({:.2}M params) on {} for {total_steps} steps, batch {} × {}, device {}",
                 settings.preset,
                 params as f64 / 1e6,
-                args.data.display(),
+                data,
                 settings.batch,
                 settings.seq_len,
                 args.device.name()
@@ -376,13 +324,12 @@ fn run_train(args: TrainArgs) -> Result<ExitCode> {
         TrainEvent::Saved { step, path } => say(format!("step {step}: saved checkpoint to {}", path.display())),
         TrainEvent::Finished { .. } => bar.finish_and_clear(),
     };
-    let outcome = train(&settings, &args.data, &args.out, &device, args.resume, &stop, &mut on_event)?;
+    let outcome = train(&settings, &data, &args.out, &device, args.resume, &stop, &mut on_event)?;
     let steps = outcome.config.training.steps;
     if outcome.interrupted {
         eprintln!(
-            "interrupted at step {steps}; checkpoint saved in {}. Continue with:\n  tiny-diffusion train --data {} --out {} --resume",
+            "interrupted at step {steps}; checkpoint saved in {}. Continue with:\n  tiny-diffusion train --out {} --resume",
             args.out.display(),
-            args.data.display(),
             args.out.display()
         );
         return Ok(ExitCode::from(130));
@@ -403,7 +350,8 @@ struct TraceLine<'a> {
 }
 
 fn run_generate(args: GenerateArgs) -> Result<()> {
-    let options = args.decode.options(args.seed)?;
+    let options = args.decode;
+    options.validate()?;
     let device = args.device.device()?;
     let (ckpt, model, _) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     let prompt = ckpt.vocab.encode_prompt(&args.prompt, args.mask_char).context("in --prompt")?;
@@ -463,12 +411,14 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
 }
 
 fn run_eval(args: EvalArgs) -> Result<()> {
-    let options = args.decode.options(0)?;
+    let options = args.decode;
+    options.validate()?;
     let device = args.device.device()?;
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
-    let corpus = crate::data::Corpus::load(&args.data, Some(ckpt.vocab.clone()))?;
+    let data = DataSource::from_arg(args.data.as_deref());
+    let corpus = data.load(Some(ckpt.vocab.clone()))?;
     if ckpt.training.data_sha256.as_ref().is_some_and(|sha| *sha != corpus.sha256) {
-        eprintln!("warning: {} is not the text this checkpoint was trained on", args.data.display());
+        eprintln!("warning: {data} is not the text this checkpoint was trained on");
     }
     let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
     let seq_len = ckpt.model.context.min(corpus.max_seq_len());

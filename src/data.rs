@@ -1,14 +1,59 @@
-//! The training corpus: a text file split into train (first 90%) and validation (last 10%).
+//! The training corpus (built-in Tiny Shakespeare, or any text file), split into train (first 90%)
+//! and validation (last 10%).
 
 use crate::vocab::Vocab;
 use anyhow::{Context, Result, ensure};
 use rand::{Rng, RngExt};
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
-pub const DEFAULT_DATA_FILE: &str = "data/tinyshakespeare.txt";
-pub const TINY_SHAKESPEARE_URL: &str =
-    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt";
+/// Tiny Shakespeare (public domain; the character-level corpus of Karpathy's char-rnn), compiled
+/// into the binary so training and evaluation work with nothing beside it.
+pub const TINY_SHAKESPEARE: &str = include_str!("../assets/tinyshakespeare.txt");
+/// How the built-in corpus is shown to users and recorded in checkpoints.
+pub const BUILT_IN_NAME: &str = "Tiny Shakespeare (built in)";
+
+/// Where training text comes from: the built-in corpus, or a file the user names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DataSource {
+    #[default]
+    BuiltIn,
+    File(PathBuf),
+}
+
+impl DataSource {
+    /// `--data FILE`, or the built-in corpus without it.
+    pub fn from_arg(path: Option<&Path>) -> Self {
+        path.map_or(DataSource::BuiltIn, |p| DataSource::File(p.to_path_buf()))
+    }
+
+    /// The source a checkpoint recorded (`TrainingMeta::data_file`), for resuming without `--data`.
+    pub fn from_recorded(recorded: Option<&str>) -> Self {
+        match recorded {
+            None | Some(BUILT_IN_NAME) => DataSource::BuiltIn,
+            Some(path) => DataSource::File(PathBuf::from(path)),
+        }
+    }
+
+    /// Reads the text. With `vocab`, the text must fit that vocabulary (resuming); otherwise the
+    /// vocabulary is built from the text.
+    pub fn load(&self, vocab: Option<Vocab>) -> Result<Corpus> {
+        match self {
+            DataSource::BuiltIn => Corpus::from_text(TINY_SHAKESPEARE, vocab).context(BUILT_IN_NAME),
+            DataSource::File(path) => Corpus::load(path, vocab),
+        }
+    }
+}
+
+impl fmt::Display for DataSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSource::BuiltIn => f.write_str(BUILT_IN_NAME),
+            DataSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
 
 pub struct Corpus {
     pub vocab: Vocab,
@@ -23,10 +68,8 @@ impl Corpus {
     pub fn load(path: &Path, vocab: Option<Vocab>) -> Result<Self> {
         if !path.exists() {
             anyhow::bail!(
-                "training data {} not found.\n\
-                 Get Tiny Shakespeare (1.1 MB) with:\n  \
-                 mkdir -p data && curl -L -o data/tinyshakespeare.txt {TINY_SHAKESPEARE_URL}\n\
-                 or pass any UTF-8 text file with --data FILE.",
+                "training data {} not found. Give the path of a UTF-8 text file, \
+                 or leave out --data to train on {BUILT_IN_NAME}.",
                 path.display()
             );
         }
@@ -90,9 +133,25 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_explains_how_to_get_the_corpus() {
+    fn missing_file_says_what_to_do_instead() {
         let err = Corpus::load(Path::new("/nonexistent/tiny.txt"), None).err().unwrap().to_string();
-        assert!(err.contains("curl") && err.contains("--data"), "{err}");
+        assert!(err.contains("/nonexistent/tiny.txt") && err.contains("--data") && err.contains(BUILT_IN_NAME), "{err}");
+    }
+
+    #[test]
+    fn the_built_in_corpus_is_tiny_shakespeare_whole() {
+        let c = DataSource::BuiltIn.load(None).unwrap();
+        assert_eq!(c.sha256, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed");
+        assert_eq!(c.vocab.size(), 66);
+        assert_eq!(c.train.len() + c.val.len(), 1_115_394);
+    }
+
+    #[test]
+    fn a_recorded_source_reads_back_as_the_same_source() {
+        for source in [DataSource::BuiltIn, DataSource::File(PathBuf::from("my text.txt"))] {
+            assert_eq!(DataSource::from_recorded(Some(&source.to_string())), source);
+        }
+        assert_eq!(DataSource::from_recorded(None), DataSource::BuiltIn);
     }
 
     #[test]

@@ -63,12 +63,13 @@ pub fn text_stats(text: &str, dictionary: &HashSet<String>) -> TextStats {
     }
 }
 
-/// Generates about `chars` characters as independent context-length samples from seeds 0, 1, …
+/// Generates about `chars` characters as independent context-length samples from seeds
+/// `options.seed`, `options.seed + 1`, …
 /// Returns the ids and (characters per step, ms per step).
 pub fn generate_samples(model: &dyn Denoiser, options: DecodeOptions, chars: usize) -> (Vec<u32>, f64, f64) {
     let context = model.context();
     let (mut tokens, mut steps, mut millis) = (Vec::new(), 0usize, 0.0f64);
-    let mut seed = 0;
+    let mut seed = options.seed;
     while tokens.len() < chars {
         let mut g = Generation::new(&[], context.min(chars - tokens.len()), context, 16, DecodeOptions { seed, ..options });
         g.run(model, |f| {

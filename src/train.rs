@@ -3,7 +3,7 @@
 //! never prints, so the CLI progress bar and the TUI train screen can both drive it.
 
 use crate::checkpoint::{self, CheckpointConfig, TrainingMeta};
-use crate::data::{Corpus, even_windows, random_windows};
+use crate::data::{DataSource, even_windows, random_windows};
 use crate::diffusion::masking::{MaskSchedule, MaskedBatch, draw_rates, mask_batch, timestep_bucket};
 use crate::diffusion::{DecodeOptions, Generation, ModelDenoiser};
 use crate::model::{DiffusionModel, ModelConfig, Preset};
@@ -211,7 +211,7 @@ pub struct TrainOutcome {
 /// Setting `stop` ends the run after the current step, with a checkpoint.
 pub fn train(
     settings: &TrainSettings,
-    data_path: &Path,
+    data: &DataSource,
     out: &Path,
     device: &Device,
     resume: bool,
@@ -221,10 +221,10 @@ pub fn train(
     let ad_device = device.clone().autodiff();
     let (mut ckpt, mut model, mut optim, corpus) = if resume {
         let (ckpt, model, optim) = checkpoint::load_resumable(out, &ad_device, optimizer(settings))?;
-        let corpus = Corpus::load(data_path, Some(ckpt.vocab.clone()))?;
+        let corpus = data.load(Some(ckpt.vocab.clone()))?;
         (ckpt, model, optim, corpus)
     } else {
-        let corpus = Corpus::load(data_path, None)?;
+        let corpus = data.load(None)?;
         let config = settings.model_config(corpus.vocab.size());
         config.validate().map_err(anyhow::Error::msg)?;
         device.seed(settings.seed);
@@ -248,7 +248,7 @@ pub fn train(
     );
     let mut meta = TrainingMeta {
         data_sha256: Some(corpus.sha256.clone()),
-        data_file: Some(data_path.display().to_string()),
+        data_file: Some(data.to_string()),
         settings: Some(serde_json::to_value(settings)?),
         ..ckpt.training.clone()
     };

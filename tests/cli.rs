@@ -58,7 +58,7 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
         (&["generate", "--checkpoint", "/nonexistent/ck"], "does not exist"),
         (&["generate", "--threshold", "1.5"], "--threshold"),
         (&["generate", "--prompt", "ROMEO:", "--length", "3"], "shorter than the prompt"),
-        (&["train", "--data", "/nonexistent/text.txt", "--out", "/tmp/never"], "curl"),
+        (&["train", "--data", "/nonexistent/text.txt", "--out", "/tmp/never"], "or leave out --data to train on Tiny Shakespeare (built in)"),
         (&["train", "--muon-lr", "nan", "--out", "/tmp/never"], "--muon-lr"),
     ];
     for (args, expect) in cases {
@@ -84,4 +84,20 @@ fn trace_writes_one_json_line_per_step() {
         assert_eq!(line["decoded_now"].as_array().unwrap().len(), 8);
         assert_eq!(line["text"].as_str().unwrap().chars().count(), 40);
     }
+}
+
+#[test]
+fn train_in_an_empty_directory_uses_the_built_in_corpus_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
+        .args(["train", "--preset", "tiny", "--steps", "30", "--out", "ck"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Tiny Shakespeare (built in)"), "{}", stderr(&o));
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("ck/config.json")).unwrap()).unwrap();
+    assert_eq!(config["training"]["steps"], 30);
+    assert_eq!(config["training"]["data_file"], "Tiny Shakespeare (built in)");
+    assert_eq!(config["training"]["data_sha256"], "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed");
 }

@@ -2,22 +2,20 @@
 
 use burn::module::Module;
 use burn::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use tiny_diffusion::checkpoint::{self, CheckpointConfig};
-use tiny_diffusion::diffusion::{DecodeOptions, Denoiser, Generation, ModelDenoiser, Strategy};
+use tiny_diffusion::data::{DataSource, TINY_SHAKESPEARE};
+use tiny_diffusion::diffusion::{DecodeOptions, Denoiser, Generation, ModelDenoiser, Strategy, Time};
 use tiny_diffusion::model::{ModelConfig, Preset, Rope, rms_norm};
 use tiny_diffusion::train::{TrainEvent, TrainSettings, train};
 use tiny_diffusion::vocab::{MASK_ID, Vocab};
 
-const CORPUS: &str = "../shared/data/tinyshakespeare.txt";
-
-/// The first 30k characters of Tiny Shakespeare, written to a temp file.
-fn short_text(dir: &Path) -> PathBuf {
-    let full = std::fs::read_to_string(CORPUS).expect("the shared corpus is at ../shared/data/tinyshakespeare.txt");
+/// The first 30k characters of the built-in Tiny Shakespeare, written to a temp file.
+fn short_text(dir: &Path) -> DataSource {
     let path = dir.join("short.txt");
-    std::fs::write(&path, &full[..30_000]).unwrap();
-    path
+    std::fs::write(&path, &TINY_SHAKESPEARE[..30_000]).unwrap();
+    DataSource::File(path)
 }
 
 fn tiny_settings(steps: usize) -> TrainSettings {
@@ -39,7 +37,7 @@ fn tiny_model_config(vocab: usize) -> ModelConfig {
 }
 
 fn logits(denoiser: &dyn Denoiser, tokens: &[u32]) -> Vec<f32> {
-    denoiser.logits(tokens, 0.5, &(0..tokens.len()).collect::<Vec<_>>())
+    denoiser.logits(tokens, Time::MaskRate(0.5), &(0..tokens.len()).collect::<Vec<_>>())
 }
 
 #[test]
@@ -52,7 +50,7 @@ fn logits_at_a_few_positions_equal_the_full_forward_there() {
     let tokens: Vec<u32> = (0..ckpt.model.context).map(|i| if i % 3 == 0 { MASK_ID } else { 1 + (i * 7 % 60) as u32 }).collect();
     let full = logits(&denoiser, &tokens);
     let positions = [255, 0, 99, 100, 3];
-    let some = denoiser.logits(&tokens, 0.5, &positions);
+    let some = denoiser.logits(&tokens, Time::MaskRate(0.5), &positions);
     assert_eq!(some.len(), positions.len() * vocab);
     for (row, &p) in some.chunks_exact(vocab).zip(&positions) {
         let reference = &full[p * vocab..(p + 1) * vocab];
@@ -338,7 +336,7 @@ fn trained_model_infills_only_the_gaps() {
     let (ck, model) = checkpoint::load(&out, &Device::flex()).unwrap();
     let prompt = ck.vocab.encode_prompt("ROMEO:\nI ____ thee, ___ lady.", '_').unwrap();
     let d = ModelDenoiser::new(model, ck.model.clone(), Device::flex());
-    let options = DecodeOptions { strategy: Strategy::Steps { steps: 4 }, ..DecodeOptions::default() };
+    let options = DecodeOptions { strategy: Strategy::Steps, steps: 4, ..DecodeOptions::default() };
     let mut g = Generation::new(&prompt, prompt.len(), ck.model.context, 16, options);
     g.run(&d, |_| {});
     let text = ck.vocab.decode(g.tokens(), '_');
@@ -357,7 +355,7 @@ fn any_utf8_text_trains_and_generates() {
     let data = dir.path().join("unicode.txt");
     std::fs::write(&data, "Καλημέρα κόσμε — 日本語のテキスト, emoji 🎭 and ünïcödé.\n".repeat(40)).unwrap();
     let out = dir.path().join("ck");
-    train(&tiny_settings(5), &data, &out, &Device::flex(), false, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    train(&tiny_settings(5), &DataSource::File(data), &out, &Device::flex(), false, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let (ck, model) = checkpoint::load(&out, &Device::flex()).unwrap();
     assert!(ck.vocab.id('🎭').is_some() && ck.vocab.id('日').is_some());
     let prompt = ck.vocab.encode_prompt("日本__", '_').unwrap();

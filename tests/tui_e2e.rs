@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+use tiny_diffusion::data::{DataSource, TINY_SHAKESPEARE};
 use tiny_diffusion::model::Preset;
 use tiny_diffusion::train::{TrainSettings, train};
 
@@ -67,9 +68,9 @@ fn step(screen: &str) -> usize {
 }
 
 fn tiny_checkpoint(dir: &Path) {
-    let text = std::fs::read_to_string("../shared/data/tinyshakespeare.txt").expect("shared corpus");
     let data = dir.join("text.txt");
-    std::fs::write(&data, &text[..20_000]).unwrap();
+    std::fs::write(&data, &TINY_SHAKESPEARE[..20_000]).unwrap();
+    let data = DataSource::File(data);
     let settings = TrainSettings { steps: 30, batch: 8, seq_len: 32, eval_every: 0, sample_every: 0, save_every: 0, ..TrainSettings::for_preset(Preset::Tiny) };
     train(&settings, &data, &dir.join("ck"), &Device::flex(), false, &AtomicBool::new(false), &mut |_| {}).unwrap();
 }

@@ -4,72 +4,32 @@
 //! character (and its confidence) for each, then commits some of them according to the
 //! strategy. Committed characters never change again, nor do prompt characters.
 
+use super::decode::{DecodeOptions, Timestep};
+use super::rules::{self, Proposal};
 use crate::vocab::MASK_ID;
+use rand::Rng;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, RngExt, SeedableRng};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::{Duration, Instant};
+
+/// What a timestep-conditioned model is told about how far denoising has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Time {
+    /// The share of the window still hidden.
+    MaskRate(f32),
+    /// The index of the step (from 0).
+    Step(usize),
+}
 
 /// Anything that maps a window of ids (MASK where hidden) to logits.
 pub trait Denoiser {
     fn vocab_size(&self) -> usize;
     /// Longest window the denoiser accepts.
     fn context(&self) -> usize;
-    /// Logits at `positions` of the window, row-major `[positions.len(), vocab]`. `mask_rate` is
-    /// the share of the window still hidden (used by timestep-conditioned models).
-    fn logits(&self, tokens: &[u32], mask_rate: f32, positions: &[usize]) -> Vec<f32>;
-}
-
-/// Which masked positions are committed in a step.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Strategy {
-    /// Commit every position whose confidence ≥ threshold (at least one per step).
-    Confidence { threshold: f32 },
-    /// Finish in exactly `steps` steps (fewer if fewer positions are masked), spreading the
-    /// positions evenly and committing the most confident first.
-    Steps { steps: usize },
-    /// Commit exactly the `k` most confident positions per step (fewer on the last step).
-    TopK { k: usize },
-    /// Finish in `steps` steps like `Steps`, but commit positions chosen at random rather than
-    /// the most confident: the model's own reverse process (ancestral sampling, as in MDLM).
-    /// Less repetitive than confidence order, which commits likely filler words everywhere at once.
-    Random { steps: usize },
-}
-
-impl Strategy {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Strategy::Confidence { .. } => "confidence",
-            Strategy::Steps { .. } => "steps",
-            Strategy::TopK { .. } => "topk",
-            Strategy::Random { .. } => "random",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct DecodeOptions {
-    pub strategy: Strategy,
-    /// 0 means argmax; otherwise logits are divided by it before sampling.
-    pub temperature: f32,
-    /// Sample only among the `top_k` most likely characters (0: all).
-    pub top_k: usize,
-    pub seed: u64,
-    /// Semi-autoregressive decoding for the confidence and top-k strategies: only the masked
-    /// positions within `span` characters of the leftmost one are candidates each step
-    /// (0: the whole window).
-    #[serde(default)]
-    pub span: usize,
-}
-
-/// The defaults were chosen with `tiny-diffusion eval` on the shipped model (docs/training.md):
-/// confidence order within an 8-character span at temperature 1.0 keeps both the valid-word rate
-/// and the distinct-bigram rate near 0.89; plain confidence order repeats itself (0.49 distinct).
-impl Default for DecodeOptions {
-    fn default() -> Self {
-        DecodeOptions { strategy: Strategy::Confidence { threshold: 0.7 }, temperature: 1.0, top_k: 0, seed: 0, span: 8 }
-    }
+    /// Logits at `positions` of the window, row-major `[positions.len(), vocab]`. `time` is read
+    /// by timestep-conditioned models only.
+    fn logits(&self, tokens: &[u32], time: Time, positions: &[usize]) -> Vec<f32>;
 }
 
 /// Everything a viewer needs to draw one step of one window, and a test needs to check it.
@@ -95,12 +55,6 @@ pub struct Frame {
 
 fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1e3)
-}
-
-impl Frame {
-    pub fn masked_count(&self) -> usize {
-        self.masked.iter().filter(|&&m| m).count()
-    }
 }
 
 /// Denoises one window until no position is masked.
@@ -164,87 +118,30 @@ impl Sampler {
         if masked.is_empty() {
             return self.frame(block, offset, Vec::new(), Duration::ZERO);
         }
-        let mask_rate = masked.len() as f32 / self.tokens.len() as f32;
-
-        // The span narrows the candidates of the confidence and top-k strategies; `steps` and
-        // `random` keep their promise of an exact step count instead.
-        let spanned = matches!(self.options.strategy, Strategy::Confidence { .. } | Strategy::TopK { .. });
-        if spanned && self.options.span > 0 {
+        let time = match self.options.timestep {
+            Timestep::MaskRate => Time::MaskRate(masked.len() as f32 / self.tokens.len() as f32),
+            Timestep::Step => Time::Step(self.step),
+        };
+        if self.options.strategy.uses_span() && self.options.span > 0 {
             let limit = masked[0] + self.options.span;
             masked.retain(|&i| i < limit);
         }
         let vocab = model.vocab_size();
-        let logits = model.logits(&self.tokens, mask_rate, &masked);
+        let logits = model.logits(&self.tokens, time, &masked);
         assert_eq!(logits.len(), masked.len() * vocab, "denoiser returned logits of the wrong size");
-        let proposals: Vec<(usize, u32, f32)> = masked
-            .iter()
-            .zip(logits.chunks_exact(vocab))
-            .map(|(&i, row)| {
-                let (tok, conf) = propose(row, &self.options, rng);
-                (i, tok, conf)
-            })
-            .collect();
-        let chosen = select(&proposals, self.options.strategy, self.step, rng);
+        let proposals: Vec<Proposal> =
+            masked.iter().zip(logits.chunks_exact(vocab)).map(|(&i, row)| rules::propose(i, row, &self.options, rng)).collect();
+        let chosen = rules::select(&proposals, &self.options, self.step, rng);
         self.step += 1;
         let mut decoded_now = Vec::with_capacity(chosen.len());
-        for (i, tok, conf) in chosen {
-            self.tokens[i] = tok;
-            self.confidence[i] = conf;
-            decoded_now.push(i);
+        for p in chosen {
+            self.tokens[p.position] = p.token;
+            self.confidence[p.position] = p.confidence;
+            decoded_now.push(p.position);
         }
         decoded_now.sort_unstable();
         self.frame(block, offset, decoded_now, start.elapsed())
     }
-}
-
-/// Picks a character for one position and its confidence: its probability under the
-/// distribution it was drawn from (temperature and top-k applied; plain softmax for argmax).
-fn propose(logits: &[f32], options: &DecodeOptions, rng: &mut impl Rng) -> (u32, f32) {
-    // Never propose MASK itself.
-    let mut order: Vec<usize> = (0..logits.len()).filter(|&v| v != MASK_ID as usize).collect();
-    order.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-    let greedy = options.temperature <= 0.0;
-    if options.top_k > 0 && !greedy {
-        order.truncate(options.top_k);
-    }
-    let temperature = if greedy { 1.0 } else { options.temperature };
-    let max = logits[order[0]];
-    let weights: Vec<f32> = order.iter().map(|&v| ((logits[v] - max) / temperature).exp()).collect();
-    let total: f32 = weights.iter().sum();
-    let pick = if greedy {
-        0
-    } else {
-        let mut r = rng.random::<f32>() * total;
-        weights.iter().position(|&w| {
-            r -= w;
-            r < 0.0
-        })
-        .unwrap_or(order.len() - 1)
-    };
-    (order[pick] as u32, weights[pick] / total)
-}
-
-/// Chooses which proposals to commit this step.
-fn select(proposals: &[(usize, u32, f32)], strategy: Strategy, steps_done: usize, rng: &mut impl Rng) -> Vec<(usize, u32, f32)> {
-    let evenly = |steps: usize| proposals.len().div_ceil(steps.saturating_sub(steps_done).max(1));
-    let n = match strategy {
-        Strategy::Confidence { threshold } => proposals.iter().filter(|p| p.2 >= threshold).count().max(1),
-        Strategy::TopK { k } => k.max(1),
-        Strategy::Steps { steps } | Strategy::Random { steps } => evenly(steps),
-    }
-    .min(proposals.len());
-    let mut order = proposals.to_vec();
-    if let Strategy::Random { .. } = strategy {
-        // Partial Fisher–Yates: the first n entries become a uniform random subset.
-        for i in 0..n {
-            let j = rng.random_range(i..order.len());
-            order.swap(i, j);
-        }
-    } else {
-        order.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-    }
-    order.truncate(n);
-    order
 }
 
 /// Generates text of any length, window after window.

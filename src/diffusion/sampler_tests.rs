@@ -1,5 +1,6 @@
 //! Sampler behaviour on a stub denoiser with known logits.
 
+use super::decode::{DecodeOptions, Strategy};
 use super::sampler::*;
 use crate::vocab::MASK_ID;
 use rand::SeedableRng;
@@ -27,7 +28,7 @@ impl Denoiser for Stub {
     fn context(&self) -> usize {
         self.context
     }
-    fn logits(&self, tokens: &[u32], _rate: f32, positions: &[usize]) -> Vec<f32> {
+    fn logits(&self, tokens: &[u32], _time: Time, positions: &[usize]) -> Vec<f32> {
         self.calls.set(self.calls.get() + 1);
         let mut out = vec![0.0; positions.len() * self.vocab];
         for (row, &i) in out.chunks_exact_mut(self.vocab).zip(positions) {
@@ -40,7 +41,7 @@ impl Denoiser for Stub {
 }
 
 fn greedy(strategy: Strategy) -> DecodeOptions {
-    DecodeOptions { strategy, temperature: 0.0, top_k: 0, seed: 7, span: 0 }
+    DecodeOptions { strategy, temperature: 0.0, top_k: 0, seed: 7, span: 0, ..DecodeOptions::DEFAULT }
 }
 
 fn run_sampler(tokens: Vec<u32>, options: DecodeOptions) -> (Vec<Frame>, Vec<u32>) {
@@ -57,7 +58,7 @@ fn run_sampler(tokens: Vec<u32>, options: DecodeOptions) -> (Vec<Frame>, Vec<u32
 
 #[test]
 fn threshold_commits_every_confident_position_and_at_least_one() {
-    let (frames, out) = run_sampler(vec![MASK_ID; 12], greedy(Strategy::Confidence { threshold: 0.9 }));
+    let (frames, out) = run_sampler(vec![MASK_ID; 12], DecodeOptions { threshold: 0.9, ..greedy(Strategy::Confidence) });
     // With 4 candidates, softmax prob of the best exceeds 0.9 once its margin is > ln(27) ≈ 3.3,
     // i.e. from position 7 on: the first step commits positions 7..12 together.
     assert_eq!(frames[0].decoded_now, vec![7, 8, 9, 10, 11]);
@@ -74,7 +75,7 @@ fn threshold_commits_every_confident_position_and_at_least_one() {
 
 #[test]
 fn threshold_above_every_confidence_commits_exactly_one_per_step() {
-    let (frames, _) = run_sampler(vec![MASK_ID; 6], greedy(Strategy::Confidence { threshold: 1.0 }));
+    let (frames, _) = run_sampler(vec![MASK_ID; 6], DecodeOptions { threshold: 1.0, ..greedy(Strategy::Confidence) });
     assert_eq!(frames.len(), 6);
     assert!(frames.iter().all(|f| f.decoded_now.len() == 1));
     // Most confident first: right to left.
@@ -83,7 +84,7 @@ fn threshold_above_every_confidence_commits_exactly_one_per_step() {
 
 #[test]
 fn topk_commits_exactly_k_per_step() {
-    let (frames, _) = run_sampler(vec![MASK_ID; 10], greedy(Strategy::TopK { k: 3 }));
+    let (frames, _) = run_sampler(vec![MASK_ID; 10], DecodeOptions { per_step: 3, ..greedy(Strategy::Topk) });
     let sizes: Vec<usize> = frames.iter().map(|f| f.decoded_now.len()).collect();
     assert_eq!(sizes, vec![3, 3, 3, 1]);
 }
@@ -91,7 +92,7 @@ fn topk_commits_exactly_k_per_step() {
 #[test]
 fn fixed_step_count_is_respected() {
     for (masked, steps, expect) in [(10, 4, 4), (256, 32, 32), (3, 8, 3)] {
-        let (frames, _) = run_sampler(vec![MASK_ID; masked], greedy(Strategy::Steps { steps }));
+        let (frames, _) = run_sampler(vec![MASK_ID; masked], DecodeOptions { steps, ..greedy(Strategy::Steps) });
         assert_eq!(frames.len(), expect, "{masked} masked in {steps} steps");
         let total: usize = frames.iter().map(|f| f.decoded_now.len()).sum();
         assert_eq!(total, masked);
@@ -101,7 +102,7 @@ fn fixed_step_count_is_respected() {
 #[test]
 fn prompt_and_decoded_positions_never_change() {
     let prompt = vec![4, MASK_ID, MASK_ID, 4, MASK_ID, 4, MASK_ID, MASK_ID];
-    let options = DecodeOptions { strategy: Strategy::TopK { k: 1 }, temperature: 1.5, top_k: 0, seed: 3, span: 0 };
+    let options = DecodeOptions { strategy: Strategy::Topk, per_step: 1, temperature: 1.5, top_k: 0, seed: 3, span: 0, ..DecodeOptions::DEFAULT };
     let (frames, out) = run_sampler(prompt.clone(), options);
     let mut committed: Vec<Option<u32>> = prompt.iter().map(|&t| (t != MASK_ID).then_some(t)).collect();
     for f in &frames {
@@ -122,7 +123,7 @@ fn prompt_and_decoded_positions_never_change() {
 
 #[test]
 fn sampling_is_reproducible_by_seed_and_varies_across_seeds() {
-    let opts = |seed| DecodeOptions { strategy: Strategy::TopK { k: 2 }, temperature: 5.0, top_k: 0, seed, span: 0 };
+    let opts = |seed| DecodeOptions { strategy: Strategy::Topk, per_step: 2, temperature: 5.0, top_k: 0, seed, span: 0, ..DecodeOptions::DEFAULT };
     let (_, a) = run_sampler(vec![MASK_ID; 40], opts(1));
     let (_, b) = run_sampler(vec![MASK_ID; 40], opts(1));
     let (_, c) = run_sampler(vec![MASK_ID; 40], opts(2));
@@ -132,7 +133,7 @@ fn sampling_is_reproducible_by_seed_and_varies_across_seeds() {
 
 #[test]
 fn top_k_one_equals_argmax_even_when_hot() {
-    let opts = DecodeOptions { strategy: Strategy::TopK { k: 4 }, temperature: 50.0, top_k: 1, seed: 9, span: 0 };
+    let opts = DecodeOptions { strategy: Strategy::Topk, per_step: 4, temperature: 50.0, top_k: 1, seed: 9, span: 0, ..DecodeOptions::DEFAULT };
     let (_, out) = run_sampler(vec![MASK_ID; 12], opts);
     assert!(out.iter().enumerate().skip(1).all(|(i, &t)| t == 1 + (i % 3) as u32));
 }
@@ -144,7 +145,7 @@ fn generation_spans_blocks_with_overlap_and_fills_only_gaps() {
     for i in [3, 4, 20, 21, 22, 35] {
         prompt[i] = MASK_ID;
     }
-    let mut g = Generation::new(&prompt, 60, 16, 4, greedy(Strategy::TopK { k: 2 }));
+    let mut g = Generation::new(&prompt, 60, 16, 4, DecodeOptions { per_step: 2, ..greedy(Strategy::Topk) });
     let mut frames = Vec::new();
     g.run(&stub, |f| frames.push(f.clone()));
     assert!(g.is_done());
@@ -169,7 +170,7 @@ fn generation_spans_blocks_with_overlap_and_fills_only_gaps() {
 #[test]
 fn generation_is_reproducible() {
     let stub = Stub::new(16);
-    let opts = DecodeOptions { strategy: Strategy::Confidence { threshold: 0.5 }, temperature: 2.0, top_k: 3, seed: 11, span: 0 };
+    let opts = DecodeOptions { strategy: Strategy::Confidence, threshold: 0.5, temperature: 2.0, top_k: 3, seed: 11, span: 0, ..DecodeOptions::DEFAULT };
     let run = || {
         let mut g = Generation::new(&[1, 2], 50, 16, 4, opts);
         g.run(&stub, |_| {});
@@ -180,7 +181,7 @@ fn generation_is_reproducible() {
 
 #[test]
 fn random_order_commits_evenly_but_not_by_confidence() {
-    let opts = DecodeOptions { strategy: Strategy::Random { steps: 4 }, ..greedy(Strategy::Random { steps: 4 }) };
+    let opts = DecodeOptions { steps: 4, ..greedy(Strategy::Random) };
     let (frames, out) = run_sampler(vec![MASK_ID; 40], opts);
     assert_eq!(frames.len(), 4);
     assert!(frames.iter().all(|f| f.decoded_now.len() == 10));
@@ -191,7 +192,7 @@ fn random_order_commits_evenly_but_not_by_confidence() {
 
 #[test]
 fn span_commits_left_to_right_within_the_window() {
-    let opts = DecodeOptions { span: 4, ..greedy(Strategy::TopK { k: 2 }) };
+    let opts = DecodeOptions { span: 4, per_step: 2, ..greedy(Strategy::Topk) };
     let (frames, _) = run_sampler(vec![MASK_ID; 12], opts);
     for f in &frames {
         let first_masked_before = f.decoded_now[0];
@@ -203,7 +204,7 @@ fn span_commits_left_to_right_within_the_window() {
 
 #[test]
 fn span_does_not_break_the_step_count_promise() {
-    let opts = DecodeOptions { span: 2, ..greedy(Strategy::Steps { steps: 4 }) };
+    let opts = DecodeOptions { span: 2, steps: 4, ..greedy(Strategy::Steps) };
     let (frames, _) = run_sampler(vec![MASK_ID; 40], opts);
     assert_eq!(frames.len(), 4);
 }

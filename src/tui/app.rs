@@ -3,11 +3,13 @@
 //! a terminal or a model.
 
 use super::infill::InfillState;
+use super::popup::ErrorPopup;
 use super::theme::Theme;
 use super::train_screen::TrainScreenState;
 use super::watch_state::{Cell, WatchState};
 use super::worker::{GenJob, GenMsg, TrainMsg};
 use crate::checkpoint::CheckpointConfig;
+use crate::data::{BUILT_IN_NAME, DataSource};
 use crate::train::TrainSettings;
 use crate::vocab::{MASK_ID, Vocab};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -43,7 +45,7 @@ impl Screen {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Generate(GenJob),
-    StartTraining { settings: TrainSettings, data: PathBuf, out: PathBuf },
+    StartTraining { settings: TrainSettings, data: DataSource, out: PathBuf },
     StopTraining,
     LoadCheckpoint(PathBuf),
 }
@@ -67,8 +69,10 @@ pub struct App {
     pub train: TrainScreenState,
     /// Characters of the previous block that condition the next.
     pub overlap: usize,
-    /// A short note for the status bar (errors, hints).
+    /// A short note for the status bar (hints).
     pub note: Option<String>,
+    /// An error shown over the screen until a key is pressed.
+    pub error: Option<ErrorPopup>,
     next_job: u64,
 }
 
@@ -85,6 +89,7 @@ impl App {
             train: TrainScreenState::default(),
             overlap: 16,
             note: None,
+            error: None,
             next_job: 0,
         }
     }
@@ -102,7 +107,7 @@ impl App {
     fn launch(&mut self, prompt: Vec<u32>, length: usize, history: Vec<Cell>) -> Effect {
         self.next_job += 1;
         self.watch.start_job(self.next_job, prompt.clone(), length, history);
-        Effect::Generate(GenJob { id: self.next_job, prompt, length, overlap: self.overlap, options: self.watch.settings.options() })
+        Effect::Generate(GenJob { id: self.next_job, prompt, length, overlap: self.overlap, options: self.watch.settings })
     }
 
     /// A fresh generation from the session's base prompt (empty, or the infill prompt).
@@ -140,6 +145,11 @@ impl App {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         if ctrl && key.code == KeyCode::Char('c') {
             self.quit = true;
+            return vec![];
+        }
+        if self.error.is_some() {
+            // Any key closes the message, so nothing typed is lost to a screen behind it.
+            self.error = None;
             return vec![];
         }
         if self.help {
@@ -338,8 +348,34 @@ impl App {
     pub fn on_train(&mut self, msg: TrainMsg) {
         match msg {
             TrainMsg::Event(e) => self.train.on_event(e),
-            TrainMsg::Finished(result) => self.train.on_finished(result),
+            TrainMsg::Finished(result) => {
+                if let Err(e) = &result {
+                    self.error = Some(ErrorPopup {
+                        title: "Training failed".into(),
+                        message: e.clone(),
+                        what_to_do: format!(
+                            "Change the settings on the Train screen and press Enter to try again. An empty data \
+                             field trains on {BUILT_IN_NAME}; e edits it."
+                        ),
+                    });
+                }
+                self.train.on_finished(result)
+            }
         }
+    }
+
+    /// A checkpoint chosen to watch could not be loaded; the current model stays.
+    pub fn on_load_failed(&mut self, path: &std::path::Path, error: String) {
+        self.error = Some(ErrorPopup {
+            title: "Cannot load the checkpoint".into(),
+            message: error,
+            what_to_do: format!(
+                "The model being watched is still {}. Train again to write a new checkpoint to {}, or \
+                 start tiny-diffusion with --checkpoint DIR.",
+                self.model.name,
+                path.display()
+            ),
+        });
     }
 
     /// A new model is ready (trained or loaded): watch it generate from scratch.

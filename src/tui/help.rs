@@ -3,7 +3,6 @@
 use super::app::Screen;
 use super::theme::Theme;
 use ratatui::prelude::*;
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 /// (keys, what they do) per screen. The footer and the overlay both read this table.
 pub fn bindings(screen: Screen) -> &'static [(&'static str, &'static str)] {
@@ -61,11 +60,6 @@ pub fn footer(screen: Screen, theme: &Theme) -> Line<'static> {
 }
 
 pub fn render_overlay(screen: Screen, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let width = area.width.min(64);
-    let rows = bindings(screen).len() as u16 + 6;
-    let height = area.height.min(rows);
-    let popup = Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height };
-    Clear.render(popup, buf);
     let mut lines: Vec<Line> = bindings(screen)
         .iter()
         .map(|(k, what)| Line::from(vec![Span::styled(format!("{k:>14}  "), theme.key), Span::raw(*what)]))
@@ -73,8 +67,5 @@ pub fn render_overlay(screen: Screen, theme: &Theme, area: Rect, buf: &mut Buffe
     lines.push(Line::default());
     lines.push(Line::styled("Masked cells (░) resolve step by step, coloured by the model's confidence.", theme.dim));
     lines.push(Line::styled("Any key closes this help.", theme.dim));
-    Paragraph::new(lines)
-        .wrap(Wrap { trim: false })
-        .block(Block::default().borders(Borders::ALL).title(format!(" Help — {} ", screen.title())).title_style(theme.title))
-        .render(popup, buf);
+    super::popup::render(&format!("Help — {}", screen.title()), lines, 64, theme, area, buf);
 }

@@ -233,7 +233,7 @@ pub fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf
             state.gap_count()
         ))
     };
-    Paragraph::new(vec![status]).block(Block::default().borders(Borders::TOP)).render(info, buf);
+    Paragraph::new(vec![status]).wrap(Wrap { trim: true }).block(Block::default().borders(Borders::TOP)).render(info, buf);
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod app;
 pub mod denoise_grid;
 pub mod help;
 pub mod infill;
+pub mod popup;
 pub mod theme;
 pub mod train_screen;
 pub mod watch;
@@ -67,6 +68,9 @@ pub fn render(app: &App, frame: &mut ratatui::Frame) {
     if app.help {
         help::render_overlay(app.screen, &app.theme, body, buf);
     }
+    if let Some(error) = &app.error {
+        popup::render_error(error, &app.theme, body, buf);
+    }
 }
 
 fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
@@ -91,8 +95,8 @@ struct Channels {
     gen_rx: Receiver<GenMsg>,
     train_tx: Sender<TrainMsg>,
     train_rx: Receiver<TrainMsg>,
-    load_tx: Sender<Result<ModelInfo, String>>,
-    load_rx: Receiver<Result<ModelInfo, String>>,
+    load_tx: Sender<(PathBuf, Result<ModelInfo, String>)>,
+    load_rx: Receiver<(PathBuf, Result<ModelInfo, String>)>,
 }
 
 /// Runs the UI until the user quits. The terminal is restored on every exit path, panics included.
@@ -172,13 +176,13 @@ fn event_loop(
             app.on_train(msg);
             dirty = true;
         }
-        while let Ok(loaded) = ch.load_rx.try_recv() {
+        while let Ok((path, loaded)) = ch.load_rx.try_recv() {
             match loaded {
                 Ok(info) => {
                     let effect = app.on_model_loaded(info);
                     perform(effect, ch, device, stop_training);
                 }
-                Err(e) => app.train.message = Some(format!("cannot load the checkpoint: {e}")),
+                Err(e) => app.on_load_failed(&path, e),
             }
             dirty = true;
         }
@@ -210,7 +214,7 @@ fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut O
 
 /// Loads a checkpoint off the UI thread; the generator gets the model before the UI hears of it,
 /// so the next job runs on the new model.
-fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done: Sender<Result<ModelInfo, String>>) {
+fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done: Sender<(PathBuf, Result<ModelInfo, String>)>) {
     std::thread::spawn(move || {
         let result = crate::shipped::load_or_shipped(Some(&path), &device).map(|(config, model, name)| {
             let info = ModelInfo { name, config: config.clone(), backend: String::new() };
@@ -218,6 +222,6 @@ fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done:
             let _ = gen_tx.send(GenCommand::Model(Box::new(denoiser)));
             info
         });
-        let _ = done.send(result.map_err(|e| format!("{e:#}")));
+        let _ = done.send((path, result.map_err(|e| format!("{e:#}"))));
     });
 }

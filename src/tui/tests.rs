@@ -115,19 +115,18 @@ fn infill_screen_flags_unknown_characters() {
 fn the_learning_rate_field_scales_both_optimisers_and_shows_halves_exactly() {
     let mut a = app(true);
     a.screen = Screen::Train;
-    a.train.field = 4; // learning rate
+    a.train.field = 4; // lr
     a.handle_key(key(KeyCode::Left));
     let settings = a.train.settings();
     assert_eq!(settings.lr, 1.5e-3);
     assert_eq!(settings.muon_lr, Some(1e-2));
-    assert!(draw(&a, 100, 30).contains("learning rate 1.5e-3 (Muon 1e-2)"), "{}", draw(&a, 100, 30));
+    assert!(draw(&a, 100, 30).contains("lr      1.5e-3 (Muon 1e-2)"), "{}", draw(&a, 100, 30));
 }
 
 #[test]
 fn train_screen_with_a_run_in_progress() {
     let mut a = app(true);
     a.screen = Screen::Train;
-    a.train.data = "data/tinyshakespeare.txt".into();
     a.train.field = 1; // preset
     let effects = a.handle_key(key(KeyCode::Enter));
     assert!(matches!(effects.as_slice(), [Effect::StartTraining { .. }]));
@@ -164,10 +163,12 @@ fn watch_keys_change_settings_and_restart_with_them() {
     let mut a = watching();
     assert_eq!(a.handle_key(chr(' ')), vec![]);
     assert!(a.watch.playing);
-    a.handle_key(chr('s')); // confidence → steps
+    while a.watch.settings.strategy != Strategy::Steps {
+        a.handle_key(chr('s'));
+    }
     let effects = a.handle_key(chr('+'));
     let [Effect::Generate(job)] = effects.as_slice() else { panic!("{effects:?}") };
-    assert_eq!(job.options.strategy, Strategy::Steps { steps: 64 });
+    assert_eq!((job.options.strategy, job.options.steps), (Strategy::Steps, 64));
     assert_eq!(a.watch.job, job.id);
     assert!(a.watch.frames.is_empty(), "a restart clears the recorded frames");
 
@@ -280,4 +281,43 @@ impl TapCtrl for KeyEvent {
         self.modifiers |= KeyModifiers::CONTROL;
         self
     }
+}
+
+#[test]
+fn the_train_screen_trains_on_the_built_in_corpus_by_default_and_on_a_typed_path() {
+    let mut a = app(true);
+    a.screen = Screen::Train;
+    assert!(draw(&a, 80, 24).contains("data    Tiny Shakespeare (built in)"), "{}", draw(&a, 80, 24));
+    let effects = a.handle_key(key(KeyCode::Enter));
+    let [Effect::StartTraining { data, .. }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(*data, crate::data::DataSource::BuiltIn);
+
+    let mut a = app(true);
+    a.screen = Screen::Train;
+    a.handle_key(chr('e'));
+    assert!(!draw(&a, 80, 24).contains("(built in)"), "editing starts from an empty path");
+    for c in "my.txt".chars() {
+        a.handle_key(chr(c));
+    }
+    a.handle_key(key(KeyCode::Enter));
+    let effects = a.handle_key(key(KeyCode::Enter));
+    let [Effect::StartTraining { data, .. }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(*data, crate::data::DataSource::File(PathBuf::from("my.txt")));
+}
+
+#[test]
+fn a_training_error_is_shown_whole_at_80x24_and_any_key_closes_it() {
+    let mut a = app(true);
+    a.screen = Screen::Train;
+    a.handle_key(key(KeyCode::Enter));
+    let error = "in /home/someone/texts/corpus.txt: the training text is too short (12 characters); \
+                 a text needs at least 20 characters, and more than a window's worth to train well";
+    a.on_train(TrainMsg::Finished(Err(error.into())));
+    let screen = draw(&a, 80, 24);
+    for word in error.split_whitespace().chain(["Enter", "empty", "data", "built", "closes"]) {
+        assert!(screen.contains(word), "{word:?} is missing from\n{screen}");
+    }
+    let effects = a.handle_key(chr('q'));
+    assert!(effects.is_empty() && !a.quit, "the key only closes the message");
+    assert!(!draw(&a, 80, 24).contains("too short"));
 }

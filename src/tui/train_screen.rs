@@ -2,7 +2,7 @@
 
 use super::app::Effect;
 use super::theme::Theme;
-use crate::data::DEFAULT_DATA_FILE;
+use crate::data::{BUILT_IN_NAME, DataSource};
 use crate::model::Preset;
 use crate::train::{TrainEvent, TrainSettings};
 use ratatui::prelude::*;
@@ -11,11 +11,14 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragrap
 use std::path::PathBuf;
 use std::time::Instant;
 
-pub const FIELDS: [&str; 5] = ["data", "preset", "steps", "batch", "learning rate"];
+pub const FIELDS: [&str; 5] = ["data", "preset", "steps", "batch", "lr"];
+/// Columns of the field names: short, so that the built-in corpus's name fits at 80 columns.
+const LABEL_WIDTH: usize = 8;
 const PRESETS: [Preset; 3] = [Preset::Tiny, Preset::Small, Preset::Base];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainScreenState {
+    /// The path typed in the data field; empty means the built-in corpus.
     pub data: String,
     pub preset: Preset,
     pub steps: usize,
@@ -43,14 +46,8 @@ pub struct TrainScreenState {
 impl Default for TrainScreenState {
     fn default() -> Self {
         let defaults = TrainSettings::for_preset(Preset::Tiny);
-        let shared = PathBuf::from("../shared/data/tinyshakespeare.txt");
-        let data = if std::path::Path::new(DEFAULT_DATA_FILE).exists() || !shared.exists() {
-            DEFAULT_DATA_FILE.to_string()
-        } else {
-            shared.display().to_string()
-        };
         TrainScreenState {
-            data,
+            data: String::new(),
             preset: Preset::Tiny,
             steps: 500,
             batch: defaults.batch,
@@ -116,6 +113,12 @@ impl TrainScreenState {
         }
     }
 
+    /// The data field as a source: a typed path, or the built-in corpus when it is empty.
+    pub fn data_source(&self) -> DataSource {
+        let path = self.data.trim();
+        DataSource::from_arg((!path.is_empty()).then(|| std::path::Path::new(path)))
+    }
+
     pub fn start(&mut self) -> Effect {
         self.running = true;
         self.losses.clear();
@@ -126,7 +129,7 @@ impl TrainScreenState {
         self.total = self.steps;
         self.started = Some(Instant::now());
         self.message = Some(format!("training; checkpoints go to {}", self.out.display()));
-        Effect::StartTraining { settings: self.settings(), data: PathBuf::from(&self.data), out: self.out.clone() }
+        Effect::StartTraining { settings: self.settings(), data: self.data_source(), out: self.out.clone() }
     }
 
     pub fn on_event(&mut self, event: TrainEvent) {
@@ -159,7 +162,7 @@ impl TrainScreenState {
                 self.message = Some(format!("saved {} · press w to watch it generate", path.display()));
                 self.finished = Some(path);
             }
-            Err(e) => self.message = Some(format!("training failed: {e}")),
+            Err(_) => self.message = Some("training failed; nothing was saved by this run".into()),
         }
     }
 
@@ -175,6 +178,8 @@ impl TrainScreenState {
 
 fn field_value(s: &TrainScreenState, i: usize) -> String {
     match i {
+        0 if s.editing => s.data.clone(),
+        0 if s.data.trim().is_empty() => BUILT_IN_NAME.to_string(),
         0 => s.data.clone(),
         1 => format!("{:?}", s.preset).to_lowercase(),
         2 => s.steps.to_string(),
@@ -213,13 +218,13 @@ pub fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer)
         .map(|(i, name)| {
             let selected = i == s.field;
             let marker = if selected { "▶ " } else { "  " };
-            let room = (form.width as usize).saturating_sub(2 + 2 + 14 + 1);
+            let room = (form.width as usize).saturating_sub(2 + 2 + LABEL_WIDTH + 1);
             let mut value = keep_tail(field_value(s, i), room);
             if selected && s.editing {
                 value.push('▏');
             }
             let style = if selected { theme.key } else { Style::new() };
-            Line::from(vec![Span::styled(marker, theme.key), Span::raw(format!("{name:<14}")), Span::styled(value, style)])
+            Line::from(vec![Span::styled(marker, theme.key), Span::raw(format!("{name:<LABEL_WIDTH$}")), Span::styled(value, style)])
         })
         .collect();
     Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Settings ")).render(form, buf);

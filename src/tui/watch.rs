@@ -1,5 +1,6 @@
 //! Watch screen: the block being denoised, a status line and the confidence legend.
 
+use crate::diffusion::Strategy;
 use super::app::App;
 use super::denoise_grid::DenoiseGrid;
 use super::theme::legend;
@@ -29,8 +30,8 @@ fn status_lines(app: &App) -> [Line<'static>; 2] {
         Some(f) => (f.step, f.decoded_now.len(), f.elapsed.as_secs_f64() * 1e3, w.block_base + f.block + 1),
         None => (0, 0, 0.0, w.block_base + 1),
     };
-    let total = match s.kind {
-        super::watch_state::StrategyKind::Steps | super::watch_state::StrategyKind::Random => format!("/{}", s.steps),
+    let total = match s.strategy {
+        Strategy::Steps | Strategy::Random => format!("/{}", s.steps),
         _ => String::new(),
     };
     let play = if w.playing { "▶" } else { "⏸" };

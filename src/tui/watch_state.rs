@@ -1,118 +1,13 @@
 //! State of the watch screen: decoding settings, the recorded frames of the current block,
 //! and playback through them.
 
-use crate::diffusion::{DecodeOptions, Frame, Strategy};
+use crate::diffusion::{DecodeOptions, Frame};
 use crate::vocab::MASK_ID;
 use std::time::Duration;
 
 /// Playback speeds in denoising steps per second.
 pub const SPEEDS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0];
 const DEFAULT_SPEED: usize = 4;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrategyKind {
-    Confidence,
-    Steps,
-    TopK,
-    Random,
-}
-
-/// The knobs the user turns; turned into `DecodeOptions` for each job.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecodeSettings {
-    pub kind: StrategyKind,
-    pub threshold: f32,
-    pub steps: usize,
-    pub per_step: usize,
-    pub temperature: f32,
-    pub top_k: usize,
-    pub seed: u64,
-    /// Semi-autoregressive span (0: the whole block).
-    pub span: usize,
-}
-
-/// Spans the `w` key cycles through.
-pub const SPANS: [usize; 5] = [0, 4, 8, 16, 32];
-
-impl Default for DecodeSettings {
-    fn default() -> Self {
-        let d = DecodeOptions::default();
-        let threshold = match d.strategy {
-            Strategy::Confidence { threshold } => threshold,
-            _ => 0.7,
-        };
-        DecodeSettings {
-            kind: StrategyKind::Confidence,
-            threshold,
-            steps: 32,
-            per_step: 4,
-            temperature: d.temperature,
-            top_k: d.top_k,
-            seed: d.seed,
-            span: d.span,
-        }
-    }
-}
-
-impl DecodeSettings {
-    pub fn options(&self) -> DecodeOptions {
-        let strategy = match self.kind {
-            StrategyKind::Confidence => Strategy::Confidence { threshold: self.threshold },
-            StrategyKind::Steps => Strategy::Steps { steps: self.steps },
-            StrategyKind::TopK => Strategy::TopK { k: self.per_step },
-            StrategyKind::Random => Strategy::Random { steps: self.steps },
-        };
-        DecodeOptions { strategy, temperature: self.temperature, top_k: self.top_k, seed: self.seed, span: self.span }
-    }
-
-    pub fn cycle_strategy(&mut self) {
-        self.kind = match self.kind {
-            StrategyKind::Confidence => StrategyKind::Steps,
-            StrategyKind::Steps => StrategyKind::TopK,
-            StrategyKind::TopK => StrategyKind::Random,
-            StrategyKind::Random => StrategyKind::Confidence,
-        };
-    }
-
-    /// `+` / `-`: more or fewer steps in steps mode, a higher or lower threshold in confidence
-    /// mode, more or fewer characters per step in top-k mode.
-    pub fn adjust(&mut self, up: bool) {
-        match self.kind {
-            StrategyKind::Confidence => {
-                let t = self.threshold + if up { 0.05 } else { -0.05 };
-                self.threshold = (t.clamp(0.05, 1.0) * 100.0).round() / 100.0;
-            }
-            StrategyKind::Steps | StrategyKind::Random => {
-                self.steps = if up { (self.steps * 2).min(1024) } else { (self.steps / 2).max(1) };
-            }
-            StrategyKind::TopK => {
-                self.per_step = if up { (self.per_step + 1).min(256) } else { self.per_step.saturating_sub(1).max(1) };
-            }
-        }
-    }
-
-    pub fn cycle_span(&mut self) {
-        let i = SPANS.iter().position(|&s| s == self.span).map_or(0, |i| (i + 1) % SPANS.len());
-        self.span = SPANS[i];
-    }
-
-    pub fn adjust_temperature(&mut self, up: bool) {
-        let t = self.temperature + if up { 0.1 } else { -0.1 };
-        self.temperature = (t.clamp(0.0, 3.0) * 10.0).round() / 10.0;
-    }
-
-    /// Short description for the status line, e.g. `confidence τ 0.90 · span 8`.
-    pub fn describe(&self) -> String {
-        let span = if self.span == 0 { "whole block".to_string() } else { format!("span {}", self.span) };
-        let strategy = match self.kind {
-            StrategyKind::Confidence => format!("confidence τ {:.2}", self.threshold),
-            StrategyKind::Steps => format!("steps {}", self.steps),
-            StrategyKind::TopK => format!("top-k {}/step", self.per_step),
-            StrategyKind::Random => format!("random order, {} steps", self.steps),
-        };
-        format!("{strategy} · {span}")
-    }
-}
 
 /// One committed character of earlier blocks.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,7 +19,7 @@ pub struct Cell {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchState {
-    pub settings: DecodeSettings,
+    pub settings: DecodeOptions,
     /// The prompt of the current session (empty for free generation, with gaps for infill).
     pub base_prompt: Vec<u32>,
     /// Committed text: before the job finishes, its prompt; after, the whole output.
@@ -151,7 +46,7 @@ pub struct WatchState {
 impl Default for WatchState {
     fn default() -> Self {
         WatchState {
-            settings: DecodeSettings::default(),
+            settings: DecodeOptions::default(),
             base_prompt: Vec::new(),
             committed: Vec::new(),
             job_history: Vec::new(),
@@ -273,6 +168,7 @@ impl WatchState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diffusion::Strategy;
 
     fn frame(step: usize) -> Frame {
         Frame {
@@ -330,13 +226,12 @@ mod tests {
 
     #[test]
     fn settings_adjust_within_bounds() {
-        let mut s = DecodeSettings::default();
+        let mut s = DecodeOptions::default();
         for _ in 0..40 {
             s.adjust(true);
         }
         assert_eq!(s.threshold, 1.0);
-        s.cycle_strategy();
-        assert_eq!(s.kind, StrategyKind::Steps);
+        s.strategy = Strategy::Steps;
         s.adjust(false);
         assert_eq!(s.steps, 16);
         for _ in 0..10 {
@@ -347,6 +242,5 @@ mod tests {
             s.adjust_temperature(false);
         }
         assert_eq!(s.temperature, 0.0);
-        assert!(matches!(s.options().strategy, Strategy::Steps { steps: 1 }));
     }
 }

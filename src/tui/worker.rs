@@ -4,6 +4,7 @@
 //! newer job preempts the current one between steps. The UI records the frames and plays them
 //! back at its own pace, so keys are answered at once even while a step is computing.
 
+use crate::data::DataSource;
 use crate::diffusion::{DecodeOptions, Denoiser, Frame, Generation};
 use crate::train::{TrainEvent, TrainSettings, train};
 use burn::prelude::Device;
@@ -106,7 +107,7 @@ pub enum TrainMsg {
 
 pub fn spawn_trainer(
     settings: TrainSettings,
-    data: PathBuf,
+    data: DataSource,
     out_dir: PathBuf,
     device: Device,
     stop: Arc<AtomicBool>,

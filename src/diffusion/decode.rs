@@ -1,0 +1,294 @@
+//! Decoding options: one type for every front end. The CLI flattens it into flags (clap), the
+//! TUI steps through it, and the sampler reads it. Each default is written once, in `DEFAULT`.
+//!
+//! A new decoding rule is a `Strategy` variant, its parameter here (flag, default, `param`), and
+//! its selection in `rules.rs`.
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+/// Which masked positions a denoising step commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Every position whose confidence (probability of its proposed character) ≥ --threshold.
+    Confidence,
+    /// Every position whose margin between its two likeliest characters ≥ --margin (Dream's topk_margin).
+    Margin,
+    /// Every position whose entropy ≤ --entropy nats.
+    Entropy,
+    /// EB-sampler: the lowest-entropy positions while their summed entropy, less the largest, ≤ --gamma.
+    Eb,
+    /// Fast-dLLM's factor rule: the n most confident while (n + 1)(1 − confidence of the n-th) ≤ --factor.
+    Factor,
+    /// The Python tiny-diffusion v2: confidence = the summed probability of the --top-k likeliest
+    /// characters, committed when ≥ --threshold; characters are drawn among those --top-k.
+    TopkSum,
+    /// Exactly --per-step positions per step, most confident first.
+    Topk,
+    /// Each block in exactly --steps steps, most confident first.
+    Steps,
+    /// Each block in --steps steps, at random positions (ancestral sampling, as MDLM).
+    Random,
+}
+
+/// Spans the TUI's `w` key cycles through.
+pub const SPANS: [usize; 5] = [0, 4, 8, 16, 32];
+
+impl Strategy {
+    /// The order the TUI's `s` key steps through.
+    pub const ALL: [Strategy; 9] = [
+        Strategy::Confidence,
+        Strategy::Margin,
+        Strategy::Entropy,
+        Strategy::Eb,
+        Strategy::Factor,
+        Strategy::TopkSum,
+        Strategy::Topk,
+        Strategy::Steps,
+        Strategy::Random,
+    ];
+
+    /// Whether `--span` narrows its candidates. `steps` and `random` keep their promise of an
+    /// exact step count instead.
+    pub fn uses_span(self) -> bool {
+        !matches!(self, Strategy::Steps | Strategy::Random)
+    }
+}
+
+/// What a timestep-conditioned model is told at each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Timestep {
+    /// The share of the window still masked (what such models are trained with).
+    MaskRate,
+    /// The step index, as the Python tiny-diffusion v1's `sample()` does.
+    Step,
+}
+
+/// The settings of one decoding run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Args)]
+pub struct DecodeOptions {
+    #[arg(long, value_enum, default_value_t = DecodeOptions::DEFAULT.strategy)]
+    pub strategy: Strategy,
+    /// Confidence threshold τ for --strategy confidence and topk-sum.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.threshold)]
+    pub threshold: f32,
+    /// Margin threshold for --strategy margin.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.margin)]
+    pub margin: f32,
+    /// Entropy bound (nats) for --strategy entropy.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.entropy)]
+    pub entropy: f32,
+    /// Entropy budget γ (nats) for --strategy eb.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.gamma)]
+    pub gamma: f32,
+    /// Factor f for --strategy factor.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.factor)]
+    pub factor: f32,
+    /// Positions per step for --strategy topk.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.per_step)]
+    pub per_step: usize,
+    /// Steps per block for --strategy steps and random.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.steps)]
+    pub steps: usize,
+    /// Sampling temperature (0: always the most likely character).
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.temperature)]
+    pub temperature: f32,
+    /// Draw only among the K most likely characters (0: all). Confidence is still measured on the
+    /// whole distribution.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.top_k)]
+    pub top_k: usize,
+    /// Semi-autoregressive: each step considers only masked positions within N characters of the
+    /// leftmost one (0: the whole block). Not for --strategy steps and random.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.span)]
+    pub span: usize,
+    /// What a timestep-conditioned model is told: the masked share, or the step index (v1).
+    #[arg(long, value_enum, default_value_t = DecodeOptions::DEFAULT.timestep)]
+    pub timestep: Timestep,
+    /// Same seed, same output.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.seed)]
+    pub seed: u64,
+}
+
+impl DecodeOptions {
+    /// The defaults of every front end (generate, eval, the TUI, training samples).
+    /// Confidence order within an 8-character span at temperature 1.0 was chosen with `eval` on
+    /// the shipped model (docs/training.md); plain confidence order repeats itself.
+    pub const DEFAULT: DecodeOptions = DecodeOptions {
+        strategy: Strategy::Confidence,
+        threshold: 0.7,
+        margin: 0.5,
+        entropy: 0.8,
+        gamma: 1.0,
+        factor: 1.0,
+        per_step: 4,
+        steps: 32,
+        temperature: 1.0,
+        top_k: 0,
+        span: 8,
+        timestep: Timestep::MaskRate,
+        seed: 0,
+    };
+
+    /// Refuses settings that cannot work, naming the flag and its valid range.
+    pub fn validate(&self) -> Result<()> {
+        let unit = |name: &str, v: f32| {
+            if !(v > 0.0 && v <= 1.0) {
+                bail!("--{name} must be in (0, 1], got {v}");
+            }
+            Ok(())
+        };
+        let non_negative = |name: &str, v: f32| {
+            if !(v >= 0.0 && v.is_finite()) {
+                bail!("--{name} must be a number ≥ 0, got {v}");
+            }
+            Ok(())
+        };
+        unit("threshold", self.threshold)?;
+        unit("margin", self.margin)?;
+        non_negative("entropy", self.entropy)?;
+        non_negative("gamma", self.gamma)?;
+        non_negative("factor", self.factor)?;
+        non_negative("temperature", self.temperature)?;
+        if self.per_step == 0 {
+            bail!("--per-step must be at least 1");
+        }
+        if self.steps == 0 {
+            bail!("--steps must be at least 1");
+        }
+        if self.strategy == Strategy::TopkSum && self.top_k == 0 {
+            bail!("--strategy topk-sum needs --top-k ≥ 1 (the Python project uses 2 or 3)");
+        }
+        Ok(())
+    }
+
+    /// Raises or lowers the strategy's own parameter by one notch, staying valid.
+    pub fn adjust(&mut self, up: bool) {
+        let notch = |v: f32, by: f32, lo: f32, hi: f32| ((v + if up { by } else { -by }).clamp(lo, hi) * 100.0).round() / 100.0;
+        match self.strategy {
+            Strategy::Confidence | Strategy::TopkSum => self.threshold = notch(self.threshold, 0.05, 0.05, 1.0),
+            Strategy::Margin => self.margin = notch(self.margin, 0.05, 0.05, 1.0),
+            Strategy::Entropy => self.entropy = notch(self.entropy, 0.1, 0.0, 4.0),
+            Strategy::Eb => self.gamma = notch(self.gamma, 0.25, 0.0, 20.0),
+            Strategy::Factor => self.factor = notch(self.factor, 0.25, 0.0, 20.0),
+            Strategy::Topk => self.per_step = if up { (self.per_step + 1).min(256) } else { (self.per_step - 1).max(1) },
+            Strategy::Steps | Strategy::Random => self.steps = if up { (self.steps * 2).min(1024) } else { (self.steps / 2).max(1) },
+        }
+    }
+
+    /// The next strategy in `Strategy::ALL` (topk-sum brings a top-k if none is set).
+    pub fn cycle_strategy(&mut self) {
+        let i = Strategy::ALL.iter().position(|&s| s == self.strategy).expect("listed");
+        self.strategy = Strategy::ALL[(i + 1) % Strategy::ALL.len()];
+        if self.strategy == Strategy::TopkSum && self.top_k == 0 {
+            self.top_k = 2;
+        }
+    }
+
+    /// The next span in `SPANS`.
+    pub fn cycle_span(&mut self) {
+        let i = SPANS.iter().position(|&s| s == self.span).map_or(0, |i| (i + 1) % SPANS.len());
+        self.span = SPANS[i];
+    }
+
+    /// Temperature in steps of 0.1, between 0 (argmax) and 3.
+    pub fn adjust_temperature(&mut self, up: bool) {
+        let t = self.temperature + if up { 0.1 } else { -0.1 };
+        self.temperature = (t.clamp(0.0, 3.0) * 10.0).round() / 10.0;
+    }
+
+    /// A short description, e.g. `confidence τ 0.70 · span 8`.
+    pub fn describe(&self) -> String {
+        let rule = match self.strategy {
+            Strategy::Confidence => format!("confidence τ {:.2}", self.threshold),
+            Strategy::Margin => format!("margin ≥ {:.2}", self.margin),
+            Strategy::Entropy => format!("entropy ≤ {:.2}", self.entropy),
+            Strategy::Eb => format!("eb γ {:.2}", self.gamma),
+            Strategy::Factor => format!("factor {:.2}", self.factor),
+            Strategy::TopkSum => format!("top-{} sum τ {:.2}", self.top_k, self.threshold),
+            Strategy::Topk => format!("top-k {}/step", self.per_step),
+            Strategy::Steps => format!("steps {}", self.steps),
+            Strategy::Random => format!("random order, {} steps", self.steps),
+        };
+        match (self.strategy.uses_span(), self.span) {
+            (false, _) => rule,
+            (true, 0) => format!("{rule} · whole block"),
+            (true, n) => format!("{rule} · span {n}"),
+        }
+    }
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        decode: DecodeOptions,
+    }
+
+    #[test]
+    fn the_flags_default_to_the_one_default() {
+        assert_eq!(Cli::parse_from(["x"]).decode, DecodeOptions::DEFAULT);
+        let d = Cli::parse_from(["x", "--strategy", "eb", "--gamma", "2.5", "--span", "0"]).decode;
+        assert_eq!((d.strategy, d.gamma, d.span), (Strategy::Eb, 2.5, 0));
+    }
+
+    #[test]
+    fn validation_names_the_flag_and_the_range() {
+        let bad = [
+            (DecodeOptions { threshold: 1.5, ..Default::default() }, "--threshold must be in (0, 1]"),
+            (DecodeOptions { threshold: f32::NAN, ..Default::default() }, "--threshold"),
+            (DecodeOptions { gamma: -1.0, ..Default::default() }, "--gamma"),
+            (DecodeOptions { temperature: f32::INFINITY, ..Default::default() }, "--temperature"),
+            (DecodeOptions { steps: 0, ..Default::default() }, "--steps"),
+            (DecodeOptions { strategy: Strategy::TopkSum, ..Default::default() }, "--top-k"),
+        ];
+        for (options, expect) in bad {
+            let err = options.validate().unwrap_err().to_string();
+            assert!(err.contains(expect), "{err}");
+        }
+        DecodeOptions::DEFAULT.validate().unwrap();
+    }
+
+    #[test]
+    fn every_strategy_adjusts_within_its_valid_range() {
+        for strategy in Strategy::ALL {
+            let mut o = DecodeOptions { strategy, top_k: 2, ..Default::default() };
+            for _ in 0..100 {
+                o.adjust(true);
+            }
+            o.validate().unwrap();
+            let high = o.describe();
+            for _ in 0..300 {
+                o.adjust(false);
+            }
+            o.validate().unwrap();
+            assert_ne!(o.describe(), high, "{strategy:?}: - undoes +");
+        }
+    }
+
+    #[test]
+    fn cycling_visits_every_strategy_and_returns() {
+        let mut o = DecodeOptions::DEFAULT;
+        let mut seen = Vec::new();
+        for _ in 0..Strategy::ALL.len() {
+            seen.push(o.strategy);
+            o.cycle_strategy();
+            o.validate().unwrap();
+        }
+        assert_eq!(seen, Strategy::ALL);
+        assert_eq!(o.strategy, DecodeOptions::DEFAULT.strategy);
+        assert_eq!(DecodeOptions::DEFAULT.describe(), "confidence τ 0.70 · span 8");
+    }
+}

@@ -1,0 +1,216 @@
+//! One denoising step's decisions: a proposed character for each candidate position (with the
+//! statistics every rule reads), then which of them the step commits.
+
+use super::decode::{DecodeOptions, Strategy};
+use crate::vocab::MASK_ID;
+use rand::{Rng, RngExt};
+
+/// A candidate position with its proposed character and how sure the model is of it, measured
+/// on the whole distribution (temperature applied, before any top-k truncation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Proposal {
+    pub position: usize,
+    pub token: u32,
+    /// Probability of `token`.
+    pub confidence: f32,
+    /// Probability of the likeliest character minus that of the second.
+    pub margin: f32,
+    /// Entropy of the distribution, in nats.
+    pub entropy: f32,
+    /// Summed probability of the `top_k` likeliest characters (the Python v2 confidence; the
+    /// softmax there includes the mask id, so it does here).
+    pub topk_sum: f32,
+}
+
+/// Picks a character for one position from its logits and measures the distribution.
+pub fn propose(position: usize, logits: &[f32], options: &DecodeOptions, rng: &mut impl Rng) -> Proposal {
+    // Never propose MASK itself.
+    let mut order: Vec<usize> = (0..logits.len()).filter(|&v| v != MASK_ID as usize).collect();
+    order.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    let greedy = options.temperature <= 0.0;
+    let temperature = if greedy { 1.0 } else { options.temperature };
+    let max = logits[order[0]];
+    let weights: Vec<f32> = order.iter().map(|&v| ((logits[v] - max) / temperature).exp()).collect();
+    let total: f32 = weights.iter().sum();
+    let candidates = if options.top_k > 0 && !greedy { options.top_k.min(order.len()) } else { order.len() };
+    let pick = if greedy {
+        0
+    } else {
+        let kept: f32 = weights[..candidates].iter().sum();
+        let mut r = rng.random::<f32>() * kept;
+        weights[..candidates]
+            .iter()
+            .position(|&w| {
+                r -= w;
+                r < 0.0
+            })
+            .unwrap_or(candidates - 1)
+    };
+    let p = |i: usize| weights[i] / total;
+    let entropy = weights.iter().map(|&w| w / total).filter(|&q| q > 0.0).map(|q| -q * q.ln()).sum();
+    let mask_weight = ((logits[MASK_ID as usize] - max) / temperature).exp();
+    let topk_sum = weights[..options.top_k.clamp(1, order.len())].iter().sum::<f32>() / (total + mask_weight);
+    Proposal {
+        position,
+        token: order[pick] as u32,
+        confidence: p(pick),
+        margin: p(0) - if order.len() > 1 { p(1) } else { 0.0 },
+        entropy,
+        topk_sum,
+    }
+}
+
+/// Chooses which proposals to commit this step: always at least one.
+pub fn select(proposals: &[Proposal], options: &DecodeOptions, steps_done: usize, rng: &mut impl Rng) -> Vec<Proposal> {
+    let mut order = proposals.to_vec();
+    let by = |order: &mut Vec<Proposal>, key: fn(&Proposal) -> f32| {
+        // Most first; ties go to the leftmost position.
+        order.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.position.cmp(&b.position)));
+    };
+    let count = |order: &[Proposal], ok: &dyn Fn(&Proposal) -> bool| order.iter().filter(|p| ok(p)).count();
+    let evenly = |steps: usize| proposals.len().div_ceil(steps.saturating_sub(steps_done).max(1));
+    let n = match options.strategy {
+        Strategy::Confidence => {
+            by(&mut order, |p| p.confidence);
+            count(&order, &|p| p.confidence >= options.threshold)
+        }
+        Strategy::Margin => {
+            by(&mut order, |p| p.margin);
+            count(&order, &|p| p.margin >= options.margin)
+        }
+        Strategy::Entropy => {
+            by(&mut order, |p| -p.entropy);
+            count(&order, &|p| p.entropy <= options.entropy)
+        }
+        Strategy::Eb => {
+            // Lowest entropy first; the sorted prefix's largest entropy is its last.
+            by(&mut order, |p| -p.entropy);
+            let mut sum = 0.0;
+            order.iter().take_while(|p| {
+                sum += p.entropy;
+                sum - p.entropy <= options.gamma
+            })
+            .count()
+        }
+        Strategy::Factor => {
+            by(&mut order, |p| p.confidence);
+            // The n-th most confident (from 1) goes while (n + 1)(1 − c) ≤ f, as Fast-dLLM's code has it.
+            order.iter().enumerate().take_while(|(i, p)| (*i as f32 + 2.0) * (1.0 - p.confidence) <= options.factor).count()
+        }
+        Strategy::TopkSum => {
+            by(&mut order, |p| p.topk_sum);
+            count(&order, &|p| p.topk_sum >= options.threshold)
+        }
+        Strategy::Topk => {
+            by(&mut order, |p| p.confidence);
+            options.per_step
+        }
+        Strategy::Steps => {
+            by(&mut order, |p| p.confidence);
+            evenly(options.steps)
+        }
+        Strategy::Random => {
+            let n = evenly(options.steps).min(order.len());
+            // Partial Fisher–Yates: the first n entries become a uniform random subset.
+            for i in 0..n {
+                let j = rng.random_range(i..order.len());
+                order.swap(i, j);
+            }
+            n
+        }
+    };
+    order.truncate(n.clamp(1, proposals.len().max(1)));
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn proposal(position: usize, confidence: f32, entropy: f32) -> Proposal {
+        Proposal { position, token: 1, confidence, margin: confidence / 2.0, entropy, topk_sum: confidence }
+    }
+
+    fn committed(proposals: &[Proposal], options: DecodeOptions) -> Vec<usize> {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut p: Vec<usize> = select(proposals, &options, 0, &mut rng).iter().map(|p| p.position).collect();
+        p.sort_unstable();
+        p
+    }
+
+    #[test]
+    fn every_rule_commits_at_least_one_position_even_when_nothing_qualifies() {
+        let unsure: Vec<Proposal> = (0..6).map(|i| proposal(i, 0.01 + i as f32 * 0.001, 4.0 - i as f32 * 0.01)).collect();
+        for strategy in Strategy::ALL {
+            let options = DecodeOptions { strategy, threshold: 1.0, margin: 1.0, entropy: 0.0, gamma: 0.0, factor: 0.0, top_k: 2, ..Default::default() };
+            let n = committed(&unsure, options).len();
+            assert!(n >= 1, "{strategy:?} committed nothing");
+            assert_eq!(committed(&unsure[..1], options), vec![0], "{strategy:?} with one candidate");
+        }
+    }
+
+    #[test]
+    fn threshold_rules_commit_exactly_the_positions_past_their_bound() {
+        let p = [proposal(0, 0.95, 0.1), proposal(1, 0.5, 1.0), proposal(2, 0.8, 0.3), proposal(3, 0.2, 2.0)];
+        let with = |strategy, f: fn(&mut DecodeOptions)| {
+            let mut o = DecodeOptions { strategy, ..Default::default() };
+            f(&mut o);
+            committed(&p, o)
+        };
+        assert_eq!(with(Strategy::Confidence, |o| o.threshold = 0.7), vec![0, 2]);
+        assert_eq!(with(Strategy::Margin, |o| o.margin = 0.4), vec![0, 2]);
+        assert_eq!(with(Strategy::Entropy, |o| o.entropy = 0.5), vec![0, 2]);
+        assert_eq!(with(Strategy::TopkSum, |o| o.threshold = 0.5), vec![0, 1, 2]);
+        assert_eq!(with(Strategy::Topk, |o| o.per_step = 3), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn eb_commits_the_lowest_entropies_while_their_sum_less_the_largest_fits_gamma() {
+        // Sorted entropies 0.1, 0.3, 1.0, 2.0: Σ − max is 0, 0.1, 0.4, 1.4.
+        let p = [proposal(0, 0.9, 0.1), proposal(1, 0.5, 1.0), proposal(2, 0.8, 0.3), proposal(3, 0.2, 2.0)];
+        let eb = |gamma| committed(&p, DecodeOptions { strategy: Strategy::Eb, gamma, ..Default::default() });
+        assert_eq!(eb(0.0), vec![0]);
+        assert_eq!(eb(0.15), vec![0, 2]);
+        assert_eq!(eb(0.5), vec![0, 1, 2]);
+        assert_eq!(eb(1.5), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn factor_commits_the_n_most_confident_while_n_plus_one_times_the_doubt_fits() {
+        // Sorted confidences 0.95, 0.9, 0.7: (n + 1)(1 − c) = 0.1, 0.3, 1.2.
+        let p = [proposal(0, 0.7, 1.0), proposal(1, 0.95, 0.1), proposal(2, 0.9, 0.2)];
+        let factor = |factor| committed(&p, DecodeOptions { strategy: Strategy::Factor, factor, ..Default::default() });
+        assert_eq!(factor(0.05), vec![1]);
+        assert_eq!(factor(0.35), vec![1, 2]);
+        assert_eq!(factor(1.25), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn confidence_is_measured_before_top_k_truncation() {
+        // Three nearly equally likely characters: truncating to one must not make it certain.
+        let logits = [-100.0f32, 1.0, 0.9, 0.8];
+        let e: Vec<f32> = logits[1..].iter().map(|l| l.exp()).collect();
+        let total: f32 = e.iter().sum();
+        let mut rng = StdRng::seed_from_u64(0);
+        let options = DecodeOptions { top_k: 1, temperature: 1.0, ..Default::default() };
+        let p = propose(0, &logits, &options, &mut rng);
+        assert_eq!(p.token, 1, "top-k 1 draws the likeliest");
+        assert!((p.confidence - e[0] / total).abs() < 1e-5, "{}", p.confidence);
+        let entropy: f32 = e.iter().map(|x| -(x / total) * (x / total).ln()).sum();
+        assert!((p.entropy - entropy).abs() < 1e-5);
+        assert!((p.margin - (e[0] - e[1]) / total).abs() < 1e-5);
+    }
+
+    #[test]
+    fn topk_sum_is_the_python_v2_confidence_with_the_mask_in_the_softmax() {
+        let logits = [0.0f32, 2.0, 1.0, -1.0];
+        let options = DecodeOptions { strategy: Strategy::TopkSum, top_k: 2, temperature: 0.8, ..Default::default() };
+        let p = propose(0, &logits, &options, &mut StdRng::seed_from_u64(0));
+        let e: Vec<f32> = logits.iter().map(|l| (l / 0.8f32).exp()).collect();
+        let expected = (e[1] + e[2]) / e.iter().sum::<f32>();
+        assert!((p.topk_sum - expected).abs() < 1e-6, "{} vs {expected}", p.topk_sum);
+        assert!(p.token == 1 || p.token == 2, "drawn among the top 2");
+    }
+}
