@@ -3,6 +3,8 @@
 //! Each case runs a few warm-up iterations, then reports the median of the timed ones. FLOP
 //! counts are analytic (matmuls only), so "% of peak" says how close a case gets to the CPU.
 
+pub mod decode;
+
 use crate::checkpoint::CheckpointConfig;
 use crate::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
 use crate::diffusion::{DecodeOptions, Denoiser, Frame, Generation, ModelDenoiser};

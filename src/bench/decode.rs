@@ -1,0 +1,211 @@
+//! `tiny-diffusion bench decode`: each decoding setting's speed and the quality of what it writes,
+//! and the settings on the frontier between them.
+//!
+//! Every setting writes `length` characters from an empty prompt, block by block as `generate`
+//! does, once per seed. Quality is read from the word statistics `eval` uses; speed as characters
+//! per step (forward passes) and per time-of-one-full-forward-pass, timed on this machine.
+
+use crate::diffusion::{DecodeOptions, Denoiser, Generation, Time};
+use crate::eval::{TextStats, text_stats};
+use crate::vocab::{MASK_ID, Vocab};
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// Characters of the previous block that condition the next (as `generate`'s default).
+const OVERLAP: usize = 16;
+
+/// The settings measured when none is named: the default, then each rule at a few strengths and
+/// spans. Written as the flags `generate` takes.
+pub const DEFAULT_GRID: &[&str] = &[
+    "",
+    "--span 0",
+    "--threshold 0.5 --span 16",
+    "--threshold 0.3 --span 16",
+    "--threshold 0.5 --span 32",
+    "--strategy eb --gamma 0.5 --span 16",
+    "--strategy eb --gamma 1 --span 16",
+    "--strategy eb --gamma 2 --span 16",
+    "--strategy eb --gamma 1 --span 32",
+    "--strategy eb --gamma 2 --span 32",
+    "--strategy eb --gamma 1 --span 0",
+    "--strategy factor --factor 1 --span 16",
+    "--strategy factor --factor 2 --span 16",
+    "--strategy margin --margin 0.3 --span 16",
+    "--strategy entropy --entropy 1 --span 16",
+    "--strategy topk --per-step 2 --span 16",
+    "--strategy topk --per-step 3 --span 16",
+    "--strategy topk --per-step 4 --span 0",
+    "--strategy steps --steps 64",
+    "--strategy topk-sum --top-k 2 --threshold 0.95 --temperature 0.8 --span 0",
+];
+
+#[derive(Parser)]
+#[command(no_binary_name = true)]
+struct Flags {
+    #[command(flatten)]
+    decode: DecodeOptions,
+}
+
+/// Parses a setting written as `generate`'s decoding flags, e.g. `--strategy eb --gamma 1`.
+pub fn parse_setting(flags: &str) -> Result<DecodeOptions> {
+    let options = Flags::try_parse_from(flags.split_whitespace())
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+        .with_context(|| format!("in the setting {flags:?}"))?
+        .decode;
+    options.validate()?;
+    Ok(options)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DecodeRow {
+    /// The flags, as given (empty: the defaults).
+    pub setting: String,
+    pub description: String,
+    pub characters: usize,
+    pub steps: usize,
+    pub characters_per_step: f64,
+    pub ms_per_character: f64,
+    /// Characters written per time-of-one-full-forward-pass, end to end.
+    pub characters_per_forward_time: f64,
+    pub valid_word_rate: f64,
+    pub distinct_bigram_rate: f64,
+    pub words: usize,
+    /// No other setting is at least as fast and as good on both word statistics, and better on one.
+    pub frontier: bool,
+    pub sample: String,
+}
+
+pub struct DecodeBench<'a> {
+    pub denoiser: &'a dyn Denoiser,
+    pub vocab: &'a Vocab,
+    /// Words of the training text: what counts as a valid word.
+    pub dictionary: &'a HashSet<String>,
+    pub seeds: Vec<u64>,
+    pub length: usize,
+}
+
+impl DecodeBench<'_> {
+    /// Median time of one full forward pass over a context-length window, in milliseconds.
+    pub fn forward_ms(&self) -> f64 {
+        let n = self.denoiser.context();
+        let tokens = vec![MASK_ID; n];
+        let positions: Vec<usize> = (0..n).collect();
+        crate::bench::median_time(1, 5, || {
+            std::hint::black_box(self.denoiser.logits(&tokens, Time::MaskRate(1.0), &positions));
+        })
+        .as_secs_f64()
+            * 1e3
+    }
+
+    /// Measures one setting over every seed.
+    pub fn measure(&self, setting: &str, options: DecodeOptions) -> DecodeRow {
+        let forward_before = self.forward_ms();
+        let (mut text, mut steps, mut characters, mut seconds) = (String::new(), 0usize, 0usize, 0.0f64);
+        for &seed in &self.seeds {
+            let mut generation = Generation::new(&[], self.length, self.denoiser.context(), OVERLAP, DecodeOptions { seed, ..options });
+            let start = Instant::now();
+            generation.run(self.denoiser, |frame| {
+                steps += 1;
+                characters += frame.decoded_now.len();
+            });
+            seconds += start.elapsed().as_secs_f64();
+            text.push_str(&self.vocab.decode(generation.tokens(), '_'));
+            text.push('\n');
+        }
+        let forward_ms = (forward_before + self.forward_ms()) / 2.0;
+        let TextStats { words, valid_word_rate, distinct_bigram_rate } = text_stats(&text, self.dictionary);
+        DecodeRow {
+            setting: setting.to_string(),
+            description: options.describe(),
+            characters,
+            steps,
+            characters_per_step: characters as f64 / steps.max(1) as f64,
+            ms_per_character: seconds * 1e3 / characters.max(1) as f64,
+            characters_per_forward_time: characters as f64 / (seconds * 1e3 / forward_ms),
+            valid_word_rate,
+            distinct_bigram_rate,
+            words,
+            frontier: false,
+            sample: text.chars().take(300).collect(),
+        }
+    }
+}
+
+/// Marks the rows no other row dominates on (characters per step, valid words, distinct bigrams).
+pub fn mark_frontier(rows: &mut [DecodeRow]) {
+    let key = |r: &DecodeRow| [r.characters_per_step, r.valid_word_rate, r.distinct_bigram_rate];
+    let keys: Vec<[f64; 3]> = rows.iter().map(key).collect();
+    for (i, row) in rows.iter_mut().enumerate() {
+        let dominated = keys.iter().enumerate().any(|(j, other)| {
+            j != i && other.iter().zip(&keys[i]).all(|(o, m)| o >= m) && other.iter().zip(&keys[i]).any(|(o, m)| o > m)
+        });
+        row.frontier = !dominated;
+    }
+}
+
+pub fn header() -> String {
+    format!(
+        "{:<44} {:>9} {:>9} {:>9} {:>7} {:>8}  {}",
+        "setting", "chars/st", "ms/char", "chars/fw", "valid", "distinct", "frontier"
+    )
+}
+
+pub fn format_row(row: &DecodeRow) -> String {
+    format!(
+        "{:<44} {:>9.2} {:>9.2} {:>9.2} {:>7.3} {:>8.3}  {}",
+        row.description,
+        row.characters_per_step,
+        row.ms_per_character,
+        row.characters_per_forward_time,
+        row.valid_word_rate,
+        row.distinct_bigram_rate,
+        if row.frontier { "*" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diffusion::Strategy;
+
+    #[test]
+    fn every_default_setting_parses_and_flags_map_onto_the_options() {
+        for flags in DEFAULT_GRID {
+            parse_setting(flags).unwrap();
+        }
+        let o = parse_setting("--strategy eb --gamma 2 --span 32").unwrap();
+        assert_eq!((o.strategy, o.gamma, o.span), (Strategy::Eb, 2.0, 32));
+        assert_eq!(parse_setting("").unwrap(), DecodeOptions::DEFAULT);
+        let err = parse_setting("--gamma -1").unwrap_err();
+        assert!(format!("{err:#}").contains("--gamma"), "{err:#}");
+        assert!(parse_setting("--no-such-flag").is_err());
+    }
+
+    fn row(cps: f64, valid: f64, distinct: f64) -> DecodeRow {
+        DecodeRow {
+            setting: String::new(),
+            description: String::new(),
+            characters: 0,
+            steps: 0,
+            characters_per_step: cps,
+            ms_per_character: 0.0,
+            characters_per_forward_time: 0.0,
+            valid_word_rate: valid,
+            distinct_bigram_rate: distinct,
+            words: 0,
+            frontier: false,
+            sample: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_frontier_keeps_only_undominated_settings() {
+        let mut rows = vec![row(1.0, 0.93, 0.86), row(2.0, 0.90, 0.80), row(1.5, 0.90, 0.80), row(2.0, 0.85, 0.90)];
+        mark_frontier(&mut rows);
+        let on: Vec<bool> = rows.iter().map(|r| r.frontier).collect();
+        assert_eq!(on, vec![true, true, false, true]);
+    }
+}
