@@ -415,7 +415,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     }
     generation.run(&denoiser, |frame| {
         steps += 1;
-        decoded += frame.decoded_now.len();
+        decoded = decoded + frame.decoded_now.len() - frame.remasked_now.len();
         bar.set_position(decoded as u64);
         millis += frame.elapsed.as_secs_f64() * 1e3;
         if let Some(w) = trace.as_mut()

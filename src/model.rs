@@ -145,6 +145,11 @@ impl Rope {
         Rope { cos: table(cos), sin: table(sin) }
     }
 
+    /// The tables of a contiguous range of positions.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Rope {
+        Rope { cos: self.cos.clone().narrow(2, rows.start, rows.len()), sin: self.sin.clone().narrow(2, rows.start, rows.len()) }
+    }
+
     /// The tables of the given positions only.
     pub fn at(&self, positions: &Tensor<1, Int>) -> Rope {
         Rope { cos: self.cos.clone().select(2, positions.clone()), sin: self.sin.clone().select(2, positions.clone()) }
@@ -183,23 +188,24 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// Outputs at the `queries` positions (every position when `None`); keys and values always
-    /// come from the whole sequence.
-    pub fn forward(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>) -> Tensor<3> {
-        let heads = |y: Tensor<3>| {
-            let [b, t, d] = y.dims();
-            y.reshape([b, t, self.n_head, d / self.n_head]).swap_dims(1, 2)
-        };
-        let (x_q, rope_q) = match queries {
-            Some(p) => (x.clone().select(1, p.clone()), &rope.at(p)),
-            None => (x.clone(), rope),
-        };
-        let q = rms_norm(rope_q.apply(heads(self.c_q.forward(x_q))));
-        let k = rms_norm(rope.apply(heads(self.c_k.forward(x.clone()))));
-        let v = heads(self.c_v.forward(x));
+    /// Keys (rotated, normalised) and values of the rows of `x`, whose positions `rope` holds,
+    /// as `[batch, heads, rows, head_dim]`.
+    pub fn keys_values(&self, x: Tensor<3>, rope: &Rope) -> (Tensor<4>, Tensor<4>) {
+        let k = rms_norm(rope.apply(self.heads(self.c_k.forward(x.clone()))));
+        (k, self.heads(self.c_v.forward(x)))
+    }
+
+    /// The output for the query rows `x_q` (positions in `rope_q`) over the keys and values given.
+    pub fn attend(&self, x_q: Tensor<3>, rope_q: &Rope, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
+        let q = rms_norm(rope_q.apply(self.heads(self.c_q.forward(x_q))));
         let y = if fused::available(&q) { fused::attention(q, k, v) } else { plain_attention(q, k, v) }.swap_dims(1, 2);
         let [b, t, h, hd] = y.dims();
         self.c_proj.forward(y.reshape([b, t, h * hd]))
+    }
+
+    fn heads(&self, y: Tensor<3>) -> Tensor<4> {
+        let [b, t, d] = y.dims();
+        y.reshape([b, t, self.n_head, d / self.n_head]).swap_dims(1, 2)
     }
 }
 
@@ -228,14 +234,52 @@ pub struct Block {
 }
 
 impl Block {
-    /// The residual stream at the `queries` positions (all when `None`) after this block.
-    pub fn forward(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>) -> Tensor<3> {
-        let attn = self.attn.forward(rms_norm(x.clone()), rope, queries);
-        let x = match queries {
-            Some(p) => x.select(1, p.clone()),
-            None => x,
-        } + attn;
+    /// The residual stream at the `queries` rows (all when `None`) after this block, with the
+    /// block's keys and values of every row.
+    pub fn forward(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
+        let h = rms_norm(x.clone());
+        let (k, v) = self.attn.keys_values(h.clone(), rope);
+        (self.finish(x, h, rope, queries, k.clone(), v.clone()), k, v)
+    }
+
+    /// Like `forward` for rows `start..start + n` of a window (`x` holds those rows, `rope` their
+    /// positions); the other rows' keys and values come from `cache_k` and `cache_v`.
+    pub fn forward_rows(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>, start: usize, cache_k: Tensor<4>, cache_v: Tensor<4>) -> Tensor<3> {
+        let h = rms_norm(x.clone());
+        let (k, v) = self.attn.keys_values(h.clone(), rope);
+        let [b, heads, n, hd] = k.dims();
+        let rows = [0..b, 0..heads, start..start + n, 0..hd];
+        let (k_all, v_all) = (cache_k.slice_assign(rows.clone(), k), cache_v.slice_assign(rows, v));
+        self.finish(x, h, rope, queries, k_all, v_all)
+    }
+
+    /// Attention from the query rows over `k`, `v`, then the MLP, each added to the residual.
+    fn finish(&self, x: Tensor<3>, h: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
+        let (x, h, rope_q) = match queries {
+            Some(p) => (x.select(1, p.clone()), h.select(1, p.clone()), &rope.at(p)),
+            None => (x, h, rope),
+        };
+        let x = x + self.attn.attend(h, rope_q, k, v);
         x.clone() + self.mlp.forward(rms_norm(x))
+    }
+}
+
+/// Every block's keys and values over a whole window (`[1, heads, seq, head_dim]` each), from a
+/// full pass: what a denoising step reuses for the rows it does not recompute.
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    pub keys: Vec<Tensor<4>>,
+    pub values: Vec<Tensor<4>>,
+}
+
+impl KvCache {
+    /// How many positions the cached window holds.
+    pub fn len(&self) -> usize {
+        self.keys.first().map_or(0, |k| k.dims()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -260,19 +304,56 @@ impl DiffusionModel {
     /// positions alone, since nothing after them reads the others. A denoising step needs a few
     /// positions (the still-masked ones in the span), which saves ≈ 14% of a `base` step.
     pub fn forward_at(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>, positions: Option<Tensor<1, Int>>) -> Tensor<3> {
-        let [_, t] = tokens.dims();
+        self.forward_caching(tokens, timesteps, positions).0
+    }
+
+    /// `forward_at`, also returning every block's keys and values for later `forward_rows` calls.
+    pub fn forward_caching(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>, positions: Option<Tensor<1, Int>>) -> (Tensor<3>, KvCache) {
+        let t = tokens.dims()[1];
+        let rope = self.rope(t, &tokens.device());
+        let mut x = self.embed(tokens, timesteps);
+        let mut cache = KvCache { keys: Vec::new(), values: Vec::new() };
+        let last = self.blocks.len() - 1;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let (k, v);
+            (x, k, v) = block.forward(x, &rope, if i == last { positions.as_ref() } else { None });
+            cache.keys.push(k);
+            cache.values.push(v);
+        }
+        (self.lm_head.forward(rms_norm(x)), cache)
+    }
+
+    /// Logits at `positions` (indices into the window, all within `rows`), recomputing only the
+    /// window's `rows`; every other row's keys and values come from `cache`, a full pass over an
+    /// earlier state of the window. Exact when nothing changed since the cache was made; otherwise
+    /// the other rows' keys and values are stale (Fast-dLLM's dual cache), as those rows' own
+    /// tokens have not changed but what they attended to has.
+    pub fn forward_rows(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>, rows: std::ops::Range<usize>, positions: Tensor<1, Int>, cache: &KvCache) -> Tensor<3> {
+        let t = tokens.dims()[1];
         let device = tokens.device();
+        let rope = self.rope(t, &device).rows(rows.clone());
+        let x = self.embed(tokens.narrow(1, rows.start, rows.len()), timesteps);
+        let queries = positions.sub_scalar(rows.start as i64);
+        let last = self.blocks.len() - 1;
+        let mut x = x;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let q = (i == last).then_some(&queries);
+            x = block.forward_rows(x, &rope, q, rows.start, cache.keys[i].clone(), cache.values[i].clone());
+        }
+        self.lm_head.forward(rms_norm(x))
+    }
+
+    /// Token (and timestep) embeddings, normalised: the residual stream entering the first block.
+    fn embed(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>) -> Tensor<3> {
         let mut x = self.token_emb.forward(tokens);
         if let (Some(emb), Some(ts)) = (&self.time_emb, timesteps) {
             x = x + emb.forward(ts.unsqueeze_dim::<2>(1));
         }
+        rms_norm(x)
+    }
+
+    fn rope(&self, seq_len: usize, device: &Device) -> Rope {
         let n_head = self.blocks.first().map_or(1, |b| b.attn.n_head);
-        let rope = Rope::new(t, x.dims()[2] / n_head, &device);
-        let mut x = rms_norm(x);
-        let last = self.blocks.len() - 1;
-        for (i, block) in self.blocks.iter().enumerate() {
-            x = block.forward(x, &rope, if i == last { positions.as_ref() } else { None });
-        }
-        self.lm_head.forward(rms_norm(x))
+        Rope::new(seq_len, self.token_emb.weight.dims()[1] / n_head, device)
     }
 }

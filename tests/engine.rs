@@ -41,6 +41,36 @@ fn logits(denoiser: &dyn Denoiser, tokens: &[u32]) -> Vec<f32> {
 }
 
 #[test]
+fn cached_rows_give_the_full_forward_when_nothing_changed_and_stay_close_when_the_rows_did() {
+    let device = Device::flex();
+    let (ckpt, model) = tiny_diffusion::shipped::load(&device).unwrap();
+    let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
+    let vocab = denoiser.vocab_size();
+    let mut tokens: Vec<u32> = (0..ckpt.model.context).map(|i| if i >= 100 { MASK_ID } else { 1 + (i * 7 % 60) as u32 }).collect();
+    let positions = [100, 101, 102, 115];
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+
+    let refreshed = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, 96..128, true);
+    let exact = denoiser.logits(&tokens, Time::MaskRate(0.5), &positions);
+    assert!(max_diff(&refreshed, &exact) < 1e-4, "a refresh is the full pass");
+    let reused = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, 96..128, false);
+    assert!(max_diff(&reused, &exact) < 1e-4, "nothing changed: the cache is exact");
+
+    // Commit characters inside the rows: the reuse is now approximate, but must see the change.
+    for (i, t) in tokens.iter_mut().enumerate().take(104).skip(100) {
+        *t = 1 + (i % 50) as u32;
+    }
+    let positions = [104, 105, 110];
+    let reused = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, 96..128, false);
+    let exact = denoiser.logits(&tokens, Time::MaskRate(0.5), &positions);
+    let before = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, 96..128, true);
+    assert!(max_diff(&before, &exact) < 1e-4);
+    let stale = max_diff(&reused, &exact);
+    assert!(stale > 0.0 && stale < 2.0, "stale keys outside the rows move logits a little: {stale}");
+    assert_eq!(reused.len(), positions.len() * vocab);
+}
+
+#[test]
 fn logits_at_a_few_positions_equal_the_full_forward_there() {
     // The shipped model: trained weights, so every block (the last one included) changes its input.
     let device = Device::flex();

@@ -107,10 +107,8 @@ impl DecodeBench<'_> {
         for &seed in &self.seeds {
             let mut generation = Generation::new(&[], self.length, self.denoiser.context(), OVERLAP, DecodeOptions { seed, ..options });
             let start = Instant::now();
-            generation.run(self.denoiser, |frame| {
-                steps += 1;
-                characters += frame.decoded_now.len();
-            });
+            generation.run(self.denoiser, |_| steps += 1);
+            characters += generation.tokens().len();
             seconds += start.elapsed().as_secs_f64();
             text.push_str(&self.vocab.decode(generation.tokens(), '_'));
             text.push('\n');

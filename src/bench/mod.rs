@@ -212,6 +212,7 @@ fn render_row() -> Row {
         prompt: (0..n).map(|i| i < 6).collect(),
         confidence: (0..n).map(|i| (i % 10) as f32 / 10.0).collect(),
         decoded_now: (1..n).step_by(17).collect(),
+        remasked_now: vec![],
         elapsed: Duration::from_millis(10),
     };
     let job = match app.generate_fresh() {

@@ -33,6 +33,10 @@ pub enum Strategy {
     Random,
 }
 
+/// With `--cache`, the rows a step recomputes: this many times the span, from the leftmost
+/// position it needs (twice the span lets the span slide that far before a refresh).
+pub const CACHE_WINDOW_SPANS: usize = 2;
+
 /// Spans the TUI's `w` key cycles through.
 pub const SPANS: [usize; 5] = [0, 4, 8, 16, 32];
 
@@ -65,6 +69,17 @@ pub enum Timestep {
     MaskRate,
     /// The step index, as the Python tiny-diffusion v1's `sample()` does.
     Step,
+}
+
+/// Whether committed characters can be taken back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Remask {
+    /// Committed characters are final.
+    None,
+    /// The step after a character is committed checks it in the context of everything committed
+    /// with it, and masks it again (once) if its probability there is below --remask-below.
+    LowConfidence,
 }
 
 /// The settings of one decoding run.
@@ -104,6 +119,16 @@ pub struct DecodeOptions {
     /// leftmost one (0: the whole block). Not for --strategy steps and random.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.span)]
     pub span: usize,
+    /// Take back committed characters that their new context makes unlikely.
+    #[arg(long, value_enum, default_value_t = DecodeOptions::DEFAULT.remask)]
+    pub remask: Remask,
+    /// With --remask low-confidence: the probability below which a checked character is masked again.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.remask_below)]
+    pub remask_below: f32,
+    /// Reuse keys and values outside a window around the span between steps (Fast-dLLM's dual
+    /// cache, refreshed whenever the span leaves the window): approximate, much cheaper steps.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.cache)]
+    pub cache: bool,
     /// What a timestep-conditioned model is told: the masked share, or the step index (v1).
     #[arg(long, value_enum, default_value_t = DecodeOptions::DEFAULT.timestep)]
     pub timestep: Timestep,
@@ -128,6 +153,9 @@ impl DecodeOptions {
         temperature: 1.0,
         top_k: 0,
         span: 8,
+        remask: Remask::None,
+        remask_below: 0.3,
+        cache: false,
         timestep: Timestep::MaskRate,
         seed: 0,
     };
@@ -148,6 +176,7 @@ impl DecodeOptions {
         };
         unit("threshold", self.threshold)?;
         unit("margin", self.margin)?;
+        unit("remask-below", self.remask_below)?;
         non_negative("entropy", self.entropy)?;
         non_negative("gamma", self.gamma)?;
         non_negative("factor", self.factor)?;
@@ -212,11 +241,17 @@ impl DecodeOptions {
             Strategy::Steps => format!("steps {}", self.steps),
             Strategy::Random => format!("random order, {} steps", self.steps),
         };
-        match (self.strategy.uses_span(), self.span) {
-            (false, _) => rule,
-            (true, 0) => format!("{rule} · whole block"),
-            (true, n) => format!("{rule} · span {n}"),
-        }
+        let span = match (self.strategy.uses_span(), self.span) {
+            (false, _) => String::new(),
+            (true, 0) => " · whole block".to_string(),
+            (true, n) => format!(" · span {n}"),
+        };
+        let remask = match self.remask {
+            Remask::None => String::new(),
+            Remask::LowConfidence => format!(" · remask < {:.2}", self.remask_below),
+        };
+        let cache = if self.cache { " · cached" } else { "" };
+        format!("{rule}{span}{remask}{cache}")
     }
 }
 

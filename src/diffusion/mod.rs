@@ -7,23 +7,43 @@ pub mod sampler;
 #[cfg(test)]
 mod sampler_tests;
 
-pub use decode::{DecodeOptions, Strategy, Timestep};
+pub use decode::{DecodeOptions, Remask, Strategy, Timestep};
 pub use sampler::{Denoiser, Frame, Generation, Sampler, Time};
 
 use crate::diffusion::masking::timestep_bucket;
-use crate::model::{DiffusionModel, ModelConfig};
+use crate::model::{DiffusionModel, KvCache, ModelConfig};
 use burn::prelude::*;
+use std::ops::Range;
+use std::sync::Mutex;
 
 /// A trained model on a device, as a `Denoiser` for the samplers.
 pub struct ModelDenoiser {
     pub model: DiffusionModel,
     pub config: ModelConfig,
     pub device: Device,
+    /// Keys and values of the last full pass, for `logits_cached`.
+    cache: Mutex<Option<KvCache>>,
 }
 
 impl ModelDenoiser {
     pub fn new(model: DiffusionModel, config: ModelConfig, device: Device) -> Self {
-        ModelDenoiser { model: model.valid(), config, device }
+        ModelDenoiser { model: model.valid(), config, device, cache: Mutex::new(None) }
+    }
+
+    fn ints(&self, v: impl IntoIterator<Item = usize>) -> Tensor<1, Int> {
+        let v: Vec<i64> = v.into_iter().map(|x| x as i64).collect();
+        let n = v.len();
+        Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &self.device)
+    }
+
+    fn inputs(&self, tokens: &[u32], time: Time) -> (Tensor<2, Int>, Option<Tensor<1, Int>>) {
+        let input = self.ints(tokens.iter().map(|&t| t as usize)).unsqueeze_dim::<2>(0);
+        let n = self.config.n_timesteps;
+        let bucket = match time {
+            Time::MaskRate(rate) => timestep_bucket(rate, n) as usize,
+            Time::Step(step) => step.min(n.saturating_sub(1)),
+        };
+        (input, (n > 0).then(|| self.ints([bucket])))
     }
 }
 
@@ -37,18 +57,24 @@ impl Denoiser for ModelDenoiser {
     }
 
     fn logits(&self, tokens: &[u32], time: Time, positions: &[usize]) -> Vec<f32> {
-        let ints = |v: Vec<i64>, len| Tensor::<1, Int>::from_data(TensorData::new(v, [len]), &self.device);
-        let input = ints(tokens.iter().map(|&t| t as i64).collect(), tokens.len()).unsqueeze_dim::<2>(0);
-        let n = self.config.n_timesteps;
-        let bucket = match time {
-            Time::MaskRate(rate) => timestep_bucket(rate, n) as usize,
-            Time::Step(step) => step.min(n.saturating_sub(1)),
-        };
-        let timesteps = (n > 0).then(|| ints(vec![bucket as i64], 1));
+        let (input, timesteps) = self.inputs(tokens, time);
         // Every position in order is the plain forward pass: no gathering needed.
         let all = positions.iter().copied().eq(0..tokens.len());
-        let positions = (!all).then(|| ints(positions.iter().map(|&p| p as i64).collect(), positions.len()));
+        let positions = (!all).then(|| self.ints(positions.iter().copied()));
         let logits = crate::fused::on_own_pool(|| self.model.forward_at(input, timesteps, positions));
+        logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
+    }
+
+    fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: Range<usize>, refresh: bool) -> Vec<f32> {
+        let (input, timesteps) = self.inputs(tokens, time);
+        let at = self.ints(positions.iter().copied());
+        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let kept = cache.take();
+        let (logits, kv) = crate::fused::on_own_pool(|| match kept {
+            Some(kv) if !refresh && kv.len() == tokens.len() => (self.model.forward_rows(input, timesteps, rows, at, &kv), kv),
+            _ => self.model.forward_caching(input, timesteps, Some(at)),
+        });
+        *cache = Some(kv);
         logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
     }
 }

@@ -60,6 +60,13 @@ pub fn propose(position: usize, logits: &[f32], options: &DecodeOptions, rng: &m
     }
 }
 
+/// The probability the model gives `token` (temperature 1, the mask id left out, as proposals).
+pub fn probability(logits: &[f32], token: u32) -> f32 {
+    let max = (0..logits.len()).filter(|&v| v != MASK_ID as usize).map(|v| logits[v]).fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = (0..logits.len()).filter(|&v| v != MASK_ID as usize).map(|v| (logits[v] - max).exp()).sum();
+    (logits[token as usize] - max).exp() / total
+}
+
 /// Chooses which proposals to commit this step: always at least one.
 pub fn select(proposals: &[Proposal], options: &DecodeOptions, steps_done: usize, rng: &mut impl Rng) -> Vec<Proposal> {
     let mut order = proposals.to_vec();

@@ -4,13 +4,14 @@
 //! character (and its confidence) for each, then commits some of them according to the
 //! strategy. Committed characters never change again, nor do prompt characters.
 
-use super::decode::{DecodeOptions, Timestep};
+use super::decode::{CACHE_WINDOW_SPANS, DecodeOptions, Remask, Timestep};
 use super::rules::{self, Proposal};
 use crate::vocab::MASK_ID;
 use rand::Rng;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 /// What a timestep-conditioned model is told about how far denoising has come.
@@ -30,6 +31,15 @@ pub trait Denoiser {
     /// Logits at `positions` of the window, row-major `[positions.len(), vocab]`. `time` is read
     /// by timestep-conditioned models only.
     fn logits(&self, tokens: &[u32], time: Time, positions: &[usize]) -> Vec<f32>;
+
+    /// Like `logits`, but a denoiser that can may recompute only the window's `rows` (which hold
+    /// `positions`) and reuse the other rows' keys and values from its last full pass over this
+    /// window; `refresh` asks for a full pass, which becomes the new cache. Approximate: see
+    /// `DiffusionModel::forward_rows`. Without a cache, this is `logits`.
+    fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: std::ops::Range<usize>, refresh: bool) -> Vec<f32> {
+        let _ = (rows, refresh);
+        self.logits(tokens, time, positions)
+    }
 }
 
 /// Everything a viewer needs to draw one step of one window, and a test needs to check it.
@@ -49,6 +59,8 @@ pub struct Frame {
     pub confidence: Vec<f32>,
     /// Positions (within the window) committed in this step.
     pub decoded_now: Vec<usize>,
+    /// Positions whose character this step took back (masked again), with `--remask`.
+    pub remasked_now: Vec<usize>,
     #[serde(serialize_with = "ser_millis")]
     pub elapsed: Duration,
 }
@@ -57,11 +69,17 @@ fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
     s.serialize_f64(d.as_secs_f64() * 1e3)
 }
 
-/// Denoises one window until no position is masked.
+/// Denoises one window until no position is masked (nor, with `--remask`, awaits its check).
 pub struct Sampler {
     tokens: Vec<u32>,
     prompt: Vec<bool>,
     confidence: Vec<f32>,
+    /// Committed characters the next step checks in their full context (`--remask`).
+    provisional: Vec<bool>,
+    /// Whether each position has been masked again once already (it is then final when next committed).
+    remasked: Vec<bool>,
+    /// With `--cache`: the rows the denoiser recomputes until the next refresh.
+    cache_rows: Option<Range<usize>>,
     step: usize,
     options: DecodeOptions,
 }
@@ -71,13 +89,14 @@ impl Sampler {
     pub fn new(tokens: Vec<u32>, options: DecodeOptions) -> Self {
         let prompt: Vec<bool> = tokens.iter().map(|&t| t != MASK_ID).collect();
         let confidence = prompt.iter().map(|&p| if p { 1.0 } else { 0.0 }).collect();
-        Sampler { tokens, prompt, confidence, step: 0, options }
+        Self::resume(tokens, prompt, confidence, options)
     }
 
     /// Starts from a partly decoded window: `prompt` marks user-given characters, `confidence`
     /// the confidence of characters already committed.
     pub fn resume(tokens: Vec<u32>, prompt: Vec<bool>, confidence: Vec<f32>, options: DecodeOptions) -> Self {
-        Sampler { tokens, prompt, confidence, step: 0, options }
+        let n = tokens.len();
+        Sampler { tokens, prompt, confidence, provisional: vec![false; n], remasked: vec![false; n], cache_rows: None, step: 0, options }
     }
 
     pub fn tokens(&self) -> &[u32] {
@@ -89,15 +108,15 @@ impl Sampler {
     }
 
     pub fn is_done(&self) -> bool {
-        !self.tokens.contains(&MASK_ID)
+        !self.tokens.contains(&MASK_ID) && !self.provisional.contains(&true)
     }
 
     /// The frame before any step: what the viewer shows first.
     pub fn initial_frame(&self, block: usize, offset: usize) -> Frame {
-        self.frame(block, offset, Vec::new(), Duration::ZERO)
+        self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO)
     }
 
-    fn frame(&self, block: usize, offset: usize, decoded_now: Vec<usize>, elapsed: Duration) -> Frame {
+    fn frame(&self, block: usize, offset: usize, decoded_now: Vec<usize>, remasked_now: Vec<usize>, elapsed: Duration) -> Frame {
         Frame {
             block,
             step: self.step,
@@ -107,40 +126,78 @@ impl Sampler {
             prompt: self.prompt.clone(),
             confidence: self.confidence.clone(),
             decoded_now,
+            remasked_now,
             elapsed,
         }
     }
 
     /// One denoising step. Does nothing (and returns a frame with no decoded positions) when done.
+    ///
+    /// With `--remask`, the step first checks the characters the previous step committed, now in
+    /// the context of everything committed with them: one whose probability there is below
+    /// `--remask-below` is masked again (once per position), so a parallel step's inconsistent
+    /// guesses are revised instead of kept.
     pub fn step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
         let start = Instant::now();
         let mut masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
-        if masked.is_empty() {
-            return self.frame(block, offset, Vec::new(), Duration::ZERO);
+        let provisional: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.provisional[i]).collect();
+        if masked.is_empty() && provisional.is_empty() {
+            return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
         }
         let time = match self.options.timestep {
             Timestep::MaskRate => Time::MaskRate(masked.len() as f32 / self.tokens.len() as f32),
             Timestep::Step => Time::Step(self.step),
         };
-        if self.options.strategy.uses_span() && self.options.span > 0 {
+        if self.options.strategy.uses_span() && self.options.span > 0 && !masked.is_empty() {
             let limit = masked[0] + self.options.span;
             masked.retain(|&i| i < limit);
         }
         let vocab = model.vocab_size();
-        let logits = model.logits(&self.tokens, time, &masked);
-        assert_eq!(logits.len(), masked.len() * vocab, "denoiser returned logits of the wrong size");
+        let queried: Vec<usize> = provisional.iter().chain(&masked).copied().collect();
+        let logits = if self.options.cache { self.logits_cached(model, time, &queried) } else { model.logits(&self.tokens, time, &queried) };
+        assert_eq!(logits.len(), queried.len() * vocab, "denoiser returned logits of the wrong size");
+        let (checks, guesses) = logits.split_at(provisional.len() * vocab);
+
+        let mut remasked_now = Vec::new();
+        for (&i, row) in provisional.iter().zip(checks.chunks_exact(vocab)) {
+            self.provisional[i] = false;
+            if rules::probability(row, self.tokens[i]) < self.options.remask_below {
+                self.tokens[i] = MASK_ID;
+                self.confidence[i] = 0.0;
+                self.remasked[i] = true;
+                remasked_now.push(i);
+            }
+        }
+
         let proposals: Vec<Proposal> =
-            masked.iter().zip(logits.chunks_exact(vocab)).map(|(&i, row)| rules::propose(i, row, &self.options, rng)).collect();
-        let chosen = rules::select(&proposals, &self.options, self.step, rng);
+            masked.iter().zip(guesses.chunks_exact(vocab)).map(|(&i, row)| rules::propose(i, row, &self.options, rng)).collect();
+        let chosen = if proposals.is_empty() { Vec::new() } else { rules::select(&proposals, &self.options, self.step, rng) };
         self.step += 1;
         let mut decoded_now = Vec::with_capacity(chosen.len());
         for p in chosen {
             self.tokens[p.position] = p.token;
             self.confidence[p.position] = p.confidence;
+            self.provisional[p.position] = self.options.remask == Remask::LowConfidence && !self.remasked[p.position];
             decoded_now.push(p.position);
         }
         decoded_now.sort_unstable();
-        self.frame(block, offset, decoded_now, start.elapsed())
+        self.frame(block, offset, decoded_now, remasked_now, start.elapsed())
+    }
+}
+
+impl Sampler {
+    /// Logits through the denoiser's cache: the cached rows are reused while every queried position
+    /// lies inside them, and refreshed (a full pass) from the leftmost one when not.
+    fn logits_cached(&mut self, model: &dyn Denoiser, time: Time, queried: &[usize]) -> Vec<f32> {
+        let lo = queried.iter().copied().min().unwrap_or(0);
+        let hi = queried.iter().copied().max().map_or(0, |p| p + 1);
+        let fits = self.cache_rows.as_ref().is_some_and(|r| r.start <= lo && hi <= r.end);
+        if !fits {
+            let window = if self.options.span > 0 { CACHE_WINDOW_SPANS * self.options.span } else { self.tokens.len() };
+            self.cache_rows = Some(lo..(lo + window).max(hi).min(self.tokens.len()));
+        }
+        let rows = self.cache_rows.clone().expect("set above");
+        model.logits_cached(&self.tokens, time, queried, rows, !fits)
     }
 }
 

@@ -208,3 +208,54 @@ fn span_does_not_break_the_step_count_promise() {
     let (frames, _) = run_sampler(vec![MASK_ID; 40], opts);
     assert_eq!(frames.len(), 4);
 }
+
+/// Proposes 1 or 2 at masked positions (nearly evenly), but in context believes only in 1: every
+/// committed 2 fails its check.
+struct Picky;
+
+impl Denoiser for Picky {
+    fn vocab_size(&self) -> usize {
+        4
+    }
+    fn context(&self) -> usize {
+        64
+    }
+    fn logits(&self, tokens: &[u32], _time: Time, positions: &[usize]) -> Vec<f32> {
+        positions
+            .iter()
+            .flat_map(|&i| if tokens[i] == MASK_ID { [-9.0, 0.1, 0.0, -9.0] } else { [-9.0, 5.0, -5.0, -9.0] })
+            .collect()
+    }
+}
+
+#[test]
+fn low_confidence_remasking_takes_back_unlikely_characters_once_and_then_finishes() {
+    use super::decode::Remask;
+    let options = DecodeOptions { strategy: Strategy::Topk, per_step: 3, span: 0, remask: Remask::LowConfidence, remask_below: 0.5, temperature: 1.0, seed: 5, ..DecodeOptions::DEFAULT };
+    let mut sampler = Sampler::new(vec![MASK_ID; 24], options);
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut previous = sampler.initial_frame(0, 0);
+    let mut remasked_once = std::collections::HashSet::new();
+    let mut steps = 0;
+    while !sampler.is_done() {
+        let frame = sampler.step(&Picky, &mut rng, 0, 0);
+        steps += 1;
+        for &i in &frame.remasked_now {
+            assert_eq!(previous.tokens[i], 2, "only the characters the context rejects are taken back");
+            assert!(remasked_once.insert(i), "position {i} was taken back twice");
+            assert!(frame.masked[i] || frame.decoded_now.contains(&i));
+        }
+        if previous.masked.iter().any(|&m| m) {
+            assert!(!frame.decoded_now.is_empty(), "a step that starts with masked positions commits one");
+        }
+        previous = frame;
+        assert!(steps <= 2 * 24 + 1, "remasking must not loop");
+    }
+    assert!(!remasked_once.is_empty(), "some 2s were drawn and taken back");
+    assert!(sampler.tokens().iter().all(|&t| t == 1 || t == 2));
+
+    // Without remasking the same run never takes anything back.
+    let options = DecodeOptions { remask: Remask::None, ..options };
+    let (frames, _) = run_sampler(vec![MASK_ID; 24], options);
+    assert!(frames.iter().all(|f| f.remasked_now.is_empty()));
+}

@@ -47,6 +47,7 @@ fn frame(app: &App, step: usize) -> Frame {
         prompt: (0..n).map(|i| i < 6).collect(),
         confidence: (0..n).map(|i| if masked[i] { 0.0 } else { (i % 10) as f32 / 10.0 }).collect(),
         decoded_now: vec![7, 10, 13],
+        remasked_now: vec![],
         elapsed: Duration::from_millis(15),
     }
 }

@@ -180,6 +180,7 @@ mod tests {
             prompt: vec![false; 4],
             confidence: vec![0.0; 4],
             decoded_now: vec![],
+            remasked_now: vec![],
             elapsed: Duration::ZERO,
         }
     }
