@@ -10,6 +10,7 @@ use super::watch_state::{Cell, WatchState};
 use super::worker::{GenJob, GenMsg, TrainMsg};
 use crate::checkpoint::CheckpointConfig;
 use crate::data::{BUILT_IN_NAME, DataSource};
+use crate::diffusion::Remask;
 use crate::train::TrainSettings;
 use crate::vocab::{MASK_ID, Vocab};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -219,6 +220,17 @@ impl App {
             }
             KeyCode::Char('w') => {
                 w.settings.cycle_span();
+                return vec![self.restart_block()];
+            }
+            KeyCode::Char('m') => {
+                w.settings.remask = match w.settings.remask {
+                    Remask::None => Remask::LowConfidence,
+                    Remask::LowConfidence => Remask::None,
+                };
+                return vec![self.restart_block()];
+            }
+            KeyCode::Char('k') => {
+                w.settings.cache = !w.settings.cache;
                 return vec![self.restart_block()];
             }
             KeyCode::Char('r') => {

@@ -54,7 +54,9 @@ impl Widget for DenoiseGrid<'_> {
                 Some(i) => {
                     let frame = self.frame.expect("window cells come from a frame");
                     let token = frame.tokens[i];
-                    let style = if token == MASK_ID {
+                    let style = if frame.remasked_now.contains(&i) {
+                        self.theme.remasked
+                    } else if token == MASK_ID {
                         self.theme.masked
                     } else if frame.prompt[i] {
                         self.theme.prompt

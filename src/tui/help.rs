@@ -14,6 +14,8 @@ pub fn bindings(screen: Screen) -> &'static [(&'static str, &'static str)] {
             ("t/T", "temperature"),
             ("s", "strategy"),
             ("w", "span"),
+            ("m", "remask"),
+            ("k", "kv cache"),
             ("r", "regenerate (new seed)"),
             ("c", "continue"),
             ("[/]", "speed"),

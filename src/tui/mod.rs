@@ -54,8 +54,7 @@ pub fn render(app: &App, frame: &mut ratatui::Frame) {
         Paragraph::new(msg).wrap(ratatui::widgets::Wrap { trim: true }).render(area, buf);
         return;
     }
-    let footer_width = help::footer(app.screen, &app.theme).width() as u16;
-    let footer_lines = footer_width.div_ceil(area.width.saturating_sub(8)).clamp(1, 4);
+    let footer_lines = popup::wrapped_rows(&help::footer(app.screen, &app.theme).to_string(), area.width).clamp(1, 4);
     let [header, body, footer] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(5), Constraint::Length(footer_lines)]).areas(area);
     render_header(app, header, buf);

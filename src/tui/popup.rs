@@ -15,7 +15,7 @@ pub struct ErrorPopup {
 
 /// Rows `text` takes when word-wrapped to `width` columns (greedy, as `Paragraph` wraps; a word
 /// longer than a row is broken across rows).
-fn wrapped_rows(text: &str, width: u16) -> u16 {
+pub fn wrapped_rows(text: &str, width: u16) -> u16 {
     let width = width.max(1) as usize;
     let mut rows = 0;
     for line in text.split('\n') {

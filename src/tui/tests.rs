@@ -322,3 +322,27 @@ fn a_training_error_is_shown_whole_at_80x24_and_any_key_closes_it() {
     assert!(effects.is_empty() && !a.quit, "the key only closes the message");
     assert!(!draw(&a, 80, 24).contains("too short"));
 }
+
+#[test]
+fn a_remasked_cell_stands_out_and_the_edits_are_counted() {
+    let mut a = app(true);
+    a.handle_key(chr('m'));
+    assert_eq!(a.watch.settings.remask, crate::diffusion::Remask::LowConfidence, "m turns remasking on");
+    let Effect::Generate(job) = a.generate_fresh() else { panic!("expected a job") };
+    assert_eq!(job.options.remask, crate::diffusion::Remask::LowConfidence);
+    let mut f = frame(&a, 1);
+    f.tokens[8] = MASK_ID;
+    f.masked[8] = true;
+    f.remasked_now = vec![8];
+    a.on_gen(GenMsg::Frame { job: job.id, frame: frame(&a, 0) });
+    a.on_gen(GenMsg::Frame { job: job.id, frame: f });
+    a.watch.cursor = 1;
+    a.watch.playing = false;
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    terminal.draw(|fr| render(&a, fr)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let styles: Vec<_> = buffer.content().iter().map(|c| (c.symbol().to_string(), c.bg)).collect();
+    let remasked_bg = a.theme.remasked.bg.unwrap();
+    assert_eq!(styles.iter().filter(|(s, bg)| s == "░" && *bg == remasked_bg).count(), 1, "exactly the taken-back cell");
+    assert!(draw(&a, 100, 30).contains("· 1 edits"), "{}", draw(&a, 100, 30));
+}

@@ -1,6 +1,6 @@
 //! Watch screen: the block being denoised, a status line and the confidence legend.
 
-use crate::diffusion::Strategy;
+use crate::diffusion::{Remask, Strategy};
 use super::app::App;
 use super::denoise_grid::DenoiseGrid;
 use super::theme::legend;
@@ -35,8 +35,12 @@ fn status_lines(app: &App) -> [Line<'static>; 2] {
         _ => String::new(),
     };
     let play = if w.playing { "▶" } else { "⏸" };
+    let edits = match s.remask {
+        Remask::None => String::new(),
+        Remask::LowConfidence => format!(" · {} edits", w.edits_in_view()),
+    };
     let progress = format!(
-        "{play} block {block} · step {step}{total} · {} masked · +{decoded} this step · {ms:.0} ms/step",
+        "{play} block {block} · step {step}{total} · {} masked · +{decoded} this step{edits} · {ms:.0} ms/step",
         w.masked_in_view()
     );
     let settings = format!(

@@ -160,6 +160,11 @@ impl WatchState {
         self.committed.iter().map(|c| c.token).collect()
     }
 
+    /// Characters taken back (remasked) up to the frame on screen, in this job.
+    pub fn edits_in_view(&self) -> usize {
+        self.frames.iter().take(self.cursor + 1).map(|f| f.remasked_now.len()).sum()
+    }
+
     pub fn masked_in_view(&self) -> usize {
         self.frame().map_or(0, |f| f.tokens.iter().filter(|&&t| t == MASK_ID).count())
     }
