@@ -73,7 +73,9 @@ pub struct DecodeRow {
     pub valid_word_rate: f64,
     pub distinct_bigram_rate: f64,
     pub words: usize,
-    /// No other setting is at least as fast and as good on both word statistics, and better on one.
+    /// No other setting is at least as fast and as good on both word statistics, and better on one
+    /// (known once every setting is measured; `--json` lists the frontier on its last line).
+    #[serde(skip)]
     pub frontier: bool,
     pub sample: String,
 }

@@ -6,7 +6,8 @@ use crate::vocab::MASK_ID;
 use rand::{Rng, RngExt};
 
 /// A candidate position with its proposed character and how sure the model is of it, measured
-/// on the whole distribution (temperature applied, before any top-k truncation).
+/// on the whole distribution (temperature applied, before any top-k truncation, the mask id in
+/// the softmax as in the Python project).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Proposal {
     pub position: usize,
@@ -17,8 +18,7 @@ pub struct Proposal {
     pub margin: f32,
     /// Entropy of the distribution, in nats.
     pub entropy: f32,
-    /// Summed probability of the `top_k` likeliest characters (the Python v2 confidence; the
-    /// softmax there includes the mask id, so it does here).
+    /// Summed probability of the `top_k` likeliest characters (the Python v2 confidence).
     pub topk_sum: f32,
 }
 
@@ -29,7 +29,8 @@ pub fn propose(position: usize, logits: &[f32], options: &DecodeOptions, rng: &m
     order.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
     let greedy = options.temperature <= 0.0;
     let temperature = if greedy { 1.0 } else { options.temperature };
-    let max = logits[order[0]];
+    // The largest logit, the mask's included, keeps every exponent ≤ 0.
+    let max = logits[order[0]].max(logits[MASK_ID as usize]);
     let weights: Vec<f32> = order.iter().map(|&v| ((logits[v] - max) / temperature).exp()).collect();
     let total: f32 = weights.iter().sum();
     let candidates = if options.top_k > 0 && !greedy { options.top_k.min(order.len()) } else { order.len() };
@@ -46,24 +47,26 @@ pub fn propose(position: usize, logits: &[f32], options: &DecodeOptions, rng: &m
             })
             .unwrap_or(candidates - 1)
     };
-    let p = |i: usize| weights[i] / total;
-    let entropy = weights.iter().map(|&w| w / total).filter(|&q| q > 0.0).map(|q| -q * q.ln()).sum();
+    // Probabilities under the whole softmax, the mask id included (as the Python project
+    // computes them), though the mask itself is never proposed.
     let mask_weight = ((logits[MASK_ID as usize] - max) / temperature).exp();
-    let topk_sum = weights[..options.top_k.clamp(1, order.len())].iter().sum::<f32>() / (total + mask_weight);
+    let all = total + mask_weight;
+    let p = |i: usize| weights[i] / all;
+    let entropy = weights.iter().chain([&mask_weight]).map(|&w| w / all).filter(|&q| q > 0.0).map(|q| -q * q.ln()).sum();
     Proposal {
         position,
         token: order[pick] as u32,
         confidence: p(pick),
         margin: p(0) - if order.len() > 1 { p(1) } else { 0.0 },
         entropy,
-        topk_sum,
+        topk_sum: weights[..options.top_k.clamp(1, order.len())].iter().sum::<f32>() / all,
     }
 }
 
-/// The probability the model gives `token` (temperature 1, the mask id left out, as proposals).
+/// The probability the model gives `token` (temperature 1, the whole softmax, as proposals).
 pub fn probability(logits: &[f32], token: u32) -> f32 {
-    let max = (0..logits.len()).filter(|&v| v != MASK_ID as usize).map(|v| logits[v]).fold(f32::NEG_INFINITY, f32::max);
-    let total: f32 = (0..logits.len()).filter(|&v| v != MASK_ID as usize).map(|v| (logits[v] - max).exp()).sum();
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
     (logits[token as usize] - max).exp() / total
 }
 
@@ -208,6 +211,18 @@ mod tests {
         let entropy: f32 = e.iter().map(|x| -(x / total) * (x / total).ln()).sum();
         assert!((p.entropy - entropy).abs() < 1e-5);
         assert!((p.margin - (e[0] - e[1]) / total).abs() < 1e-5);
+    }
+
+    #[test]
+    fn the_mask_is_never_proposed_even_when_the_model_prefers_it() {
+        let logits = [50.0f32, 1.0, 0.5, -1.0];
+        for temperature in [0.0, 0.8, 3.0] {
+            let options = DecodeOptions { temperature, ..Default::default() };
+            let p = propose(0, &logits, &options, &mut StdRng::seed_from_u64(3));
+            assert_ne!(p.token, MASK_ID);
+            assert!(p.confidence.is_finite() && p.confidence < 1e-6 || temperature > 1.0, "{p:?}");
+            assert!(p.entropy.is_finite());
+        }
     }
 
     #[test]

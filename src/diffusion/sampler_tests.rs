@@ -33,7 +33,7 @@ impl Denoiser for Stub {
         let mut out = vec![0.0; positions.len() * self.vocab];
         for (row, &i) in out.chunks_exact_mut(self.vocab).zip(positions) {
             assert!(i < tokens.len(), "asked for position {i} of a {}-token window", tokens.len());
-            row[MASK_ID as usize] = 100.0; // a sampler must never pick MASK
+            row[MASK_ID as usize] = -100.0; // as trained models have it (rules' tests cover a large one)
             row[1 + i % 3] = 0.5 * i as f32 + 0.25; // larger margin further right
         }
         out
