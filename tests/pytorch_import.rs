@@ -322,3 +322,30 @@ fn a_head_count_that_does_not_divide_the_width_says_how_to_set_it() {
     let err = format!("{:#}", import("v2.pt", 5).unwrap_err());
     assert!(err.contains("not divisible") && err.contains("import FILE --heads N"), "{err}");
 }
+
+/// The Python project's own decoding loops (scripts/make_sampler_fixture.py), step by step, against
+/// ours with the flags that name the same rule.
+#[test]
+fn the_python_samplers_decode_the_same_characters_step_by_step() {
+    use tiny_diffusion::diffusion::{Generation, ModelDenoiser};
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(fixture("samplers.json")).unwrap()).unwrap();
+    assert_eq!(cases.len(), 5);
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let heads = if case["weights"] == "v1.pt" { 4 } else { 6 };
+        let (config, model) = import(case["weights"].as_str().unwrap(), heads).unwrap();
+        let ids = |v: &serde_json::Value| -> Vec<u32> { v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect() };
+        let prompt = ids(&case["prompt"]);
+        let length = case["length"].as_u64().unwrap() as usize;
+        let options = tiny_diffusion::bench::decode::parse_setting(case["flags"].as_str().unwrap()).unwrap();
+        let denoiser = ModelDenoiser::new(model, config.model.clone(), Device::flex());
+        let mut generation = Generation::new(&prompt, length, config.model.context, 16, options);
+        let mut ours = Vec::new();
+        generation.run(&denoiser, |frame| ours.push(frame.tokens.clone()));
+        let theirs: Vec<Vec<u32>> = case["steps"].as_array().unwrap().iter().map(ids).collect();
+        assert_eq!(ours.len(), theirs.len(), "{name}: step count");
+        for (step, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            assert_eq!(a, b, "{name}: the window after step {}", step + 1);
+        }
+    }
+}
