@@ -110,6 +110,18 @@ pub fn save(dir: &Path, config: &CheckpointConfig, model: &DiffusionModel, optim
     write_atomic(&dir.join(CONFIG_FILE), serde_json::to_string_pretty(config)?.as_bytes())
 }
 
+/// Checks, before any work, that `dir` can hold a checkpoint: it is (or can be made) a directory
+/// and a file can be written in it. Training calls this first, so that a run is never lost to an
+/// output path that was bad from the start.
+pub fn ensure_writable(dir: &Path) -> Result<()> {
+    ensure!(!dir.exists() || dir.is_dir(), "--out {} is a file, not a directory: choose another path for the checkpoint", dir.display());
+    fs::create_dir_all(dir).with_context(|| format!("cannot create checkpoint directory {}", dir.display()))?;
+    let probe = dir.join(format!(".write-test.tmp{}", std::process::id()));
+    fs::write(&probe, b"").with_context(|| format!("cannot write in checkpoint directory {}", dir.display()))?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
 pub fn read_config(dir: &Path) -> Result<CheckpointConfig> {
     ensure!(dir.is_dir(), "checkpoint directory {} does not exist", dir.display());
     let path = dir.join(CONFIG_FILE);

@@ -391,6 +391,10 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let device = args.device.device()?;
     let (ckpt, model, _) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     let prompt = ckpt.vocab.encode_prompt(&args.prompt, args.mask_char).context("in --prompt")?;
+    let context = ckpt.model.context;
+    if args.overlap >= context {
+        bail!("--overlap must be less than the model's context: 0 to {} characters, got {}", context - 1, args.overlap);
+    }
     let has_gaps = prompt.contains(&MASK_ID);
     let length = args.length.unwrap_or(if has_gaps { prompt.len() } else { ckpt.model.context });
     if length < prompt.len() {

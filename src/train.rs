@@ -219,6 +219,7 @@ pub fn train(
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<TrainOutcome> {
     let ad_device = device.clone().autodiff();
+    checkpoint::ensure_writable(out)?;
     let (mut ckpt, mut model, mut optim, corpus) = if resume {
         let (ckpt, model, optim) = checkpoint::load_resumable(out, &ad_device, optimizer(settings))?;
         let corpus = data.load(Some(ckpt.vocab.clone()))?;

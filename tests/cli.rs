@@ -50,7 +50,9 @@ fn same_seed_same_output() {
 
 #[test]
 fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
-    let cases: [(&[&str], &str); 8] = [
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let file = file.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 10] = [
         // The TUI's options work without naming the `tui` command.
         (&["--checkpoint", "/nonexistent/ck"], "does not exist"),
         (&["import", "/nonexistent/model.pt", "--out", "/tmp/never"], "does not exist"),
@@ -60,6 +62,8 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
         (&["generate", "--prompt", "ROMEO:", "--length", "3"], "shorter than the prompt"),
         (&["train", "--data", "/nonexistent/text.txt", "--out", "/tmp/never"], "or leave out --data to train on Tiny Shakespeare (built in)"),
         (&["train", "--muon-lr", "nan", "--out", "/tmp/never"], "--muon-lr"),
+        (&["train", "--preset", "tiny", "--steps", "100000", "--out", file], "is a file, not a directory"),
+        (&["generate", "--overlap", "256"], "--overlap must be less than the model's context: 0 to 255"),
     ];
     for (args, expect) in cases {
         let o = run(args);
