@@ -144,7 +144,7 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub decode: DecodeOptions,
     /// Characters of the previous block that condition the next one.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = crate::diffusion::DEFAULT_OVERLAP)]
     pub overlap: usize,
     /// Character that marks a gap in --prompt.
     #[arg(long, default_value_t = DEFAULT_MASK_CHAR)]

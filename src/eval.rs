@@ -4,7 +4,8 @@
 //! of letters (with inner apostrophes), compared in lower case.
 
 use crate::data::Corpus;
-use crate::diffusion::{DecodeOptions, Denoiser, Generation, ModelDenoiser};
+use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Generation, ModelDenoiser};
+use crate::vocab::DEFAULT_MASK_CHAR;
 use crate::train::{EvalResult, evaluate};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -71,7 +72,7 @@ pub fn generate_samples(model: &dyn Denoiser, options: DecodeOptions, chars: usi
     let (mut tokens, mut steps, mut millis) = (Vec::new(), 0usize, 0.0f64);
     let mut seed = options.seed;
     while tokens.len() < chars {
-        let mut g = Generation::new(&[], context.min(chars - tokens.len()), context, 16, DecodeOptions { seed, ..options });
+        let mut g = Generation::new(&[], context.min(chars - tokens.len()), context, DEFAULT_OVERLAP, DecodeOptions { seed, ..options });
         g.run(model, |f| {
             steps += 1;
             millis += f.elapsed.as_secs_f64() * 1e3;
@@ -89,7 +90,7 @@ pub fn run(denoiser: &ModelDenoiser, corpus: &Corpus, options: DecodeOptions, se
     let train_text = corpus.vocab.decode(&corpus.train, ' ');
     let dictionary: HashSet<String> = words(&train_text).into_iter().collect();
     let (ids, chars_per_step, ms_per_step) = generate_samples(denoiser, options, GENERATED_CHARS);
-    let generated = corpus.vocab.decode(&ids, '_');
+    let generated = corpus.vocab.decode(&ids, DEFAULT_MASK_CHAR);
     let held_out_len = GENERATED_CHARS.min(corpus.val.len());
     let held_out = corpus.vocab.decode(&corpus.val[..held_out_len], ' ');
     Report {

@@ -5,10 +5,10 @@
 use crate::checkpoint::{self, CheckpointConfig, TrainingMeta};
 use crate::data::{DataSource, even_windows, random_windows};
 use crate::diffusion::masking::{MaskSchedule, MaskedBatch, draw_rates, mask_batch, timestep_bucket};
-use crate::diffusion::{DecodeOptions, Generation, ModelDenoiser};
+use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Generation, ModelDenoiser};
 use crate::model::{DiffusionModel, ModelConfig, Preset};
 use crate::optimizer::optimizer;
-use crate::vocab::Vocab;
+use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
 use anyhow::{Result, ensure};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -195,9 +195,9 @@ pub fn evaluate(model: &DiffusionModel, val: &[u32], windows: usize, seq_len: us
 pub fn sample_text(model: &DiffusionModel, config: &ModelConfig, vocab: &Vocab, length: usize, seed: u64, device: &Device) -> String {
     let denoiser = ModelDenoiser::new(model.clone(), config.clone(), device.clone());
     let options = DecodeOptions { seed, ..DecodeOptions::default() };
-    let mut generation = Generation::new(&[], length, config.context, 16, options);
+    let mut generation = Generation::new(&[], length, config.context, DEFAULT_OVERLAP, options);
     generation.run(&denoiser, |_| {});
-    vocab.decode(generation.tokens(), '_')
+    vocab.decode(generation.tokens(), DEFAULT_MASK_CHAR)
 }
 
 pub struct TrainOutcome {

@@ -5,17 +5,14 @@
 //! does, once per seed. Quality is read from the word statistics `eval` uses; speed as characters
 //! per step (forward passes) and per time-of-one-full-forward-pass, timed on this machine.
 
-use crate::diffusion::{DecodeOptions, Denoiser, Generation, Time};
+use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Generation, Time};
 use crate::eval::{TextStats, text_stats};
-use crate::vocab::{MASK_ID, Vocab};
+use crate::vocab::{DEFAULT_MASK_CHAR, MASK_ID, Vocab};
 use anyhow::{Context, Result};
 use clap::Parser;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::time::Instant;
-
-/// Characters of the previous block that condition the next (as `generate`'s default).
-const OVERLAP: usize = 16;
 
 /// The settings measured when none is named: the default, then each rule at a few strengths and
 /// spans. Written as the flags `generate` takes.
@@ -107,12 +104,12 @@ impl DecodeBench<'_> {
         let forward_before = self.forward_ms();
         let (mut text, mut steps, mut characters, mut seconds) = (String::new(), 0usize, 0usize, 0.0f64);
         for &seed in &self.seeds {
-            let mut generation = Generation::new(&[], self.length, self.denoiser.context(), OVERLAP, DecodeOptions { seed, ..options });
+            let mut generation = Generation::new(&[], self.length, self.denoiser.context(), DEFAULT_OVERLAP, DecodeOptions { seed, ..options });
             let start = Instant::now();
             generation.run(self.denoiser, |_| steps += 1);
             characters += generation.tokens().len();
             seconds += start.elapsed().as_secs_f64();
-            text.push_str(&self.vocab.decode(generation.tokens(), '_'));
+            text.push_str(&self.vocab.decode(generation.tokens(), DEFAULT_MASK_CHAR));
             text.push('\n');
         }
         let forward_ms = (forward_before + self.forward_ms()) / 2.0;
@@ -156,7 +153,7 @@ pub fn header() -> String {
 pub fn format_row(row: &DecodeRow) -> String {
     format!(
         "{:<44} {:>9.2} {:>9.2} {:>9.2} {:>7.3} {:>8.3}  {}",
-        row.description,
+        if row.setting.is_empty() { "(the defaults)" } else { &row.setting },
         row.characters_per_step,
         row.ms_per_character,
         row.characters_per_forward_time,

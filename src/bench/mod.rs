@@ -188,7 +188,7 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
 fn time_generation(denoiser: &ModelDenoiser, options: DecodeOptions, seq: usize, runs: usize) -> (Duration, usize) {
     let mut steps = 0;
     let t = median_time(1, runs.clamp(1, 3), || {
-        let mut g = Generation::new(&[], seq, seq, 16, options);
+        let mut g = Generation::new(&[], seq, seq, crate::diffusion::DEFAULT_OVERLAP, options);
         steps = 0;
         g.run(denoiser, |_| steps += 1);
     });

@@ -8,7 +8,7 @@ pub mod sampler;
 mod sampler_tests;
 
 pub use decode::{DecodeOptions, Remask, Strategy, Timestep};
-pub use sampler::{Denoiser, Frame, Generation, Sampler, Time};
+pub use sampler::{DEFAULT_OVERLAP, Denoiser, Frame, Generation, Sampler, Time};
 
 use crate::diffusion::masking::timestep_bucket;
 use crate::model::{DiffusionModel, KvCache, ModelConfig};

@@ -201,6 +201,9 @@ impl Sampler {
     }
 }
 
+/// Characters of the previous block that condition the next, unless a front end says otherwise.
+pub const DEFAULT_OVERLAP: usize = 16;
+
 /// Generates text of any length, window after window.
 ///
 /// The output buffer holds the prompt (MASK at gaps) followed by MASK up to `length`.

@@ -88,7 +88,7 @@ impl App {
             watch: WatchState::default(),
             infill: InfillState::with_text("ROMEO:\nWhat light through yonder ______ breaks? It is the ____,\nand Juliet is the ___."),
             train: TrainScreenState::default(),
-            overlap: 16,
+            overlap: crate::diffusion::DEFAULT_OVERLAP,
             note: None,
             error: None,
             next_job: 0,
