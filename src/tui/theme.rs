@@ -80,7 +80,8 @@ pub fn gradient(confidence: f32) -> Color {
 }
 
 /// `confidence low ██████████ high   x this step   A prompt   ░ masked`; shorter when narrow.
-pub fn legend(theme: &Theme, width: u16) -> Line<'static> {
+/// The key to the cell styles; `remasking` adds the style of a taken-back cell.
+pub fn legend(theme: &Theme, width: u16, remasking: bool) -> Line<'static> {
     let wide = width >= 72;
     let mut spans = vec![];
     if wide {
@@ -109,6 +110,9 @@ pub fn legend(theme: &Theme, width: u16) -> Line<'static> {
         Span::styled(theme.mask_glyph.to_string(), theme.masked),
         Span::raw(" masked"),
     ]);
+    if remasking {
+        spans.extend([Span::raw(gap), Span::styled(theme.mask_glyph.to_string(), theme.remasked), Span::raw(" taken back")]);
+    }
     Line::from(spans)
 }
 

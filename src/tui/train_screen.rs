@@ -236,7 +236,7 @@ pub fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer)
     let state = if s.running { "training" } else if s.finished.is_some() { "finished" } else { "idle" };
     let stats_lines = vec![
         Line::from(format!("{state} · step {}/{} · ETA {eta}", s.step, s.total.max(s.steps))),
-        Line::from(format!("loss {train_loss} · val {val} nats · {bpc} bits/char")),
+        Line::from(format!("loss {train_loss} · val {val} · {bpc} bpc")),
         Line::from(format!("{:.0} tokens/s", s.tokens_per_sec)),
         Line::from(format!("checkpoint: {}", s.out.display())),
         Line::styled(s.message.clone().unwrap_or_default(), theme.warning),

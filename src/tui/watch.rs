@@ -19,7 +19,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 
     let [progress, settings] = status_lines(app);
     Paragraph::new(vec![progress, settings, hint_line(app)]).render(status_area, buf);
-    Paragraph::new(legend(&app.theme, legend_area.width)).render(legend_area, buf);
+    Paragraph::new(legend(&app.theme, legend_area.width, app.watch.settings.remask != Remask::None)).render(legend_area, buf);
 }
 
 /// Progress of the step on screen, then the settings that produced it.
