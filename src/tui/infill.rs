@@ -31,9 +31,10 @@ impl InfillState {
         self.text.iter().collect()
     }
 
+    /// The selected range, within the text even if an edit shortened it since the anchor was set.
     pub fn selection(&self) -> Option<(usize, usize)> {
-        let a = self.anchor?;
-        (a != self.cursor).then(|| (a.min(self.cursor), a.max(self.cursor)))
+        let (a, c) = (self.anchor?.min(self.text.len()), self.cursor.min(self.text.len()));
+        (a != c).then(|| (a.min(c), a.max(c)))
     }
 
     pub fn insert(&mut self, c: char) {
@@ -158,6 +159,7 @@ impl InfillState {
     }
 
     pub fn grow_gap(&mut self) {
+        self.anchor = None;
         if let Some((_, end)) = self.gap_at_cursor() {
             self.text.insert(end, GAP);
         } else {
@@ -166,6 +168,7 @@ impl InfillState {
     }
 
     pub fn shrink_gap(&mut self) {
+        self.anchor = None;
         if let Some((start, end)) = self.gap_at_cursor() {
             self.text.remove(end - 1);
             if self.cursor > end - 1 {
@@ -285,5 +288,17 @@ mod tests {
         let v = Vocab::from_text("abc ").unwrap();
         let s = InfillState::with_text("ab_z c{");
         assert_eq!(s.unknown_positions(&v), vec![3, 6]);
+    }
+
+    #[test]
+    fn typing_after_shrinking_a_gap_inside_a_selection_stays_in_the_text() {
+        // Found by the key fuzz: the anchor outlived the characters it pointed past.
+        let mut s = InfillState::with_text("ab____");
+        s.left(true); // anchor 6, cursor 5
+        s.shrink_gap();
+        s.shrink_gap();
+        s.insert('x');
+        assert_eq!(s.as_string().chars().filter(|&c| c == 'x').count(), 1);
+        assert!(s.cursor <= s.text.len());
     }
 }

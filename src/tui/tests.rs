@@ -347,3 +347,40 @@ fn a_remasked_cell_stands_out_and_the_edits_are_counted() {
     let screen = draw(&a, 100, 30);
     assert!(screen.contains("· 1 edits") && screen.contains("░ taken back"), "{screen}");
 }
+
+#[test]
+fn thousands_of_random_keys_and_sizes_never_panic_and_every_state_draws() {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(2026);
+    let mut a = watching();
+    let codes = [
+        KeyCode::Tab, KeyCode::BackTab, KeyCode::Enter, KeyCode::Esc, KeyCode::Backspace, KeyCode::Delete,
+        KeyCode::Left, KeyCode::Right, KeyCode::Up, KeyCode::Down, KeyCode::Home, KeyCode::End,
+    ];
+    let chars: Vec<char> = "abz_ _?+-=tTswmkrc[]ieqxhjl\nÉ{".chars().collect();
+    let modifiers = [KeyModifiers::NONE, KeyModifiers::SHIFT, KeyModifiers::CONTROL, KeyModifiers::ALT];
+    for i in 0..3000 {
+        let code = if rng.random_range(0..3) == 0 {
+            codes[rng.random_range(0..codes.len())]
+        } else {
+            KeyCode::Char(chars[rng.random_range(0..chars.len())])
+        };
+        let key = KeyEvent::new(code, modifiers[rng.random_range(0..modifiers.len())]);
+        a.handle_key(key);
+        if rng.random_range(0..50) == 0 {
+            a.paste("pasted _text_\n");
+        }
+        a.tick(Duration::from_millis(rng.random_range(0..200)));
+        a.quit = false; // keep going: quitting is tested elsewhere
+        if i % 7 == 0 {
+            draw(&a, rng.random_range(1..130), rng.random_range(1..45));
+        }
+    }
+    for screen in Screen::ALL {
+        a.screen = screen;
+        for (w, h) in [(1, 1), (40, 12), (80, 24), (200, 60)] {
+            draw(&a, w, h);
+        }
+    }
+}
