@@ -105,3 +105,44 @@ fn train_in_an_empty_directory_uses_the_built_in_corpus_and_records_it() {
     assert_eq!(config["training"]["data_file"], "Tiny Shakespeare (built in)");
     assert_eq!(config["training"]["data_sha256"], "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed");
 }
+
+#[test]
+fn training_killed_at_random_moments_always_leaves_a_loadable_checkpoint_that_never_goes_back() {
+    use rand::{RngExt, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("text.txt");
+    std::fs::write(&data, &tiny_diffusion::data::TINY_SHAKESPEARE[..20_000]).unwrap();
+    let out = dir.path().join("ck");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let mut last_steps = 0;
+    for kill in 0..5 {
+        let mut args = vec!["train", "--preset", "tiny", "--steps", "1000000", "--batch", "4", "--seq-len", "32"];
+        args.extend(["--save-every", "1", "--eval-every", "0", "--sample-every", "0"]);
+        args.extend(["--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        if out.join("config.json").exists() {
+            args.push("--resume");
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(rng.random_range(300..1500)));
+        child.kill().unwrap(); // SIGKILL: no handler runs
+        child.wait().unwrap();
+        if !out.join("config.json").exists() {
+            assert_eq!(last_steps, 0, "kill {kill}: a checkpoint disappeared");
+            continue;
+        }
+        let (config, _) = tiny_diffusion::checkpoint::load(&out, &burn::prelude::Device::flex())
+            .unwrap_or_else(|e| panic!("kill {kill}: the checkpoint does not load: {e:#}"));
+        let settings = tiny_diffusion::train::TrainSettings::for_preset(tiny_diffusion::model::Preset::Tiny);
+        let optimizer = tiny_diffusion::optimizer::optimizer(&settings);
+        let resumable = tiny_diffusion::checkpoint::load_resumable(&out, &burn::prelude::Device::flex().autodiff(), optimizer);
+        assert!(resumable.is_ok(), "kill {kill}: the optimizer state does not load: {:?}", resumable.err());
+        assert!(config.training.steps >= last_steps, "kill {kill}: steps went back from {last_steps} to {}", config.training.steps);
+        last_steps = config.training.steps;
+    }
+    assert!(last_steps > 0, "no run lived long enough to save");
+}
