@@ -417,7 +417,10 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     if to_fill <= ckpt.model.context {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    generation.run(&denoiser, |frame| {
+    // The text streams out block by block as it becomes final, so memory does not grow with
+    // --length and long runs show their output as they go.
+    let mut out = std::io::stdout().lock();
+    while let Some(frame) = generation.step(&denoiser) {
         steps += 1;
         decoded = decoded + frame.decoded_now.len() - frame.remasked_now.len();
         bar.set_position(decoded as u64);
@@ -426,12 +429,17 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
             && trace_error.is_none()
         {
             let text = ckpt.vocab.decode(&frame.tokens, args.mask_char);
-            let line = serde_json::to_string(&TraceLine { frame, text }).expect("frames serialise");
+            let line = serde_json::to_string(&TraceLine { frame: &frame, text }).expect("frames serialise");
             if let Err(e) = writeln!(w, "{line}") {
                 trace_error = Some(e);
             }
         }
-    });
+        let finished = generation.take_finished();
+        if !finished.is_empty() {
+            bar.suspend(|| write!(out, "{}", ckpt.vocab.decode(&finished, args.mask_char)).and_then(|()| out.flush()))
+                .context("cannot write to stdout")?;
+        }
+    }
     bar.finish_and_clear();
     if let Some(e) = trace_error {
         bail!("cannot write the trace: {e}");
@@ -439,9 +447,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     if let Some(mut w) = trace {
         w.flush().context("cannot write the trace")?;
     }
-    let text = ckpt.vocab.decode(generation.tokens(), args.mask_char);
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").context("cannot write to stdout")?;
+    writeln!(out, "{}", ckpt.vocab.decode(&generation.take_finished(), args.mask_char)).context("cannot write to stdout")?;
     eprintln!(
         "{steps} steps, {decoded} characters, {:.2} characters/step, {:.1} ms/step",
         decoded as f64 / steps.max(1) as f64,

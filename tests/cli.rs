@@ -146,3 +146,30 @@ fn training_killed_at_random_moments_always_leaves_a_loadable_checkpoint_that_ne
     }
     assert!(last_steps > 0, "no run lived long enough to save");
 }
+
+#[test]
+fn a_huge_length_streams_its_output_in_memory_that_does_not_grow() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
+        .args(["generate", "--length", "1000000000", "--strategy", "steps", "--steps", "2", "--cache"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = vec![0u8; 2000];
+    stdout.read_exact(&mut first).expect("output arrives while the run goes on");
+    let rss_mib = |pid: u32| -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+    };
+    let early = rss_mib(child.id());
+    let mut more = vec![0u8; 20_000];
+    stdout.read_exact(&mut more).unwrap();
+    let later = rss_mib(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(String::from_utf8_lossy(&first).chars().any(|c| c.is_alphabetic()));
+    // The old code held 10⁹ ids (and their flags) before printing anything: gigabytes.
+    assert!(early < 400.0 && later < early + 50.0, "resident memory {early:.0} MiB, then {later:.0} MiB");
+}

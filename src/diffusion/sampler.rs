@@ -206,33 +206,40 @@ pub const DEFAULT_OVERLAP: usize = 16;
 
 /// Generates text of any length, window after window.
 ///
-/// The output buffer holds the prompt (MASK at gaps) followed by MASK up to `length`.
-/// Each block is a window of at most `context` characters that starts `overlap` characters
-/// before the first position still masked (earlier when the text ends sooner), so it is
-/// conditioned on the tail of what came before and on any prompt text after it.
+/// The output is the prompt (MASK at gaps) followed by MASK up to `length`. Each block is a window
+/// of at most `context` characters that starts `overlap` characters before the first position
+/// still masked (earlier when the text ends sooner), so it is conditioned on the tail of what came
+/// before and on any prompt text after it.
+///
+/// Memory does not grow with `length`: positions past the prompt are created as windows reach
+/// them, and `take_finished` hands over (and forgets) the text no later window can read.
 pub struct Generation {
+    /// The output from position `origin` on, as far as any window has reached.
     buffer: Vec<u32>,
     prompt: Vec<bool>,
     confidence: Vec<f32>,
+    origin: usize,
+    length: usize,
     context: usize,
     overlap: usize,
     options: DecodeOptions,
     rng: StdRng,
     block: usize,
+    /// The open block: its window's start (a position in the whole output) and its sampler.
     current: Option<(usize, Sampler)>,
 }
 
 impl Generation {
     pub fn new(prompt: &[u32], length: usize, context: usize, overlap: usize, options: DecodeOptions) -> Self {
-        let length = length.max(prompt.len());
-        let mut buffer = prompt.to_vec();
-        buffer.resize(length, MASK_ID);
+        let buffer = prompt.to_vec();
         let prompt: Vec<bool> = buffer.iter().map(|&t| t != MASK_ID).collect();
         let confidence = prompt.iter().map(|&p| if p { 1.0 } else { 0.0 }).collect();
         Generation {
+            length: length.max(buffer.len()),
             buffer,
             prompt,
             confidence,
+            origin: 0,
             context: context.max(1),
             overlap: overlap.min(context.saturating_sub(1)),
             options,
@@ -242,6 +249,8 @@ impl Generation {
         }
     }
 
+    /// The output from the first position not yet taken by `take_finished` (all of it, if never
+    /// called), as far as windows have reached: the whole output once `is_done`.
     pub fn tokens(&self) -> &[u32] {
         &self.buffer
     }
@@ -255,17 +264,45 @@ impl Generation {
     }
 
     pub fn is_done(&self) -> bool {
-        self.current.is_none() && !self.buffer.contains(&MASK_ID)
+        self.current.is_none() && self.next_window().is_none()
     }
 
-    /// The window the next block will use, if any position is still masked.
+    /// The window the next block will use (positions in the whole output), if any position is
+    /// still masked.
     fn next_window(&self) -> Option<(usize, usize)> {
-        let first = self.buffer.iter().position(|&t| t == MASK_ID)?;
-        let len = self.buffer.len();
+        let reached = self.origin + self.buffer.len();
+        let first = match self.buffer.iter().position(|&t| t == MASK_ID) {
+            Some(i) => self.origin + i,
+            None if reached < self.length => reached,
+            None => return None,
+        };
         // `overlap` characters before the first gap, or earlier if the window would otherwise
         // run past the end (more context is never worse).
-        let start = first.saturating_sub(self.overlap).min(len.saturating_sub(self.context));
-        Some((start, (start + self.context).min(len)))
+        let start = first.saturating_sub(self.overlap).min(self.length.saturating_sub(self.context)).max(self.origin);
+        Some((start, (start + self.context).min(self.length)))
+    }
+
+    /// Creates the positions up to `end` (masked, not prompt).
+    fn reach(&mut self, end: usize) {
+        let n = end.saturating_sub(self.origin + self.buffer.len());
+        self.buffer.extend(std::iter::repeat_n(MASK_ID, n));
+        self.prompt.extend(std::iter::repeat_n(false, n));
+        self.confidence.extend(std::iter::repeat_n(0.0, n));
+    }
+
+    /// Hands over the text that is final and that no later window reads (between blocks; while
+    /// a block is open, what lies before it), and forgets it. `tokens` then starts after it.
+    pub fn take_finished(&mut self) -> Vec<u32> {
+        let keep_from = match (&self.current, self.next_window()) {
+            (Some((start, _)), _) => *start,
+            (None, Some((start, _))) => start,
+            (None, None) => self.origin + self.buffer.len(),
+        };
+        let n = keep_from - self.origin;
+        self.origin = keep_from;
+        self.prompt.drain(..n);
+        self.confidence.drain(..n);
+        self.buffer.drain(..n).collect()
     }
 
     /// Opens the next block, if none is open and any position is still masked, and returns its
@@ -275,12 +312,10 @@ impl Generation {
             return None;
         }
         let (start, end) = self.next_window()?;
-        let sampler = Sampler::resume(
-            self.buffer[start..end].to_vec(),
-            self.prompt[start..end].to_vec(),
-            self.confidence[start..end].to_vec(),
-            self.options,
-        );
+        self.reach(end);
+        let (a, b) = (start - self.origin, end - self.origin);
+        let sampler =
+            Sampler::resume(self.buffer[a..b].to_vec(), self.prompt[a..b].to_vec(), self.confidence[a..b].to_vec(), self.options);
         let frame = sampler.initial_frame(self.block, start);
         self.current = Some((start, sampler));
         Some(frame)
@@ -295,9 +330,9 @@ impl Generation {
         let offset = *offset;
         let frame = sampler.step(model, &mut self.rng, self.block, offset);
         if sampler.is_done() {
-            let n = sampler.tokens().len();
-            self.buffer[offset..offset + n].copy_from_slice(sampler.tokens());
-            self.confidence[offset..offset + n].copy_from_slice(sampler.confidence());
+            let (a, n) = (offset - self.origin, sampler.tokens().len());
+            self.buffer[a..a + n].copy_from_slice(sampler.tokens());
+            self.confidence[a..a + n].copy_from_slice(sampler.confidence());
             self.current = None;
             self.block += 1;
         }

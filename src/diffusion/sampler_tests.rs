@@ -259,3 +259,21 @@ fn low_confidence_remasking_takes_back_unlikely_characters_once_and_then_finishe
     let (frames, _) = run_sampler(vec![MASK_ID; 24], options);
     assert!(frames.iter().all(|f| f.remasked_now.is_empty()));
 }
+
+#[test]
+fn taking_finished_text_as_it_goes_gives_the_same_output_in_a_bounded_buffer() {
+    let stub = Stub::new(16);
+    let opts = DecodeOptions { per_step: 3, ..greedy(Strategy::Topk) };
+    let mut whole = Generation::new(&[1, 2], 500, 16, 4, opts);
+    whole.run(&stub, |_| {});
+    let mut streamed = Generation::new(&[1, 2], 500, 16, 4, opts);
+    let mut out = Vec::new();
+    while streamed.step(&stub).is_some() {
+        out.extend(streamed.take_finished());
+        assert!(streamed.tokens().len() <= 16 + 4, "the buffer holds about a window, not the output");
+    }
+    out.extend(streamed.take_finished());
+    assert!(streamed.is_done());
+    assert_eq!(out, whole.tokens());
+    assert_eq!(out.len(), 500);
+}
