@@ -110,6 +110,20 @@ fn tui_animates_pauses_steps_and_quits_in_tmux() {
     tmux.keys(&["Left"]);
     wait_step(before);
 
+    // A 20,000-character paste typed as keys (no bracketed paste) arrives whole, quickly.
+    tmux.keys(&["Tab", "C-u"]);
+    tmux.wait_for("the empty editor", Duration::from_secs(5), |s| s.contains("0 characters, 0 to fill"));
+    let paste: String = "to be or not the question whether nobler ".chars().cycle().take(20_000).collect();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &paste).unwrap();
+    let buffer = format!("td-paste-{}", std::process::id());
+    let tmux_ok = |args: &[&str]| assert!(Command::new("tmux").args(args).status().unwrap().success());
+    tmux_ok(&["load-buffer", "-b", &buffer, file.path().to_str().unwrap()]);
+    tmux_ok(&["paste-buffer", "-d", "-b", &buffer, "-t", &tmux.session]);
+    tmux.wait_for("all 20,000 characters", Duration::from_secs(10), |s| s.contains("20000 characters, 0 to fill"));
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the watch screen", Duration::from_secs(5), |s| s.contains("masked ·"));
+
     // Help opens and closes; q quits and the shell prompt comes back.
     tmux.keys(&["?"]);
     tmux.wait_for("help", Duration::from_secs(5), |s| s.contains("Help — Watch"));

@@ -191,13 +191,17 @@ impl InfillState {
 pub fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let [editor, info] = Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(area);
     let unknown = state.unknown_positions(vocab);
+    let mut is_unknown = vec![false; state.text.len()];
+    unknown.iter().for_each(|&i| is_unknown[i] = true);
     let selection = state.selection();
+    // Characters of one style go into one span: a long paste is a few spans, not one per key.
     let mut lines = vec![Line::default()];
+    let mut run = (String::new(), Style::new());
     for i in 0..=state.text.len() {
         let c = state.text.get(i).copied();
         let mut style = match c {
             Some(GAP) => theme.masked,
-            Some(_) if unknown.contains(&i) => theme.error,
+            Some(_) if is_unknown[i] => theme.error,
             _ => theme.prompt,
         };
         if selection.is_some_and(|(a, b)| (a..b).contains(&i)) {
@@ -206,19 +210,32 @@ pub fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf
         if i == state.cursor {
             style = theme.cursor;
         }
-        let shown = match c {
-            Some(GAP) => theme.mask_glyph.to_string(),
-            Some('\n') => "↵".to_string(),
-            Some(c) => c.to_string(),
-            None => " ".to_string(),
-        };
-        lines.last_mut().expect("at least one line").push_span(Span::styled(shown, style));
+        if style != run.1 && !run.0.is_empty() {
+            let (text, style) = std::mem::take(&mut run);
+            lines.last_mut().expect("at least one line").push_span(Span::styled(text, style));
+        }
+        run.1 = style;
+        run.0.push(match c {
+            Some(GAP) => theme.mask_glyph,
+            Some('\n') => '↵',
+            Some(c) => c,
+            None => ' ',
+        });
         if c == Some('\n') {
+            let (text, style) = std::mem::take(&mut run);
+            lines.last_mut().expect("at least one line").push_span(Span::styled(text, style));
             lines.push(Line::default());
         }
     }
+    lines.last_mut().expect("at least one line").push_span(Span::styled(run.0, run.1));
+    // Scroll so the cursor's row stays in view.
+    let inner = editor.width.saturating_sub(2);
+    let before: String = state.text[..state.cursor.min(state.text.len())].iter().collect();
+    let cursor_row = super::popup::wrapped_rows(&before, inner).saturating_sub(1);
+    let scroll = cursor_row.saturating_sub(editor.height.saturating_sub(3));
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
+        .scroll((scroll, 0))
         .block(Block::default().borders(Borders::ALL).title(" Prompt — _ marks a gap "))
         .render(editor, buf);
 

@@ -37,6 +37,8 @@ use worker::{GenCommand, GenMsg, TrainMsg};
 
 pub const MIN_WIDTH: u16 = 40;
 pub const MIN_HEIGHT: u16 = 12;
+/// Events handled between two draws at most, so the screen keeps up during a flood of keys.
+const MAX_EVENTS_PER_DRAW: usize = 5000;
 
 /// A model ready to watch: its config, weights and a display name.
 pub struct LoadedModel {
@@ -154,16 +156,31 @@ fn event_loop(
             dirty = false;
         }
         if event::poll(Duration::from_millis(15))? {
-            let effects = match event::read()? {
-                Event::Key(key) => app.handle_key(key),
-                Event::Paste(text) => {
-                    app.paste(&text);
-                    vec![]
+            // Every event already waiting is handled before the next draw: a paste typed as
+            // thousands of keystrokes (a terminal without bracketed paste) costs one draw, not
+            // one per key, so nothing backs up and nothing is lost.
+            let (mut handled, batch_start) = (0, Instant::now());
+            loop {
+                let effects = match event::read()? {
+                    Event::Key(key) => app.handle_key(key),
+                    Event::Paste(text) => {
+                        app.paste(&text);
+                        vec![]
+                    }
+                    _ => vec![],
+                };
+                for effect in effects {
+                    perform(effect, ch, device, stop_training);
                 }
-                _ => vec![],
-            };
-            for effect in effects {
-                perform(effect, ch, device, stop_training);
+                handled += 1;
+                // In a flood (a paste arriving in chunks), wait a moment for the next chunk
+                // rather than redrawing a long text between every two chunks. (Never a zero
+                // wait: crossterm's /dev/tty source then reports nothing, even buffered input.)
+                let wait = Duration::from_millis(if handled >= 32 { 5 } else { 1 });
+                let full = handled >= MAX_EVENTS_PER_DRAW || batch_start.elapsed() > Duration::from_millis(100);
+                if app.quit || full || !event::poll(wait)? {
+                    break;
+                }
             }
             dirty = true;
         }
