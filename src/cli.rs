@@ -66,9 +66,9 @@ pub struct TrainArgs {
     /// built-in Tiny Shakespeare; with --resume, the text the checkpoint was trained on].
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Model size.
-    #[arg(long, value_enum, default_value = "small")]
-    pub preset: Preset,
+    /// Model size [default: small; with --resume, the checkpoint's].
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
     /// Total optimizer steps.
     #[arg(long)]
     pub steps: Option<usize>,
@@ -259,15 +259,25 @@ fn run_tui(args: TuiArgs) -> Result<()> {
 
 fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
     // Resuming keeps the saved settings; flags given now override them.
+    let preset = args.preset.unwrap_or(Preset::Small);
     let mut s = if args.resume {
         let saved = checkpoint::read_config(&args.out)?.training.settings;
         match saved {
             Some(v) => serde_json::from_value(v).context("the checkpoint's saved training settings are unreadable")?,
-            None => TrainSettings::for_preset(args.preset),
+            None => TrainSettings::for_preset(preset),
         }
     } else {
-        TrainSettings::for_preset(args.preset)
+        TrainSettings::for_preset(preset)
     };
+    // A resumed model keeps its shape: flags that would change it are refused, not ignored.
+    if args.resume {
+        if let Some(p) = args.preset.filter(|&p| p != s.preset) {
+            bail!("--preset {p:?} does not match the checkpoint in {} ({:?}); leave it out to resume", args.out.display(), s.preset);
+        }
+        if args.layers.is_some() || args.width.is_some() || args.heads.is_some() {
+            bail!("--layers, --width and --heads cannot change a model being resumed; leave them out");
+        }
+    }
     macro_rules! apply {
         ($($field:ident = $arg:expr),*) => { $(if let Some(v) = $arg { s.$field = v; })* };
     }

@@ -104,6 +104,18 @@ fn train_in_an_empty_directory_uses_the_built_in_corpus_and_records_it() {
     assert_eq!(config["training"]["steps"], 30);
     assert_eq!(config["training"]["data_file"], "Tiny Shakespeare (built in)");
     assert_eq!(config["training"]["data_sha256"], "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed");
+
+    // Resuming with flags that would change the model's shape is refused before any work.
+    for flags in [&["--preset", "base"][..], &["--width", "128"]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
+            .args(["train", "--steps", "60", "--out", "ck", "--resume"])
+            .args(flags)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{flags:?}");
+        assert!(stderr(&o).contains("leave") && stderr(&o).contains(flags[0]), "{}", stderr(&o));
+    }
 }
 
 #[test]
