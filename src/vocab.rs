@@ -64,10 +64,6 @@ impl Vocab {
         self.table.len() + 1
     }
 
-    pub fn chars(&self) -> &[char] {
-        &self.table
-    }
-
     pub fn id(&self, ch: char) -> Option<u32> {
         // Sorted table: binary search keeps encoding a 1 MB corpus fast.
         self.table.binary_search(&ch).ok().map(|i| i as u32 + 1)

@@ -32,12 +32,6 @@ pub struct MaskedBatch {
     pub rates: Vec<f32>,
 }
 
-impl MaskedBatch {
-    pub fn masked_count(&self) -> usize {
-        self.masked.iter().filter(|&&m| m > 0.0).count()
-    }
-}
-
 /// Draws one mask rate per sequence.
 pub fn draw_rates(batch: usize, schedule: MaskSchedule, rng: &mut impl Rng) -> Vec<f32> {
     let u: f32 = rng.random();

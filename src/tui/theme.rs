@@ -9,7 +9,6 @@ pub struct Theme {
     /// A cell whose character the step on screen took back (`--remask`).
     pub remasked: Style,
     pub prompt: Style,
-    pub history: Style,
     pub cursor: Style,
     pub error: Style,
     pub warning: Style,
@@ -33,7 +32,6 @@ impl Theme {
             masked: c(Style::new().fg(Color::Rgb(90, 90, 110)), Style::new().add_modifier(Modifier::DIM)),
             remasked: c(Style::new().fg(Color::White).bg(Color::Rgb(170, 60, 170)).add_modifier(Modifier::BOLD), Style::new().add_modifier(Modifier::REVERSED | Modifier::CROSSED_OUT)),
             prompt: c(Style::new().fg(Color::Rgb(120, 190, 255)).add_modifier(Modifier::BOLD), Style::new().add_modifier(Modifier::BOLD)),
-            history: c(Style::new().fg(Color::Rgb(150, 150, 150)), Style::new().add_modifier(Modifier::DIM)),
             cursor: Style::new().add_modifier(Modifier::REVERSED),
             error: c(Style::new().fg(Color::White).bg(Color::Red), Style::new().add_modifier(Modifier::REVERSED | Modifier::UNDERLINED)),
             warning: c(Style::new().fg(Color::Yellow), Style::new().add_modifier(Modifier::BOLD)),
