@@ -40,8 +40,13 @@ impl Denoiser for Stub {
     }
 }
 
+/// The defaults without remasking or the cache: one rule at work, exactly.
+fn plain() -> DecodeOptions {
+    DecodeOptions { remask: super::decode::Remask::None, cache: false, ..DecodeOptions::DEFAULT }
+}
+
 fn greedy(strategy: Strategy) -> DecodeOptions {
-    DecodeOptions { strategy, temperature: 0.0, top_k: 0, seed: 7, span: 0, ..DecodeOptions::DEFAULT }
+    DecodeOptions { strategy, temperature: 0.0, top_k: 0, seed: 7, span: 0, ..plain() }
 }
 
 fn run_sampler(tokens: Vec<u32>, options: DecodeOptions) -> (Vec<Frame>, Vec<u32>) {
@@ -102,7 +107,7 @@ fn fixed_step_count_is_respected() {
 #[test]
 fn prompt_and_decoded_positions_never_change() {
     let prompt = vec![4, MASK_ID, MASK_ID, 4, MASK_ID, 4, MASK_ID, MASK_ID];
-    let options = DecodeOptions { strategy: Strategy::Topk, per_step: 1, temperature: 1.5, top_k: 0, seed: 3, span: 0, ..DecodeOptions::DEFAULT };
+    let options = DecodeOptions { strategy: Strategy::Topk, per_step: 1, temperature: 1.5, top_k: 0, seed: 3, span: 0, ..plain() };
     let (frames, out) = run_sampler(prompt.clone(), options);
     let mut committed: Vec<Option<u32>> = prompt.iter().map(|&t| (t != MASK_ID).then_some(t)).collect();
     for f in &frames {
@@ -123,7 +128,7 @@ fn prompt_and_decoded_positions_never_change() {
 
 #[test]
 fn sampling_is_reproducible_by_seed_and_varies_across_seeds() {
-    let opts = |seed| DecodeOptions { strategy: Strategy::Topk, per_step: 2, temperature: 5.0, top_k: 0, seed, span: 0, ..DecodeOptions::DEFAULT };
+    let opts = |seed| DecodeOptions { strategy: Strategy::Topk, per_step: 2, temperature: 5.0, top_k: 0, seed, span: 0, ..plain() };
     let (_, a) = run_sampler(vec![MASK_ID; 40], opts(1));
     let (_, b) = run_sampler(vec![MASK_ID; 40], opts(1));
     let (_, c) = run_sampler(vec![MASK_ID; 40], opts(2));
@@ -133,7 +138,7 @@ fn sampling_is_reproducible_by_seed_and_varies_across_seeds() {
 
 #[test]
 fn top_k_one_equals_argmax_even_when_hot() {
-    let opts = DecodeOptions { strategy: Strategy::Topk, per_step: 4, temperature: 50.0, top_k: 1, seed: 9, span: 0, ..DecodeOptions::DEFAULT };
+    let opts = DecodeOptions { strategy: Strategy::Topk, per_step: 4, temperature: 50.0, top_k: 1, seed: 9, span: 0, ..plain() };
     let (_, out) = run_sampler(vec![MASK_ID; 12], opts);
     assert!(out.iter().enumerate().skip(1).all(|(i, &t)| t == 1 + (i % 3) as u32));
 }
@@ -170,7 +175,7 @@ fn generation_spans_blocks_with_overlap_and_fills_only_gaps() {
 #[test]
 fn generation_is_reproducible() {
     let stub = Stub::new(16);
-    let opts = DecodeOptions { strategy: Strategy::Confidence, threshold: 0.5, temperature: 2.0, top_k: 3, seed: 11, span: 0, ..DecodeOptions::DEFAULT };
+    let opts = DecodeOptions { strategy: Strategy::Confidence, threshold: 0.5, temperature: 2.0, top_k: 3, seed: 11, span: 0, ..plain() };
     let run = || {
         let mut g = Generation::new(&[1, 2], 50, 16, 4, opts);
         g.run(&stub, |_| {});
@@ -231,7 +236,7 @@ impl Denoiser for Picky {
 #[test]
 fn low_confidence_remasking_takes_back_unlikely_characters_once_and_then_finishes() {
     use super::decode::Remask;
-    let options = DecodeOptions { strategy: Strategy::Topk, per_step: 3, span: 0, remask: Remask::LowConfidence, remask_below: 0.5, temperature: 1.0, seed: 5, ..DecodeOptions::DEFAULT };
+    let options = DecodeOptions { strategy: Strategy::Topk, per_step: 3, span: 0, remask: Remask::LowConfidence, remask_below: 0.5, temperature: 1.0, seed: 5, ..plain() };
     let mut sampler = Sampler::new(vec![MASK_ID; 24], options);
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut previous = sampler.initial_frame(0, 0);

@@ -326,6 +326,7 @@ fn a_training_error_is_shown_whole_at_80x24_and_any_key_closes_it() {
 #[test]
 fn a_remasked_cell_stands_out_and_the_edits_are_counted() {
     let mut a = app(true);
+    a.watch.settings.remask = crate::diffusion::Remask::None;
     a.handle_key(chr('m'));
     assert_eq!(a.watch.settings.remask, crate::diffusion::Remask::LowConfidence, "m turns remasking on");
     let Effect::Generate(job) = a.generate_fresh() else { panic!("expected a job") };

@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn settings_adjust_within_bounds() {
-        let mut s = DecodeOptions::default();
+        let mut s = DecodeOptions { strategy: Strategy::Confidence, ..DecodeOptions::default() };
         for _ in 0..40 {
             s.adjust(true);
         }
