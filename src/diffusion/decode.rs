@@ -54,6 +54,11 @@ impl Strategy {
         Strategy::Random,
     ];
 
+    /// Whether `--apart` applies: the rules whose count per step is not a promise.
+    pub fn can_keep_apart(self) -> bool {
+        !matches!(self, Strategy::Topk | Strategy::Steps | Strategy::Random)
+    }
+
     /// Whether `--span` narrows its candidates. `steps` and `random` keep their promise of an
     /// exact step count instead.
     pub fn uses_span(self) -> bool {
@@ -130,6 +135,11 @@ pub struct DecodeOptions {
     /// `--cache false` recomputes every position every step.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.cache, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub cache: bool,
+    /// Never commit two neighbouring positions in one step (most confident first; not for topk,
+    /// steps, random): neighbours depend on each other most, and drawn together they disagree.
+    /// `--apart false` allows it.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.apart, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub apart: bool,
     /// What a timestep-conditioned model is told: the masked share, or the step index (v1).
     #[arg(long, value_enum, default_value_t = DecodeOptions::DEFAULT.timestep)]
     pub timestep: Timestep,
@@ -139,19 +149,18 @@ pub struct DecodeOptions {
 }
 
 impl DecodeOptions {
-    /// The defaults of every front end (generate, eval, the TUI, training samples), chosen on the
-    /// frontier of `bench decode` (docs/decoding.md): the factor rule over a 16-character span at
-    /// temperature 0.6, with low-confidence remasking and the key/value cache, writes 2.5
-    /// characters per step at 0.89 valid words / 0.89 distinct bigrams and 8.9 characters per
-    /// time of one full forward pass, where confidence τ 0.7 in an 8-character span wrote 1.05
-    /// (0.93 / 0.86, 1.6).
+    /// The defaults of every front end (generate, eval, the TUI, training samples), chosen with
+    /// `bench decode` (docs/decoding.md): the factor rule over a 16-character span at temperature
+    /// 0.6, never two neighbours in one step, with low-confidence remasking and the key/value
+    /// cache. Confidence τ 0.7 in an 8-character span (the earlier default) wrote 1.05 characters
+    /// per step; these write about 2.8.
     pub const DEFAULT: DecodeOptions = DecodeOptions {
         strategy: Strategy::Factor,
         threshold: 0.7,
         margin: 0.5,
         entropy: 0.8,
         gamma: 1.0,
-        factor: 4.0,
+        factor: 6.0,
         per_step: 4,
         steps: 32,
         temperature: 0.6,
@@ -160,6 +169,7 @@ impl DecodeOptions {
         remask: Remask::LowConfidence,
         remask_below: 0.5,
         cache: true,
+        apart: true,
         timestep: Timestep::MaskRate,
         seed: 0,
     };
@@ -256,8 +266,9 @@ impl DecodeOptions {
             Remask::None => String::new(),
             Remask::LowConfidence => format!(" · remask < {}", n(self.remask_below)),
         };
+        let apart = if self.apart && self.strategy.can_keep_apart() { " · apart" } else { "" };
         let cache = if self.cache { " · cached" } else { "" };
-        format!("{rule}{span}{remask}{cache}")
+        format!("{rule}{span}{apart}{remask}{cache}")
     }
 }
 
@@ -332,7 +343,8 @@ mod tests {
         }
         assert_eq!(seen, Strategy::ALL);
         assert_eq!(o.strategy, Strategy::ALL[0]);
-        assert_eq!(DecodeOptions::DEFAULT.describe(), "factor 4 · span 16 · remask < 0.5 · cached");
-        assert_eq!(DecodeOptions { strategy: Strategy::Confidence, span: 0, ..DecodeOptions::DEFAULT }.describe(), "confidence τ 0.7 · whole block · remask < 0.5 · cached");
+        assert_eq!(DecodeOptions::DEFAULT.describe(), "factor 6 · span 16 · apart · remask < 0.5 · cached");
+        assert_eq!(DecodeOptions { strategy: Strategy::Confidence, span: 0, ..DecodeOptions::DEFAULT }.describe(), "confidence τ 0.7 · whole block · apart · remask < 0.5 · cached");
+        assert_eq!(DecodeOptions { strategy: Strategy::Steps, ..DecodeOptions::DEFAULT }.describe(), "steps 32 · remask < 0.5 · cached");
     }
 }

@@ -130,6 +130,16 @@ pub fn select(proposals: &[Proposal], options: &DecodeOptions, steps_done: usize
         }
     };
     order.truncate(n.clamp(1, proposals.len().max(1)));
+    if options.apart && options.strategy.can_keep_apart() {
+        // Most confident first, so the first (the one every step commits) is always kept.
+        let mut kept: Vec<Proposal> = Vec::with_capacity(order.len());
+        for p in order {
+            if !kept.iter().any(|k| k.position.abs_diff(p.position) == 1) {
+                kept.push(p);
+            }
+        }
+        return kept;
+    }
     order
 }
 
@@ -138,6 +148,11 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+
+    /// The defaults with every candidate free to commit next to another.
+    fn base() -> DecodeOptions {
+        DecodeOptions { apart: false, ..Default::default() }
+    }
 
     fn proposal(position: usize, confidence: f32, entropy: f32) -> Proposal {
         Proposal { position, token: 1, confidence, margin: confidence / 2.0, entropy, topk_sum: confidence }
@@ -154,7 +169,7 @@ mod tests {
     fn every_rule_commits_at_least_one_position_even_when_nothing_qualifies() {
         let unsure: Vec<Proposal> = (0..6).map(|i| proposal(i, 0.01 + i as f32 * 0.001, 4.0 - i as f32 * 0.01)).collect();
         for strategy in Strategy::ALL {
-            let options = DecodeOptions { strategy, threshold: 1.0, margin: 1.0, entropy: 0.0, gamma: 0.0, factor: 0.0, top_k: 2, ..Default::default() };
+            let options = DecodeOptions { strategy, threshold: 1.0, margin: 1.0, entropy: 0.0, gamma: 0.0, factor: 0.0, top_k: 2, ..base() };
             let n = committed(&unsure, options).len();
             assert!(n >= 1, "{strategy:?} committed nothing");
             assert_eq!(committed(&unsure[..1], options), vec![0], "{strategy:?} with one candidate");
@@ -165,7 +180,7 @@ mod tests {
     fn threshold_rules_commit_exactly_the_positions_past_their_bound() {
         let p = [proposal(0, 0.95, 0.1), proposal(1, 0.5, 1.0), proposal(2, 0.8, 0.3), proposal(3, 0.2, 2.0)];
         let with = |strategy, f: fn(&mut DecodeOptions)| {
-            let mut o = DecodeOptions { strategy, ..Default::default() };
+            let mut o = DecodeOptions { strategy, ..base() };
             f(&mut o);
             committed(&p, o)
         };
@@ -180,7 +195,7 @@ mod tests {
     fn eb_commits_the_lowest_entropies_while_their_sum_less_the_largest_fits_gamma() {
         // Sorted entropies 0.1, 0.3, 1.0, 2.0: Σ − max is 0, 0.1, 0.4, 1.4.
         let p = [proposal(0, 0.9, 0.1), proposal(1, 0.5, 1.0), proposal(2, 0.8, 0.3), proposal(3, 0.2, 2.0)];
-        let eb = |gamma| committed(&p, DecodeOptions { strategy: Strategy::Eb, gamma, ..Default::default() });
+        let eb = |gamma| committed(&p, DecodeOptions { strategy: Strategy::Eb, gamma, ..base() });
         assert_eq!(eb(0.0), vec![0]);
         assert_eq!(eb(0.15), vec![0, 2]);
         assert_eq!(eb(0.5), vec![0, 1, 2]);
@@ -191,7 +206,7 @@ mod tests {
     fn factor_commits_the_n_most_confident_while_n_plus_one_times_the_doubt_fits() {
         // Sorted confidences 0.95, 0.9, 0.7: (n + 1)(1 − c) = 0.1, 0.3, 1.2.
         let p = [proposal(0, 0.7, 1.0), proposal(1, 0.95, 0.1), proposal(2, 0.9, 0.2)];
-        let factor = |factor| committed(&p, DecodeOptions { strategy: Strategy::Factor, factor, ..Default::default() });
+        let factor = |factor| committed(&p, DecodeOptions { strategy: Strategy::Factor, factor, ..base() });
         assert_eq!(factor(0.05), vec![1]);
         assert_eq!(factor(0.35), vec![1, 2]);
         assert_eq!(factor(1.25), vec![0, 1, 2]);
@@ -204,7 +219,7 @@ mod tests {
         let e: Vec<f32> = logits[1..].iter().map(|l| l.exp()).collect();
         let total: f32 = e.iter().sum();
         let mut rng = StdRng::seed_from_u64(0);
-        let options = DecodeOptions { top_k: 1, temperature: 1.0, ..Default::default() };
+        let options = DecodeOptions { top_k: 1, temperature: 1.0, ..base() };
         let p = propose(0, &logits, &options, &mut rng);
         assert_eq!(p.token, 1, "top-k 1 draws the likeliest");
         assert!((p.confidence - e[0] / total).abs() < 1e-5, "{}", p.confidence);
@@ -217,7 +232,7 @@ mod tests {
     fn the_mask_is_never_proposed_even_when_the_model_prefers_it() {
         let logits = [50.0f32, 1.0, 0.5, -1.0];
         for temperature in [0.0, 0.8, 3.0] {
-            let options = DecodeOptions { temperature, ..Default::default() };
+            let options = DecodeOptions { temperature, ..base() };
             let p = propose(0, &logits, &options, &mut StdRng::seed_from_u64(3));
             assert_ne!(p.token, MASK_ID);
             assert!(p.confidence.is_finite() && p.confidence < 1e-6 || temperature > 1.0, "{p:?}");
@@ -228,11 +243,22 @@ mod tests {
     #[test]
     fn topk_sum_is_the_python_v2_confidence_with_the_mask_in_the_softmax() {
         let logits = [0.0f32, 2.0, 1.0, -1.0];
-        let options = DecodeOptions { strategy: Strategy::TopkSum, top_k: 2, temperature: 0.8, ..Default::default() };
+        let options = DecodeOptions { strategy: Strategy::TopkSum, top_k: 2, temperature: 0.8, ..base() };
         let p = propose(0, &logits, &options, &mut StdRng::seed_from_u64(0));
         let e: Vec<f32> = logits.iter().map(|l| (l / 0.8f32).exp()).collect();
         let expected = (e[1] + e[2]) / e.iter().sum::<f32>();
         assert!((p.topk_sum - expected).abs() < 1e-6, "{} vs {expected}", p.topk_sum);
         assert!(p.token == 1 || p.token == 2, "drawn among the top 2");
+    }
+
+    #[test]
+    fn apart_never_commits_neighbours_together_and_keeps_the_most_confident() {
+        let p: Vec<Proposal> = [0.9, 0.95, 0.8, 0.85, 0.3, 0.99].iter().enumerate().map(|(i, &c)| proposal(i, c, 0.1)).collect();
+        let options = DecodeOptions { strategy: Strategy::Confidence, threshold: 0.5, apart: true, ..base() };
+        assert_eq!(committed(&p, options), vec![1, 3, 5], "0.99 at 5, then 0.95 at 1, then 0.85 at 3");
+        assert_eq!(committed(&p, DecodeOptions { apart: false, ..options }), vec![0, 1, 2, 3, 5]);
+        // Rules that promise a count keep it.
+        let topk = DecodeOptions { strategy: Strategy::Topk, per_step: 3, apart: true, ..base() };
+        assert_eq!(committed(&p, topk), vec![0, 1, 5]);
     }
 }

@@ -42,7 +42,7 @@ impl Denoiser for Stub {
 
 /// The defaults without remasking or the cache: one rule at work, exactly.
 fn plain() -> DecodeOptions {
-    DecodeOptions { remask: super::decode::Remask::None, cache: false, ..DecodeOptions::DEFAULT }
+    DecodeOptions { remask: super::decode::Remask::None, cache: false, apart: false, ..DecodeOptions::DEFAULT }
 }
 
 fn greedy(strategy: Strategy) -> DecodeOptions {
