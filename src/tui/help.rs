@@ -10,7 +10,7 @@ pub fn bindings(screen: Screen) -> &'static [(&'static str, &'static str)] {
         Screen::Watch => &[
             ("space", "pause/resume"),
             ("←/→", "step back/forward"),
-            ("+/-", "steps or threshold"),
+            ("+/-", "rule parameter"),
             ("t/T", "temperature"),
             ("s", "strategy"),
             ("w", "span"),
