@@ -6,7 +6,7 @@
 use crate::data::Corpus;
 use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Generation, ModelDenoiser};
 use crate::vocab::DEFAULT_MASK_CHAR;
-use crate::train::{EvalResult, evaluate};
+use crate::loss::{EvalResult, evaluate};
 use serde::Serialize;
 use std::collections::HashSet;
 

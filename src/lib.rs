@@ -16,5 +16,6 @@ pub mod train;
 pub mod vocab;
 pub mod tui;
 pub mod eval;
+pub mod loss;
 pub mod bench;
 pub mod shipped;

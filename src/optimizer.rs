@@ -5,28 +5,28 @@
 //! far faster per step on this model than AdamW did (docs/training.md). It is Burn's own
 //! `Muon`; this file only routes the parameters and gives Muon its own learning rate.
 
-use crate::train::TrainSettings;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, AdjustLrFn, LearningRate, ModuleOptimizer, MuonConfig, Optimizer};
 use burn::prelude::*;
 
-/// Builds the optimiser the settings ask for. `step` takes the AdamW learning rate; the Muon
-/// group runs at `muon_lr / lr` times it, so one schedule drives both.
-pub fn optimizer(settings: &TrainSettings) -> ModuleOptimizer {
-    let clipping = (settings.grad_clip > 0.0).then_some(GradientClippingConfig::Norm(settings.grad_clip));
+/// Builds the optimiser from plain numbers: AdamW at `lr` (with `weight_decay`), and Muon for the
+/// blocks' matrices when `muon_lr` is given. `step` takes the AdamW learning rate; the Muon group
+/// runs at `muon_lr / lr` times it, so one schedule drives both. `grad_clip` 0 clips nothing.
+pub fn setup_optimizer(lr: f64, muon_lr: Option<f64>, weight_decay: f64, grad_clip: f32) -> ModuleOptimizer {
+    let clipping = (grad_clip > 0.0).then_some(GradientClippingConfig::Norm(grad_clip));
     let adamw = AdamWConfig::new()
         // PyTorch's default. Burn's 1e-5 damps the updates of every weight whose gradients are
         // small, and trained measurably slower than PyTorch on the same recipe (docs/training.md).
         .with_epsilon(1e-8)
-        .with_weight_decay(settings.weight_decay as f32)
+        .with_weight_decay(weight_decay as f32)
         .with_grad_clipping(clipping.clone())
         .init();
-    let Some(muon_lr) = settings.muon_lr else { return adamw };
+    let Some(muon_lr) = muon_lr else { return adamw };
     let muon = ScaledMuon {
         // No weight decay, as in nanochat and in the PyTorch runs that chose this recipe.
         muon: MuonConfig::new().with_weight_decay(None).with_adjust_lr_fn(AdjustLrFn::Original).build(),
-        lr_scale: muon_lr / settings.lr,
+        lr_scale: muon_lr / lr,
     };
     // Every parameter under `blocks` is a 2-D linear weight (the norms have no parameters).
     adamw.with_group(ParamGroup::from_predicate("blocks"), muon, clipping.map(|c| c.init()))

@@ -3,16 +3,16 @@
 //! never prints, so the CLI progress bar and the TUI train screen can both drive it.
 
 use crate::checkpoint::{self, CheckpointConfig, TrainingMeta};
-use crate::data::{DataSource, even_windows, random_windows};
-use crate::diffusion::masking::{MaskSchedule, MaskedBatch, draw_rates, mask_batch, timestep_bucket};
+use crate::data::{DataSource, random_windows};
+use crate::diffusion::masking::{MaskSchedule, MaskedBatch, draw_rates, mask_batch};
+use crate::loss::{EvalResult, evaluate, losses};
 use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Generation, ModelDenoiser};
 use crate::model::{DiffusionModel, ModelConfig, Preset};
-use crate::optimizer::optimizer;
+use crate::optimizer::setup_optimizer;
 use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
 use anyhow::{Result, ensure};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -59,6 +59,11 @@ pub struct TrainSettings {
 }
 
 impl TrainSettings {
+    /// The optimiser these settings train with.
+    pub fn optimizer(&self) -> ModuleOptimizer {
+        setup_optimizer(self.lr, self.muon_lr, self.weight_decay, self.grad_clip)
+    }
+
     pub fn for_preset(preset: Preset) -> Self {
         // Muon for the blocks learned far faster per step than AdamW on `small`
         // (docs/training.md); `base` keeps the AdamW recipe, untried with Muon here.
@@ -136,61 +141,6 @@ pub fn train_step(model: DiffusionModel, optim: &mut ModuleOptimizer, batch: &Ma
     })
 }
 
-/// Validation numbers: mean masked-token cross-entropy (nats, the reference's loss) and
-/// the ELBO in bits per character (comparable across mask schedules and recipes).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EvalResult {
-    pub loss: f32,
-    pub bits_per_char: f32,
-}
-
-/// Masked cross-entropy (mean over masked positions) and the ELBO estimate in nats per character
-/// (masked cross-entropy weighted by 1/t, summed, divided by length, averaged over sequences).
-pub fn losses(model: &DiffusionModel, batch: &MaskedBatch, device: &Device) -> (Tensor<1>, Tensor<1>) {
-    let (b, t) = (batch.batch, batch.seq);
-    let ints = |v: &[u32]| {
-        let data: Vec<i64> = v.iter().map(|&x| x as i64).collect();
-        Tensor::<2, Int>::from_data(TensorData::new(data, [b, t]), device)
-    };
-    let timesteps = model.time_emb.as_ref().map(|emb| {
-        let n = emb.weight.dims()[0];
-        let ts: Vec<i64> = batch.rates.iter().map(|&r| timestep_bucket(r, n) as i64).collect();
-        Tensor::<1, Int>::from_data(TensorData::new(ts, [b]), device)
-    });
-    let logits = model.forward(ints(&batch.inputs), timesteps);
-    let logp = log_softmax(logits, 2);
-    let nll = -logp.gather(2, ints(&batch.targets).unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2);
-    let masked = Tensor::<2>::from_data(TensorData::new(batch.masked.clone(), [b, t]), device);
-    let masked_nll = nll * masked.clone();
-    let ce = masked_nll.clone().sum() / masked.sum();
-    let inv_rate: Vec<f32> = batch.rates.iter().map(|r| 1.0 / r).collect();
-    let inv_rate = Tensor::<1>::from_data(TensorData::new(inv_rate, [b]), device);
-    let elbo = (masked_nll.sum_dim(1).squeeze_dim::<1>(1) * inv_rate).mean() / t as f32;
-    (ce, elbo)
-}
-
-/// Windows per evaluation batch. Fixed, not the training batch: stratified rates are drawn per
-/// batch, so the chunk size decides the masks, and runs with different batch sizes must be
-/// measured on the same masks to be comparable.
-pub const EVAL_BATCH: usize = 8;
-
-/// Evaluates on fixed validation windows with fixed masks, so numbers are comparable between runs.
-pub fn evaluate(model: &DiffusionModel, val: &[u32], windows: usize, seq_len: usize, device: &Device) -> EvalResult {
-    let model = model.valid();
-    let seqs = even_windows(val, windows.max(1), seq_len);
-    let mut rng = StdRng::seed_from_u64(0xE7A1);
-    let (mut ce_sum, mut elbo_sum, mut n) = (0.0f64, 0.0f64, 0usize);
-    for chunk in seqs.chunks(EVAL_BATCH) {
-        let rates = draw_rates(chunk.len(), MaskSchedule::Stratified, &mut rng);
-        let masked = mask_batch(chunk, &rates, &mut rng);
-        let (ce, elbo) = losses(&model, &masked, device);
-        ce_sum += ce.into_scalar::<f32>() as f64 * chunk.len() as f64;
-        elbo_sum += elbo.into_scalar::<f32>() as f64 * chunk.len() as f64;
-        n += chunk.len();
-    }
-    EvalResult { loss: (ce_sum / n as f64) as f32, bits_per_char: (elbo_sum / n as f64 / std::f64::consts::LN_2) as f32 }
-}
-
 /// A short unconditional sample from the current weights.
 pub fn sample_text(model: &DiffusionModel, config: &ModelConfig, vocab: &Vocab, length: usize, seed: u64, device: &Device) -> String {
     let denoiser = ModelDenoiser::new(model.clone(), config.clone(), device.clone());
@@ -221,7 +171,7 @@ pub fn train(
     let ad_device = device.clone().autodiff();
     checkpoint::ensure_writable(out)?;
     let (mut ckpt, mut model, mut optim, corpus) = if resume {
-        let (ckpt, model, optim) = checkpoint::load_resumable(out, &ad_device, optimizer(settings))?;
+        let (ckpt, model, optim) = checkpoint::load_resumable(out, &ad_device, settings.optimizer())?;
         let corpus = data.load(Some(ckpt.vocab.clone()))?;
         (ckpt, model, optim, corpus)
     } else {
@@ -230,7 +180,7 @@ pub fn train(
         config.validate().map_err(anyhow::Error::msg)?;
         device.seed(settings.seed);
         let model = config.init(&ad_device);
-        (CheckpointConfig::new(config, corpus.vocab.clone()), model, optimizer(settings), corpus)
+        (CheckpointConfig::new(config, corpus.vocab.clone()), model, settings.optimizer(), corpus)
     };
     let model_config = ckpt.model.clone();
     let seq_len = settings.seq_len.min(model_config.context);

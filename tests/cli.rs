@@ -150,7 +150,7 @@ fn training_killed_at_random_moments_always_leaves_a_loadable_checkpoint_that_ne
         let (config, _) = tiny_diffusion::checkpoint::load(&out, &burn::prelude::Device::flex())
             .unwrap_or_else(|e| panic!("kill {kill}: the checkpoint does not load: {e:#}"));
         let settings = tiny_diffusion::train::TrainSettings::for_preset(tiny_diffusion::model::Preset::Tiny);
-        let optimizer = tiny_diffusion::optimizer::optimizer(&settings);
+        let optimizer = settings.optimizer();
         let resumable = tiny_diffusion::checkpoint::load_resumable(&out, &burn::prelude::Device::flex().autodiff(), optimizer);
         assert!(resumable.is_ok(), "kill {kill}: the optimizer state does not load: {:?}", resumable.err());
         assert!(config.training.steps >= last_steps, "kill {kill}: steps went back from {last_steps} to {}", config.training.steps);

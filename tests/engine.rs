@@ -273,8 +273,7 @@ fn the_first_adamw_step_moves_weights_by_the_learning_rate_even_for_small_gradie
     // long as ε is negligible. Burn's default ε = 1e-5 is not, for gradients this small, and it
     // trained measurably slower than PyTorch (ε = 1e-8) on the same recipe (docs/training.md).
     use burn::optim::GradientsParams;
-    use tiny_diffusion::optimizer::optimizer;
-    use tiny_diffusion::train::losses;
+    use tiny_diffusion::loss::losses;
     let device = Device::flex().autodiff();
     let model = tiny_model_config(10).init(&device);
     let batch = fixed_batch();
@@ -289,7 +288,7 @@ fn the_first_adamw_step_moves_weights_by_the_learning_rate_even_for_small_gradie
     let before = model.lm_head.weight.val().into_data().try_to_vec::<f32>().unwrap();
     let grads = GradientsParams::from_grads(grads, &model);
     let lr = 1e-3;
-    let model = optimizer(&tiny_settings(10)).step(lr, model.clone(), grads);
+    let model = tiny_settings(10).optimizer().step(lr, model.clone(), grads);
     let after = model.lm_head.weight.val().into_data().try_to_vec::<f32>().unwrap();
     let moved = before.iter().zip(&after).map(|(b, a)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!((moved as f64 / lr - 1.0).abs() < 0.02, "largest step {moved:e}, expected ≈ lr = {lr:e}");
@@ -302,7 +301,6 @@ fn a_checkpoint_keeps_the_muon_and_adamw_state() {
     // fresh optimiser would take a different one.
     use burn::optim::ModuleOptimizer;
     use tiny_diffusion::model::DiffusionModel;
-    use tiny_diffusion::optimizer::optimizer;
     use tiny_diffusion::train::train_step;
     let dir = tempfile::tempdir().unwrap();
     let device = Device::flex().autodiff();
@@ -317,16 +315,16 @@ fn a_checkpoint_keeps_the_muon_and_adamw_state() {
         w
     };
 
-    let mut optim = optimizer(&settings);
+    let mut optim = settings.optimizer();
     let mut model = config.init(&device);
     for _ in 0..2 {
         model = step(model, &mut optim);
     }
     checkpoint::save(dir.path(), &CheckpointConfig::new(config, vocab), &model.valid(), Some(&optim)).unwrap();
-    let (_, reloaded, mut reloaded_optim) = checkpoint::load_resumable(dir.path(), &device, optimizer(&settings)).unwrap();
+    let (_, reloaded, mut reloaded_optim) = checkpoint::load_resumable(dir.path(), &device, settings.optimizer()).unwrap();
     assert_eq!(weights(&reloaded), weights(&model));
 
-    let fresh = step(reloaded.clone(), &mut optimizer(&settings));
+    let fresh = step(reloaded.clone(), &mut settings.optimizer());
     let continued = step(model, &mut optim);
     let resumed = step(reloaded, &mut reloaded_optim);
     assert_eq!(weights(&resumed), weights(&continued));

@@ -138,7 +138,7 @@ fn torch_layout(weight: Tensor<2>, linear: bool) -> Vec<f32> {
 fn gradients_match_pytorch(name: &str, heads: usize, timesteps: &[usize]) {
     let device = Device::flex().autodiff();
     let (model, batch, reader) = training_case(name, heads, timesteps);
-    let (loss, _) = train::losses(&model, &batch, &device);
+    let (loss, _) = tiny_diffusion::loss::losses(&model, &batch, &device);
     let ours_loss = loss.clone().into_scalar::<f32>();
     let torch_loss = fixture_floats(&reader, "loss")[0];
     assert!((ours_loss - torch_loss).abs() < 1e-4, "loss {ours_loss} vs PyTorch {torch_loss}");
@@ -163,7 +163,6 @@ fn gradients_match_pytorch(name: &str, heads: usize, timesteps: &[usize]) {
 /// Newton–Schulz iterations in f32, as Burn does, instead of PyTorch's bfloat16).
 #[test]
 fn muon_steps_match_pytorch() {
-    use tiny_diffusion::optimizer::optimizer;
     use tiny_diffusion::train::TrainSettings;
 
     let device = Device::flex().autodiff();
@@ -176,7 +175,7 @@ fn muon_steps_match_pytorch() {
         grad_clip: 0.0,
         ..TrainSettings::for_preset(tiny_diffusion::model::Preset::Small)
     };
-    let mut optim = optimizer(&settings);
+    let mut optim = settings.optimizer();
     for _ in 0..2 {
         model = train::train_step(model, &mut optim, &batch, settings.lr, &device).0;
     }

@@ -150,7 +150,7 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
             for (batch, settings) in cases {
                 let ad = opts.device.clone().autodiff();
                 let mut model = config.init(&ad);
-                let mut optim = crate::optimizer::optimizer(settings);
+                let mut optim = settings.optimizer();
                 let runs = if batch * seq * config.n_embd > 8 * 256 * 256 * 8 { 2 } else { opts.runs };
                 let t = median_time(1, runs, || {
                     let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();

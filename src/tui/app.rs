@@ -2,6 +2,7 @@
 //! event loop carries out (sending jobs to workers), so every transition is testable without
 //! a terminal or a model.
 
+pub use super::effect::Effect;
 use super::infill::InfillState;
 use super::popup::ErrorPopup;
 use super::theme::Theme;
@@ -9,12 +10,10 @@ use super::train_screen::TrainScreenState;
 use super::watch_state::{Cell, WatchState};
 use super::worker::{GenJob, GenMsg, TrainMsg};
 use crate::checkpoint::CheckpointConfig;
-use crate::data::{BUILT_IN_NAME, DataSource};
+use crate::data::BUILT_IN_NAME;
 use crate::diffusion::Remask;
-use crate::train::TrainSettings;
 use crate::vocab::{MASK_ID, Vocab};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,15 +39,6 @@ impl Screen {
         let n = Screen::ALL.len();
         Screen::ALL[if back { (i + n - 1) % n } else { (i + 1) % n }]
     }
-}
-
-/// Work for the event loop.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    Generate(GenJob),
-    StartTraining { settings: TrainSettings, data: DataSource, out: PathBuf },
-    StopTraining,
-    LoadCheckpoint(PathBuf),
 }
 
 /// What is known about the model being watched.

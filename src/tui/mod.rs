@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod denoise_grid;
+pub mod effect;
 pub mod help;
 pub mod infill;
 pub mod popup;

@@ -1,6 +1,6 @@
 //! Train screen: pick data and a preset, train on a worker thread, watch the loss fall.
 
-use super::app::Effect;
+use super::effect::Effect;
 use super::theme::Theme;
 use crate::data::{BUILT_IN_NAME, DataSource};
 use crate::model::Preset;

@@ -1,0 +1,15 @@
+//! Work that a key asks of the event loop: the screens return it, the loop carries it out (sending
+//! jobs to workers), so state changes stay pure and testable.
+
+use super::worker::GenJob;
+use crate::data::DataSource;
+use crate::train::TrainSettings;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Generate(GenJob),
+    StartTraining { settings: TrainSettings, data: DataSource, out: PathBuf },
+    StopTraining,
+    LoadCheckpoint(PathBuf),
+}
