@@ -10,8 +10,6 @@ use crate::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
 use crate::diffusion::{DecodeOptions, Denoiser, Frame, Generation, ModelDenoiser};
 use crate::model::{ModelConfig, Preset};
 use crate::train::train_step;
-use crate::tui::app::{App, ModelInfo};
-use crate::tui::theme::Theme;
 use crate::vocab::{MASK_ID, Vocab};
 use burn::prelude::*;
 use rand::rngs::StdRng;
@@ -200,7 +198,6 @@ fn render_row() -> Row {
     let text: String = "ROMEO:\nBut soft, what light through yonder window breaks?\n".chars().cycle().take(256).collect();
     let vocab = Vocab::from_text(&text).expect("non-empty");
     let config = CheckpointConfig::new(Preset::Small.config(vocab.size()), vocab.clone());
-    let mut app = App::new(ModelInfo { name: "bench".into(), config, backend: "flex".into() }, Theme::new(true));
     let tokens = vocab.encode(&text).expect("own text");
     let n = tokens.len();
     let frame = Frame {
@@ -215,14 +212,10 @@ fn render_row() -> Row {
         remasked_now: vec![],
         elapsed: Duration::from_millis(10),
     };
-    let job = match app.generate_fresh() {
-        crate::tui::app::Effect::Generate(job) => job.id,
-        _ => 0,
-    };
-    app.on_gen(crate::tui::worker::GenMsg::Frame { job, frame });
+    let draw = crate::tui::watch_preview(config, frame);
     let mut terminal = Terminal::new(TestBackend::new(100, 30)).expect("test backend");
     let t = median_time(20, 200, || {
-        terminal.draw(|f| crate::tui::render(&app, f)).expect("draw");
+        terminal.draw(&draw).expect("draw");
     });
     Row { id: "tui/render_watch".into(), case: "tui: render watch frame (256 cells, 100×30)".into(), median: t, throughput: None, gflop: None }
 }

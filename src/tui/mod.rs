@@ -48,6 +48,16 @@ pub struct LoadedModel {
     pub name: String,
 }
 
+/// The Watch screen showing `frame` of a model shaped as `config`, as a drawing function: what
+/// `bench` times, without reaching into the UI's state and messages.
+pub fn watch_preview(config: CheckpointConfig, frame: crate::diffusion::Frame) -> impl Fn(&mut ratatui::Frame) {
+    let mut app = App::new(ModelInfo { name: "preview".into(), config, backend: "flex".into() }, Theme::new(true));
+    if let Effect::Generate(job) = app.generate_fresh() {
+        app.on_gen(GenMsg::Frame { job: job.id, frame });
+    }
+    move |f| render(&app, f)
+}
+
 /// Draws the whole UI for `app` (pure: state in, widgets out).
 pub fn render(app: &App, frame: &mut ratatui::Frame) {
     let area = frame.area();
