@@ -152,6 +152,10 @@ pub struct GenerateArgs {
     /// Write every denoising step as a JSON line to FILE.
     #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// Record the denoising as an asciicast v2 file (FILE.cast), coloured as the Watch screen:
+    /// play it with asciinema, or turn it into a GIF with agg.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "flex")]
     pub device: Backend,
 }
@@ -399,7 +403,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let options = args.decode;
     options.validate()?;
     let device = args.device.device()?;
-    let (ckpt, model, _) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
+    let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     let prompt = ckpt.vocab.encode_prompt(&args.prompt, args.mask_char).context("in --prompt")?;
     let context = ckpt.model.context;
     if args.overlap >= context {
@@ -414,6 +418,17 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
         )),
+        None => None,
+    };
+    let mut cast = match &args.record {
+        Some(path) if path.extension().is_none_or(|e| e != "cast") => {
+            bail!("--record writes asciicast files: give a name ending in .cast (agg turns one into a GIF)")
+        }
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let title = format!("tiny-diffusion · {name} · {} · temperature {} · seed {}", options.describe(), options.temperature, options.seed);
+            Some(crate::tui::record::CastWriter::new(std::io::BufWriter::new(file), ckpt.vocab.clone(), 80, 24, &title)?)
+        }
         None => None,
     };
     let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
@@ -444,6 +459,9 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
                 trace_error = Some(e);
             }
         }
+        if let Some(cast) = cast.as_mut() {
+            cast.frame(&frame).context("cannot write the recording")?;
+        }
         let finished = generation.take_finished();
         if !finished.is_empty() {
             bar.suspend(|| write!(out, "{}", ckpt.vocab.decode(&finished, args.mask_char)).and_then(|()| out.flush()))
@@ -458,6 +476,9 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         w.flush().context("cannot write the trace")?;
     }
     writeln!(out, "{}", ckpt.vocab.decode(&generation.take_finished(), args.mask_char)).context("cannot write to stdout")?;
+    if let Some(cast) = cast {
+        cast.finish().context("cannot write the recording")?;
+    }
     eprintln!(
         "{steps} steps, {decoded} characters, {:.2} characters/step, {:.1} ms/step",
         decoded as f64 / steps.max(1) as f64,

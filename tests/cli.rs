@@ -52,7 +52,7 @@ fn same_seed_same_output() {
 fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let file = file.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 11] = [
         // The TUI's options work without naming the `tui` command.
         (&["--checkpoint", "/nonexistent/ck"], "does not exist"),
         (&["import", "/nonexistent/model.pt", "--out", "/tmp/never"], "does not exist"),
@@ -64,6 +64,7 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
         (&["train", "--muon-lr", "nan", "--out", "/tmp/never"], "--muon-lr"),
         (&["train", "--preset", "tiny", "--steps", "100000", "--out", file], "is a file, not a directory"),
         (&["generate", "--overlap", "256"], "--overlap must be less than the model's context: 0 to 255"),
+        (&["generate", "--record", "/tmp/never.gif"], "ending in .cast"),
     ];
     for (args, expect) in cases {
         let o = run(args);
@@ -184,4 +185,22 @@ fn a_huge_length_streams_its_output_in_memory_that_does_not_grow() {
     assert!(String::from_utf8_lossy(&first).chars().any(|c| c.is_alphabetic()));
     // The old code held 10⁹ ids (and their flags) before printing anything: gigabytes.
     assert!(early < 400.0 && later < early + 50.0, "resident memory {early:.0} MiB, then {later:.0} MiB");
+}
+
+#[test]
+fn record_writes_an_asciicast_that_shows_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let cast = dir.path().join("run.cast");
+    let o = run(&["generate", "--length", "120", "--seed", "3", "--record", cast.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let steps: usize = stderr(&o).split_whitespace().next().unwrap().parse().unwrap();
+    let text = std::fs::read_to_string(&cast).unwrap();
+    let mut lines = text.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert!(header["title"].as_str().unwrap().contains("seed 3"));
+    let events: Vec<serde_json::Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), steps + 1, "a screen per step, then the hold");
+    let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
 }

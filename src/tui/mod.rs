@@ -9,6 +9,7 @@ pub mod effect;
 pub mod help;
 pub mod infill;
 pub mod popup;
+pub mod record;
 pub mod theme;
 pub mod train_screen;
 pub mod watch;
