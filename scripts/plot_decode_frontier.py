@@ -13,7 +13,7 @@ import sys
 from html import escape
 
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 1000, 520, 70, 400, 30, 60
-X_MIN, X_MAX, Y_MIN, Y_MAX = 0.0, 4.0, 0.5, 1.0
+X_MIN, X_MAX, Y_MIN, Y_MAX = 0.0, 6.0, 0.5, 1.0
 
 
 def load(paths):
@@ -57,7 +57,7 @@ def main():
     py = lambda y: PAD_T + (Y_MAX - max(y, Y_MIN)) / (Y_MAX - Y_MIN) * (H - PAD_T - PAD_B)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
            f'<rect width="{W}" height="{H}" fill="white"/>']
-    for i in range(9):
+    for i in range(int((X_MAX - X_MIN) / 0.5) + 1):
         x = X_MIN + i * 0.5
         out.append(f'<line x1="{px(x)}" y1="{py(Y_MIN)}" x2="{px(x)}" y2="{py(Y_MAX)}" stroke="#eee"/>')
         out.append(f'<text x="{px(x)}" y="{py(Y_MIN) + 16}" text-anchor="middle">{x:g}</text>')
