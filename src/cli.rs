@@ -152,8 +152,8 @@ pub struct GenerateArgs {
     /// Write every denoising step as a JSON line to FILE.
     #[arg(long)]
     pub trace: Option<PathBuf>,
-    /// Record the denoising as an asciicast v2 file (FILE.cast), coloured as the Watch screen:
-    /// play it with asciinema, or turn it into a GIF with agg.
+    /// Record the denoising, coloured as the Watch screen: FILE.cast (asciicast v2, for asciinema
+    /// or agg) or FILE.gif (an animated GIF).
     #[arg(long)]
     pub record: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "flex")]
@@ -420,14 +420,12 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         )),
         None => None,
     };
-    let mut cast = match &args.record {
-        Some(path) if path.extension().is_none_or(|e| e != "cast") => {
-            bail!("--record writes asciicast files: give a name ending in .cast (agg turns one into a GIF)")
-        }
+    let mut recorder = match &args.record {
         Some(path) => {
-            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             let title = format!("tiny-diffusion · {name} · {} · temperature {} · seed {}", options.describe(), options.temperature, options.seed);
-            Some(crate::tui::record::CastWriter::new(std::io::BufWriter::new(file), ckpt.vocab.clone(), 80, 24, &title)?)
+            // Tall enough for the whole output (when it fits a terminal), 64 columns as the Watch screen.
+            let rows = (length.div_ceil(64) + 3).min(24) as u16;
+            Some(crate::tui::record::Recorder::create(path, ckpt.vocab.clone(), rows, &title)?)
         }
         None => None,
     };
@@ -459,8 +457,8 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
                 trace_error = Some(e);
             }
         }
-        if let Some(cast) = cast.as_mut() {
-            cast.frame(&frame).context("cannot write the recording")?;
+        if let Some(recorder) = recorder.as_mut() {
+            recorder.frame(&frame)?;
         }
         let finished = generation.take_finished();
         if !finished.is_empty() {
@@ -476,8 +474,8 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         w.flush().context("cannot write the trace")?;
     }
     writeln!(out, "{}", ckpt.vocab.decode(&generation.take_finished(), args.mask_char)).context("cannot write to stdout")?;
-    if let Some(cast) = cast {
-        cast.finish().context("cannot write the recording")?;
+    if let Some(recorder) = recorder {
+        recorder.finish()?;
     }
     eprintln!(
         "{steps} steps, {decoded} characters, {:.2} characters/step, {:.1} ms/step",

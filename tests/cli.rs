@@ -64,7 +64,7 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
         (&["train", "--muon-lr", "nan", "--out", "/tmp/never"], "--muon-lr"),
         (&["train", "--preset", "tiny", "--steps", "100000", "--out", file], "is a file, not a directory"),
         (&["generate", "--overlap", "256"], "--overlap must be less than the model's context: 0 to 255"),
-        (&["generate", "--record", "/tmp/never.gif"], "ending in .cast"),
+        (&["generate", "--record", "/tmp/never.png"], "FILE.cast (asciicast v2) or FILE.gif"),
     ];
     for (args, expect) in cases {
         let o = run(args);
@@ -203,4 +203,24 @@ fn record_writes_an_asciicast_that_shows_every_step() {
     assert_eq!(events.len(), steps + 1, "a screen per step, then the hold");
     let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn record_writes_a_gif_with_a_frame_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.gif");
+    let o = run(&["generate", "--length", "120", "--seed", "3", "--record", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let steps: usize = stderr(&o).split_whitespace().next().unwrap().parse().unwrap();
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::Indexed);
+    let mut decoder = options.read_info(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(decoder.width() % 16, 0, "whole 16-pixel cells");
+    let mut frames = 0;
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        assert!(frame.palette.as_ref().is_some_and(|p| p.len() <= 256 * 3));
+        frames += 1;
+    }
+    assert_eq!(frames, steps, "one frame per denoising step");
+    assert!(std::fs::metadata(&path).unwrap().len() < 2_000_000);
 }

@@ -1,9 +1,7 @@
-//! Recordings of the denoising as asciicast v2 files (what asciinema's player and `agg` read):
-//! each frame is drawn with the Watch screen's own grid widget and theme, and written as the
-//! terminal bytes that show it.
-//!
-//! The file is a JSON header line, then one `[seconds, "o", text]` event per frame, times
-//! non-decreasing.
+//! Recordings of the denoising: each frame is drawn with the Watch screen's own grid widget and
+//! theme, then written as terminal bytes to an asciicast v2 file (what asciinema's player and
+//! `agg` read: a JSON header line, then one `[seconds, "o", text]` event per frame, times
+//! non-decreasing), or as pixels to an animated GIF.
 
 use super::denoise_grid::DenoiseGrid;
 use super::theme::Theme;
@@ -19,14 +17,53 @@ pub const FRAMES_PER_SECOND: f64 = 15.0;
 /// How long the finished text stays on screen at the end.
 const HOLD_SECONDS: f64 = 2.0;
 
-/// Writes frames to an asciicast v2 stream as they come.
-pub struct CastWriter<W: Write> {
-    out: W,
+/// What a recording shows: the Watch screen's grid (earlier blocks above the current window) and
+/// a status line, drawn into a buffer of the recording's size for each frame.
+pub struct Screen {
     vocab: Vocab,
     theme: Theme,
     area: Rect,
-    /// Every position seen so far (earlier blocks above the current window).
+    /// Every position seen so far.
     cells: Vec<Cell>,
+}
+
+impl Screen {
+    pub fn new(vocab: Vocab, width: u16, height: u16) -> Self {
+        Screen { vocab, theme: Theme::new(true), area: Rect::new(0, 0, width, height), cells: Vec::new() }
+    }
+
+    pub fn draw(&mut self, frame: &Frame) -> Buffer {
+        let end = frame.offset + frame.tokens.len();
+        if self.cells.len() < end {
+            self.cells.resize(end, Cell { token: MASK_ID, confidence: 0.0, prompt: false });
+        }
+        for (i, cell) in self.cells[frame.offset..end].iter_mut().enumerate() {
+            *cell = Cell { token: frame.tokens[i], confidence: frame.confidence[i], prompt: frame.prompt[i] };
+        }
+        let [grid, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(self.area);
+        let mut buf = Buffer::empty(self.area);
+        let history = &self.cells[..frame.offset];
+        DenoiseGrid { frame: Some(frame), history, vocab: &self.vocab, theme: &self.theme, max_cols: GRID_COLUMNS }.render(grid, &mut buf);
+        let masked = frame.masked.iter().filter(|&&m| m).count();
+        let line = format!(
+            " block {} · step {} · {masked} masked · +{} this step{}",
+            frame.block + 1,
+            frame.step,
+            frame.decoded_now.len(),
+            if frame.remasked_now.is_empty() { String::new() } else { format!(" · {} taken back", frame.remasked_now.len()) }
+        );
+        Line::styled(line, self.theme.title).render(status, &mut buf);
+        buf
+    }
+}
+
+/// Columns of the grid, as the Watch screen draws it.
+const GRID_COLUMNS: u16 = 64;
+
+/// Writes frames to an asciicast v2 stream as they come.
+pub struct CastWriter<W: Write> {
+    out: W,
+    screen: Screen,
     events: usize,
 }
 
@@ -43,31 +80,12 @@ impl<W: Write> CastWriter<W> {
             "env": { "TERM": "xterm-256color" },
         });
         writeln!(out, "{header}")?;
-        Ok(CastWriter { out, vocab, theme: Theme::new(true), area: Rect::new(0, 0, width, height), cells: Vec::new(), events: 0 })
+        Ok(CastWriter { out, screen: Screen::new(vocab, width, height), events: 0 })
     }
 
     /// Appends one frame as a screen of terminal output.
     pub fn frame(&mut self, frame: &Frame) -> std::io::Result<()> {
-        let end = frame.offset + frame.tokens.len();
-        if self.cells.len() < end {
-            self.cells.resize(end, Cell { token: MASK_ID, confidence: 0.0, prompt: false });
-        }
-        for (i, cell) in self.cells[frame.offset..end].iter_mut().enumerate() {
-            *cell = Cell { token: frame.tokens[i], confidence: frame.confidence[i], prompt: frame.prompt[i] };
-        }
-        let [grid, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(self.area);
-        let mut buf = Buffer::empty(self.area);
-        let history = &self.cells[..frame.offset];
-        DenoiseGrid { frame: Some(frame), history, vocab: &self.vocab, theme: &self.theme, max_cols: 64 }.render(grid, &mut buf);
-        let masked = frame.masked.iter().filter(|&&m| m).count();
-        let line = format!(
-            " block {} · step {} · {masked} masked · +{} this step{}",
-            frame.block + 1,
-            frame.step,
-            frame.decoded_now.len(),
-            if frame.remasked_now.is_empty() { String::new() } else { format!(" · {} taken back", frame.remasked_now.len()) }
-        );
-        Line::styled(line, self.theme.title).render(status, &mut buf);
+        let buf = self.screen.draw(frame);
         let clear = if self.events == 0 { "\x1b[2J" } else { "" };
         self.event(&format!("{clear}{}", ansi(&buf)))
     }
@@ -83,6 +101,164 @@ impl<W: Write> CastWriter<W> {
         let t = self.events as f64 / FRAMES_PER_SECOND;
         self.events += 1;
         writeln!(self.out, "{}", serde_json::json!([round(t), "o", text]))
+    }
+}
+
+/// Writes frames to an animated GIF as they come: each cell drawn with an 8×8 bitmap font at
+/// twice its size, in the Watch screen's colours.
+pub struct GifWriter<W: Write> {
+    encoder: gif::Encoder<W>,
+    screen: Screen,
+    /// The previous frame's pixels, written when the next arrives (so the last can be held).
+    pending: Option<gif::Frame<'static>>,
+}
+
+/// Pixels per cell side (an 8×8 glyph at twice its size).
+const CELL_PIXELS: u16 = 16;
+
+impl<W: Write> GifWriter<W> {
+    pub fn new(out: W, vocab: Vocab, width: u16, height: u16) -> Result<Self, gif::EncodingError> {
+        let mut encoder = gif::Encoder::new(out, width * CELL_PIXELS, height * CELL_PIXELS, &[])?;
+        encoder.set_repeat(gif::Repeat::Infinite)?;
+        Ok(GifWriter { encoder, screen: Screen::new(vocab, width, height), pending: None })
+    }
+
+    pub fn frame(&mut self, frame: &Frame) -> Result<(), gif::EncodingError> {
+        let image = pixels(&self.screen.draw(frame));
+        if let Some(previous) = self.pending.replace(image) {
+            self.encoder.write_frame(&previous)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the last frame, held for a moment.
+    pub fn finish(mut self) -> Result<(), gif::EncodingError> {
+        if let Some(mut last) = self.pending.take() {
+            last.delay = (HOLD_SECONDS * 100.0) as u16;
+            self.encoder.write_frame(&last)?;
+        }
+        self.encoder.into_inner()?.flush()?;
+        Ok(())
+    }
+}
+
+/// The buffer as an indexed GIF frame, with a palette of exactly its colours.
+fn pixels(buf: &Buffer) -> gif::Frame<'static> {
+    const BACKGROUND: (u8, u8, u8) = (18, 18, 24);
+    const FOREGROUND: (u8, u8, u8) = (220, 220, 220);
+    // Confidence colours are continuous: steps of 16 per channel keep a palette well under 256.
+    let q = |v: u8| (v & 0xF0) | 0x08;
+    let rgb = |c: Color, default: (u8, u8, u8)| match c {
+        Color::Rgb(r, g, b) => (q(r), q(g), q(b)),
+        Color::Black => (0, 0, 0),
+        Color::White | Color::Gray => (230, 230, 230),
+        Color::Red => (220, 60, 60),
+        Color::Yellow => (230, 200, 60),
+        Color::Cyan => (80, 200, 220),
+        _ => default,
+    };
+    let (cols, rows) = (buf.area.width as usize, buf.area.height as usize);
+    let side = CELL_PIXELS as usize;
+    let width = cols * side;
+    let mut palette: Vec<(u8, u8, u8)> = vec![BACKGROUND];
+    let index = |c: (u8, u8, u8), palette: &mut Vec<(u8, u8, u8)>| -> u8 {
+        if let Some(i) = palette.iter().position(|&p| p == c) {
+            return i as u8;
+        }
+        if palette.len() < 256 {
+            palette.push(c);
+            return (palette.len() - 1) as u8;
+        }
+        // A full palette takes the nearest colour it has.
+        let distance = |p: &(u8, u8, u8)| (p.0 as i32 - c.0 as i32).pow(2) + (p.1 as i32 - c.1 as i32).pow(2) + (p.2 as i32 - c.2 as i32).pow(2);
+        (0..palette.len()).min_by_key(|&i| distance(&palette[i])).unwrap_or(0) as u8
+    };
+    let mut image = vec![0u8; width * rows * side];
+    for y in 0..rows {
+        for x in 0..cols {
+            let cell = &buf[(buf.area.x + x as u16, buf.area.y + y as u16)];
+            let (mut fg, mut bg) = (rgb(cell.fg, FOREGROUND), rgb(cell.bg, BACKGROUND));
+            if cell.modifier.contains(Modifier::REVERSED) {
+                std::mem::swap(&mut fg, &mut bg);
+            }
+            if cell.modifier.contains(Modifier::DIM) {
+                fg = (fg.0 / 2, fg.1 / 2, fg.2 / 2);
+            }
+            let (fg, bg) = (index(fg, &mut palette), index(bg, &mut palette));
+            let ch = cell.symbol().chars().next().unwrap_or(' ');
+            let glyph = glyph(ch);
+            for (gy, bits) in glyph.iter().enumerate() {
+                for gx in 0..8 {
+                    let on = bits & (1 << gx) != 0;
+                    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        let py = y * side + gy * 2 + dy;
+                        let px = x * side + gx * 2 + dx;
+                        image[py * width + px] = if on { fg } else { bg };
+                    }
+                }
+            }
+        }
+    }
+    let mut frame = gif::Frame::from_indexed_pixels(width as u16, (rows * side) as u16, image, None);
+    frame.palette = Some(palette.iter().flat_map(|&(r, g, b)| [r, g, b]).collect());
+    frame.delay = (100.0 / FRAMES_PER_SECOND).round() as u16;
+    frame
+}
+
+/// An 8×8 bitmap of `ch` (bit 0 of each row is its leftmost pixel); `↵` drawn here, anything the
+/// font lacks as `?`.
+fn glyph(ch: char) -> [u8; 8] {
+    use font8x8::UnicodeFonts;
+    const RETURN: [u8; 8] = [0x00, 0x40, 0x40, 0x44, 0x46, 0x7F, 0x06, 0x04];
+    if ch == '↵' {
+        return RETURN;
+    }
+    font8x8::BASIC_FONTS
+        .get(ch)
+        .or_else(|| font8x8::BLOCK_FONTS.get(ch))
+        .or_else(|| font8x8::LATIN_FONTS.get(ch))
+        .or_else(|| font8x8::BOX_FONTS.get(ch))
+        .or_else(|| font8x8::MISC_FONTS.get(ch))
+        .unwrap_or_else(|| font8x8::BASIC_FONTS.get('?').expect("in the font"))
+}
+
+/// A recording to a file, its format chosen by the file's extension.
+pub enum Recorder {
+    Cast(CastWriter<std::io::BufWriter<std::fs::File>>),
+    Gif(GifWriter<std::io::BufWriter<std::fs::File>>),
+}
+
+impl Recorder {
+    /// `FILE.cast` or `FILE.gif`, `rows` terminal rows tall (80 columns for a cast; the 64-column
+    /// grid for a GIF).
+    pub fn create(path: &std::path::Path, vocab: Vocab, rows: u16, title: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(extension, "cast" | "gif") {
+            anyhow::bail!("--record writes FILE.cast (asciicast v2) or FILE.gif; got {}", path.display());
+        }
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let out = std::io::BufWriter::new(file);
+        Ok(match extension {
+            "cast" => Recorder::Cast(CastWriter::new(out, vocab, 80, rows.max(4), title)?),
+            _ => Recorder::Gif(GifWriter::new(out, vocab, GRID_COLUMNS + 2, rows.max(4))?),
+        })
+    }
+
+    pub fn frame(&mut self, frame: &Frame) -> anyhow::Result<()> {
+        use anyhow::Context;
+        match self {
+            Recorder::Cast(w) => w.frame(frame).context("cannot write the recording"),
+            Recorder::Gif(w) => w.frame(frame).context("cannot write the recording"),
+        }
+    }
+
+    pub fn finish(self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        match self {
+            Recorder::Cast(w) => w.finish().context("cannot write the recording"),
+            Recorder::Gif(w) => w.finish().context("cannot write the recording"),
+        }
     }
 }
 
