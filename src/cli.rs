@@ -56,6 +56,10 @@ pub struct TuiArgs {
     /// Checkpoint directory (or PyTorch .pt file) to watch [default: the shipped Shakespeare model].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// Record the whole session, as drawn, to FILE.cast (asciicast v2) or FILE.gif; `R` in the UI
+    /// starts and stops a recording to a file named by the time.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "flex")]
     pub device: Backend,
 }
@@ -258,7 +262,7 @@ pub fn run(cli: Cli) -> ExitCode {
 fn run_tui(args: TuiArgs) -> Result<()> {
     let device = args.device.device()?;
     let (config, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
-    crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name())
+    crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), args.record.as_deref())
 }
 
 fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {

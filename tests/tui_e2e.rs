@@ -84,7 +84,8 @@ fn tui_animates_pauses_steps_and_quits_in_tmux() {
     let dir = tempfile::tempdir().unwrap();
     tiny_checkpoint(dir.path());
     let bin = env!("CARGO_BIN_EXE_tiny-diffusion");
-    let command = format!("{bin} tui --checkpoint {}; echo EXITED $?; sleep 30", dir.path().join("ck").display());
+    let cast = dir.path().join("session.cast");
+    let command = format!("{bin} tui --checkpoint {} --record {}; echo EXITED $?; sleep 30", dir.path().join("ck").display(), cast.display());
     let tmux = Tmux::start(&command, 100, 30);
 
     // Masked cells appear, then resolve until the block is done.
@@ -132,5 +133,16 @@ fn tui_animates_pauses_steps_and_quits_in_tmux() {
     tmux.keys(&["q"]);
     let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
     assert!(exited.contains("EXITED 0"), "{exited}");
+
+    // The session was recorded as drawn: a valid asciicast, time never running backwards.
+    let recording = std::fs::read_to_string(&cast).expect("the recording was saved");
+    let mut lines = recording.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!((header["version"].as_u64(), header["width"].as_u64(), header["height"].as_u64()), (Some(2), Some(100), Some(30)));
+    let events: Vec<serde_json::Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.len() > 20, "{} screens", events.len());
+    let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    assert!(events.iter().any(|e| e[2].as_str().is_some_and(|t| t.contains("Help — Watch"))), "the help overlay was recorded");
     assert!(!exited.contains("Watch"), "the alternate screen was left:\n{exited}");
 }

@@ -64,6 +64,8 @@ pub struct App {
     pub note: Option<String>,
     /// An error shown over the screen until a key is pressed.
     pub error: Option<ErrorPopup>,
+    /// The file the session is being recorded to, if it is.
+    pub recording: Option<String>,
     next_job: u64,
 }
 
@@ -81,6 +83,7 @@ impl App {
             overlap: crate::diffusion::DEFAULT_OVERLAP,
             note: None,
             error: None,
+            recording: None,
             next_job: 0,
         }
     }
@@ -171,6 +174,7 @@ impl App {
                 self.quit = true;
                 return vec![];
             }
+            KeyCode::Char('R') if !editing => return vec![Effect::ToggleRecording],
             _ => {}
         }
         self.note = None;

@@ -12,4 +12,6 @@ pub enum Effect {
     StartTraining { settings: TrainSettings, data: DataSource, out: PathBuf },
     StopTraining,
     LoadCheckpoint(PathBuf),
+    /// Start recording the screen to a new file, or stop and save the recording in progress.
+    ToggleRecording,
 }

@@ -93,6 +93,9 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(format!(" {} ", s.title()), style));
     }
+    if app.recording.is_some() {
+        spans.push(Span::styled("  ● REC", app.theme.error));
+    }
     Line::from(spans).render(area, buf);
     let m = &app.model.config.model;
     let info = format!("{:.1}M params · {} layers × {} wide · context {} ", m.num_params() as f64 / 1e6, m.n_layer, m.n_embd, m.context);
@@ -113,7 +116,7 @@ struct Channels {
 }
 
 /// Runs the UI until the user quits. The terminal is restored on every exit path, panics included.
-pub fn run(loaded: LoadedModel, device: Device, backend_name: &str) -> Result<()> {
+pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, record: Option<&std::path::Path>) -> Result<()> {
     let (gen_tx, gen_commands) = mpsc::channel();
     let (gen_out, gen_rx) = mpsc::channel();
     let (train_tx, train_rx) = mpsc::channel();
@@ -130,9 +133,22 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str) -> Result<()
 
     let mut terminal = ratatui::try_init().context("cannot open the terminal UI (is stdout a terminal?)")?;
     let _ = execute!(std::io::stdout(), EnableBracketedPaste);
-    let result = event_loop(&mut terminal, &mut app, &channels, &device, &mut stop_training);
+    let mut recorder = None;
+    let result = (|| {
+        if let Some(path) = record {
+            let size = terminal.size()?;
+            recorder = Some(record::SessionRecorder::create(path, size.width, size.height)?);
+            app.recording = Some(path.display().to_string());
+        }
+        event_loop(&mut terminal, &mut app, &channels, &device, &mut stop_training, &mut recorder)
+    })();
     let _ = execute!(std::io::stdout(), DisableBracketedPaste);
     ratatui::restore();
+    if let Some(recorder) = recorder {
+        let path = recorder.path().display().to_string();
+        recorder.finish()?;
+        eprintln!("saved the recording to {path}");
+    }
 
     if let Some(stop) = stop_training
         && app.train.running
@@ -159,12 +175,20 @@ fn event_loop(
     ch: &Channels,
     device: &Device,
     stop_training: &mut Option<Arc<AtomicBool>>,
+    recorder: &mut Option<record::SessionRecorder>,
 ) -> Result<()> {
     let mut last_tick = Instant::now();
     let mut dirty = true;
     while !app.quit {
         if dirty {
-            terminal.draw(|f| render(app, f))?;
+            let drawn = terminal.draw(|f| render(app, f))?;
+            if let Some(r) = recorder.as_mut()
+                && let Err(e) = r.screen(drawn.buffer)
+            {
+                app.note = Some(format!("recording stopped: {e:#}"));
+                app.recording = None;
+                *recorder = None;
+            }
             dirty = false;
         }
         if event::poll(Duration::from_millis(15))? {
@@ -182,7 +206,11 @@ fn event_loop(
                     _ => vec![],
                 };
                 for effect in effects {
-                    perform(effect, ch, device, stop_training);
+                    if effect == Effect::ToggleRecording {
+                        toggle_recording(app, recorder, terminal.size()?);
+                    } else {
+                        perform(effect, ch, device, stop_training);
+                    }
                 }
                 handled += 1;
                 // In a flood (a paste arriving in chunks), wait a moment for the next chunk
@@ -221,6 +249,29 @@ fn event_loop(
     Ok(())
 }
 
+/// `R`: starts a recording to a new file named by the time, or stops and saves the one running.
+fn toggle_recording(app: &mut App, recorder: &mut Option<record::SessionRecorder>, size: Size) {
+    if let Some(r) = recorder.take() {
+        let path = r.path().display().to_string();
+        app.note = Some(match r.finish() {
+            Ok(()) => format!("saved the recording to {path}"),
+            Err(e) => format!("cannot save the recording to {path}: {e:#}"),
+        });
+        app.recording = None;
+        return;
+    }
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let path = PathBuf::from(format!("tiny-diffusion-{secs}.cast"));
+    match record::SessionRecorder::create(&path, size.width, size.height) {
+        Ok(r) => {
+            app.note = Some(format!("recording to {} · R stops", path.display()));
+            app.recording = Some(path.display().to_string());
+            *recorder = Some(r);
+        }
+        Err(e) => app.note = Some(format!("cannot record: {e:#}")),
+    }
+}
+
 fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut Option<Arc<AtomicBool>>) {
     match effect {
         Effect::Generate(job) => {
@@ -237,6 +288,7 @@ fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut O
             }
         }
         Effect::LoadCheckpoint(path) => spawn_loader(path, device.clone(), ch.gen_tx.clone(), ch.load_tx.clone()),
+        Effect::ToggleRecording => {} // handled by the event loop, which owns the terminal
     }
 }
 

@@ -262,6 +262,93 @@ impl Recorder {
     }
 }
 
+/// A recording of whatever the UI draws, as it draws it (the `tui --record FILE` flag and the
+/// `R` key): each drawn screen is an event at its real time, so playback runs as the session ran.
+pub struct SessionRecorder {
+    path: std::path::PathBuf,
+    start: std::time::Instant,
+    size: (u16, u16),
+    sink: SessionSink,
+}
+
+enum SessionSink {
+    Cast(std::io::BufWriter<std::fs::File>),
+    Gif { encoder: gif::Encoder<std::io::BufWriter<std::fs::File>>, pending: Option<(gif::Frame<'static>, std::time::Instant)> },
+}
+
+impl SessionRecorder {
+    /// Starts a recording of a `width` × `height` terminal to `FILE.cast` or `FILE.gif` (a GIF
+    /// keeps that first size; a cast records resizes).
+    pub fn create(path: &std::path::Path, width: u16, height: u16) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(extension, "cast" | "gif") {
+            anyhow::bail!("--record writes FILE.cast (asciicast v2) or FILE.gif; got {}", path.display());
+        }
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        let sink = if extension == "cast" {
+            let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let header = serde_json::json!({ "version": 2, "width": width, "height": height, "timestamp": timestamp,
+                "title": "tiny-diffusion", "env": { "TERM": "xterm-256color" } });
+            writeln!(out, "{header}")?;
+            SessionSink::Cast(out)
+        } else {
+            let mut encoder = gif::Encoder::new(out, width * CELL_PIXELS, height * CELL_PIXELS, &[])?;
+            encoder.set_repeat(gif::Repeat::Infinite)?;
+            SessionSink::Gif { encoder, pending: None }
+        };
+        Ok(SessionRecorder { path: path.to_path_buf(), start: std::time::Instant::now(), size: (width, height), sink })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Records one drawn screen.
+    pub fn screen(&mut self, buf: &Buffer) -> anyhow::Result<()> {
+        let now = std::time::Instant::now();
+        let t = round(now.duration_since(self.start).as_secs_f64());
+        let size = (buf.area.width, buf.area.height);
+        match &mut self.sink {
+            SessionSink::Cast(out) => {
+                if size != self.size {
+                    writeln!(out, "{}", serde_json::json!([t, "r", format!("{}x{}", size.0, size.1)]))?;
+                }
+                writeln!(out, "{}", serde_json::json!([t, "o", ansi(buf)]))?;
+            }
+            SessionSink::Gif { encoder, pending } => {
+                if size != self.size {
+                    return Ok(()); // a GIF has one size: screens of another are left out
+                }
+                if let Some((mut frame, at)) = pending.take() {
+                    frame.delay = (now.duration_since(at).as_secs_f64() * 100.0).round().clamp(2.0, 65_535.0) as u16;
+                    encoder.write_frame(&frame)?;
+                }
+                *pending = Some((pixels(buf), now));
+            }
+        }
+        if matches!(self.sink, SessionSink::Cast(_)) {
+            self.size = size;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> anyhow::Result<()> {
+        match self.sink {
+            SessionSink::Cast(mut out) => out.flush()?,
+            SessionSink::Gif { mut encoder, pending } => {
+                if let Some((mut frame, _)) = pending {
+                    frame.delay = (HOLD_SECONDS * 100.0) as u16;
+                    encoder.write_frame(&frame)?;
+                }
+                encoder.into_inner()?.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn round(t: f64) -> f64 {
     (t * 1e6).round() / 1e6
 }
