@@ -60,8 +60,27 @@ pub struct TuiArgs {
     /// starts and stops a recording to a file named by the time.
     #[arg(long)]
     pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub look: LookArgs,
     #[arg(long, value_enum, default_value = "flex")]
     pub device: Backend,
+}
+
+/// How cells are coloured, on screen and in recordings.
+#[derive(Args, Debug, Default, Clone, Copy)]
+pub struct LookArgs {
+    /// Colour committed characters by the model's confidence, or by the step that revealed them.
+    #[arg(long, value_enum, default_value_t)]
+    pub view: crate::tui::watch_state::View,
+    /// The colour scale: `viridis` is colour-blind safe and reads in grayscale.
+    #[arg(long, value_enum, default_value_t)]
+    pub palette: crate::tui::theme::Palette,
+}
+
+impl LookArgs {
+    pub fn look(self) -> crate::tui::record::Look {
+        crate::tui::record::Look { view: self.view, palette: self.palette }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -160,6 +179,8 @@ pub struct GenerateArgs {
     /// or agg) or FILE.gif (an animated GIF).
     #[arg(long)]
     pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub look: LookArgs,
     #[arg(long, value_enum, default_value = "flex")]
     pub device: Backend,
 }
@@ -262,7 +283,7 @@ pub fn run(cli: Cli) -> ExitCode {
 fn run_tui(args: TuiArgs) -> Result<()> {
     let device = args.device.device()?;
     let (config, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
-    crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), args.record.as_deref())
+    crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), args.record.as_deref(), args.look.look())
 }
 
 fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
@@ -429,7 +450,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
             let title = format!("tiny-diffusion · {name} · {} · temperature {} · seed {}", options.describe(), options.temperature, options.seed);
             // Tall enough for the whole output (when it fits a terminal), 64 columns as the Watch screen.
             let rows = (length.div_ceil(64) + 3).min(24) as u16;
-            Some(crate::tui::record::Recorder::create(path, ckpt.vocab.clone(), rows, &title)?)
+            Some(crate::tui::record::Recorder::create(path, ckpt.vocab.clone(), rows, &title, args.look.look())?)
         }
         None => None,
     };

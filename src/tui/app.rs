@@ -7,7 +7,7 @@ use super::infill::InfillState;
 use super::popup::ErrorPopup;
 use super::theme::Theme;
 use super::train_screen::TrainScreenState;
-use super::watch_state::{Cell, WatchState};
+use super::watch_state::{Cell, View, WatchState};
 use super::worker::{GenJob, GenMsg, TrainMsg};
 use crate::checkpoint::CheckpointConfig;
 use crate::data::BUILT_IN_NAME;
@@ -227,6 +227,13 @@ impl App {
                 w.settings.cache = !w.settings.cache;
                 return vec![self.restart_block()];
             }
+            KeyCode::Char('v') => {
+                w.view = match w.view {
+                    View::Confidence => View::Order,
+                    View::Order => View::Confidence,
+                };
+            }
+            KeyCode::Char('p') => self.theme.palette = self.theme.palette.next(),
             KeyCode::Char('r') => {
                 w.settings.seed = w.settings.seed.wrapping_add(1);
                 w.playing = true;

@@ -16,6 +16,9 @@ pub struct DenoiseGrid<'a> {
     pub theme: &'a Theme,
     /// Widest row, for readability on wide terminals.
     pub max_cols: u16,
+    /// The decode-order view: the step that revealed each window position, and the last step;
+    /// committed cells are coloured by it instead of by confidence.
+    pub reveal: Option<(&'a [Option<usize>], usize)>,
 }
 
 fn glyph(vocab: &Vocab, token: u32, mask: char) -> char {
@@ -60,10 +63,13 @@ impl Widget for DenoiseGrid<'_> {
                         self.theme.masked
                     } else if frame.prompt[i] {
                         self.theme.prompt
-                    } else if frame.decoded_now.binary_search(&i).is_ok() {
-                        self.theme.decoded_now(frame.confidence[i])
                     } else {
-                        self.theme.confidence(frame.confidence[i])
+                        // Colour by confidence, or in the decode-order view by the revealing step.
+                        let value = match self.reveal {
+                            Some((steps, last)) => steps.get(i).copied().flatten().map_or(1.0, |s| s as f32 / last.max(1) as f32),
+                            None => frame.confidence[i],
+                        };
+                        if frame.decoded_now.binary_search(&i).is_ok() { self.theme.decoded_now(value) } else { self.theme.confidence(value) }
                     };
                     (token, style)
                 }

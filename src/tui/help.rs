@@ -8,15 +8,17 @@ use ratatui::prelude::*;
 pub fn bindings(screen: Screen) -> &'static [(&'static str, &'static str)] {
     match screen {
         Screen::Watch => &[
-            ("space", "pause/resume"),
-            ("←/→", "step back/forward"),
+            ("space", "pause"),
+            ("←/→", "scrub"),
             ("+/-", "rule parameter"),
             ("t/T", "temperature"),
             ("s", "strategy"),
             ("w", "span"),
             ("m", "remask"),
             ("k", "kv cache"),
-            ("r", "regenerate (new seed)"),
+            ("v", "view"),
+            ("p", "palette"),
+            ("r", "regenerate"),
             ("c", "continue"),
             ("[/]", "speed"),
             ("i", "infill"),

@@ -116,7 +116,7 @@ struct Channels {
 }
 
 /// Runs the UI until the user quits. The terminal is restored on every exit path, panics included.
-pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, record: Option<&std::path::Path>) -> Result<()> {
+pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, record: Option<&std::path::Path>, look: record::Look) -> Result<()> {
     let (gen_tx, gen_commands) = mpsc::channel();
     let (gen_out, gen_rx) = mpsc::channel();
     let (train_tx, train_rx) = mpsc::channel();
@@ -126,7 +126,8 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, record: Opti
     worker::spawn_generator(Box::new(denoiser), gen_commands, gen_out);
     let channels = Channels { gen_tx, gen_rx, train_tx, train_rx, load_tx, load_rx };
 
-    let mut app = App::new(info, Theme::from_env());
+    let mut app = App::new(info, Theme { palette: look.palette, ..Theme::from_env() });
+    app.watch.view = look.view;
     let mut stop_training: Option<Arc<AtomicBool>> = None;
     let first = app.generate_fresh();
     perform(first, &channels, &device, &mut stop_training);

@@ -5,7 +5,8 @@
 
 use super::denoise_grid::DenoiseGrid;
 use super::theme::Theme;
-use super::watch_state::Cell;
+use super::theme::Palette;
+use super::watch_state::{Cell, View};
 use crate::diffusion::Frame;
 use crate::vocab::{MASK_ID, Vocab};
 use ratatui::buffer::Buffer;
@@ -25,11 +26,15 @@ pub struct Screen {
     area: Rect,
     /// Every position seen so far.
     cells: Vec<Cell>,
+    /// The decode-order view, and the step that revealed each position of the current window.
+    by_order: bool,
+    reveal: Vec<Option<usize>>,
 }
 
 impl Screen {
-    pub fn new(vocab: Vocab, width: u16, height: u16) -> Self {
-        Screen { vocab, theme: Theme::new(true), area: Rect::new(0, 0, width, height), cells: Vec::new() }
+    pub fn new(vocab: Vocab, width: u16, height: u16, look: Look) -> Self {
+        let theme = Theme { palette: look.palette, ..Theme::new(true) };
+        Screen { vocab, theme, area: Rect::new(0, 0, width, height), cells: Vec::new(), by_order: look.view == View::Order, reveal: Vec::new() }
     }
 
     pub fn draw(&mut self, frame: &Frame) -> Buffer {
@@ -43,7 +48,17 @@ impl Screen {
         let [grid, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(self.area);
         let mut buf = Buffer::empty(self.area);
         let history = &self.cells[..frame.offset];
-        DenoiseGrid { frame: Some(frame), history, vocab: &self.vocab, theme: &self.theme, max_cols: GRID_COLUMNS }.render(grid, &mut buf);
+        let reveal = self.by_order.then(|| {
+            // The step that revealed each position of this window, kept across its frames.
+            if self.reveal.len() != frame.tokens.len() || frame.step <= 1 {
+                self.reveal = vec![None; frame.tokens.len()];
+            }
+            frame.remasked_now.iter().for_each(|&i| self.reveal[i] = None);
+            frame.decoded_now.iter().for_each(|&i| self.reveal[i] = Some(frame.step));
+            (self.reveal.as_slice(), frame.step)
+        });
+        DenoiseGrid { frame: Some(frame), history, vocab: &self.vocab, theme: &self.theme, max_cols: GRID_COLUMNS, reveal }
+            .render(grid, &mut buf);
         let masked = frame.masked.iter().filter(|&&m| m).count();
         let line = format!(
             " block {} · step {} · {masked} masked · +{} this step{}",
@@ -55,6 +70,13 @@ impl Screen {
         Line::styled(line, self.theme.title).render(status, &mut buf);
         buf
     }
+}
+
+/// How a recording colours its cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Look {
+    pub view: View,
+    pub palette: Palette,
 }
 
 /// Columns of the grid, as the Watch screen draws it.
@@ -69,7 +91,7 @@ pub struct CastWriter<W: Write> {
 
 impl<W: Write> CastWriter<W> {
     /// Writes the header: a `width` × `height` terminal titled `title`.
-    pub fn new(mut out: W, vocab: Vocab, width: u16, height: u16, title: &str) -> std::io::Result<Self> {
+    pub fn new(mut out: W, vocab: Vocab, width: u16, height: u16, title: &str, look: Look) -> std::io::Result<Self> {
         let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let header = serde_json::json!({
             "version": 2,
@@ -80,7 +102,7 @@ impl<W: Write> CastWriter<W> {
             "env": { "TERM": "xterm-256color" },
         });
         writeln!(out, "{header}")?;
-        Ok(CastWriter { out, screen: Screen::new(vocab, width, height), events: 0 })
+        Ok(CastWriter { out, screen: Screen::new(vocab, width, height, look), events: 0 })
     }
 
     /// Appends one frame as a screen of terminal output.
@@ -117,10 +139,10 @@ pub struct GifWriter<W: Write> {
 const CELL_PIXELS: u16 = 16;
 
 impl<W: Write> GifWriter<W> {
-    pub fn new(out: W, vocab: Vocab, width: u16, height: u16) -> Result<Self, gif::EncodingError> {
+    pub fn new(out: W, vocab: Vocab, width: u16, height: u16, look: Look) -> Result<Self, gif::EncodingError> {
         let mut encoder = gif::Encoder::new(out, width * CELL_PIXELS, height * CELL_PIXELS, &[])?;
         encoder.set_repeat(gif::Repeat::Infinite)?;
-        Ok(GifWriter { encoder, screen: Screen::new(vocab, width, height), pending: None })
+        Ok(GifWriter { encoder, screen: Screen::new(vocab, width, height, look), pending: None })
     }
 
     pub fn frame(&mut self, frame: &Frame) -> Result<(), gif::EncodingError> {
@@ -231,7 +253,7 @@ pub enum Recorder {
 impl Recorder {
     /// `FILE.cast` or `FILE.gif`, `rows` terminal rows tall (80 columns for a cast; the 64-column
     /// grid for a GIF).
-    pub fn create(path: &std::path::Path, vocab: Vocab, rows: u16, title: &str) -> anyhow::Result<Self> {
+    pub fn create(path: &std::path::Path, vocab: Vocab, rows: u16, title: &str, look: Look) -> anyhow::Result<Self> {
         use anyhow::Context;
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         if !matches!(extension, "cast" | "gif") {
@@ -240,8 +262,8 @@ impl Recorder {
         let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         let out = std::io::BufWriter::new(file);
         Ok(match extension {
-            "cast" => Recorder::Cast(CastWriter::new(out, vocab, 80, rows.max(4), title)?),
-            _ => Recorder::Gif(GifWriter::new(out, vocab, GRID_COLUMNS + 2, rows.max(4))?),
+            "cast" => Recorder::Cast(CastWriter::new(out, vocab, 80, rows.max(4), title, look)?),
+            _ => Recorder::Gif(GifWriter::new(out, vocab, GRID_COLUMNS + 2, rows.max(4), look)?),
         })
     }
 
@@ -432,7 +454,7 @@ mod tests {
     fn a_recording_is_a_valid_asciicast_v2_with_one_event_per_frame_in_time_order() {
         let vocab = Vocab::from_text("ROMEO: But soft, what light").unwrap();
         let mut bytes = Vec::new();
-        let mut cast = CastWriter::new(&mut bytes, vocab.clone(), 80, 24, "test").unwrap();
+        let mut cast = CastWriter::new(&mut bytes, vocab.clone(), 80, 24, "test", Look::default()).unwrap();
         for step in 0..5 {
             cast.frame(&frame(&vocab, step, step * 5)).unwrap();
         }

@@ -385,3 +385,29 @@ fn thousands_of_random_keys_and_sizes_never_panic_and_every_state_draws() {
         }
     }
 }
+
+#[test]
+fn the_order_view_colours_each_character_by_the_step_that_revealed_it() {
+    let mut a = app(true);
+    let Effect::Generate(job) = a.generate_fresh() else { panic!("expected a job") };
+    let mut first = frame(&a, 1);
+    first.decoded_now = vec![7];
+    let mut second = frame(&a, 2);
+    second.decoded_now = vec![10];
+    a.on_gen(GenMsg::Frame { job: job.id, frame: first });
+    a.on_gen(GenMsg::Frame { job: job.id, frame: second });
+    a.watch.cursor = 1;
+    a.watch.playing = false;
+    a.handle_key(chr('v'));
+    assert_eq!(a.watch.view, super::watch_state::View::Order);
+    let (steps, last) = a.watch.reveal_steps().unwrap();
+    assert_eq!((steps[7], steps[10], steps[8], last), (Some(1), Some(2), None, 2));
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    terminal.draw(|f| render(&a, f)).unwrap();
+    let colours: Vec<Color> = terminal.backend().buffer().content().iter().map(|c| c.fg).collect();
+    let early = a.theme.palette.colour(0.5);
+    assert!(colours.contains(&early), "the character revealed at step 1 of 2 has the scale's middle colour");
+    assert!(draw(&a, 100, 30).contains("revealed early"), "{}", draw(&a, 100, 30));
+    a.handle_key(chr('p'));
+    assert_eq!(a.theme.palette, super::theme::Palette::Viridis);
+}

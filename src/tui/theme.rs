@@ -2,9 +2,38 @@
 
 use ratatui::prelude::*;
 
+/// The colour scale of confidence (and of the decode-order view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Palette {
+    /// Red → amber → green.
+    #[default]
+    Default,
+    /// Viridis (purple → teal → yellow): readable with colour-blindness, and its brightness rises
+    /// with the value, so it still reads in grayscale.
+    Viridis,
+}
+
+impl Palette {
+    /// The colour of a value in [0, 1] (clamped).
+    pub fn colour(self, value: f32) -> Color {
+        match self {
+            Palette::Default => gradient(value),
+            Palette::Viridis => viridis(value),
+        }
+    }
+
+    pub fn next(self) -> Palette {
+        match self {
+            Palette::Default => Palette::Viridis,
+            Palette::Viridis => Palette::Default,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Theme {
     pub color: bool,
+    pub palette: Palette,
     pub masked: Style,
     /// A cell whose character the step on screen took back (`--remask`).
     pub remasked: Style,
@@ -29,6 +58,7 @@ impl Theme {
         let c = |s: Style, fallback: Style| if color { s } else { fallback };
         Theme {
             color,
+            palette: Palette::Default,
             masked: c(Style::new().fg(Color::Rgb(90, 90, 110)), Style::new().add_modifier(Modifier::DIM)),
             remasked: c(Style::new().fg(Color::White).bg(Color::Rgb(170, 60, 170)).add_modifier(Modifier::BOLD), Style::new().add_modifier(Modifier::REVERSED | Modifier::CROSSED_OUT)),
             prompt: c(Style::new().fg(Color::Rgb(120, 190, 255)).add_modifier(Modifier::BOLD), Style::new().add_modifier(Modifier::BOLD)),
@@ -52,17 +82,37 @@ impl Theme {
                 _ => Style::new().add_modifier(Modifier::BOLD),
             };
         }
-        Style::new().fg(gradient(confidence))
+        Style::new().fg(self.palette.colour(confidence))
     }
 
     /// Characters committed in the step on screen stand out.
     pub fn decoded_now(&self, confidence: f32) -> Style {
         if self.color {
-            Style::new().fg(Color::Black).bg(gradient(confidence)).add_modifier(Modifier::BOLD)
+            Style::new().fg(Color::Black).bg(self.palette.colour(confidence)).add_modifier(Modifier::BOLD)
         } else {
             Style::new().add_modifier(Modifier::REVERSED)
         }
     }
+}
+
+/// Viridis at `value` in [0, 1]: matplotlib's colour map, by linear steps between eight of its
+/// colours.
+pub fn viridis(value: f32) -> Color {
+    const STOPS: [[f32; 3]; 8] = [
+        [68.0, 1.0, 84.0],
+        [70.0, 50.0, 127.0],
+        [54.0, 92.0, 141.0],
+        [39.0, 127.0, 142.0],
+        [31.0, 161.0, 135.0],
+        [74.0, 194.0, 109.0],
+        [159.0, 218.0, 58.0],
+        [253.0, 231.0, 37.0],
+    ];
+    let x = value.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
+    let i = (x as usize).min(STOPS.len() - 2);
+    let f = x - i as f32;
+    let mix = |k: usize| (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f).round() as u8;
+    Color::Rgb(mix(0), mix(1), mix(2))
 }
 
 /// Low → high confidence: red (0) → amber (0.5) → green (1).
@@ -79,16 +129,17 @@ pub fn gradient(confidence: f32) -> Color {
 
 /// `confidence low ██████████ high   x this step   A prompt   ░ masked`; shorter when narrow.
 /// The key to the cell styles; `remasking` adds the style of a taken-back cell.
-pub fn legend(theme: &Theme, width: u16, remasking: bool) -> Line<'static> {
+/// `by_order`: the decode-order view's key (early → late) instead of confidence's.
+pub fn legend(theme: &Theme, width: u16, remasking: bool, by_order: bool) -> Line<'static> {
     let wide = width >= 72;
     let mut spans = vec![];
     if wide {
-        spans.push(Span::styled("confidence ", theme.dim));
+        spans.push(Span::styled(if by_order { "revealed " } else { "confidence " }, theme.dim));
     }
-    spans.push(Span::raw("low "));
+    spans.push(Span::raw(if by_order { "early " } else { "low " }));
     if theme.color {
         for i in 0..10 {
-            spans.push(Span::styled("█", Style::new().fg(gradient(i as f32 / 9.0))));
+            spans.push(Span::styled("█", Style::new().fg(theme.palette.colour(i as f32 / 9.0))));
         }
     } else {
         spans.push(Span::styled("abc", theme.confidence(0.2)));
@@ -99,7 +150,7 @@ pub fn legend(theme: &Theme, width: u16, remasking: bool) -> Line<'static> {
     }
     let gap = if wide { "   " } else { "  " };
     spans.extend([
-        Span::raw(format!(" high{gap}")),
+        Span::raw(format!(" {}{gap}", if by_order { "late" } else { "high" })),
         Span::styled("x", theme.decoded_now(0.8)),
         Span::raw(if wide { " this step" } else { " new" }),
         Span::raw(gap),
@@ -133,5 +184,16 @@ mod tests {
             assert_eq!(style.bg, None);
         }
         assert_ne!(t.confidence(0.1), t.confidence(0.95));
+    }
+
+    #[test]
+    fn viridis_grows_brighter_so_it_reads_in_grayscale() {
+        let luma = |c: Color| match c {
+            Color::Rgb(r, g, b) => 0.299 * r as f32 + 0.587 * g as f32 + 0.114 * b as f32,
+            _ => panic!("rgb"),
+        };
+        let l: Vec<f32> = (0..=20).map(|i| luma(Palette::Viridis.colour(i as f32 / 20.0))).collect();
+        assert!(l.windows(2).all(|w| w[1] > w[0]), "{l:?}");
+        assert_eq!(Palette::Viridis.colour(-1.0), Palette::Viridis.colour(0.0));
     }
 }

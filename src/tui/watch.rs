@@ -1,5 +1,6 @@
 //! Watch screen: the block being denoised, a status line and the confidence legend.
 
+use super::watch_state::View;
 use crate::diffusion::{Remask, Strategy};
 use super::app::App;
 use super::denoise_grid::DenoiseGrid;
@@ -14,12 +15,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let block = Block::default().borders(Borders::ALL).title(format!(" {} ", app.model.name));
     let inner = block.inner(grid_area);
     block.render(grid_area, buf);
-    DenoiseGrid { frame: w.frame(), history: w.history(), vocab: app.vocab(), theme: &app.theme, max_cols: 64 }
+    let by_order = w.view == View::Order;
+    let reveal = if by_order { w.reveal_steps() } else { None };
+    let reveal = reveal.as_ref().map(|(steps, last)| (steps.as_slice(), *last));
+    DenoiseGrid { frame: w.frame(), history: w.history(), vocab: app.vocab(), theme: &app.theme, max_cols: 64, reveal }
         .render(inner, buf);
 
     let [progress, settings] = status_lines(app);
     Paragraph::new(vec![progress, settings, hint_line(app)]).render(status_area, buf);
-    Paragraph::new(legend(&app.theme, legend_area.width, app.watch.settings.remask != Remask::None)).render(legend_area, buf);
+    Paragraph::new(legend(&app.theme, legend_area.width, app.watch.settings.remask != Remask::None, by_order)).render(legend_area, buf);
 }
 
 /// Progress of the step on screen, then the settings that produced it.

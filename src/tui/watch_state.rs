@@ -9,6 +9,16 @@ use std::time::Duration;
 pub const SPEEDS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0];
 const DEFAULT_SPEED: usize = 4;
 
+/// How committed characters are coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum View {
+    /// By the model's confidence when it committed them.
+    #[default]
+    Confidence,
+    /// By the step that revealed them: the order the block was written in.
+    Order,
+}
+
 /// One committed character of earlier blocks.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cell {
@@ -20,6 +30,7 @@ pub struct Cell {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchState {
     pub settings: DecodeOptions,
+    pub view: View,
     /// The prompt of the current session (empty for free generation, with gaps for infill).
     pub base_prompt: Vec<u32>,
     /// Committed text: before the job finishes, its prompt; after, the whole output.
@@ -47,6 +58,7 @@ impl Default for WatchState {
     fn default() -> Self {
         WatchState {
             settings: DecodeOptions::default(),
+            view: View::default(),
             base_prompt: Vec::new(),
             committed: Vec::new(),
             job_history: Vec::new(),
@@ -163,6 +175,22 @@ impl WatchState {
     /// Characters taken back (remasked) up to the frame on screen, in this job.
     pub fn edits_in_view(&self) -> usize {
         self.frames.iter().take(self.cursor + 1).map(|f| f.remasked_now.len()).sum()
+    }
+
+    /// For the frame on screen: the step that revealed each position of its window (None while
+    /// masked or given), and the frame's own step.
+    pub fn reveal_steps(&self) -> Option<(Vec<Option<usize>>, usize)> {
+        let current = self.frame()?;
+        let mut steps = vec![None; current.tokens.len()];
+        for f in self.frames.iter().take(self.cursor + 1).filter(|f| f.block == current.block) {
+            for &i in &f.remasked_now {
+                steps[i] = None;
+            }
+            for &i in &f.decoded_now {
+                steps[i] = Some(f.step);
+            }
+        }
+        Some((steps, current.step))
     }
 
     pub fn masked_in_view(&self) -> usize {
