@@ -385,7 +385,7 @@ fn run_train(args: TrainArgs) -> Result<ExitCode> {
                 args.device.name()
             ));
         }
-        TrainEvent::Step { step, loss, tokens_per_sec, .. } => {
+        TrainEvent::Step { step, loss, tokens_per_sec } => {
             bar.set_position(step as u64);
             bar.set_message(format!("loss {loss:.3} · {:.0} tok/s{last_val}", tokens_per_sec));
         }

@@ -124,7 +124,7 @@ impl TrainSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainEvent {
     Started { step: usize, total_steps: usize, params: usize, resumed: bool },
-    Step { step: usize, loss: f32, lr: f64, tokens_per_sec: f64 },
+    Step { step: usize, loss: f32, tokens_per_sec: f64 },
     Eval { step: usize, val_loss: f32, val_bits_per_char: f32 },
     Sample { step: usize, text: String },
     Saved { step: usize, path: PathBuf },
@@ -236,7 +236,7 @@ pub fn train(
         meta.tokens_seen += tokens_per_step;
         meta.wall_seconds = wall_before + run_start.elapsed().as_secs_f64();
         let tokens_per_sec = tokens_per_step as f64 / t0.elapsed().as_secs_f64();
-        on_event(TrainEvent::Step { step, loss, lr, tokens_per_sec });
+        on_event(TrainEvent::Step { step, loss, tokens_per_sec });
         ensure!(loss.is_finite(), "loss became {loss} at step {step}; try a lower --lr");
 
         let last = step == settings.steps;

@@ -4,52 +4,13 @@ use super::app::Screen;
 use super::theme::Theme;
 use ratatui::prelude::*;
 
-/// (keys, what they do) per screen. The footer and the overlay both read this table.
+/// (keys, what they do) on `screen`: each screen's own list, which its footer and the `?`
+/// overlay both read.
 pub fn bindings(screen: Screen) -> &'static [(&'static str, &'static str)] {
     match screen {
-        Screen::Watch => &[
-            ("space", "pause"),
-            ("←/→", "scrub"),
-            ("+/-", "rule parameter"),
-            ("t/T", "temperature"),
-            ("s", "strategy"),
-            ("w", "span"),
-            ("m", "remask"),
-            ("k", "kv cache"),
-            ("v", "view"),
-            ("p", "palette"),
-            ("r", "regenerate"),
-            ("c", "continue"),
-            ("[/]", "speed"),
-            ("i", "infill"),
-            ("R", "record"),
-            ("tab", "screens"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
-        Screen::Infill => &[
-            ("type", "edit; _ is a gap"),
-            ("shift+arrows", "select"),
-            ("ctrl-g", "selection → gap"),
-            ("alt+=/alt+-", "grow/shrink gap"),
-            ("ctrl-n", "newline"),
-            ("enter", "fill the gaps"),
-            ("ctrl-u", "clear"),
-            ("esc", "back"),
-            ("tab", "screens"),
-        ],
-        Screen::Train => &[
-            ("↑/↓", "field"),
-            ("←/→", "change"),
-            ("e", "edit data path"),
-            ("enter", "start"),
-            ("x", "stop & save"),
-            ("w", "watch the result"),
-            ("R", "record"),
-            ("tab", "screens"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
+        Screen::Watch => super::watch::BINDINGS,
+        Screen::Infill => super::infill::BINDINGS,
+        Screen::Train => super::train_screen::BINDINGS,
     }
 }
 

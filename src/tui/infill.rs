@@ -10,6 +10,19 @@ use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
+/// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
+pub const BINDINGS: &[(&str, &str)] = &[
+    ("type", "edit; _ is a gap"),
+    ("shift+arrows", "select"),
+    ("ctrl-g", "selection → gap"),
+    ("alt+=/alt+-", "grow/shrink gap"),
+    ("ctrl-n", "newline"),
+    ("enter", "fill the gaps"),
+    ("ctrl-u", "clear"),
+    ("esc", "back"),
+    ("tab", "screens"),
+];
+
 pub const GAP: char = DEFAULT_MASK_CHAR;
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -11,6 +11,20 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragrap
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
+pub const BINDINGS: &[(&str, &str)] = &[
+    ("↑/↓", "field"),
+    ("←/→", "change"),
+    ("e", "edit data path"),
+    ("enter", "start"),
+    ("x", "stop & save"),
+    ("w", "watch the result"),
+    ("R", "record"),
+    ("tab", "screens"),
+    ("?", "help"),
+    ("q", "quit"),
+];
+
 pub const FIELDS: [&str; 5] = ["data", "preset", "steps", "batch", "lr"];
 /// Columns of the field names: short, so that the built-in corpus's name fits at 80 columns.
 const LABEL_WIDTH: usize = 8;
@@ -138,7 +152,7 @@ impl TrainScreenState {
                 self.step = step;
                 self.total = total_steps;
             }
-            TrainEvent::Step { step, loss, tokens_per_sec, .. } => {
+            TrainEvent::Step { step, loss, tokens_per_sec } => {
                 self.step = step;
                 // An exponential moving average keeps the curve readable at batch 8.
                 let smoothed = self.losses.last().map_or(loss as f64, |&(_, prev)| 0.95 * prev + 0.05 * loss as f64);

@@ -8,6 +8,28 @@ use super::theme::legend;
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph};
 
+/// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
+pub const BINDINGS: &[(&str, &str)] = &[
+    ("space", "pause"),
+    ("←/→", "scrub"),
+    ("+/-", "rule parameter"),
+    ("t/T", "temperature"),
+    ("s", "strategy"),
+    ("w", "span"),
+    ("m", "remask"),
+    ("k", "kv cache"),
+    ("v", "view"),
+    ("p", "palette"),
+    ("r", "regenerate"),
+    ("c", "continue"),
+    ("[/]", "speed"),
+    ("i", "infill"),
+    ("R", "record"),
+    ("tab", "screens"),
+    ("?", "help"),
+    ("q", "quit"),
+];
+
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let [grid_area, status_area, legend_area] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(3), Constraint::Length(1)]).areas(area);
