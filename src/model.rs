@@ -9,9 +9,6 @@
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use crate::fused;
-use burn::tensor::activation::relu;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Serialize};
 
 /// PyTorch's `F.rms_norm` default: the float32 machine epsilon.
@@ -111,15 +108,9 @@ impl ModelConfig {
     }
 }
 
-/// Parameter-free RMSNorm over the last dimension (one fused op on the CPU backend).
+/// Parameter-free RMSNorm over the last dimension (`fused` picks its kernel).
 pub fn rms_norm<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if fused::available(&x) { fused::rms_norm(x, RMS_EPS) } else { plain_rms_norm(x) }
-}
-
-/// RMSNorm composed from Burn's ops: what other backends run, and the fused op's reference.
-pub fn plain_rms_norm<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let rms = x.clone().square().mean_dim(D - 1).add_scalar(RMS_EPS).sqrt();
-    x / rms
+    fused::rms_norm(x, RMS_EPS)
 }
 
 /// Rotary tables for a sequence of `seq_len` positions: cos and sin, `[1, 1, seq_len, head_dim / 2]`.
@@ -156,25 +147,15 @@ impl Rope {
     }
 
     /// Half-split rotation: `[x1, x2] → [x1·cos + x2·sin, −x1·sin + x2·cos]` on `[b, h, t, hd]`
-    /// (one fused op on the CPU backend).
+    /// (`fused` picks its kernel).
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        if fused::available(&x) { fused::rope(x, self.cos.clone(), self.sin.clone()) } else { self.apply_plain(x) }
+        fused::rope(x, self.cos.clone(), self.sin.clone())
     }
 
-    /// The rotation composed from Burn's ops: what other backends run, and the fused op's reference.
-    pub fn apply_plain(&self, x: Tensor<4>) -> Tensor<4> {
-        let half = x.dims()[3] / 2;
-        let x1 = x.clone().narrow(3, 0, half);
-        let x2 = x.narrow(3, half, half);
-        let y1 = x1.clone() * self.cos.clone() + x2.clone() * self.sin.clone();
-        let y2 = x2 * self.cos.clone() - x1 * self.sin.clone();
-        Tensor::cat(vec![y1, y2], 3)
+    /// The tables, `[1, 1, seq, head_dim / 2]` each.
+    pub fn tables(&self) -> (Tensor<4>, Tensor<4>) {
+        (self.cos.clone(), self.sin.clone())
     }
-}
-
-/// Burn's attention (no mask, scaled by 1/√head_dim): what other backends run, and the fused op's reference.
-pub fn plain_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    attention(q, k, v, None, None, AttentionModuleOptions::default())
 }
 
 #[derive(Module, Debug)]
@@ -198,7 +179,7 @@ impl Attention {
     /// The output for the query rows `x_q` (positions in `rope_q`) over the keys and values given.
     pub fn attend(&self, x_q: Tensor<3>, rope_q: &Rope, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
         let q = rms_norm(rope_q.apply(self.heads(self.c_q.forward(x_q))));
-        let y = if fused::available(&q) { fused::attention(q, k, v) } else { plain_attention(q, k, v) }.swap_dims(1, 2);
+        let y = fused::attention(q, k, v).swap_dims(1, 2);
         let [b, t, h, hd] = y.dims();
         self.c_proj.forward(y.reshape([b, t, h * hd]))
     }
@@ -218,13 +199,8 @@ pub struct Mlp {
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.c_fc.forward(x);
-        self.c_proj.forward(if fused::available(&h) { fused::relu_squared(h) } else { plain_relu_squared(h) })
+        self.c_proj.forward(fused::relu_squared(h))
     }
-}
-
-/// ReLU² composed from Burn's ops: what other backends run, and the fused op's reference.
-pub fn plain_relu_squared<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    relu(x).square()
 }
 
 #[derive(Module, Debug)]

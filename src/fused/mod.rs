@@ -9,6 +9,7 @@
 
 mod attention;
 mod attention_kernel;
+pub mod plain;
 mod pointwise;
 mod rms_norm;
 #[cfg(test)]
@@ -27,25 +28,42 @@ pub fn available<const D: usize>(x: &Tensor<D>) -> bool {
     matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && x.dtype() == DType::F32
 }
 
-/// `softmax(q kᵀ / √d) v` over `[batch, heads, seq, head_dim]`; there may be fewer queries than
-/// keys. Call only where [`available`].
+/// `softmax(q kᵀ / √d) v` over `[batch, heads, seq, head_dim]` (not causal); there may be fewer
+/// queries than keys. One fused op where [`available`], else [`plain::attention`].
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as FusedAttention>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch()))
+    if available(&q) { fused_attention(q, k, v) } else { plain::attention(q, k, v) }
 }
 
-/// `x / √(mean(x²) + eps)` over the last dimension. Call only where [`available`].
+/// Parameter-free RMSNorm, `x / √(mean(x²) + eps)` over the last dimension. One fused op where
+/// [`available`], else [`plain::rms_norm`].
 pub fn rms_norm<const D: usize>(x: Tensor<D>, eps: f64) -> Tensor<D> {
-    Tensor::from_dispatch(<Dispatch as FusedRmsNorm>::fused_rms_norm(x.into_dispatch(), eps as f32))
+    if available(&x) { fused_rms_norm(x, eps) } else { plain::rms_norm(x, eps) }
 }
 
-/// `max(x, 0)²`. Call only where [`available`].
+/// `max(x, 0)²`. One fused op where [`available`], else [`plain::relu_squared`].
 pub fn relu_squared<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    Tensor::from_dispatch(<Dispatch as FusedPointwise>::fused_relu_squared(x.into_dispatch()))
+    if available(&x) { fused_relu_squared(x) } else { plain::relu_squared(x) }
 }
 
 /// Half-split rotary embedding of `[batch, heads, seq, head_dim]` by `cos`/`sin` tables
-/// `[1, 1, seq, head_dim / 2]`. Call only where [`available`].
+/// `[1, 1, seq, head_dim / 2]`. One fused op where [`available`], else [`plain::rope`].
 pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
+    if available(&x) { fused_rope(x, cos, sin) } else { plain::rope(x, cos, sin) }
+}
+
+fn fused_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as FusedAttention>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch()))
+}
+
+fn fused_rms_norm<const D: usize>(x: Tensor<D>, eps: f64) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedRmsNorm>::fused_rms_norm(x.into_dispatch(), eps as f32))
+}
+
+fn fused_relu_squared<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedPointwise>::fused_relu_squared(x.into_dispatch()))
+}
+
+fn fused_rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as FusedPointwise>::fused_rope(x.into_dispatch(), cos.into_dispatch(), sin.into_dispatch()))
 }
 

@@ -1,6 +1,6 @@
 use super::attention_kernel as kernel;
 use super::*;
-use crate::model::{plain_attention, plain_relu_squared, plain_rms_norm};
+use super::plain;
 use burn::tensor::Distribution;
 
 fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {
@@ -19,7 +19,7 @@ fn the_fused_forward_matches_burns_attention() {
     let (q, k, v) = (random([2, 3, 19, 8], &device), random([2, 3, 19, 8], &device), random([2, 3, 19, 8], &device));
     assert!(available(&q));
     let fused = attention(q.clone(), k.clone(), v.clone());
-    let plain = plain_attention(q, k, v);
+    let plain = plain::attention(q, k, v);
     assert!(max_abs_diff(fused, plain) < 1e-5);
 }
 
@@ -30,7 +30,7 @@ fn the_fused_forward_takes_fewer_queries_than_keys() {
     let (q, k, v) = (random([1, 2, 5, 8], &device), random([1, 2, 23, 8], &device), random([1, 2, 23, 8], &device));
     let fused = attention(q.clone(), k.clone(), v.clone());
     assert_eq!(fused.dims(), [1, 2, 5, 8]);
-    assert!(max_abs_diff(fused, plain_attention(q, k, v)) < 1e-5);
+    assert!(max_abs_diff(fused, plain::attention(q, k, v)) < 1e-5);
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn the_fused_forward_reads_strided_heads_as_the_model_passes_them() {
     let x = || Tensor::<4>::random([2, 11, 3, 8], Distribution::Normal(0.0, 1.0), &device).swap_dims(1, 2);
     let (q, k, v) = (x(), x(), x());
     let fused = attention(q.clone(), k.clone(), v.clone());
-    let plain = plain_attention(q, k, v);
+    let plain = plain::attention(q, k, v);
     assert!(max_abs_diff(fused, plain) < 1e-5);
 }
 
@@ -65,7 +65,7 @@ fn backward_matches(q_shape: [usize; 4], kv_shape: [usize; 4]) {
         [q, k, v].map(|x| x.grad(&g).expect("every input gets a gradient"))
     };
     let fused = grads(attention);
-    let plain = grads(plain_attention);
+    let plain = grads(plain::attention);
     for (name, (f, p)) in ["q", "k", "v"].iter().zip(fused.into_iter().zip(plain)) {
         assert_close(&format!("d{name} ({q_shape:?} · {kv_shape:?})"), f, p);
     }
@@ -103,7 +103,7 @@ fn the_fused_rms_norm_matches_the_plain_one_forward_and_backward() {
     let x = Tensor::<3>::random([2, 35, 24], Distribution::Normal(0.5, 2.0), &device);
     let w = Tensor::<3>::random([2, 35, 24], Distribution::Normal(0.0, 1.0), &device);
     let (y_fused, g_fused) = value_and_grad(|x| rms_norm(x, crate::model::RMS_EPS), &x, &w);
-    let (y_plain, g_plain) = value_and_grad(plain_rms_norm, &x, &w);
+    let (y_plain, g_plain) = value_and_grad(|x| plain::rms_norm(x, crate::model::RMS_EPS), &x, &w);
     assert_close("rms_norm output", y_fused, y_plain);
     assert_close("rms_norm gradient", g_fused, g_plain);
 }
@@ -113,7 +113,7 @@ fn the_fused_rms_norm_reads_strided_input() {
     let device = Device::flex();
     device.seed(6);
     let x = Tensor::<4>::random([2, 9, 3, 16], Distribution::Normal(0.0, 1.0), &device).swap_dims(1, 2);
-    let diff = (rms_norm(x.clone(), crate::model::RMS_EPS) - plain_rms_norm(x)).abs().max().into_scalar::<f32>();
+    let diff = (rms_norm(x.clone(), crate::model::RMS_EPS) - plain::rms_norm(x, crate::model::RMS_EPS)).abs().max().into_scalar::<f32>();
     assert!(diff < 1e-5);
 }
 
@@ -139,7 +139,7 @@ fn the_fused_relu_squared_matches_the_plain_one_forward_and_backward() {
     let x = Tensor::<3>::random([3, 7, 1001], Distribution::Normal(0.0, 1.0), &device);
     let w = Tensor::<3>::random([3, 7, 1001], Distribution::Normal(0.0, 1.0), &device);
     let (y_fused, g_fused) = value_and_grad(relu_squared, &x, &w);
-    let (y_plain, g_plain) = value_and_grad(plain_relu_squared, &x, &w);
+    let (y_plain, g_plain) = value_and_grad(plain::relu_squared, &x, &w);
     assert_close("relu² output", y_fused, y_plain);
     assert_close("relu² gradient", g_fused, g_plain);
 }
@@ -154,13 +154,14 @@ fn the_fused_rope_matches_the_plain_one_forward_and_backward() {
     let w = Tensor::<4>::random([2, 3, 11, 8], Distribution::Normal(0.0, 1.0), &device);
     assert!(available(&x));
     let (y_fused, g_fused) = value_and_grad(|x| rope_tables.apply(x), &x, &w);
-    let (y_plain, g_plain) = value_and_grad(|x| rope_tables.apply_plain(x), &x, &w);
+    let (cos, sin) = rope_tables.tables();
+    let (y_plain, g_plain) = value_and_grad(|x| plain::rope(x, cos.clone(), sin.clone()), &x, &w);
     assert_close("rope output", y_fused, y_plain);
     assert_close("rope gradient", g_fused, g_plain);
     // The tables of a few positions rotate those positions as the full tables do.
     let positions = Tensor::<1, Int>::from_data(TensorData::new(vec![7i64, 0, 10], [3]), &device);
     let some = rope_tables.at(&positions).apply(x.clone().select(2, positions.clone()));
-    assert_close("rope at positions", some, rope_tables.apply_plain(x).select(2, positions));
+    assert_close("rope at positions", some, plain::rope(x, cos, sin).select(2, positions));
 }
 
 #[test]
