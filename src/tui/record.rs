@@ -92,16 +92,7 @@ pub struct CastWriter<W: Write> {
 impl<W: Write> CastWriter<W> {
     /// Writes the header: a `width` × `height` terminal titled `title`.
     pub fn new(mut out: W, vocab: Vocab, width: u16, height: u16, title: &str, look: Look) -> std::io::Result<Self> {
-        let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let header = serde_json::json!({
-            "version": 2,
-            "width": width,
-            "height": height,
-            "timestamp": timestamp,
-            "title": title,
-            "env": { "TERM": "xterm-256color" },
-        });
-        writeln!(out, "{header}")?;
+        write_cast_header(&mut out, width, height, title)?;
         Ok(CastWriter { out, screen: Screen::new(vocab, width, height, look), events: 0 })
     }
 
@@ -140,9 +131,7 @@ const CELL_PIXELS: u16 = 16;
 
 impl<W: Write> GifWriter<W> {
     pub fn new(out: W, vocab: Vocab, width: u16, height: u16, look: Look) -> Result<Self, gif::EncodingError> {
-        let mut encoder = gif::Encoder::new(out, width * CELL_PIXELS, height * CELL_PIXELS, &[])?;
-        encoder.set_repeat(gif::Repeat::Infinite)?;
-        Ok(GifWriter { encoder, screen: Screen::new(vocab, width, height, look), pending: None })
+        Ok(GifWriter { encoder: gif_encoder(out, width, height)?, screen: Screen::new(vocab, width, height, look), pending: None })
     }
 
     pub fn frame(&mut self, frame: &Frame) -> Result<(), gif::EncodingError> {
@@ -310,15 +299,10 @@ impl SessionRecorder {
         let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         let mut out = std::io::BufWriter::new(file);
         let sink = if extension == "cast" {
-            let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let header = serde_json::json!({ "version": 2, "width": width, "height": height, "timestamp": timestamp,
-                "title": "tiny-diffusion", "env": { "TERM": "xterm-256color" } });
-            writeln!(out, "{header}")?;
+            write_cast_header(&mut out, width, height, "tiny-diffusion")?;
             SessionSink::Cast(out)
         } else {
-            let mut encoder = gif::Encoder::new(out, width * CELL_PIXELS, height * CELL_PIXELS, &[])?;
-            encoder.set_repeat(gif::Repeat::Infinite)?;
-            SessionSink::Gif { encoder, pending: None }
+            SessionSink::Gif { encoder: gif_encoder(out, width, height)?, pending: None }
         };
         Ok(SessionRecorder { path: path.to_path_buf(), start: std::time::Instant::now(), size: (width, height), sink })
     }
@@ -369,6 +353,27 @@ impl SessionRecorder {
         }
         Ok(())
     }
+}
+
+/// The asciicast v2 header line of a `width` × `height` terminal.
+fn write_cast_header(out: &mut impl Write, width: u16, height: u16, title: &str) -> std::io::Result<()> {
+    let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let header = serde_json::json!({
+        "version": 2,
+        "width": width,
+        "height": height,
+        "timestamp": timestamp,
+        "title": title,
+        "env": { "TERM": "xterm-256color" },
+    });
+    writeln!(out, "{header}")
+}
+
+/// A looping GIF of `width` × `height` cells.
+fn gif_encoder<W: Write>(out: W, width: u16, height: u16) -> Result<gif::Encoder<W>, gif::EncodingError> {
+    let mut encoder = gif::Encoder::new(out, width * CELL_PIXELS, height * CELL_PIXELS, &[])?;
+    encoder.set_repeat(gif::Repeat::Infinite)?;
+    Ok(encoder)
 }
 
 fn round(t: f64) -> f64 {
