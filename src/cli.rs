@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+mod bench;
 mod interop;
+pub use bench::{BenchArgs, BenchCommand, BenchDecodeArgs};
 pub use interop::{ExportArgs, ImportArgs};
 
 #[derive(Parser, Debug)]
@@ -186,66 +188,6 @@ pub struct GenerateArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct BenchArgs {
-    /// Without a command, measures speeds.
-    #[command(subcommand)]
-    pub command: Option<BenchCommand>,
-    /// Model sizes to measure.
-    #[arg(long = "preset", value_enum, default_values = ["small", "base"])]
-    pub presets: Vec<Preset>,
-    /// Training batch sizes to measure.
-    #[arg(long = "batch", default_values_t = [8usize, 64])]
-    pub batches: Vec<usize>,
-    /// Timed runs per case (after warm-up); the median is reported.
-    #[arg(long, default_value_t = 5)]
-    pub runs: usize,
-    /// The CPU's peak f32 GFLOP/s, for the "% peak" column.
-    #[arg(long, default_value_t = crate::bench::DEFAULT_PEAK_GFLOPS)]
-    pub peak_gflops: f64,
-    /// Which measurements to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_values = ["denoise", "generate", "train", "render"])]
-    pub cases: Vec<crate::bench::Case>,
-    /// One JSON object per line (ids shared with bench/pytorch_reference.py), then the peak memory.
-    #[arg(long)]
-    pub json: bool,
-    #[arg(long, value_enum, default_value = "flex")]
-    pub device: Backend,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum BenchCommand {
-    /// Each decoding setting's characters per step and per forward pass, and the quality of its text.
-    Decode(BenchDecodeArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct BenchDecodeArgs {
-    /// Checkpoint directory or PyTorch .pt file [default: the shipped Shakespeare model].
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
-    /// The text the checkpoint was trained on, whose words count as valid [default: the built-in
-    /// Tiny Shakespeare].
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// A setting to measure, written as generate's decoding flags (e.g. "--strategy eb --gamma 1");
-    /// repeat for more [default: a grid over every strategy, see docs/decoding.md].
-    #[arg(long = "setting", allow_hyphen_values = true)]
-    pub settings: Vec<String>,
-    /// Seeds; each writes --length characters.
-    #[arg(long = "seed", default_values_t = [1u64, 2, 3])]
-    pub seeds: Vec<u64>,
-    /// Characters written per seed.
-    #[arg(long, default_value_t = 2000)]
-    pub length: usize,
-    /// One JSON object per line.
-    #[arg(long)]
-    pub json: bool,
-    #[arg(long, value_enum, default_value = "flex")]
-    pub device: Backend,
-}
-
-#[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Checkpoint directory or PyTorch .pt file [default: the shipped Shakespeare model].
     #[arg(long)]
@@ -270,7 +212,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Train(args) => run_train(args),
         Command::Generate(args) => run_generate(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => run_eval(args).map(|()| ExitCode::SUCCESS),
-        Command::Bench(args) => run_bench(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run_bench(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => interop::run_import(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => interop::run_export(args).map(|()| ExitCode::SUCCESS),
     };
@@ -538,69 +480,5 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     println!();
     println!("decoding              {:.2} characters/step, {:.1} ms/step", r.characters_per_step, r.ms_per_step);
     println!("sample:\n{}", r.sample);
-    Ok(())
-}
-
-fn run_bench(args: BenchArgs) -> Result<()> {
-    if let Some(BenchCommand::Decode(args)) = args.command {
-        return run_bench_decode(args);
-    }
-    let device = args.device.device()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, cases: args.cases, device };
-    if args.json {
-        crate::bench::run(&opts, |row| println!("{}", crate::bench::json_row(row)));
-        println!("{}", serde_json::json!({ "case": "process/peak_rss", "peak_rss_mb": crate::bench::peak_rss_mib() }));
-        return Ok(());
-    }
-    println!("backend {} · {threads} threads · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), args.peak_gflops, args.runs);
-    println!("{}", crate::bench::header());
-    crate::bench::run(&opts, |row| println!("{}", crate::bench::format_row(row, args.peak_gflops)));
-    if let Some(mb) = crate::bench::peak_rss_mib() {
-        println!("peak memory (resident) of this process: {mb:.0} MiB");
-    }
-    Ok(())
-}
-
-fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
-    use crate::bench::decode::{self, DecodeBench};
-    let flags: Vec<String> = if args.settings.is_empty() {
-        decode::DEFAULT_GRID.iter().map(|s| s.to_string()).collect()
-    } else {
-        args.settings.clone()
-    };
-    // Every setting is checked before the first is measured.
-    let settings = flags.iter().map(|f| Ok((f.clone(), decode::parse_setting(f)?))).collect::<Result<Vec<_>>>()?;
-    let device = args.device.device()?;
-    let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
-    let corpus = DataSource::from_arg(args.data.as_deref()).load(Some(ckpt.vocab.clone()))?;
-    let dictionary = crate::eval::words(&corpus.vocab.decode(&corpus.train, ' ')).into_iter().collect();
-    let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
-    let bench = DecodeBench { denoiser: &denoiser, vocab: &ckpt.vocab, dictionary: &dictionary, seeds: args.seeds.clone(), length: args.length };
-    if !args.json {
-        println!("{name} · {} characters × seeds {:?} · {}", args.length, args.seeds, args.device.name());
-        println!("{}", decode::header());
-    }
-    let mut rows = Vec::new();
-    // Rows print as they are measured (a grid takes minutes); the frontier comes last.
-    for (flags, options) in settings {
-        let row = bench.measure(&flags, options);
-        if args.json {
-            println!("{}", serde_json::to_string(&row)?);
-        } else {
-            println!("{}", decode::format_row(&row));
-        }
-        rows.push(row);
-    }
-    decode::mark_frontier(&mut rows);
-    if args.json {
-        let frontier: Vec<&str> = rows.iter().filter(|r| r.frontier).map(|r| r.setting.as_str()).collect();
-        println!("{}", serde_json::json!({ "frontier": frontier }));
-    } else {
-        println!("\nfrontier (no setting is faster and better on both word statistics):");
-        for row in rows.iter().filter(|r| r.frontier) {
-            println!("{}", decode::format_row(row));
-        }
-    }
     Ok(())
 }
