@@ -122,6 +122,7 @@ impl<W: Write> CastWriter<W> {
 pub struct GifWriter<W: Write> {
     encoder: gif::Encoder<W>,
     screen: Screen,
+    frames: GifFrames,
     /// The previous frame's pixels, written when the next arrives (so the last can be held).
     pending: Option<gif::Frame<'static>>,
 }
@@ -131,11 +132,12 @@ const CELL_PIXELS: u16 = 16;
 
 impl<W: Write> GifWriter<W> {
     pub fn new(out: W, vocab: Vocab, width: u16, height: u16, look: Look) -> Result<Self, gif::EncodingError> {
-        Ok(GifWriter { encoder: gif_encoder(out, width, height)?, screen: Screen::new(vocab, width, height, look), pending: None })
+        let screen = Screen::new(vocab, width, height, look);
+        Ok(GifWriter { encoder: gif_encoder(out, width, height)?, screen, frames: GifFrames::default(), pending: None })
     }
 
     pub fn frame(&mut self, frame: &Frame) -> Result<(), gif::EncodingError> {
-        let image = pixels(&self.screen.draw(frame));
+        let image = self.frames.next(&self.screen.draw(frame));
         if let Some(previous) = self.pending.replace(image) {
             self.encoder.write_frame(&previous)?;
         }
@@ -153,8 +155,37 @@ impl<W: Write> GifWriter<W> {
     }
 }
 
-/// The buffer as an indexed GIF frame, with a palette of exactly its colours.
-fn pixels(buf: &Buffer) -> gif::Frame<'static> {
+/// Turns screens into GIF frames that hold only the cells that changed since the screen before
+/// (drawn over it), so a long recording stays small.
+#[derive(Default)]
+struct GifFrames {
+    previous: Option<Buffer>,
+}
+
+impl GifFrames {
+    fn next(&mut self, buf: &Buffer) -> gif::Frame<'static> {
+        let changed = match &self.previous {
+            Some(prev) if prev.area == buf.area => {
+                let cells = (buf.area.top()..buf.area.bottom())
+                    .flat_map(|y| (buf.area.left()..buf.area.right()).map(move |x| (x, y)))
+                    .filter(|&(x, y)| prev[(x, y)] != buf[(x, y)]);
+                let (mut x0, mut y0, mut x1, mut y1) = (u16::MAX, u16::MAX, 0, 0);
+                for (x, y) in cells {
+                    (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+                }
+                // Nothing changed: one cell again, so every step still has its frame.
+                if x0 == u16::MAX { Rect::new(buf.area.x, buf.area.y, 1, 1) } else { Rect::new(x0, y0, x1 - x0, y1 - y0) }
+            }
+            _ => buf.area,
+        };
+        self.previous = Some(buf.clone());
+        pixels(buf, changed)
+    }
+}
+
+/// The cells of `buf` within `rect` as an indexed GIF frame at their place, with a palette of
+/// exactly their colours.
+fn pixels(buf: &Buffer, rect: Rect) -> gif::Frame<'static> {
     const BACKGROUND: (u8, u8, u8) = (18, 18, 24);
     const FOREGROUND: (u8, u8, u8) = (220, 220, 220);
     // Confidence colours are continuous: steps of 16 per channel keep a palette well under 256.
@@ -168,7 +199,7 @@ fn pixels(buf: &Buffer) -> gif::Frame<'static> {
         Color::Cyan => (80, 200, 220),
         _ => default,
     };
-    let (cols, rows) = (buf.area.width as usize, buf.area.height as usize);
+    let (cols, rows) = (rect.width as usize, rect.height as usize);
     let side = CELL_PIXELS as usize;
     let width = cols * side;
     let mut palette: Vec<(u8, u8, u8)> = vec![BACKGROUND];
@@ -187,7 +218,7 @@ fn pixels(buf: &Buffer) -> gif::Frame<'static> {
     let mut image = vec![0u8; width * rows * side];
     for y in 0..rows {
         for x in 0..cols {
-            let cell = &buf[(buf.area.x + x as u16, buf.area.y + y as u16)];
+            let cell = &buf[(rect.x + x as u16, rect.y + y as u16)];
             let (mut fg, mut bg) = (rgb(cell.fg, FOREGROUND), rgb(cell.bg, BACKGROUND));
             if cell.modifier.contains(Modifier::REVERSED) {
                 std::mem::swap(&mut fg, &mut bg);
@@ -211,6 +242,9 @@ fn pixels(buf: &Buffer) -> gif::Frame<'static> {
         }
     }
     let mut frame = gif::Frame::from_indexed_pixels(width as u16, (rows * side) as u16, image, None);
+    frame.left = (rect.x - buf.area.x) * CELL_PIXELS;
+    frame.top = (rect.y - buf.area.y) * CELL_PIXELS;
+    frame.dispose = gif::DisposalMethod::Keep;
     frame.palette = Some(palette.iter().flat_map(|&(r, g, b)| [r, g, b]).collect());
     frame.delay = (100.0 / FRAMES_PER_SECOND).round() as u16;
     frame
@@ -284,7 +318,11 @@ pub struct SessionRecorder {
 
 enum SessionSink {
     Cast(std::io::BufWriter<std::fs::File>),
-    Gif { encoder: gif::Encoder<std::io::BufWriter<std::fs::File>>, pending: Option<(gif::Frame<'static>, std::time::Instant)> },
+    Gif {
+        encoder: gif::Encoder<std::io::BufWriter<std::fs::File>>,
+        frames: GifFrames,
+        pending: Option<(gif::Frame<'static>, std::time::Instant)>,
+    },
 }
 
 impl SessionRecorder {
@@ -302,7 +340,7 @@ impl SessionRecorder {
             write_cast_header(&mut out, width, height, "tiny-diffusion")?;
             SessionSink::Cast(out)
         } else {
-            SessionSink::Gif { encoder: gif_encoder(out, width, height)?, pending: None }
+            SessionSink::Gif { encoder: gif_encoder(out, width, height)?, frames: GifFrames::default(), pending: None }
         };
         Ok(SessionRecorder { path: path.to_path_buf(), start: std::time::Instant::now(), size: (width, height), sink })
     }
@@ -323,7 +361,7 @@ impl SessionRecorder {
                 }
                 writeln!(out, "{}", serde_json::json!([t, "o", ansi(buf)]))?;
             }
-            SessionSink::Gif { encoder, pending } => {
+            SessionSink::Gif { encoder, frames, pending } => {
                 if size != self.size {
                     return Ok(()); // a GIF has one size: screens of another are left out
                 }
@@ -331,7 +369,7 @@ impl SessionRecorder {
                     frame.delay = (now.duration_since(at).as_secs_f64() * 100.0).round().clamp(2.0, 65_535.0) as u16;
                     encoder.write_frame(&frame)?;
                 }
-                *pending = Some((pixels(buf), now));
+                *pending = Some((frames.next(buf), now));
             }
         }
         if matches!(self.sink, SessionSink::Cast(_)) {
@@ -343,7 +381,7 @@ impl SessionRecorder {
     pub fn finish(self) -> anyhow::Result<()> {
         match self.sink {
             SessionSink::Cast(mut out) => out.flush()?,
-            SessionSink::Gif { mut encoder, pending } => {
+            SessionSink::Gif { mut encoder, pending, .. } => {
                 if let Some((mut frame, _)) = pending {
                     frame.delay = (HOLD_SECONDS * 100.0) as u16;
                     encoder.write_frame(&frame)?;
