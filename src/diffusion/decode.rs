@@ -85,6 +85,20 @@ pub enum Remask {
     /// The step after a character is committed checks it in the context of everything committed
     /// with it, and masks it again (once) if its probability there is below --remask-below.
     LowConfidence,
+    /// ReMDM-cap: each step masks every decoded character again with probability min(--eta, σ_max)
+    /// (with --strategy random, MDLM's ancestral sampler, over --steps).
+    Cap,
+    /// ReMDM-rescale: with probability --eta × σ_max.
+    Rescale,
+    /// ReMDM-conf: σ_max shared out by softmax(−confidence), the least sure first.
+    Conf,
+}
+
+impl Remask {
+    /// ReMDM's schedules, which run on MDLM's ancestral sampler.
+    pub fn is_remdm(self) -> bool {
+        matches!(self, Remask::Cap | Remask::Rescale | Remask::Conf)
+    }
 }
 
 /// The settings of one decoding run.
@@ -130,6 +144,9 @@ pub struct DecodeOptions {
     /// With --remask low-confidence: the probability below which a checked character is masked again.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.remask_below)]
     pub remask_below: f32,
+    /// η of ReMDM's cap and rescale schedules (the paper uses about 0.008 and 0.015).
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.eta)]
+    pub eta: f32,
     /// Reuse keys and values outside a window around the span between steps (Fast-dLLM's dual
     /// cache, refreshed whenever the span leaves the window): approximate, much cheaper steps.
     /// `--cache false` recomputes every position every step.
@@ -168,6 +185,7 @@ impl DecodeOptions {
         span: 16,
         remask: Remask::LowConfidence,
         remask_below: 0.5,
+        eta: 0.01,
         cache: true,
         apart: true,
         timestep: Timestep::MaskRate,
@@ -191,6 +209,10 @@ impl DecodeOptions {
         unit("threshold", self.threshold)?;
         unit("margin", self.margin)?;
         unit("remask-below", self.remask_below)?;
+        unit("eta", self.eta)?;
+        if self.remask.is_remdm() && self.strategy != Strategy::Random {
+            bail!("--remask {:?} is ReMDM's schedule for MDLM's ancestral sampler: use it with --strategy random (and --steps)", self.remask);
+        }
         non_negative("entropy", self.entropy)?;
         non_negative("gamma", self.gamma)?;
         non_negative("factor", self.factor)?;
@@ -221,13 +243,28 @@ impl DecodeOptions {
         }
     }
 
-    /// The next strategy in `Strategy::ALL` (topk-sum brings a top-k if none is set).
+    /// The next strategy in `Strategy::ALL` (topk-sum brings a top-k if none is set; leaving
+    /// random ends a ReMDM schedule, which needs it).
     pub fn cycle_strategy(&mut self) {
         let i = Strategy::ALL.iter().position(|&s| s == self.strategy).expect("listed");
         self.strategy = Strategy::ALL[(i + 1) % Strategy::ALL.len()];
         if self.strategy == Strategy::TopkSum && self.top_k == 0 {
             self.top_k = 2;
         }
+        if self.strategy != Strategy::Random && self.remask.is_remdm() {
+            self.remask = Remask::LowConfidence;
+        }
+    }
+
+    /// The TUI's `m`: remasking on and off (ReMDM's schedules in turn with `--strategy random`).
+    pub fn cycle_remask(&mut self) {
+        self.remask = match (self.strategy, self.remask) {
+            (Strategy::Random, Remask::None) => Remask::Cap,
+            (Strategy::Random, Remask::Cap) => Remask::Rescale,
+            (Strategy::Random, Remask::Rescale) => Remask::Conf,
+            (_, Remask::None) => Remask::LowConfidence,
+            _ => Remask::None,
+        };
     }
 
     /// The next span in `SPANS`.
@@ -265,6 +302,9 @@ impl DecodeOptions {
         let remask = match self.remask {
             Remask::None => String::new(),
             Remask::LowConfidence => format!(" · remask < {}", n(self.remask_below)),
+            Remask::Cap => format!(" · remdm cap η {}", n(self.eta)),
+            Remask::Rescale => format!(" · remdm rescale η {}", n(self.eta)),
+            Remask::Conf => " · remdm conf".to_string(),
         };
         let apart = if self.apart && self.strategy.can_keep_apart() { " · apart" } else { "" };
         let cache = if self.cache { " · cached" } else { "" };

@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod masking;
+pub mod remdm;
 pub mod rules;
 pub mod sampler;
 #[cfg(test)]

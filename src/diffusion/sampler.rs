@@ -7,7 +7,7 @@
 use super::decode::{CACHE_WINDOW_SPANS, DecodeOptions, Remask, Timestep};
 use super::rules::{self, Proposal};
 use crate::vocab::MASK_ID;
-use rand::Rng;
+use rand::{Rng, RngExt};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
@@ -138,6 +138,9 @@ impl Sampler {
     /// `--remask-below` is masked again (once per position), so a parallel step's inconsistent
     /// guesses are revised instead of kept.
     pub fn step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
+        if self.options.remask.is_remdm() {
+            return self.remdm_step(model, rng, block, offset);
+        }
         let start = Instant::now();
         let mut masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
         let provisional: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.provisional[i]).collect();
@@ -186,6 +189,49 @@ impl Sampler {
 }
 
 impl Sampler {
+    /// One step of MDLM's ancestral sampler with one of ReMDM's remasking schedules (see `remdm`):
+    /// decoded characters are masked again, and masked positions decoded, each at random with the
+    /// step's odds; at least one position is decoded.
+    fn remdm_step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
+        let start = Instant::now();
+        let masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
+        if masked.is_empty() {
+            return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
+        }
+        let decoded: Vec<usize> = (0..self.tokens.len()).filter(|&i| !self.prompt[i] && self.tokens[i] != MASK_ID).collect();
+        let confidences: Vec<f32> = decoded.iter().map(|&i| self.confidence[i]).collect();
+        let odds = super::remdm::odds(self.options.remask, self.options.eta, self.step, self.options.steps, &confidences);
+        let time = match self.options.timestep {
+            Timestep::MaskRate => Time::MaskRate(masked.len() as f32 / self.tokens.len() as f32),
+            Timestep::Step => Time::Step(self.step),
+        };
+        let vocab = model.vocab_size();
+        let logits = model.logits(&self.tokens, time, &masked);
+        let proposals: Vec<Proposal> =
+            masked.iter().zip(logits.chunks_exact(vocab)).map(|(&i, row)| rules::propose(i, row, &self.options, rng)).collect();
+        let mut chosen: Vec<Proposal> = proposals.iter().copied().filter(|_| rng.random::<f32>() < odds.unmask).collect();
+        if chosen.is_empty() {
+            chosen.extend(proposals.iter().copied().max_by(|a, b| a.confidence.total_cmp(&b.confidence)));
+        }
+        let mut remasked_now: Vec<usize> = Vec::new();
+        for (&i, &p) in decoded.iter().zip(&odds.remask) {
+            if rng.random::<f32>() < p {
+                self.tokens[i] = MASK_ID;
+                self.confidence[i] = 0.0;
+                remasked_now.push(i);
+            }
+        }
+        let mut decoded_now: Vec<usize> = Vec::with_capacity(chosen.len());
+        for p in chosen {
+            self.tokens[p.position] = p.token;
+            self.confidence[p.position] = p.confidence;
+            decoded_now.push(p.position);
+        }
+        decoded_now.sort_unstable();
+        self.step += 1;
+        self.frame(block, offset, decoded_now, remasked_now, start.elapsed())
+    }
+
     /// Logits through the denoiser's cache: the cached rows are reused while every queried position
     /// lies inside them, and refreshed (a full pass) from the leftmost one when not.
     fn logits_cached(&mut self, model: &dyn Denoiser, time: Time, queried: &[usize]) -> Vec<f32> {

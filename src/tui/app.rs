@@ -11,7 +11,6 @@ use super::watch_state::{Cell, View, WatchState};
 use super::worker::{GenJob, GenMsg, TrainMsg};
 use crate::checkpoint::CheckpointConfig;
 use crate::data::BUILT_IN_NAME;
-use crate::diffusion::Remask;
 use crate::vocab::{MASK_ID, Vocab};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::time::Duration;
@@ -217,10 +216,7 @@ impl App {
                 return vec![self.restart_block()];
             }
             KeyCode::Char('m') => {
-                w.settings.remask = match w.settings.remask {
-                    Remask::None => Remask::LowConfidence,
-                    Remask::LowConfidence => Remask::None,
-                };
+                w.settings.cycle_remask();
                 return vec![self.restart_block()];
             }
             KeyCode::Char('k') => {

@@ -63,7 +63,7 @@ fn status_lines(app: &App) -> [Line<'static>; 2] {
     let play = if w.playing { "▶" } else { "⏸" };
     let edits = match s.remask {
         Remask::None => String::new(),
-        Remask::LowConfidence => format!(" · {} edits", w.edits_in_view()),
+        _ => format!(" · {} edits", w.edits_in_view()),
     };
     let progress = format!(
         "{play} block {block} · step {step}{total} · {} masked · +{decoded} this step{edits} · {ms:.0} ms/step",
