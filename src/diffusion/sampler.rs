@@ -147,10 +147,7 @@ impl Sampler {
         if masked.is_empty() && provisional.is_empty() {
             return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
         }
-        let time = match self.options.timestep {
-            Timestep::MaskRate => Time::MaskRate(masked.len() as f32 / self.tokens.len() as f32),
-            Timestep::Step => Time::Step(self.step),
-        };
+        let time = self.time(masked.len());
         if self.options.strategy.uses_span() && self.options.span > 0 && !masked.is_empty() {
             let limit = masked[0] + self.options.span;
             masked.retain(|&i| i < limit);
@@ -189,6 +186,14 @@ impl Sampler {
 }
 
 impl Sampler {
+    /// What a timestep-conditioned model is told this step, with `masked` positions still hidden.
+    fn time(&self, masked: usize) -> Time {
+        match self.options.timestep {
+            Timestep::MaskRate => Time::MaskRate(masked as f32 / self.tokens.len() as f32),
+            Timestep::Step => Time::Step(self.step),
+        }
+    }
+
     /// One step of MDLM's ancestral sampler with one of ReMDM's remasking schedules (see `remdm`):
     /// decoded characters are masked again, and masked positions decoded, each at random with the
     /// step's odds; at least one position is decoded.
@@ -201,10 +206,7 @@ impl Sampler {
         let decoded: Vec<usize> = (0..self.tokens.len()).filter(|&i| !self.prompt[i] && self.tokens[i] != MASK_ID).collect();
         let confidences: Vec<f32> = decoded.iter().map(|&i| self.confidence[i]).collect();
         let odds = super::remdm::odds(self.options.remask, self.options.eta, self.step, self.options.steps, &confidences);
-        let time = match self.options.timestep {
-            Timestep::MaskRate => Time::MaskRate(masked.len() as f32 / self.tokens.len() as f32),
-            Timestep::Step => Time::Step(self.step),
-        };
+        let time = self.time(masked.len());
         let vocab = model.vocab_size();
         let logits = model.logits(&self.tokens, time, &masked);
         let proposals: Vec<Proposal> =
