@@ -1,13 +1,14 @@
-//! Application state and key handling. Pure: keys change state and return `Effect`s that the
-//! event loop carries out (sending jobs to workers), so every transition is testable without
-//! a terminal or a model.
+//! Application state and the keys every screen shares (tab, ?, q, R, Ctrl-C, closing popups);
+//! each screen's own keys live in its module (`watch`, `infill`, `train_screen`) beside its
+//! bindings list and its drawing. Pure: keys change state and return `Effect`s that the event
+//! loop carries out, so every transition is testable without a terminal or a model.
 
 pub use super::effect::Effect;
 use super::infill::InfillState;
 use super::popup::ErrorPopup;
 use super::theme::Theme;
 use super::train_screen::TrainScreenState;
-use super::watch_state::{Cell, View, WatchState};
+use super::watch_state::{Cell, WatchState};
 use super::worker::{GenJob, GenMsg, TrainMsg};
 use crate::checkpoint::CheckpointConfig;
 use crate::data::BUILT_IN_NAME;
@@ -113,13 +114,13 @@ impl App {
     }
 
     /// Redoes the current block with the current settings (same seed unless changed).
-    fn restart_block(&mut self) -> Effect {
+    pub(super) fn restart_block(&mut self) -> Effect {
         let (prompt, length, history) = (self.watch.job_prompt.clone(), self.watch.job_length, self.watch.job_history.clone());
         self.launch(prompt, length, history)
     }
 
     /// Generates the next block after a finished one.
-    fn continue_block(&mut self) -> Option<Effect> {
+    pub(super) fn continue_block(&mut self) -> Option<Effect> {
         if !self.watch.done {
             self.note = Some("the block is still being denoised; continue when it is done".into());
             return None;
@@ -178,104 +179,10 @@ impl App {
         }
         self.note = None;
         match self.screen {
-            Screen::Watch => self.watch_key(key),
-            Screen::Infill => self.infill_key(key),
-            Screen::Train => self.train_key(key),
+            Screen::Watch => super::watch::handle_key(self, key),
+            Screen::Infill => super::infill::handle_key(self, key),
+            Screen::Train => super::train_screen::handle_key(self, key),
         }
-    }
-
-    fn watch_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let w = &mut self.watch;
-        match key.code {
-            KeyCode::Esc => self.quit = true,
-            KeyCode::Char(' ') => w.playing = !w.playing,
-            KeyCode::Right | KeyCode::Char('l') => w.step_forward(),
-            KeyCode::Left | KeyCode::Char('h') => w.step_back(),
-            KeyCode::Char('+') | KeyCode::Char('=') => {
-                w.settings.adjust(true);
-                return vec![self.restart_block()];
-            }
-            KeyCode::Char('-') | KeyCode::Char('_') => {
-                w.settings.adjust(false);
-                return vec![self.restart_block()];
-            }
-            KeyCode::Char('t') => {
-                w.settings.adjust_temperature(false);
-                return vec![self.restart_block()];
-            }
-            KeyCode::Char('T') => {
-                w.settings.adjust_temperature(true);
-                return vec![self.restart_block()];
-            }
-            KeyCode::Char('s') => {
-                w.settings.cycle_strategy();
-                return vec![self.restart_block()];
-            }
-            KeyCode::Char('w') => {
-                w.settings.cycle_span();
-                return vec![self.restart_block()];
-            }
-            KeyCode::Char('m') => {
-                w.settings.cycle_remask();
-                return vec![self.restart_block()];
-            }
-            KeyCode::Char('k') => {
-                w.settings.cache = !w.settings.cache;
-                return vec![self.restart_block()];
-            }
-            KeyCode::Char('v') => {
-                w.view = match w.view {
-                    View::Confidence => View::Order,
-                    View::Order => View::Confidence,
-                };
-            }
-            KeyCode::Char('p') => self.theme.palette = self.theme.palette.next(),
-            KeyCode::Char('r') => {
-                w.settings.seed = w.settings.seed.wrapping_add(1);
-                w.playing = true;
-                return vec![self.generate_fresh()];
-            }
-            KeyCode::Char('c') => {
-                self.watch.playing = true;
-                return self.continue_block().into_iter().collect();
-            }
-            KeyCode::Char('[') => w.slower(),
-            KeyCode::Char(']') => w.faster(),
-            KeyCode::Char('i') => self.screen = Screen::Infill,
-            _ => {}
-        }
-        vec![]
-    }
-
-    fn infill_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let s = &mut self.infill;
-        let shift = key.modifiers.contains(KeyModifiers::SHIFT);
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        let alt = key.modifiers.contains(KeyModifiers::ALT);
-        s.message = None;
-        match key.code {
-            KeyCode::Esc => self.screen = Screen::Watch,
-            KeyCode::Enter if alt || shift => s.insert('\n'),
-            KeyCode::Enter => return self.run_infill().into_iter().collect(),
-            KeyCode::Char('n') if ctrl => s.insert('\n'),
-            KeyCode::Char('g') if ctrl => s.make_gap(),
-            KeyCode::Char('u') if ctrl => *s = InfillState::default(),
-            KeyCode::Char('=') | KeyCode::Char('+') if alt => s.grow_gap(),
-            KeyCode::Char('-') if alt => s.shrink_gap(),
-            KeyCode::Up if ctrl => s.grow_gap(),
-            KeyCode::Down if ctrl => s.shrink_gap(),
-            KeyCode::Char(c) if !ctrl && !alt => s.insert(c),
-            KeyCode::Backspace => s.backspace(),
-            KeyCode::Delete => s.delete(),
-            KeyCode::Left => s.left(shift),
-            KeyCode::Right => s.right(shift),
-            KeyCode::Up => s.up(shift),
-            KeyCode::Down => s.down(shift),
-            KeyCode::Home => s.home(shift),
-            KeyCode::End => s.end(shift),
-            _ => {}
-        }
-        vec![]
     }
 
     pub fn paste(&mut self, text: &str) {
@@ -287,61 +194,6 @@ impl App {
     }
 
     /// Enter on the infill screen: denoise the gaps, animated on the watch screen.
-    fn run_infill(&mut self) -> Option<Effect> {
-        let unknown = self.infill.unknown_positions(self.vocab());
-        if !unknown.is_empty() {
-            self.infill.message = Some(format!(
-                "{} character(s) are not in the vocabulary (shown in red); edit them first",
-                unknown.len()
-            ));
-            return None;
-        }
-        if self.infill.text.is_empty() {
-            self.infill.message = Some("type a prompt first; _ marks a gap".into());
-            return None;
-        }
-        let prompt = self.vocab().encode_prompt(&self.infill.as_string(), super::infill::GAP).ok()?;
-        self.watch.base_prompt = prompt;
-        self.watch.playing = true;
-        self.screen = Screen::Watch;
-        Some(self.generate_fresh())
-    }
-
-    fn train_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let t = &mut self.train;
-        if t.editing {
-            match key.code {
-                KeyCode::Enter | KeyCode::Esc => t.editing = false,
-                KeyCode::Backspace => {
-                    t.data.pop();
-                }
-                KeyCode::Char(c) => t.data.push(c),
-                _ => {}
-            }
-            return vec![];
-        }
-        match key.code {
-            KeyCode::Esc => self.quit = true,
-            KeyCode::Up | KeyCode::Char('k') => t.select(false),
-            KeyCode::Down | KeyCode::Char('j') => t.select(true),
-            KeyCode::Left | KeyCode::Char('h') => t.change(false),
-            KeyCode::Right | KeyCode::Char('l') => t.change(true),
-            KeyCode::Char('e') => t.editing = t.field == 0 && !t.running,
-            // Enter starts wherever the selection is, as the footer says; `e` edits the data path.
-            KeyCode::Enter | KeyCode::Char('s') if !t.running => return vec![t.start()],
-            KeyCode::Char('x') if t.running => {
-                t.message = Some("stopping after this step; saving a checkpoint…".into());
-                return vec![Effect::StopTraining];
-            }
-            KeyCode::Char('w') => match &t.finished {
-                Some(path) => return vec![Effect::LoadCheckpoint(path.clone())],
-                None => t.message = Some("no finished checkpoint yet: train one first".into()),
-            },
-            _ => {}
-        }
-        vec![]
-    }
-
     /// Advances playback; returns whether anything on screen changed.
     pub fn tick(&mut self, dt: Duration) -> bool {
         self.watch.tick(dt)

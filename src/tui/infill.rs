@@ -9,6 +9,9 @@ use super::theme::Theme;
 use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use super::app::{App, Screen};
+use super::effect::Effect;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
 pub const BINDINGS: &[(&str, &str)] = &[
@@ -267,6 +270,59 @@ pub fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf
         ))
     };
     Paragraph::new(vec![status]).wrap(Wrap { trim: true }).block(Block::default().borders(Borders::TOP)).render(info, buf);
+}
+
+/// The Infill screen's keys: the editor, and Enter to fill the gaps.
+pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    let s = &mut app.infill;
+    let shift = key.modifiers.contains(KeyModifiers::SHIFT);
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    s.message = None;
+    match key.code {
+        KeyCode::Esc => app.screen = Screen::Watch,
+        KeyCode::Enter if alt || shift => s.insert('\n'),
+        KeyCode::Enter => return run_infill(app).into_iter().collect(),
+        KeyCode::Char('n') if ctrl => s.insert('\n'),
+        KeyCode::Char('g') if ctrl => s.make_gap(),
+        KeyCode::Char('u') if ctrl => *s = InfillState::default(),
+        KeyCode::Char('=') | KeyCode::Char('+') if alt => s.grow_gap(),
+        KeyCode::Char('-') if alt => s.shrink_gap(),
+        KeyCode::Up if ctrl => s.grow_gap(),
+        KeyCode::Down if ctrl => s.shrink_gap(),
+        KeyCode::Char(c) if !ctrl && !alt => s.insert(c),
+        KeyCode::Backspace => s.backspace(),
+        KeyCode::Delete => s.delete(),
+        KeyCode::Left => s.left(shift),
+        KeyCode::Right => s.right(shift),
+        KeyCode::Up => s.up(shift),
+        KeyCode::Down => s.down(shift),
+        KeyCode::Home => s.home(shift),
+        KeyCode::End => s.end(shift),
+        _ => {}
+    }
+    vec![]
+}
+
+
+fn run_infill(app: &mut App) -> Option<Effect> {
+    let unknown = app.infill.unknown_positions(app.vocab());
+    if !unknown.is_empty() {
+        app.infill.message = Some(format!(
+            "{} character(s) are not in the vocabulary (shown in red); edit them first",
+            unknown.len()
+        ));
+        return None;
+    }
+    if app.infill.text.is_empty() {
+        app.infill.message = Some("type a prompt first; _ marks a gap".into());
+        return None;
+    }
+    let prompt = app.vocab().encode_prompt(&app.infill.as_string(), super::infill::GAP).ok()?;
+    app.watch.base_prompt = prompt;
+    app.watch.playing = true;
+    app.screen = Screen::Watch;
+    Some(app.generate_fresh())
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use ratatui::symbols::Marker;
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Wrap};
 use std::path::PathBuf;
 use std::time::Instant;
+use super::app::App;
+use crossterm::event::{KeyCode, KeyEvent};
 
 /// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
 pub const BINDINGS: &[(&str, &str)] = &[
@@ -291,4 +293,40 @@ fn render_chart(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffe
         .x_axis(Axis::default().bounds([0.0, max_x]).labels(vec![Span::raw("0"), Span::raw(format!("{}", max_x as usize))]))
         .y_axis(Axis::default().bounds([min_y, max_y]).labels(vec![label(min_y), label(max_y)]))
         .render(area, buf);
+}
+
+/// The Train screen's keys (while editing the data path, keys type into it).
+pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    let t = &mut app.train;
+    if t.editing {
+        match key.code {
+            KeyCode::Enter | KeyCode::Esc => t.editing = false,
+            KeyCode::Backspace => {
+                t.data.pop();
+            }
+            KeyCode::Char(c) => t.data.push(c),
+            _ => {}
+        }
+        return vec![];
+    }
+    match key.code {
+        KeyCode::Esc => app.quit = true,
+        KeyCode::Up | KeyCode::Char('k') => t.select(false),
+        KeyCode::Down | KeyCode::Char('j') => t.select(true),
+        KeyCode::Left | KeyCode::Char('h') => t.change(false),
+        KeyCode::Right | KeyCode::Char('l') => t.change(true),
+        KeyCode::Char('e') => t.editing = t.field == 0 && !t.running,
+        // Enter starts wherever the selection is, as the footer says; `e` edits the data path.
+        KeyCode::Enter | KeyCode::Char('s') if !t.running => return vec![t.start()],
+        KeyCode::Char('x') if t.running => {
+            t.message = Some("stopping after this step; saving a checkpoint…".into());
+            return vec![Effect::StopTraining];
+        }
+        KeyCode::Char('w') => match &t.finished {
+            Some(path) => return vec![Effect::LoadCheckpoint(path.clone())],
+            None => t.message = Some("no finished checkpoint yet: train one first".into()),
+        },
+        _ => {}
+    }
+    vec![]
 }

@@ -7,6 +7,9 @@ use super::denoise_grid::DenoiseGrid;
 use super::theme::legend;
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph};
+use super::app::Screen;
+use super::effect::Effect;
+use crossterm::event::{KeyCode, KeyEvent};
 
 /// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
 pub const BINDINGS: &[(&str, &str)] = &[
@@ -97,4 +100,68 @@ fn hint_line(app: &App) -> Line<'static> {
         String::new()
     };
     Line::styled(text, app.theme.dim)
+}
+
+/// The Watch screen's keys (the global ones are handled by `App::handle_key`).
+pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    let w = &mut app.watch;
+    match key.code {
+        KeyCode::Esc => app.quit = true,
+        KeyCode::Char(' ') => w.playing = !w.playing,
+        KeyCode::Right | KeyCode::Char('l') => w.step_forward(),
+        KeyCode::Left | KeyCode::Char('h') => w.step_back(),
+        KeyCode::Char('+') | KeyCode::Char('=') => {
+            w.settings.adjust(true);
+            return vec![app.restart_block()];
+        }
+        KeyCode::Char('-') | KeyCode::Char('_') => {
+            w.settings.adjust(false);
+            return vec![app.restart_block()];
+        }
+        KeyCode::Char('t') => {
+            w.settings.adjust_temperature(false);
+            return vec![app.restart_block()];
+        }
+        KeyCode::Char('T') => {
+            w.settings.adjust_temperature(true);
+            return vec![app.restart_block()];
+        }
+        KeyCode::Char('s') => {
+            w.settings.cycle_strategy();
+            return vec![app.restart_block()];
+        }
+        KeyCode::Char('w') => {
+            w.settings.cycle_span();
+            return vec![app.restart_block()];
+        }
+        KeyCode::Char('m') => {
+            w.settings.cycle_remask();
+            return vec![app.restart_block()];
+        }
+        KeyCode::Char('k') => {
+            w.settings.cache = !w.settings.cache;
+            return vec![app.restart_block()];
+        }
+        KeyCode::Char('v') => {
+            w.view = match w.view {
+                View::Confidence => View::Order,
+                View::Order => View::Confidence,
+            };
+        }
+        KeyCode::Char('p') => app.theme.palette = app.theme.palette.next(),
+        KeyCode::Char('r') => {
+            w.settings.seed = w.settings.seed.wrapping_add(1);
+            w.playing = true;
+            return vec![app.generate_fresh()];
+        }
+        KeyCode::Char('c') => {
+            app.watch.playing = true;
+            return app.continue_block().into_iter().collect();
+        }
+        KeyCode::Char('[') => w.slower(),
+        KeyCode::Char(']') => w.faster(),
+        KeyCode::Char('i') => app.screen = Screen::Infill,
+        _ => {}
+    }
+    vec![]
 }
