@@ -1,7 +1,8 @@
 //! The terminal UI: watch the model denoise, infill gaps, and train — live.
 //!
 //! The UI thread only draws and handles keys. The model runs on a generator thread and the
-//! trainer on its own thread; both report over channels (see `worker`).
+//! trainer on its own thread; they (and checkpoint loads) report over one channel, drained
+//! between draws (see `worker`).
 
 pub mod app;
 pub mod denoise_grid;
@@ -106,25 +107,29 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 
+/// What the workers tell the UI: one channel, drained between draws.
+enum WorkerMsg {
+    Gen(GenMsg),
+    Train(TrainMsg),
+    /// A checkpoint chosen to watch, loaded (or not).
+    Loaded(PathBuf, Result<ModelInfo, String>),
+}
+
 struct Channels {
     gen_tx: Sender<GenCommand>,
-    gen_rx: Receiver<GenMsg>,
-    train_tx: Sender<TrainMsg>,
-    train_rx: Receiver<TrainMsg>,
-    load_tx: Sender<(PathBuf, Result<ModelInfo, String>)>,
-    load_rx: Receiver<(PathBuf, Result<ModelInfo, String>)>,
+    worker_tx: Sender<WorkerMsg>,
+    worker_rx: Receiver<WorkerMsg>,
 }
 
 /// Runs the UI until the user quits. The terminal is restored on every exit path, panics included.
 pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, record: Option<&std::path::Path>, look: record::Look) -> Result<()> {
     let (gen_tx, gen_commands) = mpsc::channel();
-    let (gen_out, gen_rx) = mpsc::channel();
-    let (train_tx, train_rx) = mpsc::channel();
-    let (load_tx, load_rx) = mpsc::channel();
+    let (worker_tx, worker_rx) = mpsc::channel();
     let info = ModelInfo { name: loaded.name, config: loaded.config.clone(), backend: backend_name.to_string() };
     let denoiser = ModelDenoiser::new(loaded.model, loaded.config.model, device.clone());
-    worker::spawn_generator(Box::new(denoiser), gen_commands, gen_out);
-    let channels = Channels { gen_tx, gen_rx, train_tx, train_rx, load_tx, load_rx };
+    let gen_out = worker_tx.clone();
+    worker::spawn_generator(Box::new(denoiser), gen_commands, move |m| gen_out.send(WorkerMsg::Gen(m)).is_ok());
+    let channels = Channels { gen_tx, worker_tx, worker_rx };
 
     let mut app = App::new(info, Theme { palette: look.palette, ..Theme::from_env() });
     app.watch.view = look.view;
@@ -157,8 +162,8 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, record: Opti
         // Quitting mid-training keeps the work done so far: stop, let the trainer save, then exit.
         stop.store(true, Ordering::SeqCst);
         eprintln!("stopping training and saving a checkpoint to {}…", app.train.out.display());
-        while let Ok(msg) = channels.train_rx.recv() {
-            if let TrainMsg::Finished(r) = msg {
+        while let Ok(msg) = channels.worker_rx.recv() {
+            if let WorkerMsg::Train(TrainMsg::Finished(r)) = msg {
                 match r {
                     Ok(path) => eprintln!("saved {}", path.display()),
                     Err(e) => eprintln!("training ended with an error: {e}"),
@@ -225,21 +230,15 @@ fn event_loop(
             }
             dirty = true;
         }
-        while let Ok(msg) = ch.gen_rx.try_recv() {
-            app.on_gen(msg);
-            dirty = true;
-        }
-        while let Ok(msg) = ch.train_rx.try_recv() {
-            app.on_train(msg);
-            dirty = true;
-        }
-        while let Ok((path, loaded)) = ch.load_rx.try_recv() {
-            match loaded {
-                Ok(info) => {
+        while let Ok(msg) = ch.worker_rx.try_recv() {
+            match msg {
+                WorkerMsg::Gen(msg) => app.on_gen(msg),
+                WorkerMsg::Train(msg) => app.on_train(msg),
+                WorkerMsg::Loaded(_, Ok(info)) => {
                     let effect = app.on_model_loaded(info);
                     perform(effect, ch, device, stop_training);
                 }
-                Err(e) => app.on_load_failed(&path, e),
+                WorkerMsg::Loaded(path, Err(e)) => app.on_load_failed(&path, e),
             }
             dirty = true;
         }
@@ -281,21 +280,24 @@ fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut O
         Effect::StartTraining { settings, data, out } => {
             let stop = Arc::new(AtomicBool::new(false));
             *stop_training = Some(stop.clone());
-            worker::spawn_trainer(settings, data, out, device.clone(), stop, ch.train_tx.clone());
+            let tx = ch.worker_tx.clone();
+            worker::spawn_trainer(settings, data, out, device.clone(), stop, move |m| {
+                let _ = tx.send(WorkerMsg::Train(m));
+            });
         }
         Effect::StopTraining => {
             if let Some(stop) = stop_training {
                 stop.store(true, Ordering::SeqCst);
             }
         }
-        Effect::LoadCheckpoint(path) => spawn_loader(path, device.clone(), ch.gen_tx.clone(), ch.load_tx.clone()),
+        Effect::LoadCheckpoint(path) => spawn_loader(path, device.clone(), ch.gen_tx.clone(), ch.worker_tx.clone()),
         Effect::ToggleRecording => {} // handled by the event loop, which owns the terminal
     }
 }
 
 /// Loads a checkpoint off the UI thread; the generator gets the model before the UI hears of it,
 /// so the next job runs on the new model.
-fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done: Sender<(PathBuf, Result<ModelInfo, String>)>) {
+fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done: Sender<WorkerMsg>) {
     std::thread::spawn(move || {
         let result = crate::shipped::load_or_shipped(Some(&path), &device).map(|(config, model, name)| {
             let info = ModelInfo { name, config: config.clone(), backend: String::new() };
@@ -303,6 +305,6 @@ fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done:
             let _ = gen_tx.send(GenCommand::Model(Box::new(denoiser)));
             info
         });
-        let _ = done.send((path, result.map_err(|e| format!("{e:#}"))));
+        let _ = done.send(WorkerMsg::Loaded(path, result.map_err(|e| format!("{e:#}"))));
     });
 }

@@ -11,7 +11,7 @@ use burn::prelude::Device;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::thread;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,8 +39,9 @@ pub enum GenCommand {
     Model(Box<dyn Denoiser + Send>),
 }
 
-/// Spawns the generation worker. It ends when the command channel closes.
-pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, commands: Receiver<GenCommand>, out: Sender<GenMsg>) {
+/// Spawns the generation worker. It hands each message to `send`, which says whether anyone still
+/// listens, and ends when no one does or the command channel closes.
+pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, commands: Receiver<GenCommand>, send: impl Fn(GenMsg) -> bool + Send + 'static) {
     thread::Builder::new()
         .name("generator".into())
         .spawn(move || {
@@ -70,13 +71,13 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, commands: Receiver<G
                         Err(TryRecvError::Disconnected) => return,
                     }
                     if let Some(initial) = generation.begin_block() {
-                        if out.send(GenMsg::Frame { job: job.id, frame: initial }).is_err() {
+                        if !send(GenMsg::Frame { job: job.id, frame: initial }) {
                             return;
                         }
                     }
                     match generation.step(model.as_ref()) {
                         Some(frame) => {
-                            if out.send(GenMsg::Frame { job: job.id, frame }).is_err() {
+                            if !send(GenMsg::Frame { job: job.id, frame }) {
                                 return;
                             }
                         }
@@ -87,7 +88,7 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, commands: Receiver<G
                                 confidence: generation.confidence().to_vec(),
                                 prompt: generation.prompt_mask().to_vec(),
                             };
-                            if out.send(done).is_err() {
+                            if !send(done) {
                                 return;
                             }
                             break 'steps;
@@ -111,16 +112,13 @@ pub fn spawn_trainer(
     out_dir: PathBuf,
     device: Device,
     stop: Arc<AtomicBool>,
-    out: Sender<TrainMsg>,
+    send: impl Fn(TrainMsg) + Send + 'static,
 ) {
     thread::Builder::new()
         .name("trainer".into())
         .spawn(move || {
-            let events = out.clone();
-            let result = train(&settings, &data, &out_dir, &device, false, &stop, &mut |e| {
-                let _ = events.send(TrainMsg::Event(e));
-            });
-            let _ = out.send(TrainMsg::Finished(result.map(|_| out_dir).map_err(|e| format!("{e:#}"))));
+            let result = train(&settings, &data, &out_dir, &device, false, &stop, &mut |e| send(TrainMsg::Event(e)));
+            send(TrainMsg::Finished(result.map(|_| out_dir).map_err(|e| format!("{e:#}"))));
         })
         .expect("spawn trainer thread");
 }
