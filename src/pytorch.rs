@@ -81,7 +81,7 @@ pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(
         model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))?
     } else {
         let mut store = PytorchStore::from_file(path)
-            .with_key_remapping(r"^(_orig_mod|module)\.", "")
+            .with_key_remapping(&format!(r"^({})\.", WRAPPERS.join("|")), "")
             .with_key_remapping(r"^output_head\.", "lm_head.");
         if let Some(key) = &top_key {
             store = store.with_top_level_key(key);
@@ -162,9 +162,16 @@ fn pt_inventory(path: &Path) -> Result<(Inventory, Option<String>)> {
     Ok((inventory, top_key))
 }
 
-/// `torch.compile` and `DataParallel` prefix every key; the weights are the same.
+/// The prefixes `torch.compile` and `DataParallel` put before every key; the weights are the same.
+const WRAPPERS: [&str; 2] = ["_orig_mod", "module"];
+
+/// A key without its wrapper prefix, as the loader maps it too.
 fn strip_wrappers(name: &str) -> String {
-    name.strip_prefix("_orig_mod.").or_else(|| name.strip_prefix("module.")).unwrap_or(name).to_string()
+    WRAPPERS
+        .iter()
+        .find_map(|w| name.strip_prefix(w).and_then(|rest| rest.strip_prefix('.')))
+        .unwrap_or(name)
+        .to_string()
 }
 
 /// Reads a safetensors header: tensor names, shapes and dtypes, and the metadata.
@@ -297,4 +304,15 @@ fn summarize<'a>(keys: impl Iterator<Item = &'a String>) -> String {
     let shown: Vec<&str> = keys.iter().take(6).map(|k| k.as_str()).collect();
     let more = keys.len().saturating_sub(shown.len());
     if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wrapper_prefixes_come_off_and_nothing_else_does() {
+        assert_eq!(super::strip_wrappers("_orig_mod.blocks.0.mlp.c_fc.weight"), "blocks.0.mlp.c_fc.weight");
+        assert_eq!(super::strip_wrappers("module.lm_head.weight"), "lm_head.weight");
+        assert_eq!(super::strip_wrappers("modules.lm_head.weight"), "modules.lm_head.weight");
+        assert_eq!(super::strip_wrappers("lm_head.weight"), "lm_head.weight");
+    }
 }
