@@ -211,7 +211,8 @@ impl DecodeOptions {
         unit("remask-below", self.remask_below)?;
         unit("eta", self.eta)?;
         if self.remask.is_remdm() && self.strategy != Strategy::Random {
-            bail!("--remask {:?} is ReMDM's schedule for MDLM's ancestral sampler: use it with --strategy random (and --steps)", self.remask);
+            let name = self.remask.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+            bail!("--remask {name} is ReMDM's schedule for MDLM's ancestral sampler: use it with --strategy random (and --steps)");
         }
         non_negative("entropy", self.entropy)?;
         non_negative("gamma", self.gamma)?;
