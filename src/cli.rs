@@ -396,7 +396,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         }
         None => None,
     };
-    let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
+    let denoiser = ModelDenoiser::new(model, device);
     let mut generation = Generation::new(&prompt, length, ckpt.model.context, args.overlap, options);
     let (mut steps, mut decoded, mut millis) = (0usize, 0usize, 0.0f64);
     let mut trace_error = None;
@@ -462,7 +462,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     if ckpt.training.data_sha256.as_ref().is_some_and(|sha| *sha != corpus.sha256) {
         eprintln!("warning: {data} is not the text this checkpoint was trained on");
     }
-    let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
+    let denoiser = ModelDenoiser::new(model, device);
     let seq_len = ckpt.model.context.min(corpus.max_seq_len());
     let r = crate::eval::run(&denoiser, &corpus, options, seq_len);
     if args.json {

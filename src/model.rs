@@ -94,6 +94,7 @@ impl ModelConfig {
             })
             .collect();
         DiffusionModel {
+            config: self.clone(),
             token_emb: EmbeddingConfig::new(self.vocab_size, d).init(device),
             // Zero, so a timestep model starts as the plain model. With the default N(0, 1) init,
             // rows of different mask rates got unrelated random offsets and training stalled at
@@ -261,6 +262,9 @@ impl KvCache {
 
 #[derive(Module, Debug)]
 pub struct DiffusionModel {
+    /// The shape the model was built with (not a parameter).
+    #[module(skip)]
+    pub config: ModelConfig,
     pub token_emb: Embedding,
     pub time_emb: Option<Embedding>,
     pub blocks: Vec<Block>,
@@ -329,7 +333,6 @@ impl DiffusionModel {
     }
 
     fn rope(&self, seq_len: usize, device: &Device) -> Rope {
-        let n_head = self.blocks.first().map_or(1, |b| b.attn.n_head);
-        Rope::new(seq_len, self.token_emb.weight.dims()[1] / n_head, device)
+        Rope::new(seq_len, self.config.head_dim(), device)
     }
 }

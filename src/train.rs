@@ -142,10 +142,11 @@ pub fn train_step(model: DiffusionModel, optim: &mut ModuleOptimizer, batch: &Ma
 }
 
 /// A short unconditional sample from the current weights.
-pub fn sample_text(model: &DiffusionModel, config: &ModelConfig, vocab: &Vocab, length: usize, seed: u64, device: &Device) -> String {
-    let denoiser = ModelDenoiser::new(model.clone(), config.clone(), device.clone());
+pub fn sample_text(model: &DiffusionModel, vocab: &Vocab, length: usize, seed: u64, device: &Device) -> String {
+    let context = model.config.context;
+    let denoiser = ModelDenoiser::new(model.clone(), device.clone());
     let options = DecodeOptions { seed, ..DecodeOptions::default() };
-    let mut generation = Generation::new(&[], length, config.context, DEFAULT_OVERLAP, options);
+    let mut generation = Generation::new(&[], length, context, DEFAULT_OVERLAP, options);
     generation.run(&denoiser, |_| {});
     vocab.decode(generation.tokens(), DEFAULT_MASK_CHAR)
 }
@@ -248,7 +249,7 @@ pub fn train(
             on_event(TrainEvent::Eval { step, val_loss: r.loss, val_bits_per_char: r.bits_per_char });
         }
         if settings.sample_every > 0 && (step % settings.sample_every == 0 || last) {
-            let text = sample_text(&model, &model_config, &corpus.vocab, seq_len.min(200), step as u64, device);
+            let text = sample_text(&model, &corpus.vocab, seq_len.min(200), step as u64, device);
             on_event(TrainEvent::Sample { step, text });
         }
         if !last && settings.save_every > 0 && step % settings.save_every == 0 {

@@ -44,7 +44,7 @@ fn logits(denoiser: &dyn Denoiser, tokens: &[u32]) -> Vec<f32> {
 fn cached_rows_give_the_full_forward_when_nothing_changed_and_stay_close_when_the_rows_did() {
     let device = Device::flex();
     let (ckpt, model) = tiny_diffusion::shipped::load(&device).unwrap();
-    let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
+    let denoiser = ModelDenoiser::new(model, device);
     let vocab = denoiser.vocab_size();
     let mut tokens: Vec<u32> = (0..ckpt.model.context).map(|i| if i >= 100 { MASK_ID } else { 1 + (i * 7 % 60) as u32 }).collect();
     let positions = [100, 101, 102, 115];
@@ -75,7 +75,7 @@ fn logits_at_a_few_positions_equal_the_full_forward_there() {
     // The shipped model: trained weights, so every block (the last one included) changes its input.
     let device = Device::flex();
     let (ckpt, model) = tiny_diffusion::shipped::load(&device).unwrap();
-    let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
+    let denoiser = ModelDenoiser::new(model, device);
     let vocab = denoiser.vocab_size();
     let tokens: Vec<u32> = (0..ckpt.model.context).map(|i| if i % 3 == 0 { MASK_ID } else { 1 + (i * 7 % 60) as u32 }).collect();
     let full = logits(&denoiser, &tokens);
@@ -132,8 +132,8 @@ fn checkpoint_roundtrip_gives_identical_logits() {
         let (loaded_ck, loaded) = checkpoint::load(dir.path(), &device).unwrap();
         assert_eq!(loaded_ck, ck);
         let tokens = vec![1, 2, MASK_ID, 4, MASK_ID, 6, 7, 8];
-        let a = logits(&ModelDenoiser::new(model, config.clone(), device.clone()), &tokens);
-        let b = logits(&ModelDenoiser::new(loaded, config, device.clone()), &tokens);
+        let a = logits(&ModelDenoiser::new(model, device.clone()), &tokens);
+        let b = logits(&ModelDenoiser::new(loaded, device.clone()), &tokens);
         assert_eq!(a, b);
     }
 }
@@ -234,7 +234,7 @@ fn attention_is_bidirectional() {
     let model = config.init(&device);
     // Zero-initialised projections make blocks the identity; perturb them so attention matters.
     let model = model.map(&mut Perturb);
-    let d = ModelDenoiser::new(model, config, device);
+    let d = ModelDenoiser::new(model, device);
     let a = logits(&d, &[1, 2, 3, 4, 5, 6]);
     let b = logits(&d, &[1, 2, 3, 4, 5, 9]);
     // Changing the last character changes the prediction at the first.
@@ -363,7 +363,7 @@ fn trained_model_infills_only_the_gaps() {
     train(&tiny_settings(40), &data, &out, &Device::flex(), false, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let (ck, model) = checkpoint::load(&out, &Device::flex()).unwrap();
     let prompt = ck.vocab.encode_prompt("ROMEO:\nI ____ thee, ___ lady.", '_').unwrap();
-    let d = ModelDenoiser::new(model, ck.model.clone(), Device::flex());
+    let d = ModelDenoiser::new(model, Device::flex());
     let options = DecodeOptions { strategy: Strategy::Steps, steps: 4, ..DecodeOptions::default() };
     let mut g = Generation::new(&prompt, prompt.len(), ck.model.context, 16, options);
     g.run(&d, |_| {});
@@ -387,7 +387,7 @@ fn any_utf8_text_trains_and_generates() {
     let (ck, model) = checkpoint::load(&out, &Device::flex()).unwrap();
     assert!(ck.vocab.id('🎭').is_some() && ck.vocab.id('日').is_some());
     let prompt = ck.vocab.encode_prompt("日本__", '_').unwrap();
-    let d = ModelDenoiser::new(model, ck.model.clone(), Device::flex());
+    let d = ModelDenoiser::new(model, Device::flex());
     let mut g = Generation::new(&prompt, 4, ck.model.context, 16, DecodeOptions::default());
     g.run(&d, |_| {});
     let text = ck.vocab.decode(g.tokens(), '_');

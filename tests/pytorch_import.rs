@@ -337,7 +337,7 @@ fn the_python_samplers_decode_the_same_characters_step_by_step() {
         let prompt = ids(&case["prompt"]);
         let length = case["length"].as_u64().unwrap() as usize;
         let options = tiny_diffusion::bench::decode::parse_setting(case["flags"].as_str().unwrap()).unwrap();
-        let denoiser = ModelDenoiser::new(model, config.model.clone(), Device::flex());
+        let denoiser = ModelDenoiser::new(model, Device::flex());
         let mut generation = Generation::new(&prompt, length, config.model.context, 16, options);
         let mut ours = Vec::new();
         generation.run(&denoiser, |frame| ours.push(frame.tokens.clone()));

@@ -109,7 +109,7 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
         let seq = config.context;
         opts.device.seed(0);
         let model = config.init(&opts.device);
-        let denoiser = ModelDenoiser::new(model.clone(), config.clone(), opts.device.clone());
+        let denoiser = ModelDenoiser::new(model.clone(), opts.device.clone());
 
         if opts.cases.contains(&Case::Denoise) {
             // Logits everywhere, as the PyTorch twin computes them; then at the 8 positions a step
@@ -169,7 +169,7 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
         // The experience a user gets: the shipped model with the default decoding settings.
         if let Ok((ckpt, model)) = crate::shipped::load(&opts.device) {
             let seq = ckpt.model.context;
-            let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), opts.device.clone());
+            let denoiser = ModelDenoiser::new(model, opts.device.clone());
             let (t, steps) = time_generation(&denoiser, DecodeOptions::default(), seq, opts.runs);
             let case = format!("shipped: generate {seq} chars, default decoding ({steps} steps)");
             let throughput = Some((seq as f64 / t.as_secs_f64(), "chars/s"));

@@ -102,7 +102,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     let corpus = DataSource::from_arg(args.data.as_deref()).load(Some(ckpt.vocab.clone()))?;
     let dictionary = crate::eval::words(&corpus.vocab.decode(&corpus.train, ' ')).into_iter().collect();
-    let denoiser = ModelDenoiser::new(model, ckpt.model.clone(), device);
+    let denoiser = ModelDenoiser::new(model, device);
     let bench = DecodeBench { denoiser: &denoiser, vocab: &ckpt.vocab, dictionary: &dictionary, seeds: args.seeds.clone(), length: args.length };
     if !args.json {
         println!("{name} · {} characters × seeds {:?} · {}", args.length, args.seeds, args.device.name());

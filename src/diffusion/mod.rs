@@ -12,7 +12,7 @@ pub use decode::{DecodeOptions, Remask, Strategy, Timestep};
 pub use sampler::{DEFAULT_OVERLAP, Denoiser, Frame, Generation, Sampler, Time};
 
 use crate::diffusion::masking::timestep_bucket;
-use crate::model::{DiffusionModel, KvCache, ModelConfig};
+use crate::model::{DiffusionModel, KvCache};
 use burn::prelude::*;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -20,15 +20,14 @@ use std::sync::Mutex;
 /// A trained model on a device, as a `Denoiser` for the samplers.
 pub struct ModelDenoiser {
     pub model: DiffusionModel,
-    pub config: ModelConfig,
     pub device: Device,
     /// Keys and values of the last full pass, for `logits_cached`.
     cache: Mutex<Option<KvCache>>,
 }
 
 impl ModelDenoiser {
-    pub fn new(model: DiffusionModel, config: ModelConfig, device: Device) -> Self {
-        ModelDenoiser { model: model.valid(), config, device, cache: Mutex::new(None) }
+    pub fn new(model: DiffusionModel, device: Device) -> Self {
+        ModelDenoiser { model: model.valid(), device, cache: Mutex::new(None) }
     }
 
     fn ints(&self, v: impl IntoIterator<Item = usize>) -> Tensor<1, Int> {
@@ -39,7 +38,7 @@ impl ModelDenoiser {
 
     fn inputs(&self, tokens: &[u32], time: Time) -> (Tensor<2, Int>, Option<Tensor<1, Int>>) {
         let input = self.ints(tokens.iter().map(|&t| t as usize)).unsqueeze_dim::<2>(0);
-        let n = self.config.n_timesteps;
+        let n = self.model.config.n_timesteps;
         let bucket = match time {
             Time::MaskRate(rate) => timestep_bucket(rate, n) as usize,
             Time::Step(step) => step.min(n.saturating_sub(1)),
@@ -50,11 +49,11 @@ impl ModelDenoiser {
 
 impl Denoiser for ModelDenoiser {
     fn vocab_size(&self) -> usize {
-        self.config.vocab_size
+        self.model.config.vocab_size
     }
 
     fn context(&self) -> usize {
-        self.config.context
+        self.model.config.context
     }
 
     fn logits(&self, tokens: &[u32], time: Time, positions: &[usize]) -> Vec<f32> {

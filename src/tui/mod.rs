@@ -126,7 +126,7 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, record: Opti
     let (gen_tx, gen_commands) = mpsc::channel();
     let (worker_tx, worker_rx) = mpsc::channel();
     let info = ModelInfo { name: loaded.name, config: loaded.config.clone(), backend: backend_name.to_string() };
-    let denoiser = ModelDenoiser::new(loaded.model, loaded.config.model, device.clone());
+    let denoiser = ModelDenoiser::new(loaded.model, device.clone());
     let gen_out = worker_tx.clone();
     worker::spawn_generator(Box::new(denoiser), gen_commands, move |m| gen_out.send(WorkerMsg::Gen(m)).is_ok());
     let channels = Channels { gen_tx, worker_tx, worker_rx };
@@ -301,7 +301,7 @@ fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done:
     std::thread::spawn(move || {
         let result = crate::shipped::load_or_shipped(Some(&path), &device).map(|(config, model, name)| {
             let info = ModelInfo { name, config: config.clone(), backend: String::new() };
-            let denoiser = ModelDenoiser::new(model, config.model, device);
+            let denoiser = ModelDenoiser::new(model, device);
             let _ = gen_tx.send(GenCommand::Model(Box::new(denoiser)));
             info
         });
