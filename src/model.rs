@@ -123,11 +123,11 @@ pub struct Rope {
 impl Rope {
     pub fn new(seq_len: usize, head_dim: usize, device: &Device) -> Self {
         let half = head_dim / 2;
+        let inv_freq: Vec<f64> = (0..half).map(|i| ROPE_BASE.powf(-((2 * i) as f64) / head_dim as f64)).collect();
         let mut cos = Vec::with_capacity(seq_len * half);
         let mut sin = Vec::with_capacity(seq_len * half);
         for pos in 0..seq_len {
-            for i in 0..half {
-                let inv_freq = ROPE_BASE.powf(-((2 * i) as f64) / head_dim as f64);
+            for &inv_freq in &inv_freq {
                 let angle = pos as f64 * inv_freq;
                 cos.push(angle.cos() as f32);
                 sin.push(angle.sin() as f32);
