@@ -187,13 +187,18 @@ fn a_huge_length_streams_its_output_in_memory_that_does_not_grow() {
     assert!(early < 400.0 && later < early + 50.0, "resident memory {early:.0} MiB, then {later:.0} MiB");
 }
 
+/// Generates 120 characters with seed 3, recorded to `path`; returns the step count it reports.
+fn record(path: &std::path::Path) -> usize {
+    let o = run(&["generate", "--length", "120", "--seed", "3", "--record", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stderr(&o).split_whitespace().next().unwrap().parse().unwrap()
+}
+
 #[test]
 fn record_writes_an_asciicast_that_shows_every_step() {
     let dir = tempfile::tempdir().unwrap();
     let cast = dir.path().join("run.cast");
-    let o = run(&["generate", "--length", "120", "--seed", "3", "--record", cast.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let steps: usize = stderr(&o).split_whitespace().next().unwrap().parse().unwrap();
+    let steps = record(&cast);
     let text = std::fs::read_to_string(&cast).unwrap();
     let mut lines = text.lines();
     let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
@@ -209,9 +214,7 @@ fn record_writes_an_asciicast_that_shows_every_step() {
 fn record_writes_a_gif_with_a_frame_per_step() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.gif");
-    let o = run(&["generate", "--length", "120", "--seed", "3", "--record", path.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let steps: usize = stderr(&o).split_whitespace().next().unwrap().parse().unwrap();
+    let steps = record(&path);
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::Indexed);
     let mut decoder = options.read_info(std::fs::File::open(&path).unwrap()).unwrap();
