@@ -267,6 +267,24 @@ fn glyph(ch: char) -> [u8; 8] {
         .unwrap_or_else(|| font8x8::BASIC_FONTS.get('?').expect("in the font"))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Cast,
+    Gif,
+}
+
+/// Creates a recording file, its format named by its extension (`.cast` or `.gif`).
+fn open(path: &std::path::Path) -> anyhow::Result<(Format, std::io::BufWriter<std::fs::File>)> {
+    use anyhow::Context;
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        Some("cast") => Format::Cast,
+        Some("gif") => Format::Gif,
+        _ => anyhow::bail!("--record writes FILE.cast (asciicast v2) or FILE.gif; got {}", path.display()),
+    };
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok((format, std::io::BufWriter::new(file)))
+}
+
 /// A recording to a file, its format chosen by the file's extension.
 pub enum Recorder {
     Cast(CastWriter<std::io::BufWriter<std::fs::File>>),
@@ -277,16 +295,10 @@ impl Recorder {
     /// `FILE.cast` or `FILE.gif`, `rows` terminal rows tall (80 columns for a cast; the 64-column
     /// grid for a GIF).
     pub fn create(path: &std::path::Path, vocab: Vocab, rows: u16, title: &str, look: Look) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !matches!(extension, "cast" | "gif") {
-            anyhow::bail!("--record writes FILE.cast (asciicast v2) or FILE.gif; got {}", path.display());
-        }
-        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        let out = std::io::BufWriter::new(file);
-        Ok(match extension {
-            "cast" => Recorder::Cast(CastWriter::new(out, vocab, 80, rows.max(4), title, look)?),
-            _ => Recorder::Gif(GifWriter::new(out, vocab, GRID_COLUMNS + 2, rows.max(4), look)?),
+        let (format, out) = open(path)?;
+        Ok(match format {
+            Format::Cast => Recorder::Cast(CastWriter::new(out, vocab, 80, rows.max(4), title, look)?),
+            Format::Gif => Recorder::Gif(GifWriter::new(out, vocab, GRID_COLUMNS + 2, rows.max(4), look)?),
         })
     }
 
@@ -329,14 +341,8 @@ impl SessionRecorder {
     /// Starts a recording of a `width` × `height` terminal to `FILE.cast` or `FILE.gif` (a GIF
     /// keeps that first size; a cast records resizes).
     pub fn create(path: &std::path::Path, width: u16, height: u16) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !matches!(extension, "cast" | "gif") {
-            anyhow::bail!("--record writes FILE.cast (asciicast v2) or FILE.gif; got {}", path.display());
-        }
-        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        let mut out = std::io::BufWriter::new(file);
-        let sink = if extension == "cast" {
+        let (format, mut out) = open(path)?;
+        let sink = if format == Format::Cast {
             write_cast_header(&mut out, width, height, "tiny-diffusion")?;
             SessionSink::Cast(out)
         } else {
