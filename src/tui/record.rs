@@ -53,8 +53,7 @@ impl Screen {
             if self.reveal.len() != frame.tokens.len() || frame.step <= 1 {
                 self.reveal = vec![None; frame.tokens.len()];
             }
-            frame.remasked_now.iter().for_each(|&i| self.reveal[i] = None);
-            frame.decoded_now.iter().for_each(|&i| self.reveal[i] = Some(frame.step));
+            super::watch_state::mark_reveals(&mut self.reveal, frame);
             (self.reveal.as_slice(), frame.step)
         });
         DenoiseGrid { frame: Some(frame), history, vocab: &self.vocab, theme: &self.theme, max_cols: GRID_COLUMNS, reveal }

@@ -9,6 +9,17 @@ use std::time::Duration;
 pub const SPEEDS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0];
 const DEFAULT_SPEED: usize = 4;
 
+/// Records in `steps` (per window position) what `frame` did: the step that revealed each
+/// position it committed, and none for each it took back. The decode-order view reads it.
+pub fn mark_reveals(steps: &mut [Option<usize>], frame: &Frame) {
+    for &i in &frame.remasked_now {
+        steps[i] = None;
+    }
+    for &i in &frame.decoded_now {
+        steps[i] = Some(frame.step);
+    }
+}
+
 /// How committed characters are coloured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum View {
@@ -183,12 +194,7 @@ impl WatchState {
         let current = self.frame()?;
         let mut steps = vec![None; current.tokens.len()];
         for f in self.frames.iter().take(self.cursor + 1).filter(|f| f.block == current.block) {
-            for &i in &f.remasked_now {
-                steps[i] = None;
-            }
-            for &i in &f.decoded_now {
-                steps[i] = Some(f.step);
-            }
+            mark_reveals(&mut steps, f);
         }
         Some((steps, current.step))
     }
