@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Builds the PyTorch parity fixtures in tests/fixtures/pytorch/.
 
-Small random models in both formats of the Python tiny-diffusion project, written with
+Small random models in the formats of the Python tiny-diffusion project (v1 and v2 diffusion,
+and v2's autoregressive `gpt.py`), written with
 torch.save exactly as that project saves its weights, plus inputs, the logits PyTorch computes
 for them, the gradients of the masked cross-entropy for every weight, and the weights after two
 Muon + AdamW steps. `cargo test` imports the .pt files and must reproduce the logits, the
@@ -44,9 +45,10 @@ def apply_rotary(x, cos, sin):
 
 
 class Attention(nn.Module):
-    def __init__(self, d, n_head):
+    def __init__(self, d, n_head, causal=False):
         super().__init__()
         self.n_head = n_head
+        self.causal = causal
         self.c_q = nn.Linear(d, d, bias=False)
         self.c_k = nn.Linear(d, d, bias=False)
         self.c_v = nn.Linear(d, d, bias=False)
@@ -58,7 +60,7 @@ class Attention(nn.Module):
         q = norm(apply_rotary(self.c_q(x).view(shape), cos, sin))
         k = norm(apply_rotary(self.c_k(x).view(shape), cos, sin))
         v = self.c_v(x).view(shape)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=False)
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=self.causal)
         return self.c_proj(y.transpose(1, 2).contiguous().view(b, t, d))
 
 
@@ -73,9 +75,9 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d, n_head):
+    def __init__(self, d, n_head, causal=False):
         super().__init__()
-        self.attn = Attention(d, n_head)
+        self.attn = Attention(d, n_head, causal)
         self.mlp = MLP(d)
 
     def forward(self, x, cos, sin):
@@ -84,16 +86,17 @@ class Block(nn.Module):
 
 
 class Model(nn.Module):
-    """v1: timestep embedding and `output_head`; v2: no timestep embedding and `lm_head`."""
+    """v1: timestep embedding and `output_head`; v2: no timestep embedding and `lm_head`;
+    `causal`: v2's gpt.py (the same names, causal attention, no mask id in the vocabulary)."""
 
-    def __init__(self, version, vocab, d, n_layer, n_head, n_timesteps=128):
+    def __init__(self, version, vocab, d, n_layer, n_head, n_timesteps=128, causal=False):
         super().__init__()
         self.version = version
         self.n_head = n_head
         self.token_emb = nn.Embedding(vocab, d)
         if version == 1:
             self.time_emb = nn.Embedding(n_timesteps, d)
-        self.blocks = nn.ModuleList([Block(d, n_head) for _ in range(n_layer)])
+        self.blocks = nn.ModuleList([Block(d, n_head, causal) for _ in range(n_layer)])
         head = nn.Linear(d, vocab, bias=False)
         if version == 1:
             self.output_head = head
@@ -210,6 +213,17 @@ def main():
     case = save_case("v2", v2, 66, 40, with_timesteps=False)
     save_grads("v2", v2, 66, *case)
     save_muon_steps("v2", v2, 66, *case)
+
+    # gpt.py's layout: Tiny Shakespeare's 65 characters (no mask id), causal attention.
+    gpt = Model(2, vocab=65, d=48, n_layer=2, n_head=6, causal=True)
+    randomize(gpt)
+    g = torch.Generator().manual_seed(3)
+    tokens = torch.randint(0, 65, (2, 40), generator=g)
+    with torch.no_grad():
+        logits = gpt(tokens)
+    torch.save(gpt.state_dict(), os.path.join(OUT, "gpt.pt"))
+    torch.save({"tokens": tokens, "logits": logits.float()}, os.path.join(OUT, "gpt_expected.pt"))
+    print(f"gpt: logits {tuple(logits.shape)}")
 
     # Malformed files, from a one-layer model to keep them small.
     small = Model(2, vocab=66, d=12, n_layer=1, n_head=6)

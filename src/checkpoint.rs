@@ -4,7 +4,7 @@
 //! Every file is written to a temporary name, synced, then renamed into place, so a crash or
 //! Ctrl-C never leaves a half-written file under a real name.
 
-use crate::model::{DiffusionModel, ModelConfig};
+use crate::model::{Model, ModelConfig};
 use crate::vocab::{MASK_ID, Vocab};
 use anyhow::{Context, Result, bail, ensure};
 use burn::module::Module;
@@ -90,14 +90,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-pub fn weights_to_bytes(model: &DiffusionModel) -> Result<Vec<u8>> {
+pub fn weights_to_bytes(model: &Model) -> Result<Vec<u8>> {
     let mut store = SafetensorsStore::from_bytes(None);
     model.save_into(&mut store).map_err(|e| anyhow::anyhow!("cannot serialise weights: {e}"))?;
     store.get_bytes().map_err(|e| anyhow::anyhow!("cannot serialise weights: {e}"))
 }
 
 /// Saves config and weights; with `optimizer`, also the state needed by `--resume`.
-pub fn save(dir: &Path, config: &CheckpointConfig, model: &DiffusionModel, optimizer: Option<&ModuleOptimizer>) -> Result<()> {
+pub fn save(dir: &Path, config: &CheckpointConfig, model: &Model, optimizer: Option<&ModuleOptimizer>) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create checkpoint directory {}", dir.display()))?;
     // Weights first, config last: config.json names what the directory holds.
     write_atomic(&dir.join(WEIGHTS_FILE), &weights_to_bytes(model)?)?;
@@ -130,7 +130,7 @@ pub fn read_config(dir: &Path) -> Result<CheckpointConfig> {
 }
 
 /// Builds a model from config and safetensors bytes, rejecting missing, extra or misshapen tensors.
-pub fn model_from_bytes(config: &ModelConfig, weights: Vec<u8>, device: &Device) -> Result<DiffusionModel> {
+pub fn model_from_bytes(config: &ModelConfig, weights: Vec<u8>, device: &Device) -> Result<Model> {
     ensure!(!weights.is_empty(), "the weights file is empty");
     let mut model = config.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(weights));
@@ -150,7 +150,7 @@ pub fn ensure_complete(result: &burn::store::ApplyResult, what: &str) -> Result<
 }
 
 /// Loads a checkpoint directory for inference or evaluation.
-pub fn load(dir: &Path, device: &Device) -> Result<(CheckpointConfig, DiffusionModel)> {
+pub fn load(dir: &Path, device: &Device) -> Result<(CheckpointConfig, Model)> {
     let config = read_config(dir)?;
     let path = dir.join(WEIGHTS_FILE);
     let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -163,7 +163,7 @@ pub fn is_resumable(dir: &Path) -> bool {
 }
 
 /// Loads a checkpoint with its optimizer state, to continue training.
-pub fn load_resumable(dir: &Path, device: &Device, optimizer: ModuleOptimizer) -> Result<(CheckpointConfig, DiffusionModel, ModuleOptimizer)> {
+pub fn load_resumable(dir: &Path, device: &Device, optimizer: ModuleOptimizer) -> Result<(CheckpointConfig, Model, ModuleOptimizer)> {
     let config = read_config(dir)?;
     ensure!(is_resumable(dir), "{} has no optimizer state (it was not saved by `train`), so it cannot be resumed", dir.display());
     let read = |name: &str| -> Result<Bytes> {

@@ -5,6 +5,7 @@ use crate::checkpoint;
 use crate::data::DataSource;
 use crate::diffusion::masking::MaskSchedule;
 use crate::diffusion::{DecodeOptions, Generation, ModelDenoiser};
+use crate::kind::ModelKind;
 use crate::model::Preset;
 use crate::train::{TrainEvent, TrainSettings, train};
 use crate::vocab::{DEFAULT_MASK_CHAR, MASK_ID};
@@ -91,6 +92,10 @@ pub struct TrainArgs {
     /// built-in Tiny Shakespeare; with --resume, the text the checkpoint was trained on].
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// What the model learns: `masked` diffusion, or `ar` (autoregressive: each character from
+    /// those before it) [default: masked; with --resume, the checkpoint's].
+    #[arg(long, value_enum)]
+    pub kind: Option<ModelKind>,
     /// Model size [default: small; with --resume, the checkpoint's].
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
@@ -199,6 +204,10 @@ pub struct EvalArgs {
     /// Decoding of the generated text (its seeds are --seed, --seed + 1, …).
     #[command(flatten)]
     pub decode: DecodeOptions,
+    /// The autoregressive checkpoint (directory or PyTorch file) that judges the generated text
+    /// [default: the shipped autoregressive model].
+    #[arg(long)]
+    pub judge: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -245,6 +254,9 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
         if let Some(p) = args.preset.filter(|&p| p != s.preset) {
             bail!("--preset {p:?} does not match the checkpoint in {} ({:?}); leave it out to resume", args.out.display(), s.preset);
         }
+        if let Some(k) = args.kind.filter(|&k| k != s.kind) {
+            bail!("--kind {k:?} does not match the checkpoint in {} ({:?}); leave it out to resume", args.out.display(), s.kind);
+        }
         if args.layers.is_some() || args.width.is_some() || args.heads.is_some() {
             bail!("--layers, --width and --heads cannot change a model being resumed; leave them out");
         }
@@ -257,6 +269,7 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
         mask_schedule = args.mask_schedule, timesteps = args.timesteps, eval_every = args.eval_every,
         sample_every = args.sample_every, save_every = args.save_every, min_lr_ratio = args.min_lr_ratio);
     if !args.resume {
+        s.kind = args.kind.unwrap_or_default();
         s.n_layer = args.layers;
         s.n_embd = args.width;
         s.n_head = args.heads;
@@ -353,7 +366,7 @@ fn run_train(args: TrainArgs) -> Result<ExitCode> {
     }
     eprintln!("done: {steps} steps; checkpoint in {}", args.out.display());
     if let Some(r) = outcome.last_eval {
-        eprintln!("validation: masked-token loss {:.4} nats, {:.3} bits/char", r.loss, r.bits_per_char);
+        eprintln!("validation: {} {:.4} nats, {:.3} bits/char", outcome.config.model.kind.loss_name(), r.loss, r.bits_per_char);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -372,6 +385,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let device = args.device.device()?;
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     let prompt = ckpt.vocab.encode_prompt(&args.prompt, args.mask_char).context("in --prompt")?;
+    ckpt.model.kind.check_prompt(&prompt).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let context = ckpt.model.context;
     if args.overlap >= context {
         bail!("--overlap must be less than the model's context: 0 to {} characters, got {}", context - 1, args.overlap);
@@ -389,7 +403,12 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     };
     let mut recorder = match &args.record {
         Some(path) => {
-            let title = format!("tiny-diffusion · {name} · {} · temperature {} · seed {}", options.describe(), options.temperature, options.seed);
+            let title = format!(
+                "tiny-diffusion · {name} · {} · temperature {} · seed {}",
+                ckpt.model.kind.describe(&options),
+                options.temperature,
+                options.seed
+            );
             // Tall enough for the whole output (when it fits a terminal), 64 columns as the Watch screen.
             let rows = (length.div_ceil(64) + 3).min(24) as u16;
             Some(crate::tui::record::Recorder::create(path, ckpt.vocab.clone(), rows, &title, args.look.look())?)
@@ -397,7 +416,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         None => None,
     };
     let denoiser = ModelDenoiser::new(model, device);
-    let mut generation = Generation::new(&prompt, length, ckpt.model.context, args.overlap, options);
+    let mut generation = Generation::for_model(&denoiser, &prompt, length, args.overlap, options);
     let (mut steps, mut decoded, mut millis) = (0usize, 0usize, 0.0f64);
     let mut trace_error = None;
     // A bar on stderr for long jobs (indicatif hides it when stderr is not a terminal).
@@ -462,21 +481,26 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     if ckpt.training.data_sha256.as_ref().is_some_and(|sha| *sha != corpus.sha256) {
         eprintln!("warning: {data} is not the text this checkpoint was trained on");
     }
+    let judge = crate::judge::Judge::load(args.judge.as_deref(), &device)?;
     let denoiser = ModelDenoiser::new(model, device);
     let seq_len = ckpt.model.context.min(corpus.max_seq_len());
-    let r = crate::eval::run(&denoiser, &corpus, options, seq_len);
+    let r = crate::eval::run(&denoiser, &corpus, options, seq_len, &judge)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
-    println!("checkpoint            {name} ({} steps)", ckpt.training.steps);
-    println!("validation loss       {:.4} nats (masked-token cross-entropy)", r.val_loss);
-    println!("validation bits/char  {:.4} (ELBO)", r.val_bits_per_char);
+    let kind = ckpt.model.kind;
+    println!("checkpoint            {name} ({kind}, {} steps)", ckpt.training.steps);
+    println!("validation loss       {:.4} nats ({})", r.val_loss, kind.loss_name());
+    println!("validation bits/char  {:.4}{}", r.val_bits_per_char, if kind == ModelKind::Masked { " (ELBO)" } else { "" });
     println!();
     println!("{:<22}{:>10}{:>10}", "", "generated", "held-out");
     println!("{:<22}{:>10}{:>10}", "words", r.generated.words, r.held_out.words);
     println!("{:<22}{:>10.3}{:>10.3}", "valid-word rate", r.generated.valid_word_rate, r.held_out.valid_word_rate);
     println!("{:<22}{:>10.3}{:>10.3}", "distinct bigrams", r.generated.distinct_bigram_rate, r.held_out.distinct_bigram_rate);
+    println!("{:<22}{:>10.3}{:>10.3}", "judge NLL (nats/char)", r.judge.generated_nll, r.judge.held_out_nll);
+    println!("  judged by {}: lower is more like the text it learned from; read it beside", r.judge.model);
+    println!("  distinct bigrams, as text that repeats itself also scores well");
     println!();
     println!("decoding              {:.2} characters/step, {:.1} ms/step", r.characters_per_step, r.ms_per_step);
     println!("sample:\n{}", r.sample);

@@ -5,6 +5,8 @@
 
 use crate::data::Corpus;
 use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Generation, ModelDenoiser};
+use crate::judge::{Judge, Verdict};
+use anyhow::Result;
 use crate::vocab::DEFAULT_MASK_CHAR;
 use crate::loss::{EvalResult, evaluate};
 use serde::Serialize;
@@ -29,6 +31,8 @@ pub struct Report {
     pub generated: TextStats,
     /// The same statistics on held-out text of the same length, for scale.
     pub held_out: TextStats,
+    /// The generated and held-out text's likelihood under an autoregressive judge.
+    pub judge: Verdict,
     pub characters_per_step: f64,
     pub ms_per_step: f64,
     pub sample: String,
@@ -72,7 +76,7 @@ pub fn generate_samples(model: &dyn Denoiser, options: DecodeOptions, chars: usi
     let (mut tokens, mut steps, mut millis) = (Vec::new(), 0usize, 0.0f64);
     let mut seed = options.seed;
     while tokens.len() < chars {
-        let mut g = Generation::new(&[], context.min(chars - tokens.len()), context, DEFAULT_OVERLAP, DecodeOptions { seed, ..options });
+        let mut g = Generation::for_model(model, &[], context.min(chars - tokens.len()), DEFAULT_OVERLAP, DecodeOptions { seed, ..options });
         g.run(model, |f| {
             steps += 1;
             millis += f.elapsed.as_secs_f64() * 1e3;
@@ -84,8 +88,9 @@ pub fn generate_samples(model: &dyn Denoiser, options: DecodeOptions, chars: usi
     (tokens, per_step, millis / steps.max(1) as f64)
 }
 
-/// Full evaluation: validation likelihood plus word statistics of generated text.
-pub fn run(denoiser: &ModelDenoiser, corpus: &Corpus, options: DecodeOptions, seq_len: usize) -> Report {
+/// Full evaluation: validation likelihood plus word statistics and the judge's likelihood of
+/// generated text.
+pub fn run(denoiser: &ModelDenoiser, corpus: &Corpus, options: DecodeOptions, seq_len: usize, judge: &Judge) -> Result<Report> {
     let EvalResult { loss, bits_per_char } = evaluate(&denoiser.model, &corpus.val, 256, seq_len, &denoiser.device);
     let train_text = corpus.vocab.decode(&corpus.train, ' ');
     let dictionary: HashSet<String> = words(&train_text).into_iter().collect();
@@ -93,15 +98,16 @@ pub fn run(denoiser: &ModelDenoiser, corpus: &Corpus, options: DecodeOptions, se
     let generated = corpus.vocab.decode(&ids, DEFAULT_MASK_CHAR);
     let held_out_len = GENERATED_CHARS.min(corpus.val.len());
     let held_out = corpus.vocab.decode(&corpus.val[..held_out_len], ' ');
-    Report {
+    Ok(Report {
         val_loss: loss,
         val_bits_per_char: bits_per_char,
         generated: text_stats(&generated, &dictionary),
         held_out: text_stats(&held_out, &dictionary),
+        judge: judge.verdict(&generated, &held_out)?,
         characters_per_step: chars_per_step,
         ms_per_step,
         sample: generated.chars().take(400).collect(),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -3,12 +3,15 @@
 //! Data flows one way: text → [`vocab`] → batches ([`data`], [`diffusion::masking`]) →
 //! [`train`] → [`checkpoint`] → [`diffusion::sampler`] → frames for the CLI and the terminal UI.
 
+pub mod autoregressive;
 pub mod fused;
 pub mod backend;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod diffusion;
+pub mod judge;
+pub mod kind;
 pub mod model;
 pub mod pytorch;
 pub mod optimizer;

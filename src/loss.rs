@@ -1,25 +1,45 @@
-//! The masked-diffusion objective: the losses of a masked batch, and their evaluation on fixed
-//! held-out windows. Training minimises them; `eval` and training's validation report them.
+//! The objective of every model kind: cross-entropy where a batch asks for a prediction, and its
+//! evaluation on fixed held-out windows. Training minimises it; `eval` and training's validation
+//! report it. Each kind builds its batches (`ModelKind::batch`).
 
 use crate::data::even_windows;
-use crate::diffusion::masking::{MaskSchedule, MaskedBatch, draw_rates, mask_batch, timestep_bucket};
-use crate::model::DiffusionModel;
+use crate::diffusion::masking::{MaskSchedule, timestep_bucket};
+use crate::model::Model;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-/// Validation numbers: mean masked-token cross-entropy (nats, the reference's loss) and
-/// the ELBO in bits per character (comparable across mask schedules and recipes).
+/// A training or validation batch, flattened row-major `[batch, seq]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub batch: usize,
+    pub seq: usize,
+    /// What the model reads (MASK where a masked-diffusion batch hides a character).
+    pub inputs: Vec<u32>,
+    /// The character to predict at each position.
+    pub targets: Vec<u32>,
+    /// 1.0 where the loss is taken, 0.0 elsewhere.
+    pub weights: Vec<f32>,
+    /// Each sequence's mask rate, which a timestep-conditioned model is told.
+    pub rates: Vec<f32>,
+    /// Turns a sequence's summed loss into nats per character of the text: 1/(t·seq) for masked
+    /// diffusion (the ELBO), 1/seq for a model that predicts every character once.
+    pub per_char: Vec<f32>,
+}
+
+/// Validation numbers: mean cross-entropy where predictions are asked for (nats; for masked
+/// diffusion the masked-token loss, the reference's) and nats per character of the text in bits
+/// (for masked diffusion the ELBO, comparable across mask schedules and recipes).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EvalResult {
     pub loss: f32,
     pub bits_per_char: f32,
 }
 
-/// Masked cross-entropy (mean over masked positions) and the ELBO estimate in nats per character
-/// (masked cross-entropy weighted by 1/t, summed, divided by length, averaged over sequences).
-pub fn losses(model: &DiffusionModel, batch: &MaskedBatch, device: &Device) -> (Tensor<1>, Tensor<1>) {
+/// Cross-entropy (mean over weighted positions) and nats per character (each sequence's summed
+/// loss times its `per_char`, averaged over sequences).
+pub fn losses(model: &Model, batch: &Batch, device: &Device) -> (Tensor<1>, Tensor<1>) {
     let (b, t) = (batch.batch, batch.seq);
     let ints = |v: &[u32]| {
         let data: Vec<i64> = v.iter().map(|&x| x as i64).collect();
@@ -33,13 +53,12 @@ pub fn losses(model: &DiffusionModel, batch: &MaskedBatch, device: &Device) -> (
     let logits = model.forward(ints(&batch.inputs), timesteps);
     let logp = log_softmax(logits, 2);
     let nll = -logp.gather(2, ints(&batch.targets).unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2);
-    let masked = Tensor::<2>::from_data(TensorData::new(batch.masked.clone(), [b, t]), device);
-    let masked_nll = nll * masked.clone();
-    let ce = masked_nll.clone().sum() / masked.sum();
-    let inv_rate: Vec<f32> = batch.rates.iter().map(|r| 1.0 / r).collect();
-    let inv_rate = Tensor::<1>::from_data(TensorData::new(inv_rate, [b]), device);
-    let elbo = (masked_nll.sum_dim(1).squeeze_dim::<1>(1) * inv_rate).mean() / t as f32;
-    (ce, elbo)
+    let weights = Tensor::<2>::from_data(TensorData::new(batch.weights.clone(), [b, t]), device);
+    let weighted_nll = nll * weights.clone();
+    let ce = weighted_nll.clone().sum() / weights.sum();
+    let per_char = Tensor::<1>::from_data(TensorData::new(batch.per_char.clone(), [b]), device);
+    let nats_per_char = (weighted_nll.sum_dim(1).squeeze_dim::<1>(1) * per_char).mean();
+    (ce, nats_per_char)
 }
 
 /// Windows per evaluation batch. Fixed, not the training batch: stratified rates are drawn per
@@ -48,15 +67,14 @@ pub fn losses(model: &DiffusionModel, batch: &MaskedBatch, device: &Device) -> (
 pub const EVAL_BATCH: usize = 8;
 
 /// Evaluates on fixed validation windows with fixed masks, so numbers are comparable between runs.
-pub fn evaluate(model: &DiffusionModel, val: &[u32], windows: usize, seq_len: usize, device: &Device) -> EvalResult {
+pub fn evaluate(model: &Model, val: &[u32], windows: usize, seq_len: usize, device: &Device) -> EvalResult {
     let model = model.valid();
     let seqs = even_windows(val, windows.max(1), seq_len);
     let mut rng = StdRng::seed_from_u64(0xE7A1);
     let (mut ce_sum, mut elbo_sum, mut n) = (0.0f64, 0.0f64, 0usize);
     for chunk in seqs.chunks(EVAL_BATCH) {
-        let rates = draw_rates(chunk.len(), MaskSchedule::Stratified, &mut rng);
-        let masked = mask_batch(chunk, &rates, &mut rng);
-        let (ce, elbo) = losses(&model, &masked, device);
+        let batch = model.config.kind.batch(chunk, MaskSchedule::Stratified, &mut rng);
+        let (ce, elbo) = losses(&model, &batch, device);
         ce_sum += ce.into_scalar::<f32>() as f64 * chunk.len() as f64;
         elbo_sum += elbo.into_scalar::<f32>() as f64 * chunk.len() as f64;
         n += chunk.len();

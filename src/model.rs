@@ -1,14 +1,16 @@
-//! The denoiser: a bidirectional transformer in the style of nanochat's GPT.
+//! The model: a transformer in the style of nanochat's GPT, for every model kind.
 //!
 //! token embedding (+ optional timestep embedding) → RMSNorm → N × Block → RMSNorm → head.
 //! A Block is pre-norm attention then pre-norm MLP, each added to the residual stream.
-//! Attention sees every position (no causal mask): the model fills masked characters
-//! using context on both sides. Rotary embeddings carry position; there is no learned
-//! position table, so any length up to `context` works.
+//! A masked-diffusion model's attention sees every position: it fills masked characters using
+//! context on both sides. An autoregressive model's is causal (`ModelKind::is_causal`): each
+//! position sees itself and what lies before it. Rotary embeddings carry position; there is no
+//! learned position table, so any length up to `context` works.
 
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use crate::fused;
+use crate::kind::ModelKind;
 use serde::{Deserialize, Serialize};
 
 /// PyTorch's `F.rms_norm` default: the float32 machine epsilon.
@@ -28,6 +30,9 @@ pub struct ModelConfig {
     /// (the reference's second version). The first version used 128.
     #[serde(default)]
     pub n_timesteps: usize,
+    /// What the model is trained to do. Checkpoints written before kinds existed are masked.
+    #[serde(default)]
+    pub kind: ModelKind,
 }
 
 /// Named model sizes. `tiny` is for tests; `base` is the reference's 10.7M model.
@@ -46,7 +51,7 @@ impl Preset {
             Preset::Small => (4, 4, 256, 256),
             Preset::Base => (6, 6, 384, 256),
         };
-        ModelConfig { vocab_size, n_layer, n_head, n_embd, context, n_timesteps: 0 }
+        ModelConfig { vocab_size, n_layer, n_head, n_embd, context, n_timesteps: 0, kind: ModelKind::Masked }
     }
 }
 
@@ -75,7 +80,7 @@ impl ModelConfig {
         2 * self.vocab_size * d + self.n_timesteps * d + self.n_layer * per_block
     }
 
-    pub fn init(&self, device: &Device) -> DiffusionModel {
+    pub fn init(&self, device: &Device) -> Model {
         let d = self.n_embd;
         let linear = |i, o| LinearConfig::new(i, o).with_bias(false);
         // Zero-initialised output projections make every block start as the identity,
@@ -89,11 +94,12 @@ impl ModelConfig {
                     c_v: linear(d, d).init(device),
                     c_proj: zero_linear(d, d).init(device),
                     n_head: self.n_head,
+                    causal: self.kind.is_causal(),
                 },
                 mlp: Mlp { c_fc: linear(d, 4 * d).init(device), c_proj: zero_linear(4 * d, d).init(device) },
             })
             .collect();
-        DiffusionModel {
+        Model {
             config: self.clone(),
             token_emb: EmbeddingConfig::new(self.vocab_size, d).init(device),
             // Zero, so a timestep model starts as the plain model. With the default N(0, 1) init,
@@ -167,6 +173,9 @@ pub struct Attention {
     pub c_proj: Linear,
     #[module(skip)]
     pub n_head: usize,
+    /// Whether a query sees only keys at or before its own position (`fused::attention`).
+    #[module(skip)]
+    pub causal: bool,
 }
 
 impl Attention {
@@ -180,7 +189,7 @@ impl Attention {
     /// The output for the query rows `x_q` (positions in `rope_q`) over the keys and values given.
     pub fn attend(&self, x_q: Tensor<3>, rope_q: &Rope, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
         let q = rms_norm(rope_q.apply(self.heads(self.c_q.forward(x_q))));
-        let y = fused::attention(q, k, v).swap_dims(1, 2);
+        let y = fused::attention(q, k, v, self.causal).swap_dims(1, 2);
         let [b, t, h, hd] = y.dims();
         self.c_proj.forward(y.reshape([b, t, h * hd]))
     }
@@ -230,6 +239,22 @@ impl Block {
         self.finish(x, h, rope, queries, k_all, v_all)
     }
 
+    /// Like `forward` for rows that follow those whose keys and values are `past` (a causal
+    /// model's cache): the rows' own keys and values are appended to it. Only the last row's
+    /// output is computed when `last_only`.
+    pub fn forward_append(&self, x: Tensor<3>, rope: &Rope, last_only: bool, past: Option<(Tensor<4>, Tensor<4>)>) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
+        let h = rms_norm(x.clone());
+        let (k, v) = self.attn.keys_values(h.clone(), rope);
+        let (k, v) = match past {
+            Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+            None => (k, v),
+        };
+        let n = x.dims()[1];
+        let (x, h, rope_q) = if last_only { (x.narrow(1, n - 1, 1), h.narrow(1, n - 1, 1), &rope.rows(n - 1..n)) } else { (x, h, rope) };
+        let x = x + self.attn.attend(h, rope_q, k.clone(), v.clone());
+        (x.clone() + self.mlp.forward(rms_norm(x)), k, v)
+    }
+
     /// Attention from the query rows over `k`, `v`, then the MLP, each added to the residual.
     fn finish(&self, x: Tensor<3>, h: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
         let (x, h, rope_q) = match queries {
@@ -243,13 +268,19 @@ impl Block {
 
 /// Every block's keys and values over a whole window (`[1, heads, seq, head_dim]` each), from a
 /// full pass: what a denoising step reuses for the rows it does not recompute.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct KvCache {
     pub keys: Vec<Tensor<4>>,
     pub values: Vec<Tensor<4>>,
 }
 
 impl KvCache {
+    /// The cache of the first `n` positions only.
+    pub fn truncate(self, n: usize) -> KvCache {
+        let cut = |v: Vec<Tensor<4>>| v.into_iter().map(|t| t.narrow(2, 0, n)).collect();
+        KvCache { keys: cut(self.keys), values: cut(self.values) }
+    }
+
     /// How many positions the cached window holds.
     pub fn len(&self) -> usize {
         self.keys.first().map_or(0, |k| k.dims()[2])
@@ -261,7 +292,7 @@ impl KvCache {
 }
 
 #[derive(Module, Debug)]
-pub struct DiffusionModel {
+pub struct Model {
     /// The shape the model was built with (not a parameter).
     #[module(skip)]
     pub config: ModelConfig,
@@ -271,7 +302,7 @@ pub struct DiffusionModel {
     pub lm_head: Linear,
 }
 
-impl DiffusionModel {
+impl Model {
     /// `tokens`: `[batch, seq]` ids (the MASK id where a character is hidden).
     /// `timesteps`: `[batch]` bucket ids, used only by models with a timestep embedding.
     /// Returns logits `[batch, seq, vocab]`.
@@ -289,6 +320,12 @@ impl DiffusionModel {
 
     /// `forward_at`, also returning every block's keys and values for later `forward_rows` calls.
     pub fn forward_caching(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>, positions: Option<Tensor<1, Int>>) -> (Tensor<3>, KvCache) {
+        if self.config.kind.is_causal() && positions.is_some() {
+            // Causal attention aligns its queries with the last keys (`fused::attention`), so a
+            // causal model computes every row and picks the positions afterwards.
+            let (logits, cache) = self.forward_caching(tokens, timesteps, None);
+            return (logits.select(1, positions.expect("checked")), cache);
+        }
         let t = tokens.dims()[1];
         let rope = self.rope(t, &tokens.device());
         let mut x = self.embed(tokens, timesteps);
@@ -321,6 +358,27 @@ impl DiffusionModel {
             x = block.forward_rows(x, &rope, q, rows.start, cache.keys[i].clone(), cache.values[i].clone());
         }
         self.lm_head.forward(rms_norm(x))
+    }
+
+    /// A causal model's next-character logits after `tokens` (`[1, n]`, the window's rows
+    /// `cache.len()..cache.len() + n`), given the keys and values of the rows before them: the
+    /// logits at the last row, `[1, 1, vocab]`, and the cache extended by these rows. Exact, as
+    /// no row of a causal model reads a later one.
+    pub fn forward_append(&self, tokens: Tensor<2, Int>, cache: Option<KvCache>) -> (Tensor<3>, KvCache) {
+        debug_assert!(self.config.kind.is_causal(), "only a causal model's rows can be appended");
+        let (start, n) = (cache.as_ref().map_or(0, KvCache::len), tokens.dims()[1]);
+        let rope = self.rope(start + n, &tokens.device()).rows(start..start + n);
+        let mut x = self.embed(tokens, None);
+        let mut past = cache.map(|c| c.keys.into_iter().zip(c.values));
+        let mut next = KvCache { keys: Vec::new(), values: Vec::new() };
+        let last = self.blocks.len() - 1;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let (k, v);
+            (x, k, v) = block.forward_append(x, &rope, i == last, past.as_mut().and_then(Iterator::next));
+            next.keys.push(k);
+            next.values.push(v);
+        }
+        (self.lm_head.forward(rms_norm(x)), next)
     }
 
     /// Token (and timestep) embeddings, normalised: the residual stream entering the first block.

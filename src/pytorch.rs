@@ -1,19 +1,23 @@
 //! Interop with the Python tiny-diffusion: import its PyTorch weights (`.pt`), export ours with
 //! PyTorch key names (`.safetensors`).
 //!
-//! The Python project saved two layouts. v1: 128 ASCII ids (id 0 is the mask), a learned
+//! The Python project saved three layouts. v1: 128 ASCII ids (id 0 is the mask), a learned
 //! timestep embedding and `output_head`. v2: the mask then the sorted characters of the training
-//! text, no timestep embedding, `lm_head`. Both use our block names, and PyTorch's Linear weights
-//! are `[out, in]` where Burn's are `[in, out]` (the store adapters transpose them).
+//! text, no timestep embedding, `lm_head`. v2's `gpt.py`: v2's names for an autoregressive model,
+//! whose vocabulary is the characters alone (our models keep id 0 for MASK, so its rows are added
+//! on import and dropped on export). All use our block names, and PyTorch's Linear weights are
+//! `[out, in]` where Burn's are `[in, out]` (the store adapters transpose them).
 //!
 //! `.pt` files are pickles. They are read by Burn's `pytorch-reader`, which interprets only the
 //! calls PyTorch uses to rebuild tensors and never runs Python; on top of that, any other object
 //! in the file makes the import fail, so a tampered file is reported rather than half-loaded.
 
 use crate::checkpoint::{CheckpointConfig, TrainingMeta};
-use crate::model::{DiffusionModel, ModelConfig};
+use crate::kind::ModelKind;
+use crate::model::{Model, ModelConfig};
 use crate::vocab::Vocab;
 use anyhow::{Context, Result, bail, ensure};
+use burn::module::Param;
 use burn::prelude::*;
 use burn::store::pytorch_reader::{self, PickleValue, PytorchReader};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
@@ -33,6 +37,8 @@ pub enum Layout {
     V1,
     /// Mask + sorted characters of the training text, `lm_head`.
     V2,
+    /// v2's `gpt.py`: the sorted characters (no mask), `lm_head`, causal attention.
+    Gpt,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -51,7 +57,7 @@ type Inventory = BTreeMap<String, (Vec<usize>, String)>;
 
 /// Loads a `.pt` state dict from the Python project, or a `.safetensors` file with PyTorch key
 /// names (as written by `export`), into a model and the checkpoint config that describes it.
-pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(CheckpointConfig, DiffusionModel)> {
+pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(CheckpointConfig, Model)> {
     ensure!(path.is_file(), "{} does not exist", path.display());
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     let (inventory, metadata, top_key) = if is_safetensors {
@@ -71,6 +77,10 @@ pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(
     if let Some(v) = metadata.get("vocab") {
         options.vocab = options.vocab.or(Some(Vocab::from_chars(v)));
     }
+    if metadata.get("kind").is_some_and(|k| k == "ar") {
+        options.layout = options.layout.or(Some(Layout::Gpt));
+    }
+    // A gpt.py model is loaded as the file has it, then given a MASK row (`with_mask_row`).
     let (layout, config, vocab) = infer(&inventory, &options)?;
 
     let mut model = config.init(device);
@@ -89,7 +99,10 @@ pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(
         model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))?
     };
     crate::checkpoint::ensure_complete(&result, &format!("{}: the weights do not fit the model", path.display()))?;
-    let mut checkpoint = CheckpointConfig::new(config, vocab);
+    if layout == Layout::Gpt {
+        model = with_mask_row(model);
+    }
+    let mut checkpoint = CheckpointConfig::new(model.config.clone(), vocab);
     checkpoint.training = TrainingMeta {
         data_file: Some(format!("imported from {} ({layout:?} layout)", path.display())),
         ..TrainingMeta::default()
@@ -100,7 +113,7 @@ pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(
 /// Writes `model` as safetensors with the Python project's key names and `[out, in]` Linear
 /// weights: v2 names, or v1's `output_head` for a model with a timestep embedding. The vocabulary,
 /// head count and context go in the file's metadata.
-pub fn export(path: &Path, config: &CheckpointConfig, model: &DiffusionModel) -> Result<()> {
+pub fn export(path: &Path, config: &CheckpointConfig, model: &Model) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)
         .metadata("vocab", String::from(config.vocab.clone()))
@@ -110,9 +123,41 @@ pub fn export(path: &Path, config: &CheckpointConfig, model: &DiffusionModel) ->
     if config.model.n_timesteps > 0 {
         store = store.with_key_remapping(r"^lm_head\.", "output_head.");
     }
+    let without_mask;
+    let model = if config.model.kind == ModelKind::Ar {
+        store = store.metadata("kind", "ar".to_string());
+        without_mask = without_mask_row(model.clone());
+        &without_mask
+    } else {
+        model
+    };
     model.save_into(&mut store).map_err(|e| anyhow::anyhow!("cannot serialise weights: {e}"))?;
     let bytes = store.get_bytes().map_err(|e| anyhow::anyhow!("cannot serialise weights: {e}"))?;
     crate::checkpoint::write_atomic(path, &bytes)
+}
+
+/// A `gpt.py` model (vocabulary: the characters) with id 0 made MASK: a zero embedding row and a
+/// zero head row (an autoregressive model never writes MASK: `autoregressive::next_char_logits`).
+fn with_mask_row(mut model: Model) -> Model {
+    let emb = model.token_emb.weight.val();
+    let head = model.lm_head.weight.val();
+    let d = emb.dims()[1];
+    let device = emb.device();
+    model.token_emb.weight = Param::from_tensor(Tensor::cat(vec![Tensor::zeros([1, d], &device), emb], 0));
+    model.lm_head.weight = Param::from_tensor(Tensor::cat(vec![Tensor::zeros([d, 1], &device), head], 1));
+    model.config.vocab_size += 1;
+    model
+}
+
+/// The inverse of `with_mask_row`: the model as `gpt.py` lays it out.
+fn without_mask_row(mut model: Model) -> Model {
+    let emb = model.token_emb.weight.val();
+    let head = model.lm_head.weight.val();
+    let v = model.config.vocab_size;
+    model.token_emb.weight = Param::from_tensor(emb.narrow(0, 1, v - 1));
+    model.lm_head.weight = Param::from_tensor(head.narrow(1, 1, v - 1));
+    model.config.vocab_size -= 1;
+    model
 }
 
 /// Lists the tensors of a `.pt` file after refusing anything in it that is not a tensor.
@@ -215,17 +260,25 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
             summarize(inventory.keys())
         ),
     };
-    if let Some(asked) = options.layout {
-        ensure!(asked == detected, "--format {asked:?} given, but the file's keys are those of {detected:?}");
-    }
     let Some(&[vocab_size, n_embd]) = shape("token_emb.weight") else {
         bail!("missing key token_emb.weight (or it is not a matrix)");
     };
+    // gpt.py shares v2's names; its vocabulary has no mask id. Tiny Shakespeare's 65 characters
+    // without one say it is a gpt.py file; otherwise --format gpt does.
+    let shakespeare_chars = TINY_SHAKESPEARE_CHARS.chars().count();
+    let detected = match (detected, options.layout) {
+        (Layout::V2, Some(Layout::Gpt)) => Layout::Gpt,
+        (Layout::V2, None) if vocab_size == shakespeare_chars => Layout::Gpt,
+        (d, _) => d,
+    };
+    if let Some(asked) = options.layout {
+        ensure!(asked == detected, "--format {asked:?} given, but the file's keys are those of {detected:?}");
+    }
     let n_timesteps = match (detected, shape("time_emb.weight")) {
         (Layout::V1, Some(&[n, _])) => n,
         (Layout::V1, _) => bail!("missing key time_emb.weight (v1 files have a timestep embedding)"),
-        (Layout::V2, None) => 0,
-        (Layout::V2, Some(_)) => bail!("a v2 file (lm_head) should not have time_emb.weight"),
+        (Layout::V2 | Layout::Gpt, None) => 0,
+        (Layout::V2 | Layout::Gpt, Some(_)) => bail!("a v2 file (lm_head) should not have time_emb.weight"),
     };
     let n_layer = inventory
         .keys()
@@ -240,6 +293,7 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
         n_embd,
         context: options.context.unwrap_or(REFERENCE_CONTEXT),
         n_timesteps,
+        kind: if detected == Layout::Gpt { ModelKind::Ar } else { ModelKind::Masked },
     };
     config.validate().map_err(|e| {
         anyhow::anyhow!(
@@ -265,15 +319,18 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
         (Layout::V2, None) if vocab_size == TINY_SHAKESPEARE_CHARS.chars().count() + 1 => {
             Vocab::from_chars(TINY_SHAKESPEARE_CHARS)
         }
-        (Layout::V2, None) => bail!(
+        (Layout::Gpt, None) if vocab_size == shakespeare_chars => Vocab::from_chars(TINY_SHAKESPEARE_CHARS),
+        (Layout::V2 | Layout::Gpt, None) => bail!(
             "v2 files do not store their vocabulary and this one has {vocab_size} ids: pass --vocab-from TEXTFILE (the text it was trained on) or --vocab CHARS"
         ),
     };
+    // A gpt.py file has no mask id: one row fewer than our vocabulary.
+    let file_ids = if detected == Layout::Gpt { vocab.size() - 1 } else { vocab.size() };
     ensure!(
-        vocab.size() == vocab_size,
-        "the vocabulary has {} ids (mask + {} characters) but the file's embedding has {vocab_size}",
-        vocab.size(),
-        vocab.size() - 1
+        file_ids == vocab_size,
+        "the vocabulary has {} characters{} but the file's embedding has {vocab_size} rows",
+        vocab.size() - 1,
+        if detected == Layout::Gpt { "" } else { " and the mask" }
     );
     Ok((detected, config, vocab))
 }

@@ -1,13 +1,14 @@
-//! The training loop: masked-diffusion objective, warmup + cosine decay of the learning rate,
+//! The training loop: the model kind's objective, warmup + cosine decay of the learning rate,
 //! periodic validation, samples and checkpoints. It reports through `TrainEvent`s and
 //! never prints, so the CLI progress bar and the TUI train screen can both drive it.
 
 use crate::checkpoint::{self, CheckpointConfig, TrainingMeta};
 use crate::data::{DataSource, random_windows};
-use crate::diffusion::masking::{MaskSchedule, MaskedBatch, draw_rates, mask_batch};
-use crate::loss::{EvalResult, evaluate, losses};
+use crate::diffusion::masking::MaskSchedule;
+use crate::kind::ModelKind;
+use crate::loss::{Batch, EvalResult, evaluate, losses};
 use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Generation, ModelDenoiser};
-use crate::model::{DiffusionModel, ModelConfig, Preset};
+use crate::model::{Model, ModelConfig, Preset};
 use crate::optimizer::setup_optimizer;
 use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
 use anyhow::{Result, ensure};
@@ -23,6 +24,9 @@ use std::time::Instant;
 /// Everything that decides a training run. Stored in the checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
+    /// What the model learns to predict (settings saved before kinds existed are masked).
+    #[serde(default)]
+    pub kind: ModelKind,
     pub preset: Preset,
     /// Total optimizer steps (a resumed run continues up to this number).
     pub steps: usize,
@@ -73,6 +77,7 @@ impl TrainSettings {
             Preset::Base => (6e-4, None, 8),
         };
         TrainSettings {
+            kind: ModelKind::Masked,
             preset,
             steps: 1000,
             batch,
@@ -105,6 +110,7 @@ impl TrainSettings {
             n_head: self.n_head.unwrap_or(preset.n_head),
             // A model trained on shorter windows gets that context, so eval and decoding use it too.
             context: self.seq_len.min(preset.context),
+            kind: self.kind,
             ..preset
         }
     }
@@ -132,7 +138,7 @@ pub enum TrainEvent {
 }
 
 /// One optimiser step on `batch`: the model after it, and the batch's loss before it.
-pub fn train_step(model: DiffusionModel, optim: &mut ModuleOptimizer, batch: &MaskedBatch, lr: f64, device: &Device) -> (DiffusionModel, f32) {
+pub fn train_step(model: Model, optim: &mut ModuleOptimizer, batch: &Batch, lr: f64, device: &Device) -> (Model, f32) {
     crate::fused::on_own_pool(|| {
         let (loss, _) = losses(&model, batch, device);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -142,11 +148,10 @@ pub fn train_step(model: DiffusionModel, optim: &mut ModuleOptimizer, batch: &Ma
 }
 
 /// A short unconditional sample from the current weights.
-pub fn sample_text(model: &DiffusionModel, vocab: &Vocab, length: usize, seed: u64, device: &Device) -> String {
-    let context = model.config.context;
+pub fn sample_text(model: &Model, vocab: &Vocab, length: usize, seed: u64, device: &Device) -> String {
     let denoiser = ModelDenoiser::new(model.clone(), device.clone());
     let options = DecodeOptions { seed, ..DecodeOptions::default() };
-    let mut generation = Generation::new(&[], length, context, DEFAULT_OVERLAP, options);
+    let mut generation = Generation::for_model(&denoiser, &[], length, DEFAULT_OVERLAP, options);
     generation.run(&denoiser, |_| {});
     vocab.decode(generation.tokens(), DEFAULT_MASK_CHAR)
 }
@@ -215,7 +220,7 @@ pub fn train(
     let run_start = Instant::now();
     let wall_before = meta.wall_seconds;
 
-    let save = |model: &DiffusionModel, optim: &ModuleOptimizer, meta: &TrainingMeta, ckpt: &mut CheckpointConfig| -> Result<()> {
+    let save = |model: &Model, optim: &ModuleOptimizer, meta: &TrainingMeta, ckpt: &mut CheckpointConfig| -> Result<()> {
         ckpt.training = meta.clone();
         checkpoint::save(out, ckpt, &model.valid(), Some(optim))
     };
@@ -227,8 +232,7 @@ pub fn train(
         }
         let t0 = Instant::now();
         let windows = random_windows(&corpus.train, settings.batch, seq_len, &mut rng);
-        let rates = draw_rates(settings.batch, settings.mask_schedule, &mut rng);
-        let batch = mask_batch(&windows, &rates, &mut rng);
+        let batch = model_config.kind.batch(&windows, settings.mask_schedule, &mut rng);
         let lr = settings.lr_at(step);
         let loss;
         (model, loss) = train_step(model, &mut optim, &batch, lr, &ad_device);

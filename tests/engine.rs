@@ -260,7 +260,7 @@ fn a_new_timestep_model_starts_as_the_plain_model() {
 }
 
 /// Four masked sequences of 16 ids below 10, the same every time.
-fn fixed_batch() -> tiny_diffusion::diffusion::masking::MaskedBatch {
+fn fixed_batch() -> tiny_diffusion::loss::Batch {
     use tiny_diffusion::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
     let windows: Vec<Vec<u32>> = (0..4).map(|r| (0..16).map(|i| 1 + (r * 3 + i) % 9).collect()).collect();
@@ -300,7 +300,7 @@ fn a_checkpoint_keeps_the_muon_and_adamw_state() {
     // from the reloaded optimiser is the one the running optimiser would have taken, and a
     // fresh optimiser would take a different one.
     use burn::optim::ModuleOptimizer;
-    use tiny_diffusion::model::DiffusionModel;
+    use tiny_diffusion::model::Model;
     use tiny_diffusion::train::train_step;
     let dir = tempfile::tempdir().unwrap();
     let device = Device::flex().autodiff();
@@ -308,8 +308,8 @@ fn a_checkpoint_keeps_the_muon_and_adamw_state() {
     let config = tiny_model_config(vocab.size());
     let settings = TrainSettings { muon_lr: Some(0.02), ..tiny_settings(10) };
     let batch = fixed_batch();
-    let step = |model: DiffusionModel, optim: &mut ModuleOptimizer| train_step(model, optim, &batch, settings.lr, &device).0;
-    let weights = |m: &DiffusionModel| -> Vec<f32> {
+    let step = |model: Model, optim: &mut ModuleOptimizer| train_step(model, optim, &batch, settings.lr, &device).0;
+    let weights = |m: &Model| -> Vec<f32> {
         let mut w = m.blocks[0].mlp.c_fc.weight.val().try_into_vec_as::<f32>().unwrap();
         w.extend(m.token_emb.weight.val().try_into_vec_as::<f32>().unwrap());
         w

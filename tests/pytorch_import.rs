@@ -5,10 +5,10 @@ use burn::prelude::*;
 use burn::store::pytorch_reader::PytorchReader;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tiny_diffusion::diffusion::masking::MaskedBatch;
+use tiny_diffusion::loss::Batch;
 use tiny_diffusion::vocab::MASK_ID;
 use tiny_diffusion::{checkpoint, train};
-use tiny_diffusion::model::DiffusionModel;
+use tiny_diffusion::model::Model;
 use tiny_diffusion::pytorch::{self, ImportOptions, Layout};
 
 fn fixture(name: &str) -> PathBuf {
@@ -36,7 +36,7 @@ fn expected(name: &str) -> Expected {
     }
 }
 
-fn logits(model: &DiffusionModel, e: &Expected, device: &Device) -> Vec<f32> {
+fn logits(model: &Model, e: &Expected, device: &Device) -> Vec<f32> {
     let (b, t) = (e.shape[0], e.shape[1]);
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(e.tokens.clone(), [b, t]), device);
     let timesteps = e.timesteps.clone().map(|ts| Tensor::<1, Int>::from_data(TensorData::new(ts, [b]), device));
@@ -48,7 +48,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-fn import(name: &str, heads: usize) -> anyhow::Result<(checkpoint::CheckpointConfig, DiffusionModel)> {
+fn import(name: &str, heads: usize) -> anyhow::Result<(checkpoint::CheckpointConfig, Model)> {
     let options = ImportOptions { heads: Some(heads), ..Default::default() };
     pytorch::import(&fixture(name), &options, &Device::flex())
 }
@@ -80,7 +80,7 @@ fn v2_logits_match_pytorch() {
 
 /// Every weight of an imported model with PyTorch's name, and whether it is a linear (stored
 /// `[in, out]` here, `[out, in]` in PyTorch).
-fn named_weights(m: &DiffusionModel) -> Vec<(String, Tensor<2>, bool)> {
+fn named_weights(m: &Model) -> Vec<(String, Tensor<2>, bool)> {
     let mut out = vec![("token_emb.weight".to_string(), m.token_emb.weight.val(), false)];
     if let Some(t) = &m.time_emb {
         out.push(("time_emb.weight".into(), t.weight.val(), false));
@@ -109,21 +109,23 @@ fn fixture_floats(reader: &PytorchReader, key: &str) -> Vec<f32> {
 }
 
 /// The fixture's model on the autodiff device, and the training batch its gradients came from.
-fn training_case(name: &str, heads: usize, timesteps: &[usize]) -> (DiffusionModel, MaskedBatch, PytorchReader) {
+fn training_case(name: &str, heads: usize, timesteps: &[usize]) -> (Model, Batch, PytorchReader) {
     let options = ImportOptions { heads: Some(heads), ..Default::default() };
     let (_, model) = pytorch::import(&fixture(&format!("{name}.pt")), &options, &Device::flex().autodiff()).unwrap();
     let e = expected(&format!("{name}_expected.pt"));
     let reader = PytorchReader::new(fixture(&format!("{name}_grads.pt"))).unwrap();
     let targets = reader.get("targets").unwrap().read().unwrap();
     let inputs: Vec<u32> = e.tokens.iter().map(|&x| x as u32).collect();
-    let batch = MaskedBatch {
+    let rates: Vec<f32> = timesteps.iter().map(|&s| (s as f32 + 0.5) / 128.0).collect();
+    let batch = Batch {
         batch: e.shape[0],
         seq: e.shape[1],
-        masked: inputs.iter().map(|&x| if x == MASK_ID { 1.0 } else { 0.0 }).collect(),
+        weights: inputs.iter().map(|&x| if x == MASK_ID { 1.0 } else { 0.0 }).collect(),
+        per_char: rates.iter().map(|&t| 1.0 / (t * e.shape[1] as f32)).collect(),
         targets: targets.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32).collect(),
         inputs,
         // The middle of each timestep bucket, so v1 models see the fixture's timesteps.
-        rates: timesteps.iter().map(|&s| (s as f32 + 0.5) / 128.0).collect(),
+        rates,
     };
     (model, batch, reader)
 }
@@ -201,6 +203,37 @@ fn v1_gradients_match_pytorch() {
 #[test]
 fn v2_gradients_match_pytorch() {
     gradients_match_pytorch("v2", 6, &[64, 64]);
+}
+
+/// gpt.py's autoregressive model: our ids are its ids + 1 (id 0 is MASK), and our logits at
+/// those ids must be PyTorch's.
+#[test]
+fn gpt_logits_match_pytorch() {
+    let (config, model) = import("gpt.pt", 6).unwrap();
+    assert_eq!(config.model.kind, tiny_diffusion::kind::ModelKind::Ar);
+    assert_eq!(config.model.vocab_size, 66);
+    let mut e = expected("gpt_expected.pt");
+    e.tokens.iter_mut().for_each(|t| *t += 1);
+    let ours = logits(&model, &e, &Device::flex());
+    let ours_at_chars: Vec<f32> = ours.chunks_exact(66).flat_map(|row| row[1..].to_vec()).collect();
+    let diff = max_abs_diff(&ours_at_chars, &e.logits);
+    assert!(diff < 1e-4, "max |Δ| = {diff}");
+}
+
+#[test]
+fn an_exported_autoregressive_model_has_gpt_py_shapes_and_imports_back() {
+    let (config, model) = import("gpt.pt", 6).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gpt.safetensors");
+    pytorch::export(&path, &config, &model).unwrap();
+    let (back_config, back) = pytorch::import(&path, &ImportOptions::default(), &Device::flex()).unwrap();
+    assert_eq!(back_config.model, config.model);
+    let mut e = expected("gpt_expected.pt");
+    e.tokens.iter_mut().for_each(|t| *t += 1);
+    assert_eq!(logits(&model, &e, &Device::flex()), logits(&back, &e, &Device::flex()));
+    let header = std::fs::read(&path).unwrap();
+    let text = String::from_utf8_lossy(&header[8..2000]);
+    assert!(text.contains(r#""token_emb.weight":{"dtype":"F32","shape":[65,48]"#), "{text}");
 }
 
 #[test]

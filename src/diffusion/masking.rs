@@ -1,5 +1,6 @@
 //! The forward (noising) process used in training: hide a random share of characters.
 
+use crate::loss::Batch;
 use crate::vocab::MASK_ID;
 use rand::{Rng, RngExt};
 
@@ -17,21 +18,6 @@ pub enum MaskSchedule {
 /// Smallest mask rate drawn: keeps the 1/t ELBO weight finite.
 pub const MIN_MASK_RATE: f32 = 1e-3;
 
-/// A noised batch, flattened row-major `[batch, seq]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MaskedBatch {
-    pub batch: usize,
-    pub seq: usize,
-    /// Inputs with hidden positions replaced by MASK.
-    pub inputs: Vec<u32>,
-    /// The clean characters.
-    pub targets: Vec<u32>,
-    /// 1.0 where a position is hidden (the loss is taken there only).
-    pub masked: Vec<f32>,
-    /// Mask rate of each sequence.
-    pub rates: Vec<f32>,
-}
-
 /// Draws one mask rate per sequence.
 pub fn draw_rates(batch: usize, schedule: MaskSchedule, rng: &mut impl Rng) -> Vec<f32> {
     let u: f32 = rng.random();
@@ -46,7 +32,7 @@ pub fn draw_rates(batch: usize, schedule: MaskSchedule, rng: &mut impl Rng) -> V
 
 /// Hides each position of each sequence with probability t (its rate). Every sequence keeps at
 /// least one hidden position so that every row contributes to the loss.
-pub fn mask_batch(sequences: &[Vec<u32>], rates: &[f32], rng: &mut impl Rng) -> MaskedBatch {
+pub fn mask_batch(sequences: &[Vec<u32>], rates: &[f32], rng: &mut impl Rng) -> Batch {
     let batch = sequences.len();
     let seq = sequences.first().map_or(0, Vec::len);
     let mut inputs = Vec::with_capacity(batch * seq);
@@ -67,7 +53,9 @@ pub fn mask_batch(sequences: &[Vec<u32>], rates: &[f32], rng: &mut impl Rng) -> 
             masked[i] = 1.0;
         }
     }
-    MaskedBatch { batch, seq, inputs, targets, masked, rates: rates.to_vec() }
+    // The ELBO weighs a sequence's masked losses by 1/t and spreads them over its length.
+    let per_char = rates.iter().map(|&t| 1.0 / (t * seq.max(1) as f32)).collect();
+    Batch { batch, seq, inputs, targets, weights: masked, rates: rates.to_vec(), per_char }
 }
 
 /// Timestep bucket for a mask rate, for models with a timestep embedding.
@@ -86,12 +74,12 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let seqs = vec![vec![5u32; 1000], vec![7u32; 1000]];
         let b = mask_batch(&seqs, &[0.3, MIN_MASK_RATE], &mut rng);
-        let row0 = b.masked[..1000].iter().sum::<f32>();
-        let row1 = b.masked[1000..].iter().sum::<f32>();
+        let row0 = b.weights[..1000].iter().sum::<f32>();
+        let row1 = b.weights[1000..].iter().sum::<f32>();
         assert!((250.0..350.0).contains(&row0), "row0 masked {row0}");
         assert!(row1 >= 1.0);
         for i in 0..2000 {
-            assert_eq!(b.inputs[i] == MASK_ID, b.masked[i] == 1.0);
+            assert_eq!(b.inputs[i] == MASK_ID, b.weights[i] == 1.0);
             assert_ne!(b.targets[i], MASK_ID);
         }
     }

@@ -12,22 +12,25 @@ pub use decode::{DecodeOptions, Remask, Strategy, Timestep};
 pub use sampler::{DEFAULT_OVERLAP, Denoiser, Frame, Generation, Sampler, Time};
 
 use crate::diffusion::masking::timestep_bucket;
-use crate::model::{DiffusionModel, KvCache};
+use crate::kind::ModelKind;
+use crate::model::{Model, KvCache};
 use burn::prelude::*;
 use std::ops::Range;
 use std::sync::Mutex;
 
-/// A trained model on a device, as a `Denoiser` for the samplers.
+/// A trained model of any kind on a device, as a `Denoiser` for the samplers.
 pub struct ModelDenoiser {
-    pub model: DiffusionModel,
+    pub model: Model,
     pub device: Device,
     /// Keys and values of the last full pass, for `logits_cached`.
     cache: Mutex<Option<KvCache>>,
+    /// A causal model's last reading and its keys and values (`autoregressive::next_char_logits`).
+    causal_cache: Mutex<Option<(Vec<u32>, KvCache)>>,
 }
 
 impl ModelDenoiser {
-    pub fn new(model: DiffusionModel, device: Device) -> Self {
-        ModelDenoiser { model: model.valid(), device, cache: Mutex::new(None) }
+    pub fn new(model: Model, device: Device) -> Self {
+        ModelDenoiser { model: model.valid(), device, cache: Mutex::new(None), causal_cache: Mutex::new(None) }
     }
 
     fn ints(&self, v: impl IntoIterator<Item = usize>) -> Tensor<1, Int> {
@@ -56,7 +59,15 @@ impl Denoiser for ModelDenoiser {
         self.model.config.context
     }
 
+    fn kind(&self) -> ModelKind {
+        self.model.config.kind
+    }
+
     fn logits(&self, tokens: &[u32], time: Time, positions: &[usize]) -> Vec<f32> {
+        if self.kind().is_causal() {
+            let mut cache = self.causal_cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            return crate::autoregressive::next_char_logits(&self.model, tokens, positions, &mut cache);
+        }
         let (input, timesteps) = self.inputs(tokens, time);
         // Every position in order is the plain forward pass: no gathering needed.
         let all = positions.iter().copied().eq(0..tokens.len());
@@ -66,6 +77,9 @@ impl Denoiser for ModelDenoiser {
     }
 
     fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: Range<usize>, refresh: bool) -> Vec<f32> {
+        if self.kind().is_causal() {
+            return self.logits(tokens, time, positions);
+        }
         let (input, timesteps) = self.inputs(tokens, time);
         let at = self.ints(positions.iter().copied());
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

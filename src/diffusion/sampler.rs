@@ -6,6 +6,7 @@
 
 use super::decode::{CACHE_WINDOW_SPANS, DecodeOptions, Remask, Timestep};
 use super::rules::{self, Proposal};
+use crate::kind::ModelKind;
 use crate::vocab::MASK_ID;
 use rand::{Rng, RngExt};
 use rand::SeedableRng;
@@ -26,6 +27,10 @@ pub enum Time {
 /// Anything that maps a window of ids (MASK where hidden) to logits.
 pub trait Denoiser {
     fn vocab_size(&self) -> usize;
+    /// What the model predicts, which decides how it is decoded (`Generation::for_model`).
+    fn kind(&self) -> ModelKind {
+        ModelKind::Masked
+    }
     /// Longest window the denoiser accepts.
     fn context(&self) -> usize;
     /// Logits at `positions` of the window, row-major `[positions.len(), vocab]`. `time` is read
@@ -35,7 +40,7 @@ pub trait Denoiser {
     /// Like `logits`, but a denoiser that can may recompute only the window's `rows` (which hold
     /// `positions`) and reuse the other rows' keys and values from its last full pass over this
     /// window; `refresh` asks for a full pass, which becomes the new cache. Approximate: see
-    /// `DiffusionModel::forward_rows`. Without a cache, this is `logits`.
+    /// `Model::forward_rows`. Without a cache, this is `logits`.
     fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: std::ops::Range<usize>, refresh: bool) -> Vec<f32> {
         let _ = (rows, refresh);
         self.logits(tokens, time, positions)
@@ -295,6 +300,13 @@ impl Generation {
             block: 0,
             current: None,
         }
+    }
+
+    /// A generation as `model`'s kind writes: its decoding options and window overlap
+    /// (`ModelKind`), in windows of its context.
+    pub fn for_model(model: &dyn Denoiser, prompt: &[u32], length: usize, overlap: usize, options: DecodeOptions) -> Self {
+        let (kind, context) = (model.kind(), model.context());
+        Generation::new(prompt, length, context, kind.overlap(overlap, context), kind.decode_options(options))
     }
 
     /// The output from the first position not yet taken by `take_finished` (all of it, if never

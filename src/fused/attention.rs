@@ -12,16 +12,17 @@ use burn_flex::FlexTensor;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedAttention: Backend {
-    fn fused_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn fused_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, causal: bool) -> FloatTensor<Self>;
 }
 
 impl FusedAttention for Flex {
-    fn fused_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor) -> FlexTensor {
-        forward(&q, &k, &v, false).0
+    fn fused_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, causal: bool) -> FlexTensor {
+        forward(&q, &k, &v, causal, false).0
     }
 }
 
-/// What the backward pass needs: the inputs, the output and the softmax probabilities.
+/// What the backward pass needs: the inputs, the output and the softmax probabilities (zero
+/// where a causal query may not look, so the backward pass needs no mask of its own).
 #[derive(Debug, Clone)]
 struct Saved {
     q: FlexTensor,
@@ -40,7 +41,7 @@ impl Backward<Flex, 3> for AttentionBackward {
     fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad_out = grads.consume::<Flex>(&ops.node).to_contiguous();
         let Saved { q, k, v, out, probs } = ops.state;
-        let dims = dims(&q, &k);
+        let dims = dims(&q, &k, false);
         let [b, h, tq, hd] = dims4(&q);
         let shapes = [[b, h, tq, hd], [b, h, dims.seq_kv, hd], [b, h, dims.seq_kv, hd]];
         let [mut dq, mut dk, mut dv] = shapes.map(|s| vec![0.0f32; s.iter().product()]);
@@ -66,24 +67,24 @@ impl Backward<Flex, 3> for AttentionBackward {
 }
 
 impl<C: CheckpointStrategy> FusedAttention for Autodiff<Flex, C> {
-    fn fused_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn fused_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, causal: bool) -> FloatTensor<Self> {
         match AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (q, k, v) = (contiguous_heads(q.into_primitive()), contiguous_heads(k.into_primitive()), contiguous_heads(v.into_primitive()));
-                let (out, probs) = forward(&q, &k, &v, true);
+                let (out, probs) = forward(&q, &k, &v, causal, true);
                 let probs = probs.expect("asked for the probabilities");
                 prep.finish(Saved { q, k, v, out: out.clone(), probs }, out)
             }
             OpsKind::UnTracked(prep) => {
                 let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
-                prep.finish(forward(&q, &k, &v, false).0)
+                prep.finish(forward(&q, &k, &v, causal, false).0)
             }
         }
     }
 }
 
 /// Runs the forward kernel; returns the output and, if asked, the softmax probabilities.
-fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, keep_probs: bool) -> (FlexTensor, Option<FlexTensor>) {
+fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, causal: bool, keep_probs: bool) -> (FlexTensor, Option<FlexTensor>) {
     let (q, k, v) = (contiguous_heads(q.clone()), contiguous_heads(k.clone()), contiguous_heads(v.clone()));
     let [b, h, tq, hd] = dims4(&q);
     let tk = dims4(&k)[2];
@@ -93,7 +94,7 @@ fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, keep_probs: bool) -> 
     let mut probs = keep_probs.then(|| vec![0.0f32; b * h * tq * tk]);
     // No queries: an empty output. No keys: zeros, as burn-flex's own attention gives.
     if !out.is_empty() && tk > 0 {
-        kernel::forward(heads(&q), heads(&k), heads(&v), dims(&q, &k), &mut out, probs.as_deref_mut());
+        kernel::forward(heads(&q), heads(&k), heads(&v), dims(&q, &k, causal), &mut out, probs.as_deref_mut());
     }
     (tensor(out, [b, h, tq, hd]), probs.map(|p| tensor(p, [b, h, tq, tk])))
 }
@@ -104,9 +105,9 @@ fn dims4(x: &FlexTensor) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
-fn dims(q: &FlexTensor, k: &FlexTensor) -> Dims {
+fn dims(q: &FlexTensor, k: &FlexTensor, causal: bool) -> Dims {
     let [_, _, seq_q, head_dim] = dims4(q);
-    Dims { seq_q, seq_kv: dims4(k)[2], head_dim, scale: 1.0 / (head_dim as f32).sqrt() }
+    Dims { seq_q, seq_kv: dims4(k)[2], head_dim, scale: 1.0 / (head_dim as f32).sqrt(), causal }
 }
 
 /// The kernels read any layout whose last dimension is dense and whose strides are non-negative

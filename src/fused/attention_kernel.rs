@@ -42,6 +42,15 @@ pub struct Dims {
     pub seq_kv: usize,
     pub head_dim: usize,
     pub scale: f32,
+    /// Query `i` sees keys `0..=i + seq_kv − seq_q` only (the queries are the last rows).
+    pub causal: bool,
+}
+
+impl Dims {
+    /// How many keys query row `i` sees.
+    fn visible(&self, i: usize) -> usize {
+        if self.causal { (i + 1 + self.seq_kv).saturating_sub(self.seq_q).min(self.seq_kv) } else { self.seq_kv }
+    }
 }
 
 /// `dst[m, n] = beta · lhs[m, k] · rhs[k, n] (+ dst if accumulate)` where lhs and rhs are given by
@@ -73,7 +82,12 @@ pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: &mut [f32], probs:
         let (q, k, v) = (q.head(i), k.head(i), v.head(i));
         let (qs, ks, vs) = (q.row_stride as isize, k.row_stride as isize, v.row_stride as isize);
         matmul(p, tk, tq, tk, hd, (q.ptr, qs, 1), (k.ptr, 1, ks), dims.scale);
-        p.chunks_exact_mut(tk).for_each(softmax_in_place);
+        for (i, row) in p.chunks_exact_mut(tk).enumerate() {
+            // A causal row's hidden keys get probability 0 (and so no gradient backward).
+            let (seen, hidden) = row.split_at_mut(dims.visible(i));
+            softmax_in_place(seen);
+            hidden.fill(0.0);
+        }
         matmul(o, hd, tq, hd, tk, (p.as_ptr(), tk as isize, 1), (v.ptr, vs, 1), 1.0);
     };
     let outs = out.par_chunks_exact_mut(tq * hd).enumerate();

@@ -28,10 +28,12 @@ pub fn available<const D: usize>(x: &Tensor<D>) -> bool {
     matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && x.dtype() == DType::F32
 }
 
-/// `softmax(q kᵀ / √d) v` over `[batch, heads, seq, head_dim]` (not causal); there may be fewer
-/// queries than keys. One fused op where [`available`], else [`plain::attention`].
-pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    if available(&q) { fused_attention(q, k, v) } else { plain::attention(q, k, v) }
+/// `softmax(q kᵀ / √d) v` over `[batch, heads, seq, head_dim]`; there may be fewer queries than
+/// keys. `causal`: each query sees only the keys up to its own position, the queries being the
+/// last rows of the keys (PyTorch's and Burn's alignment). One fused op where [`available`], else
+/// [`plain::attention`].
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {
+    if available(&q) { fused_attention(q, k, v, causal) } else { plain::attention(q, k, v, causal) }
 }
 
 /// Parameter-free RMSNorm, `x / √(mean(x²) + eps)` over the last dimension. One fused op where
@@ -51,8 +53,8 @@ pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
     if available(&x) { fused_rope(x, cos, sin) } else { plain::rope(x, cos, sin) }
 }
 
-fn fused_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as FusedAttention>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch()))
+fn fused_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as FusedAttention>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch(), causal))
 }
 
 fn fused_rms_norm<const D: usize>(x: Tensor<D>, eps: f64) -> Tensor<D> {

@@ -6,9 +6,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::attention as burn_attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
-/// Burn's attention (no mask, scaled by 1/√head_dim).
-pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    burn_attention(q, k, v, None, None, AttentionModuleOptions::default())
+/// Burn's attention, scaled by 1/√head_dim; `causal` aligns the queries with the last keys.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {
+    burn_attention(q, k, v, None, None, AttentionModuleOptions { is_causal: causal, ..Default::default() })
 }
 
 pub fn rms_norm<const D: usize>(x: Tensor<D>, eps: f64) -> Tensor<D> {

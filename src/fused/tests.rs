@@ -18,9 +18,11 @@ fn the_fused_forward_matches_burns_attention() {
     // 19 positions: rows that are not a multiple of the softmax's 16 lanes.
     let (q, k, v) = (random([2, 3, 19, 8], &device), random([2, 3, 19, 8], &device), random([2, 3, 19, 8], &device));
     assert!(available(&q));
-    let fused = attention(q.clone(), k.clone(), v.clone());
-    let plain = plain::attention(q, k, v);
-    assert!(max_abs_diff(fused, plain) < 1e-5);
+    for causal in [false, true] {
+        let fused = attention(q.clone(), k.clone(), v.clone(), causal);
+        let plain = plain::attention(q.clone(), k.clone(), v.clone(), causal);
+        assert!(max_abs_diff(fused, plain) < 1e-5, "causal: {causal}");
+    }
 }
 
 #[test]
@@ -28,9 +30,25 @@ fn the_fused_forward_takes_fewer_queries_than_keys() {
     let device = Device::flex();
     device.seed(4);
     let (q, k, v) = (random([1, 2, 5, 8], &device), random([1, 2, 23, 8], &device), random([1, 2, 23, 8], &device));
-    let fused = attention(q.clone(), k.clone(), v.clone());
-    assert_eq!(fused.dims(), [1, 2, 5, 8]);
-    assert!(max_abs_diff(fused, plain::attention(q, k, v)) < 1e-5);
+    for causal in [false, true] {
+        let fused = attention(q.clone(), k.clone(), v.clone(), causal);
+        assert_eq!(fused.dims(), [1, 2, 5, 8]);
+        assert!(max_abs_diff(fused, plain::attention(q.clone(), k.clone(), v.clone(), causal)) < 1e-5, "causal: {causal}");
+    }
+}
+
+#[test]
+fn causal_attention_ignores_later_keys_and_values() {
+    let device = Device::flex();
+    device.seed(5);
+    let (q, k, v) = (random([1, 2, 9, 8], &device), random([1, 2, 9, 8], &device), random([1, 2, 9, 8], &device));
+    let before = attention(q.clone(), k.clone(), v.clone(), true);
+    // Change the keys and values of the last three positions: rows 0..6 must not move.
+    let later = |x: Tensor<4>| x.clone().slice_assign([0..1, 0..2, 6..9, 0..8], random([1, 2, 3, 8], &device));
+    let after = attention(q, later(k), later(v), true);
+    let rows = |x: Tensor<4>| x.narrow(2, 0, 6);
+    assert_eq!(max_abs_diff(rows(before.clone()), rows(after.clone())), 0.0);
+    assert!(max_abs_diff(before.narrow(2, 6, 3), after.narrow(2, 6, 3)) > 1e-3, "the last rows do see them");
 }
 
 #[test]
@@ -40,34 +58,36 @@ fn the_fused_forward_reads_strided_heads_as_the_model_passes_them() {
     // [batch, seq, heads, head_dim] seen as [batch, heads, seq, head_dim], as Attention::forward builds it.
     let x = || Tensor::<4>::random([2, 11, 3, 8], Distribution::Normal(0.0, 1.0), &device).swap_dims(1, 2);
     let (q, k, v) = (x(), x(), x());
-    let fused = attention(q.clone(), k.clone(), v.clone());
-    let plain = plain::attention(q, k, v);
+    let fused = attention(q.clone(), k.clone(), v.clone(), false);
+    let plain = plain::attention(q, k, v, false);
     assert!(max_abs_diff(fused, plain) < 1e-5);
 }
 
 #[test]
 fn the_fused_backward_matches_burns_gradients() {
-    // The training shape (as many queries as keys), and fewer queries than keys.
-    for (queries, keys) in [(21, 21), (6, 21)] {
-        backward_matches([2, 3, queries, 8], [2, 3, keys, 8]);
+    // The training shape (as many queries as keys), and fewer queries than keys; both masks.
+    for causal in [false, true] {
+        for (queries, keys) in [(21, 21), (6, 21)] {
+            backward_matches([2, 3, queries, 8], [2, 3, keys, 8], causal);
+        }
     }
 }
 
-fn backward_matches(q_shape: [usize; 4], kv_shape: [usize; 4]) {
+fn backward_matches(q_shape: [usize; 4], kv_shape: [usize; 4], causal: bool) {
     let device = Device::flex().autodiff();
     device.seed(3);
     let inputs = [random(q_shape, &device), random(kv_shape, &device), random(kv_shape, &device)];
     let weights = random(q_shape, &device);
-    let grads = |f: fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>| {
+    let grads = |f: fn(Tensor<4>, Tensor<4>, Tensor<4>, bool) -> Tensor<4>| {
         let [q, k, v] = inputs.clone().map(|x| x.detach().require_grad());
-        let loss = (f(q.clone(), k.clone(), v.clone()) * weights.clone()).sum();
+        let loss = (f(q.clone(), k.clone(), v.clone(), causal) * weights.clone()).sum();
         let g = loss.backward();
         [q, k, v].map(|x| x.grad(&g).expect("every input gets a gradient"))
     };
     let fused = grads(attention);
     let plain = grads(plain::attention);
     for (name, (f, p)) in ["q", "k", "v"].iter().zip(fused.into_iter().zip(plain)) {
-        assert_close(&format!("d{name} ({q_shape:?} · {kv_shape:?})"), f, p);
+        assert_close(&format!("d{name} ({q_shape:?} · {kv_shape:?}, causal {causal})"), f, p);
     }
 }
 
@@ -171,7 +191,7 @@ fn fused_attention_with_no_queries_or_no_keys_gives_empty_or_zero_outputs_and_gr
         let q = Tensor::<4>::ones([1, 2, queries, 8], &device).require_grad();
         let k = Tensor::<4>::ones([1, 2, keys, 8], &device).require_grad();
         let v = Tensor::<4>::ones([1, 2, keys, 8], &device).require_grad();
-        let y = attention(q.clone(), k.clone(), v.clone());
+        let y = attention(q.clone(), k.clone(), v.clone(), false);
         assert_eq!(y.dims(), [1, 2, queries, 8]);
         let grads = (y.clone() * 2.0).sum().backward();
         assert_eq!(q.grad(&grads).map(|g| g.dims()), Some([1, 2, queries, 8]));

@@ -22,7 +22,7 @@ mod tests;
 
 use crate::checkpoint::CheckpointConfig;
 use crate::diffusion::ModelDenoiser;
-use crate::model::DiffusionModel;
+use crate::model::Model;
 use anyhow::{Context, Result};
 use app::{App, Effect, ModelInfo, Screen};
 use burn::prelude::Device;
@@ -46,7 +46,7 @@ const MAX_EVENTS_PER_DRAW: usize = 5000;
 /// A model ready to watch: its config, weights and a display name.
 pub struct LoadedModel {
     pub config: CheckpointConfig,
-    pub model: DiffusionModel,
+    pub model: Model,
     pub name: String,
 }
 

@@ -58,8 +58,7 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, commands: Receiver<G
                         Err(_) => return,
                     },
                 };
-                let context = model.context();
-                let mut generation = Generation::new(&job.prompt, job.length, context, job.overlap, job.options);
+                let mut generation = Generation::for_model(model.as_ref(), &job.prompt, job.length, job.overlap, job.options);
                 'steps: loop {
                     match commands.try_recv() {
                         Ok(GenCommand::Run(next)) => {
