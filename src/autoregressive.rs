@@ -67,13 +67,9 @@ pub fn next_char_logits(model: &Model, tokens: &[u32], positions: &[usize], cach
         // One position: read up to it, reusing the cached rows it shares with the last reading.
         &[p] => {
             let read: Vec<u32> = reading(&tokens[..=p]).collect();
-            let (mut kept, mut kv) = cache.take().unwrap_or_default();
+            let (kept, kv) = cache.take().unwrap_or_default();
             let shared = kept.iter().zip(&read).take_while(|(a, b)| a == b).count().min(read.len() - 1);
-            if shared < kv.len() {
-                kv = kv.truncate(shared);
-            }
-            kept.truncate(shared);
-            let past = (shared > 0).then_some(kv);
+            let past = (shared > 0).then(|| if shared < kv.len() { kv.truncate(shared) } else { kv });
             let (logits, kv) = crate::fused::on_own_pool(|| model.forward_append(ids(&read[shared..]), past));
             *cache = Some((read, kv));
             logits.try_into_vec_as::<f32>().expect("logits are readable as f32")

@@ -20,8 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 mod bench;
+pub mod compare;
 mod interop;
 pub use bench::{BenchArgs, BenchCommand, BenchDecodeArgs};
+pub use compare::{CompareArgs, Entrant};
 pub use interop::{ExportArgs, ImportArgs};
 
 #[derive(Parser, Debug)]
@@ -46,6 +48,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Validation loss, bits per character and the quality of generated text.
     Eval(EvalArgs),
+    /// Race models of different kinds on the same prompt and seed (masked diffusion against
+    /// autoregressive by default), with a scoreboard.
+    Compare(CompareArgs),
     /// Measure denoising, generation, training and rendering speed.
     Bench(BenchArgs),
     /// Convert the Python tiny-diffusion's PyTorch weights into a checkpoint directory.
@@ -221,6 +226,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Train(args) => run_train(args),
         Command::Generate(args) => run_generate(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => run_eval(args).map(|()| ExitCode::SUCCESS),
+        Command::Compare(args) => compare::run_compare(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run_bench(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => interop::run_import(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => interop::run_export(args).map(|()| ExitCode::SUCCESS),
@@ -234,7 +240,14 @@ pub fn run(cli: Cli) -> ExitCode {
 fn run_tui(args: TuiArgs) -> Result<()> {
     let device = args.device.device()?;
     let (config, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
-    crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), args.record.as_deref(), args.look.look())
+    let session = crate::tui::Session {
+        record: args.record.as_deref(),
+        look: args.look.look(),
+        race: crate::tui::compare::RaceSource::Load { watched: args.checkpoint.clone() },
+        clock: Default::default(),
+        screen: crate::tui::app::Screen::Watch,
+    };
+    crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), session)
 }
 
 fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {

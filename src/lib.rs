@@ -14,6 +14,7 @@ pub mod judge;
 pub mod kind;
 pub mod model;
 pub mod pytorch;
+pub mod race;
 pub mod optimizer;
 pub mod train;
 pub mod vocab;

@@ -53,8 +53,8 @@ fn cached_next_character_logits_equal_a_fresh_forward_pass() {
     let denoiser = ModelDenoiser::new(model.clone(), Device::flex());
     let text: Vec<u32> = (0..30).map(|i| 1 + (i * 11 % 64) as u32).collect();
     // Position by position as generation asks (each call extends the cache by one row), then a
-    // jump back, which must drop the rows that no longer match.
-    for p in (0..30).chain([5, 17]) {
+    // jump back, which must drop the rows that no longer match, and a restart from nothing.
+    for p in (0..30).chain([5, 17, 0, 3]) {
         let mut window = text.clone();
         window[p..].fill(MASK_ID);
         let cached = denoiser.logits(&window, Time::MaskRate(1.0), &[p]);

@@ -227,3 +227,40 @@ fn record_writes_a_gif_with_a_frame_per_step() {
     assert_eq!(frames, steps, "one frame per denoising step");
     assert!(std::fs::metadata(&path).unwrap().len() < 2_000_000);
 }
+
+#[test]
+fn an_autoregressive_model_trains_writes_is_judged_and_races() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_tiny-diffusion");
+    let run_in = |args: &[&str]| Command::new(bin).args(args).current_dir(dir.path()).output().unwrap();
+    let o = run_in(&["train", "--kind", "ar", "--preset", "tiny", "--steps", "40", "--out", "ar"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("next-character cross-entropy"), "{}", stderr(&o));
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("ar/config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["kind"], "ar");
+
+    let o = run_in(&["train", "--kind", "masked", "--steps", "60", "--out", "ar", "--resume"]);
+    assert!(!o.status.success() && stderr(&o).contains("--kind"), "{}", stderr(&o));
+
+    let o = run_in(&["generate", "--checkpoint", "ar", "--prompt", "ROMEO:", "--length", "50"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("ROMEO:") && stdout(&o).trim_end_matches('\n').chars().count() == 50, "{}", stdout(&o));
+    assert!(stderr(&o).contains("1.00 characters/step"), "{}", stderr(&o));
+    let o = run_in(&["generate", "--checkpoint", "ar", "--prompt", "RO_EO:"]);
+    assert!(!o.status.success() && stderr(&o).contains("cannot see text to the right of a gap"), "{}", stderr(&o));
+
+    let o = run_in(&["eval", "--checkpoint", "ar", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let (generated, held_out) = (report["judge"]["generated_nll"].as_f64().unwrap(), report["judge"]["held_out_nll"].as_f64().unwrap());
+    assert!(held_out > 0.5 && held_out < 2.2, "the shipped judge on Shakespeare: {held_out}");
+    assert!(generated > held_out, "40 steps of training write worse than Shakespeare: {generated} vs {held_out}");
+    assert!(report["val_loss"].as_f64().unwrap() > 0.0);
+
+    let o = run_in(&["compare", "--print", "--checkpoint", "ar", "--length", "40", "--prompt", "KING"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("── autoregressive · ar ──\nKING"), "{out}");
+    let row = out.lines().find(|l| l.starts_with("autoregressive · ar")).expect("a scoreboard row");
+    assert_eq!(row.split_whitespace().nth(3), Some("36"), "36 characters, one pass each: {row}");
+}

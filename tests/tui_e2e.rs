@@ -146,3 +146,24 @@ fn tui_animates_pauses_steps_and_quits_in_tmux() {
     assert!(events.iter().any(|e| e[2].as_str().is_some_and(|t| t.contains("Help — Watch"))), "the help overlay was recorded");
     assert!(!exited.contains("Watch"), "the alternate screen was left:\n{exited}");
 }
+
+#[test]
+fn compare_races_the_shipped_models_to_their_scoreboards_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_tiny-diffusion");
+    let tmux = Tmux::start(&format!("{bin} compare --length 96; echo EXITED $?; sleep 30"), 100, 30);
+    let start = tmux.wait_for("two lanes", Duration::from_secs(20), |s| s.contains("masked diffusion ·") && s.contains("autoregressive ·"));
+    assert!(start.contains("per forward pass"), "{start}");
+    tmux.keys(&["]", "]", "]"]);
+    let done = tmux.wait_for("both scoreboards", Duration::from_secs(60), |s| s.matches("done · ").count() == 2);
+    assert!(done.contains("96 passes"), "the autoregressive lane writes one character per pass:\n{done}");
+    assert!(done.contains("judge "), "{done}");
+    tmux.keys(&["c"]);
+    tmux.wait_for("the real-time clock", Duration::from_secs(5), |s| s.contains("real time"));
+    tmux.keys(&["q"]);
+    let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
+    assert!(exited.contains("EXITED 0"), "{exited}");
+}

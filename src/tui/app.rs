@@ -4,6 +4,7 @@
 //! loop carries out, so every transition is testable without a terminal or a model.
 
 pub use super::effect::Effect;
+use super::compare::CompareState;
 use super::infill::InfillState;
 use super::popup::ErrorPopup;
 use super::theme::Theme;
@@ -20,16 +21,18 @@ use std::time::Duration;
 pub enum Screen {
     Watch,
     Infill,
+    Compare,
     Train,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 3] = [Screen::Watch, Screen::Infill, Screen::Train];
+    pub const ALL: [Screen; 4] = [Screen::Watch, Screen::Infill, Screen::Train, Screen::Compare];
 
     pub fn title(self) -> &'static str {
         match self {
             Screen::Watch => "Watch",
             Screen::Infill => "Infill",
+            Screen::Compare => "Compare",
             Screen::Train => "Train",
         }
     }
@@ -58,6 +61,7 @@ pub struct App {
     pub watch: WatchState,
     pub infill: InfillState,
     pub train: TrainScreenState,
+    pub compare: CompareState,
     /// Characters of the previous block that condition the next.
     pub overlap: usize,
     /// A short note for the status bar (hints).
@@ -80,6 +84,7 @@ impl App {
             watch: WatchState::default(),
             infill: InfillState::with_text("ROMEO:\nWhat light through yonder ______ breaks? It is the ____,\nand Juliet is the ___."),
             train: TrainScreenState::default(),
+            compare: CompareState::default(),
             overlap: crate::diffusion::DEFAULT_OVERLAP,
             note: None,
             error: None,
@@ -132,6 +137,25 @@ impl App {
         Some(self.launch(text, length, history))
     }
 
+    /// A new race on the Compare screen, with the Watch screen's decoding settings and `seed`.
+    pub fn start_race(&mut self, seed: u64) -> Effect {
+        self.next_job += 1;
+        self.compare.start(self.next_job, seed);
+        Effect::StartRace(self.next_job, crate::diffusion::DecodeOptions { seed, ..self.watch.settings })
+    }
+
+    /// Shows `screen`; the Compare screen's first visit starts its race.
+    fn show(&mut self, screen: Screen) -> Vec<Effect> {
+        self.screen = screen;
+        self.train.editing = false;
+        match screen {
+            Screen::Compare if !self.compare.started => vec![self.start_race(self.watch.settings.seed)],
+            // A session that opened on the Compare screen generates on first sight of Watch.
+            Screen::Watch if self.watch.job == 0 => vec![self.generate_fresh()],
+            _ => vec![],
+        }
+    }
+
     pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if key.kind == KeyEventKind::Release {
             return vec![];
@@ -156,16 +180,8 @@ impl App {
         }
         let editing = self.screen == Screen::Infill || self.train.editing;
         match key.code {
-            KeyCode::Tab => {
-                self.screen = self.screen.next(false);
-                self.train.editing = false;
-                return vec![];
-            }
-            KeyCode::BackTab => {
-                self.screen = self.screen.next(true);
-                self.train.editing = false;
-                return vec![];
-            }
+            KeyCode::Tab => return self.show(self.screen.next(false)),
+            KeyCode::BackTab => return self.show(self.screen.next(true)),
             KeyCode::Char('?') if !editing => {
                 self.help = true;
                 return vec![];
@@ -181,6 +197,7 @@ impl App {
         match self.screen {
             Screen::Watch => super::watch::handle_key(self, key),
             Screen::Infill => super::infill::handle_key(self, key),
+            Screen::Compare => super::compare::handle_key(self, key),
             Screen::Train => super::train_screen::handle_key(self, key),
         }
     }
@@ -196,7 +213,8 @@ impl App {
     /// Enter on the infill screen: denoise the gaps, animated on the watch screen.
     /// Advances playback; returns whether anything on screen changed.
     pub fn tick(&mut self, dt: Duration) -> bool {
-        self.watch.tick(dt)
+        let compare = self.screen == Screen::Compare && self.compare.tick(dt);
+        self.watch.tick(dt) || compare
     }
 
     pub fn on_gen(&mut self, msg: GenMsg) {

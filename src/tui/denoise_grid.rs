@@ -21,7 +21,8 @@ pub struct DenoiseGrid<'a> {
     pub reveal: Option<(&'a [Option<usize>], usize)>,
 }
 
-fn glyph(vocab: &Vocab, token: u32, mask: char) -> char {
+/// How a character shows in a cell: control characters get a visible stand-in, MASK the mask glyph.
+pub fn glyph(vocab: &Vocab, token: u32, mask: char) -> char {
     match vocab.char(token) {
         Some('\n') => '↵',
         Some('\t') => '→',

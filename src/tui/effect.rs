@@ -9,6 +9,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Generate(GenJob),
+    /// Race the Compare screen's lanes (race id, decoding options).
+    StartRace(u64, crate::diffusion::DecodeOptions),
     StartTraining { settings: TrainSettings, data: DataSource, out: PathBuf },
     StopTraining,
     LoadCheckpoint(PathBuf),

@@ -10,6 +10,7 @@ pub fn bindings(screen: Screen) -> &'static [(&'static str, &'static str)] {
     match screen {
         Screen::Watch => super::watch::BINDINGS,
         Screen::Infill => super::infill::BINDINGS,
+        Screen::Compare => super::compare::BINDINGS,
         Screen::Train => super::train_screen::BINDINGS,
     }
 }

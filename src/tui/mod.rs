@@ -5,6 +5,7 @@
 //! between draws (see `worker`).
 
 pub mod app;
+pub mod compare;
 pub mod denoise_grid;
 pub mod effect;
 pub mod help;
@@ -76,6 +77,7 @@ pub fn render(app: &App, frame: &mut ratatui::Frame) {
     match app.screen {
         Screen::Watch => watch::render(app, body, buf),
         Screen::Infill => infill::render(&app.infill, app.vocab(), &app.theme, body, buf),
+        Screen::Compare => compare::render(&app.compare, &app.theme, body, buf),
         Screen::Train => train_screen::render(&app.train, &app.theme, body, buf),
     }
     Paragraph::new(help::footer(app.screen, &app.theme)).wrap(ratatui::widgets::Wrap { trim: true }).render(footer, buf);
@@ -111,30 +113,54 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
 enum WorkerMsg {
     Gen(GenMsg),
     Train(TrainMsg),
+    Race(worker::RaceMsg),
     /// A checkpoint chosen to watch, loaded (or not).
     Loaded(PathBuf, Result<ModelInfo, String>),
 }
 
 struct Channels {
     gen_tx: Sender<GenCommand>,
+    race_tx: Sender<(u64, crate::diffusion::DecodeOptions)>,
     worker_tx: Sender<WorkerMsg>,
     worker_rx: Receiver<WorkerMsg>,
 }
 
+/// How a session starts: what it records, how it looks, where the Compare screen's lanes come
+/// from, and the screen shown first.
+pub struct Session<'a> {
+    pub record: Option<&'a std::path::Path>,
+    pub look: record::Look,
+    pub race: compare::RaceSource,
+    /// The Compare screen's clock at first.
+    pub clock: crate::race::Clock,
+    pub screen: Screen,
+}
+
 /// Runs the UI until the user quits. The terminal is restored on every exit path, panics included.
-pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, record: Option<&std::path::Path>, look: record::Look) -> Result<()> {
+pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Session) -> Result<()> {
+    let Session { record, look, race, clock, screen } = session;
     let (gen_tx, gen_commands) = mpsc::channel();
+    let (race_tx, race_commands) = mpsc::channel();
     let (worker_tx, worker_rx) = mpsc::channel();
     let info = ModelInfo { name: loaded.name, config: loaded.config.clone(), backend: backend_name.to_string() };
     let denoiser = ModelDenoiser::new(loaded.model, device.clone());
     let gen_out = worker_tx.clone();
     worker::spawn_generator(Box::new(denoiser), gen_commands, move |m| gen_out.send(WorkerMsg::Gen(m)).is_ok());
-    let channels = Channels { gen_tx, worker_tx, worker_rx };
+    let race_out = worker_tx.clone();
+    worker::spawn_racer(race, device.clone(), race_commands, move |m| race_out.send(WorkerMsg::Race(m)).is_ok());
+    let channels = Channels { gen_tx, race_tx, worker_tx, worker_rx };
 
     let mut app = App::new(info, Theme { palette: look.palette, ..Theme::from_env() });
     app.watch.view = look.view;
+    app.compare.clock = clock;
     let mut stop_training: Option<Arc<AtomicBool>> = None;
-    let first = app.generate_fresh();
+    // The first screen starts its work; the other waits until shown, so that a race is timed
+    // with the machine to itself.
+    app.screen = screen;
+    let first = match screen {
+        Screen::Compare => app.start_race(app.watch.settings.seed),
+        _ => app.generate_fresh(),
+    };
     perform(first, &channels, &device, &mut stop_training);
 
     let mut terminal = ratatui::try_init().context("cannot open the terminal UI (is stdout a terminal?)")?;
@@ -234,6 +260,7 @@ fn event_loop(
             match msg {
                 WorkerMsg::Gen(msg) => app.on_gen(msg),
                 WorkerMsg::Train(msg) => app.on_train(msg),
+                WorkerMsg::Race(msg) => app.compare.on_msg(msg),
                 WorkerMsg::Loaded(_, Ok(info)) => {
                     let effect = app.on_model_loaded(info);
                     perform(effect, ch, device, stop_training);
@@ -276,6 +303,9 @@ fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut O
     match effect {
         Effect::Generate(job) => {
             let _ = ch.gen_tx.send(GenCommand::Run(job));
+        }
+        Effect::StartRace(race, options) => {
+            let _ = ch.race_tx.send((race, options));
         }
         Effect::StartTraining { settings, data, out } => {
             let stop = Arc::new(AtomicBool::new(false));

@@ -411,3 +411,80 @@ fn the_order_view_colours_each_character_by_the_step_that_revealed_it() {
     a.handle_key(chr('p'));
     assert_eq!(a.theme.palette, super::theme::Palette::Viridis);
 }
+
+/// A race of two lanes: a masked lane done in 3 passes, an autoregressive one in 6.
+fn racing(app: &mut App) {
+    use crate::race::{LaneFrame, Score};
+    use super::worker::RaceMsg;
+    let Effect::StartRace(race, _) = app.start_race(0) else { panic!("a race starts") };
+    app.screen = Screen::Compare;
+    let vocab = app.vocab().clone();
+    let text = vocab.encode("It is the east, and").unwrap();
+    let lanes = vec![("masked diffusion · a".to_string(), vocab.clone()), ("autoregressive · b".to_string(), vocab.clone())];
+    app.compare.on_msg(RaceMsg::Lanes { race, lanes });
+    let frame = |written: &dyn Fn(usize) -> bool, passes: usize, ms: u64| LaneFrame {
+        tokens: text.iter().enumerate().map(|(i, &t)| if written(i) { t } else { MASK_ID }).collect(),
+        confidence: (0..text.len()).map(|i| (i % 10) as f32 / 10.0).collect(),
+        prompt: vec![false; text.len()],
+        decoded_now: vec![],
+        passes,
+        compute: Duration::from_millis(ms),
+    };
+    for p in 0..=3 {
+        app.compare.on_msg(RaceMsg::Frame { race, lane: 0, frame: frame(&|i| i % 3 < p, p, 10 * p as u64) });
+    }
+    for p in 0..=6 {
+        app.compare.on_msg(RaceMsg::Frame { race, lane: 1, frame: frame(&|i| i < p * 4, p, 2 * p as u64) });
+    }
+    for lane in 0..2 {
+        let score = Score { passes: 3 * (lane + 1), millis: 30.0 - 18.0 * lane as f64, chars_per_sec: 600.0, judge_nll: 1.5, distinct_bigrams: 1.0 };
+        app.compare.on_msg(RaceMsg::Score { race, lane, score: Ok(score) });
+    }
+    // A message from an older race is ignored.
+    app.compare.on_msg(RaceMsg::Failed { race: race - 1, error: "stale".into() });
+}
+
+#[test]
+fn compare_screen_shows_each_lane_by_kind_on_one_clock_with_scoreboards() {
+    let mut a = app(false);
+    racing(&mut a);
+    a.compare.playing = false;
+    // Two passes in: the masked lane is at its pass 2, the autoregressive one too.
+    a.compare.passes = 2.0;
+    let two = draw(&a, 80, 20);
+    assert!(two.contains("masked diffusion · a") && two.contains("autoregressive · b"), "{two}");
+    assert_eq!(two.matches("pass 2 ·").count(), 2, "{two}");
+    // Past the masked lane's end: it shows its scoreboard; the other is still writing.
+    a.compare.passes = 4.0;
+    let four = draw(&a, 80, 20);
+    assert!(four.contains("done · 3 passes"), "{four}");
+    assert!(four.contains("pass 4 ·"), "{four}");
+    insta::assert_snapshot!(four);
+    // On the time clock, 8 ms shows the masked lane at 0 passes and the fast lane at 4.
+    a.compare.toggle_clock();
+    a.compare.elapsed = Duration::from_millis(8);
+    let timed = draw(&a, 80, 20);
+    assert!(timed.contains("pass 0 ·") && timed.contains("pass 4 ·") && timed.contains("real time"), "{timed}");
+}
+
+#[test]
+fn compare_keys_toggle_the_clock_pause_and_race_again_with_the_next_seed() {
+    let mut a = app(true);
+    let effects = a.handle_key(key(KeyCode::BackTab));
+    assert_eq!(a.screen, Screen::Compare, "the last screen, one back-tab from Watch");
+    let Some(Effect::StartRace(first, options)) = effects.first().cloned() else { panic!("the first visit starts a race: {effects:?}") };
+    assert_eq!(options.seed, a.watch.settings.seed);
+    a.handle_key(chr('c'));
+    assert_eq!(a.compare.clock, crate::race::Clock::Time);
+    a.handle_key(chr(' '));
+    assert!(!a.compare.playing);
+    let effects = a.handle_key(chr('r'));
+    let Some(Effect::StartRace(second, options)) = effects.first().cloned() else { panic!("r races again: {effects:?}") };
+    assert!(second > first);
+    assert_eq!(options.seed, a.watch.settings.seed + 1);
+    assert_eq!(a.compare.clock, crate::race::Clock::Time, "the clock survives a new race");
+    // Leaving and coming back does not restart it.
+    a.handle_key(key(KeyCode::Tab));
+    assert_eq!(a.screen, Screen::Watch);
+    assert!(a.handle_key(key(KeyCode::BackTab)).is_empty());
+}

@@ -121,3 +121,101 @@ pub fn spawn_trainer(
         })
         .expect("spawn trainer thread");
 }
+
+/// Everything a race needs, loaded: its lanes, the judge, each lane's prompt, the length.
+pub struct RaceSetup {
+    pub entrants: Vec<crate::cli::Entrant>,
+    pub judge: crate::judge::Judge,
+    pub prompts: Vec<Vec<u32>>,
+    pub length: usize,
+}
+
+/// Where the Compare screen's lanes come from: given (`tiny-diffusion compare`), or loaded on
+/// first use: the shipped model of each kind, with the watched checkpoint in place of its kind's.
+pub enum RaceSource {
+    Ready(RaceSetup),
+    Load { watched: Option<PathBuf> },
+}
+
+impl RaceSource {
+    fn load(self, device: &Device) -> anyhow::Result<RaceSetup> {
+        let watched = match self {
+            RaceSource::Ready(setup) => return Ok(setup),
+            RaceSource::Load { watched } => watched,
+        };
+        let mut entrants = crate::cli::compare::entrants(&[], device)?;
+        if let Some(path) = watched {
+            let mine = crate::cli::compare::entrants(&[path], device)?.remove(0);
+            let same_kind = entrants.iter().position(|e| e.config.model.kind == mine.config.model.kind);
+            if let Some(i) = same_kind {
+                entrants[i] = mine;
+            }
+        }
+        let length = entrants.iter().map(|e| e.config.model.context).min().unwrap_or(0);
+        let judge = crate::judge::Judge::load(None, device)?;
+        Ok(RaceSetup { prompts: vec![Vec::new(); entrants.len()], entrants, judge, length })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum RaceMsg {
+    /// The lanes of race `race`: titles and vocabularies.
+    Lanes { race: u64, lanes: Vec<(String, crate::vocab::Vocab)> },
+    Frame { race: u64, lane: usize, frame: crate::race::LaneFrame },
+    Score { race: u64, lane: usize, score: Result<crate::race::Score, String> },
+    Failed { race: u64, error: String },
+}
+
+/// Runs races on their own thread, lane after lane; a newer race preempts the current one.
+pub fn spawn_racer(source: RaceSource, device: Device, commands: Receiver<(u64, DecodeOptions)>, send: impl Fn(RaceMsg) -> bool + Send + 'static) {
+    thread::Builder::new()
+        .name("racer".into())
+        .spawn(move || {
+            let mut source = Some(source);
+            let mut setup: Option<RaceSetup> = None;
+            let mut next = commands.recv().ok();
+            while let Some((race, options)) = next.take() {
+                if setup.is_none() {
+                    match source.take().expect("loaded once").load(&device) {
+                        Ok(s) => setup = Some(s),
+                        Err(e) => {
+                            send(RaceMsg::Failed { race, error: format!("{e:#}") });
+                            return;
+                        }
+                    }
+                }
+                let s = setup.as_ref().expect("loaded above");
+                let lanes = s.entrants.iter().map(|e| (e.title.clone(), e.config.vocab.clone())).collect();
+                if !send(RaceMsg::Lanes { race, lanes }) {
+                    return;
+                }
+                'lanes: for (lane, (e, prompt)) in s.entrants.iter().zip(&s.prompts).enumerate() {
+                    let mut last = None;
+                    let mut alive = true;
+                    crate::race::run_lane(&e.denoiser, prompt, s.length, options, |frame| {
+                        if let Ok(newer) = commands.try_recv() {
+                            next = Some(newer);
+                            return false;
+                        }
+                        last = Some(frame.clone());
+                        alive = send(RaceMsg::Frame { race, lane, frame });
+                        alive
+                    });
+                    if !alive {
+                        return;
+                    }
+                    if next.is_some() {
+                        break 'lanes;
+                    }
+                    let score = crate::race::score(&last.expect("a lane reports its start"), &e.config.vocab, &s.judge);
+                    if !send(RaceMsg::Score { race, lane, score: score.map_err(|e| format!("{e:#}")) }) {
+                        return;
+                    }
+                }
+                if next.is_none() {
+                    next = commands.recv().ok();
+                }
+            }
+        })
+        .expect("spawn racer thread");
+}

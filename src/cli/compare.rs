@@ -1,0 +1,114 @@
+//! `compare`: models of different kinds race on the same prompt and seed (the TUI's Compare screen
+//! in a terminal, a printed scoreboard otherwise).
+
+use crate::backend::Backend;
+use crate::diffusion::{DecodeOptions, ModelDenoiser};
+use crate::judge::Judge;
+use crate::race::{self, Clock, LaneFrame};
+use crate::vocab::DEFAULT_MASK_CHAR;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// A checkpoint directory or PyTorch file per lane, repeated [default: the shipped masked
+    /// diffusion model and the shipped autoregressive model].
+    #[arg(long)]
+    pub checkpoint: Vec<PathBuf>,
+    /// Text every lane starts from (no gaps: an autoregressive model cannot fill them).
+    #[arg(long, default_value = "")]
+    pub prompt: String,
+    /// Total characters of each lane's output, prompt included [default: the smallest context].
+    #[arg(long)]
+    pub length: Option<usize>,
+    #[command(flatten)]
+    pub decode: DecodeOptions,
+    /// The autoregressive checkpoint that scores each lane's text [default: the shipped one].
+    #[arg(long)]
+    pub judge: Option<PathBuf>,
+    /// How the TUI replays the lanes at first (`c` toggles).
+    #[arg(long, value_enum, default_value_t)]
+    pub clock: Clock,
+    /// Print the lanes' texts and the scoreboard instead of opening the terminal UI.
+    #[arg(long)]
+    pub print: bool,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub device: Backend,
+}
+
+/// A model in the race, loaded.
+pub struct Entrant {
+    pub title: String,
+    pub config: crate::checkpoint::CheckpointConfig,
+    pub denoiser: ModelDenoiser,
+}
+
+/// The lanes asked for: each `--checkpoint`, or the shipped model of each kind.
+pub fn entrants(paths: &[PathBuf], device: &burn::prelude::Device) -> Result<Vec<Entrant>> {
+    let loaded: Vec<_> = if paths.is_empty() {
+        crate::kind::ModelKind::ALL
+            .iter()
+            .map(|&k| {
+                let shipped = crate::shipped::of_kind(k);
+                shipped.load(device).map(|(c, m)| (c, m, shipped.name.to_string()))
+            })
+            .collect::<Result<_>>()?
+    } else {
+        paths.iter().map(|p| crate::shipped::load_or(Some(p), &crate::shipped::DIFFUSION, device)).collect::<Result<_>>()?
+    };
+    Ok(loaded
+        .into_iter()
+        .map(|(config, model, name)| Entrant {
+            title: race::lane_title(config.model.kind, &name),
+            denoiser: ModelDenoiser::new(model, device.clone()),
+            config,
+        })
+        .collect())
+}
+
+pub fn run_compare(args: CompareArgs) -> Result<()> {
+    args.decode.validate()?;
+    let device = args.device.device()?;
+    let entrants = entrants(&args.checkpoint, &device)?;
+    let judge = Judge::load(args.judge.as_deref(), &device)?;
+    let mut prompts = Vec::new();
+    for e in &entrants {
+        let prompt = e.config.vocab.encode_prompt(&args.prompt, DEFAULT_MASK_CHAR).with_context(|| format!("in --prompt, for {}", e.title))?;
+        e.config.model.kind.check_prompt(&prompt).map_err(|m| anyhow::anyhow!("{}: {m}", e.title))?;
+        prompts.push(prompt);
+    }
+    let context = entrants.iter().map(|e| e.config.model.context).min().unwrap_or(0);
+    let length = args.length.unwrap_or(context.max(prompts[0].len()));
+    if length < prompts[0].len() {
+        bail!("--length {length} is shorter than the prompt ({} characters)", prompts[0].len());
+    }
+    if !args.print && std::io::stdout().is_terminal() {
+        // The Watch screen shows the shipped diffusion model; the Compare screen opens first.
+        let (config, model) = crate::shipped::DIFFUSION.load(&device)?;
+        let loaded = crate::tui::LoadedModel { config, model, name: crate::shipped::DIFFUSION.name.to_string() };
+        let race = crate::tui::compare::RaceSource::Ready(crate::tui::compare::RaceSetup { entrants, judge, prompts, length });
+        let session =
+            crate::tui::Session { record: None, look: Default::default(), race, clock: args.clock, screen: crate::tui::app::Screen::Compare };
+        return crate::tui::run(loaded, device, args.device.name(), session);
+    }
+    let mut rows = Vec::new();
+    for (e, prompt) in entrants.iter().zip(&prompts) {
+        let mut last: Option<LaneFrame> = None;
+        race::run_lane(&e.denoiser, prompt, length, args.decode, |f| {
+            last = Some(f);
+            true
+        });
+        let last = last.expect("a lane reports its initial state");
+        println!("── {} ──\n{}\n", e.title, e.config.vocab.decode(&last.tokens, DEFAULT_MASK_CHAR));
+        rows.push((e.title.clone(), race::score(&last, &e.config.vocab, &judge)?));
+    }
+    println!("{:<44}{:>8}{:>10}{:>10}{:>11}{:>10}", "lane", "passes", "ms", "chars/s", "judge NLL", "distinct");
+    for (title, s) in rows {
+        let title: String = title.chars().take(43).collect();
+        println!("{title:<44}{:>8}{:>10.0}{:>10.0}{:>11.3}{:>10.3}", s.passes, s.millis, s.chars_per_sec, s.judge_nll, s.distinct_bigrams);
+    }
+    println!("judge: {} (nats per character; lower reads more like its training text, read beside distinct bigrams)", judge.name);
+    Ok(())
+}

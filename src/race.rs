@@ -1,0 +1,154 @@
+//! A race between models of any kind: the same prompt, seed and length for each, one lane per
+//! model, every step recorded with what it cost. A viewer replays the lanes on one clock: forward
+//! passes (as the Python project's `visualize.py --compare`: one diffusion step against one GPT
+//! character) or compute time. Lanes run one after another on the same machine, so their times
+//! are comparable.
+
+use crate::diffusion::{Denoiser, Frame, Generation};
+use crate::diffusion::DecodeOptions;
+use crate::eval::{text_stats, words};
+use crate::judge::Judge;
+use crate::kind::ModelKind;
+use crate::vocab::{MASK_ID, Vocab};
+use anyhow::Result;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// How the lanes are replayed side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Clock {
+    /// One tick is one forward pass of every lane.
+    #[default]
+    Passes,
+    /// Each lane moves as its measured compute time allows.
+    Time,
+}
+
+impl Clock {
+    pub fn toggle(self) -> Clock {
+        match self {
+            Clock::Passes => Clock::Time,
+            Clock::Time => Clock::Passes,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Clock::Passes => "per forward pass",
+            Clock::Time => "real time",
+        }
+    }
+}
+
+/// The whole output of a lane after one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaneFrame {
+    pub tokens: Vec<u32>,
+    pub confidence: Vec<f32>,
+    pub prompt: Vec<bool>,
+    /// Positions (in the whole output) written by this step.
+    pub decoded_now: Vec<usize>,
+    /// Forward passes so far (one per step).
+    pub passes: usize,
+    /// Compute time so far.
+    pub compute: Duration,
+}
+
+/// Runs one lane: `model` writes `length` characters after `prompt`, with `options` as its kind
+/// decodes them. `on_frame` gets the initial state, then every step; it returns false to stop.
+pub fn run_lane(model: &dyn Denoiser, prompt: &[u32], length: usize, options: DecodeOptions, mut on_frame: impl FnMut(LaneFrame) -> bool) {
+    let mut generation = Generation::for_model(model, prompt, length, crate::diffusion::DEFAULT_OVERLAP, options);
+    let mut compute = Duration::ZERO;
+    let mut passes = 0;
+    // Positions past the prompt exist once a window reaches them: show them masked from the start.
+    let pad = |v: &[u32]| -> Vec<u32> { v.iter().copied().chain(std::iter::repeat(MASK_ID)).take(length.max(v.len())).collect() };
+    let snapshot = |g: &Generation, decoded_now: Vec<usize>, passes, compute| {
+        let tokens = pad(g.tokens());
+        let n = tokens.len();
+        let extend = |v: &[f32]| v.iter().copied().chain(std::iter::repeat(0.0)).take(n).collect();
+        let prompt = g.prompt_mask().iter().copied().chain(std::iter::repeat(false)).take(n).collect();
+        LaneFrame { tokens, confidence: extend(g.confidence()), prompt, decoded_now, passes, compute }
+    };
+    if !on_frame(snapshot(&generation, Vec::new(), 0, compute)) {
+        return;
+    }
+    while let Some(frame) = generation.step(model) {
+        let Frame { offset, decoded_now, elapsed, tokens, confidence, .. } = frame;
+        passes += 1;
+        compute += elapsed;
+        let mut shown = snapshot(&generation, decoded_now.iter().map(|&i| i + offset).collect(), passes, compute);
+        // While a window is open, its latest state lives in the frame, not yet in the generation.
+        for (i, (&t, &c)) in tokens.iter().zip(&confidence).enumerate() {
+            if let Some(slot) = shown.tokens.get_mut(offset + i) {
+                *slot = t;
+                shown.confidence[offset + i] = c;
+            }
+        }
+        if !on_frame(shown) {
+            return;
+        }
+    }
+}
+
+/// How a lane did, once finished.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    pub passes: usize,
+    pub millis: f64,
+    /// Characters written per second of compute.
+    pub chars_per_sec: f64,
+    /// Nats per character of the lane's text under the judge.
+    pub judge_nll: f64,
+    pub distinct_bigrams: f64,
+}
+
+/// The score of a finished lane whose last frame is `last`.
+pub fn score(last: &LaneFrame, vocab: &Vocab, judge: &Judge) -> Result<Score> {
+    let text = vocab.decode(&last.tokens, '_');
+    let written = last.prompt.iter().filter(|&&p| !p).count();
+    let secs = last.compute.as_secs_f64();
+    Ok(Score {
+        passes: last.passes,
+        millis: secs * 1e3,
+        chars_per_sec: if secs > 0.0 { written as f64 / secs } else { 0.0 },
+        judge_nll: judge.nll(&text)?,
+        distinct_bigrams: text_stats(&text, &words(&text).into_iter().collect::<HashSet<_>>()).distinct_bigram_rate,
+    })
+}
+
+/// Which frame of a lane a clock shows at `tick` (passes) or after `elapsed` (compute time).
+pub fn frame_at(frames: &[LaneFrame], clock: Clock, tick: usize, elapsed: Duration) -> usize {
+    match clock {
+        Clock::Passes => tick.min(frames.len().saturating_sub(1)),
+        Clock::Time => frames.iter().rposition(|f| f.compute <= elapsed).unwrap_or(0),
+    }
+}
+
+/// The title of a lane: the model's kind and name.
+pub fn lane_title(kind: ModelKind, name: &str) -> String {
+    format!("{} · {name}", kind.title())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(costs_ms: &[u64]) -> Vec<LaneFrame> {
+        costs_ms
+            .iter()
+            .enumerate()
+            .map(|(passes, &ms)| LaneFrame { tokens: vec![], confidence: vec![], prompt: vec![], decoded_now: vec![], passes, compute: Duration::from_millis(ms) })
+            .collect()
+    }
+
+    #[test]
+    fn the_pass_clock_shows_one_frame_per_tick_and_the_time_clock_what_compute_allows() {
+        let f = frames(&[0, 10, 20, 30]);
+        assert_eq!(frame_at(&f, Clock::Passes, 2, Duration::ZERO), 2);
+        assert_eq!(frame_at(&f, Clock::Passes, 9, Duration::ZERO), 3, "a finished lane stays at its end");
+        assert_eq!(frame_at(&f, Clock::Time, 0, Duration::from_millis(25)), 2);
+        assert_eq!(frame_at(&f, Clock::Time, 0, Duration::from_millis(9)), 0);
+        assert_eq!(frame_at(&f, Clock::Time, 0, Duration::from_secs(1)), 3);
+    }
+}
