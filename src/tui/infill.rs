@@ -319,6 +319,10 @@ fn run_infill(app: &mut App) -> Option<Effect> {
         return None;
     }
     let prompt = app.vocab().encode_prompt(&app.infill.as_string(), super::infill::GAP).ok()?;
+    if let Err(why) = app.model.config.model.kind.check_prompt(&prompt) {
+        app.infill.message = Some(why);
+        return None;
+    }
     app.watch.base_prompt = prompt;
     app.watch.playing = true;
     app.screen = Screen::Watch;

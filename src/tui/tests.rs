@@ -231,6 +231,28 @@ fn infill_enter_runs_only_the_gaps_on_the_watch_screen() {
 }
 
 #[test]
+fn an_autoregressive_model_refuses_a_gap_before_known_text_and_says_why() {
+    let mut a = app(true);
+    a.model.config.model.kind = crate::kind::ModelKind::Ar;
+    a.handle_key(chr('i'));
+    a.handle_key(key(KeyCode::Char('u')).tap_ctrl());
+    for c in "It ___ the east".chars() {
+        a.handle_key(chr(c));
+    }
+    assert!(a.handle_key(key(KeyCode::Enter)).is_empty());
+    assert_eq!(a.screen, Screen::Infill);
+    assert!(a.infill.message.as_deref().is_some_and(|m| m.contains("left to right")), "{:?}", a.infill.message);
+    assert!(draw(&a, 100, 30).contains("cannot see text to the right"));
+    // Gaps at the end are a continuation, which it can write.
+    a.handle_key(key(KeyCode::Char('u')).tap_ctrl());
+    for c in "It is the ___".chars() {
+        a.handle_key(chr(c));
+    }
+    assert!(matches!(a.handle_key(key(KeyCode::Enter)).as_slice(), [Effect::Generate(_)]));
+    assert!(draw(&a, 100, 30).contains("one character per step, left to right"), "the Watch screen names its decoding");
+}
+
+#[test]
 fn enter_on_the_train_screen_starts_training_even_with_the_data_path_selected() {
     let mut a = app(true);
     a.handle_key(key(KeyCode::Tab));

@@ -74,7 +74,7 @@ fn status_lines(app: &App) -> [Line<'static>; 2] {
     );
     let settings = format!(
         "{} · temp {:.1} · seed {} · {} · {} steps/s",
-        s.describe(),
+        app.model.config.model.kind.describe(s),
         s.temperature,
         s.seed,
         app.model.backend,
