@@ -6,7 +6,8 @@
 pub mod decode;
 
 use crate::checkpoint::CheckpointConfig;
-use crate::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
+use crate::diffusion::masking::MaskSchedule;
+use crate::kind::ModelKind;
 use crate::diffusion::{DecodeOptions, Denoiser, Frame, Generation, ModelDenoiser};
 use crate::model::{ModelConfig, Preset};
 use crate::train::train_step;
@@ -139,27 +140,34 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
         }
 
         if opts.cases.contains(&Case::Train) {
-            // AdamW everywhere, as the PyTorch twin trains (bench/pytorch_reference.py); one more
-            // row prices Muon's Newton–Schulz iterations at the first batch size.
+            // AdamW everywhere, as the PyTorch twin trains (bench/pytorch_reference.py); more rows
+            // price Muon's Newton–Schulz iterations, and the autoregressive kind (causal
+            // attention, every position predicted), at the first batch size.
             let adamw = crate::train::TrainSettings { muon_lr: None, ..crate::train::TrainSettings::for_preset(preset) };
             let muon = crate::train::TrainSettings { muon_lr: Some(0.02), ..adamw.clone() };
-            let mut cases: Vec<(usize, &crate::train::TrainSettings)> = opts.train_batches.iter().map(|&b| (b, &adamw)).collect();
-            cases.extend(opts.train_batches.first().map(|&b| (b, &muon)));
-            for (batch, settings) in cases {
+            let mut cases: Vec<(usize, &crate::train::TrainSettings, ModelKind)> =
+                opts.train_batches.iter().map(|&b| (b, &adamw, ModelKind::Masked)).collect();
+            if let Some(&b) = opts.train_batches.first() {
+                cases.extend([(b, &muon, ModelKind::Masked), (b, &muon, ModelKind::Ar)]);
+            }
+            for (batch, settings, kind) in cases {
                 let ad = opts.device.clone().autodiff();
-                let mut model = config.init(&ad);
+                let mut model = ModelConfig { kind, ..config.clone() }.init(&ad);
                 let mut optim = settings.optimizer();
                 let runs = if batch * seq * config.n_embd > 8 * 256 * 256 * 8 { 2 } else { opts.runs };
                 let t = median_time(1, runs, || {
                     let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();
-                    let rates = draw_rates(batch, MaskSchedule::Stratified, &mut rng);
-                    let masked = mask_batch(&windows, &rates, &mut rng);
-                    model = train_step(model.clone(), &mut optim, &masked, 1e-4, &ad).0;
+                    let batch = kind.batch(&windows, MaskSchedule::Stratified, &mut rng);
+                    model = train_step(model.clone(), &mut optim, &batch, 1e-4, &ad).0;
                 });
                 let tokens = (batch * seq) as f64;
                 let throughput = Some((tokens / t.as_secs_f64(), "tokens/s"));
                 let gflop = Some(3.0 * forward_flops(&config, batch, seq) / 1e9);
-                let (id_suffix, label) = if settings.muon_lr.is_some() { ("_muon", " with Muon") } else { ("", "") };
+                let (id_suffix, label) = match (kind, settings.muon_lr.is_some()) {
+                    (ModelKind::Ar, _) => ("_muon_ar", " with Muon, autoregressive"),
+                    (_, true) => ("_muon", " with Muon"),
+                    _ => ("", ""),
+                };
                 let id = format!("{name}/train_{batch}x{seq}{id_suffix}");
                 push(Row { id, case: format!("{name}: training step, {batch}×{seq}{label}"), median: t, throughput, gflop }, &mut rows);
             }
