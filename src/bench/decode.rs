@@ -2,11 +2,13 @@
 //! and the settings on the frontier between them.
 //!
 //! Every setting writes `length` characters from an empty prompt, block by block as `generate`
-//! does, once per seed. Quality is read from the word statistics `eval` uses; speed as characters
-//! per step (forward passes) and per time-of-one-full-forward-pass, timed on this machine.
+//! does, once per seed. Quality is read from the word statistics `eval` uses and from the judge
+//! (the autoregressive model's NLL of the text); speed as characters per step (forward passes) and
+//! per time-of-one-full-forward-pass, timed on this machine.
 
 use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Generation, Time};
 use crate::eval::{TextStats, text_stats};
+use crate::judge::Judge;
 use crate::vocab::{DEFAULT_MASK_CHAR, MASK_ID, Vocab};
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -66,8 +68,11 @@ pub struct DecodeRow {
     pub characters_per_forward_time: f64,
     pub valid_word_rate: f64,
     pub distinct_bigram_rate: f64,
+    /// Nats per character of the text under the judge (each seed's text, averaged).
+    pub judge_nll: f64,
     pub words: usize,
-    /// No other setting is at least as fast and as good on both word statistics, and better on one
+    /// No other setting is at least as fast, as good on both word statistics and the judge, and
+    /// better on one
     /// (known once every setting is measured; `--json` lists the frontier on its last line).
     #[serde(skip)]
     pub frontier: bool,
@@ -79,6 +84,7 @@ pub struct DecodeBench<'a> {
     pub vocab: &'a Vocab,
     /// Words of the training text: what counts as a valid word.
     pub dictionary: &'a HashSet<String>,
+    pub judge: &'a Judge,
     pub seeds: Vec<u64>,
     pub length: usize,
 }
@@ -98,18 +104,19 @@ impl DecodeBench<'_> {
 
     /// Measures one setting over every seed. The word statistics are each seed's, averaged (as
     /// `eval` computes them on one text), so that repeats across seeds do not count as repetition.
-    pub fn measure(&self, setting: &str, options: DecodeOptions) -> DecodeRow {
+    pub fn measure(&self, setting: &str, options: DecodeOptions) -> Result<DecodeRow> {
         let forward_before = self.forward_ms();
         let (mut sample, mut steps, mut characters, mut seconds) = (String::new(), 0usize, 0usize, 0.0f64);
-        let mut stats = Vec::new();
+        let (mut stats, mut nll) = (Vec::new(), 0.0);
         for &seed in &self.seeds {
-            let mut generation = Generation::new(&[], self.length, self.denoiser.context(), DEFAULT_OVERLAP, DecodeOptions { seed, ..options });
+            let mut generation = Generation::for_model(self.denoiser, &[], self.length, DEFAULT_OVERLAP, DecodeOptions { seed, ..options });
             let start = Instant::now();
             generation.run(self.denoiser, |_| steps += 1);
             seconds += start.elapsed().as_secs_f64();
             characters += generation.tokens().len();
             let text = self.vocab.decode(generation.tokens(), DEFAULT_MASK_CHAR);
             stats.push(text_stats(&text, self.dictionary));
+            nll += self.judge.nll(&text)? / self.seeds.len() as f64;
             if sample.is_empty() {
                 sample = text.chars().take(300).collect();
             }
@@ -117,7 +124,7 @@ impl DecodeBench<'_> {
         let forward_ms = (forward_before + self.forward_ms()) / 2.0;
         let words: usize = stats.iter().map(|s| s.words).sum();
         let mean = |f: fn(&TextStats) -> f64| stats.iter().map(f).sum::<f64>() / stats.len().max(1) as f64;
-        DecodeRow {
+        Ok(DecodeRow {
             setting: setting.to_string(),
             description: options.describe(),
             characters,
@@ -127,17 +134,19 @@ impl DecodeBench<'_> {
             characters_per_forward_time: characters as f64 / (seconds * 1e3 / forward_ms),
             valid_word_rate: mean(|s| s.valid_word_rate),
             distinct_bigram_rate: mean(|s| s.distinct_bigram_rate),
+            judge_nll: nll,
             words,
             frontier: false,
             sample,
-        }
+        })
     }
 }
 
-/// Marks the rows no other row dominates on (characters per step, valid words, distinct bigrams).
+/// Marks the rows no other row dominates on (characters per step, valid words, distinct bigrams,
+/// judge NLL, the lower the better).
 pub fn mark_frontier(rows: &mut [DecodeRow]) {
-    let key = |r: &DecodeRow| [r.characters_per_step, r.valid_word_rate, r.distinct_bigram_rate];
-    let keys: Vec<[f64; 3]> = rows.iter().map(key).collect();
+    let key = |r: &DecodeRow| [r.characters_per_step, r.valid_word_rate, r.distinct_bigram_rate, -r.judge_nll];
+    let keys: Vec<[f64; 4]> = rows.iter().map(key).collect();
     for (i, row) in rows.iter_mut().enumerate() {
         let dominated = keys.iter().enumerate().any(|(j, other)| {
             j != i && other.iter().zip(&keys[i]).all(|(o, m)| o >= m) && other.iter().zip(&keys[i]).any(|(o, m)| o > m)
@@ -148,20 +157,21 @@ pub fn mark_frontier(rows: &mut [DecodeRow]) {
 
 pub fn header() -> String {
     format!(
-        "{:<44} {:>9} {:>9} {:>9} {:>7} {:>8}  {}",
-        "setting", "chars/st", "ms/char", "chars/fw", "valid", "distinct", "frontier"
+        "{:<44} {:>9} {:>9} {:>9} {:>7} {:>8} {:>7}  {}",
+        "setting", "chars/st", "ms/char", "chars/fw", "valid", "distinct", "judge", "frontier"
     )
 }
 
 pub fn format_row(row: &DecodeRow) -> String {
     format!(
-        "{:<44} {:>9.2} {:>9.2} {:>9.2} {:>7.3} {:>8.3}  {}",
+        "{:<44} {:>9.2} {:>9.2} {:>9.2} {:>7.3} {:>8.3} {:>7.3}  {}",
         if row.setting.is_empty() { "(the defaults)" } else { &row.setting },
         row.characters_per_step,
         row.ms_per_character,
         row.characters_per_forward_time,
         row.valid_word_rate,
         row.distinct_bigram_rate,
+        row.judge_nll,
         if row.frontier { "*" } else { "" }
     )
 }
@@ -184,7 +194,7 @@ mod tests {
         assert!(parse_setting("--no-such-flag").is_err());
     }
 
-    fn row(cps: f64, valid: f64, distinct: f64) -> DecodeRow {
+    fn row(cps: f64, valid: f64, distinct: f64, judge_nll: f64) -> DecodeRow {
         DecodeRow {
             setting: String::new(),
             description: String::new(),
@@ -195,6 +205,7 @@ mod tests {
             characters_per_forward_time: 0.0,
             valid_word_rate: valid,
             distinct_bigram_rate: distinct,
+            judge_nll,
             words: 0,
             frontier: false,
             sample: String::new(),
@@ -203,9 +214,16 @@ mod tests {
 
     #[test]
     fn the_frontier_keeps_only_undominated_settings() {
-        let mut rows = vec![row(1.0, 0.93, 0.86), row(2.0, 0.90, 0.80), row(1.5, 0.90, 0.80), row(2.0, 0.85, 0.90)];
+        let mut rows = vec![
+            row(1.0, 0.93, 0.86, 1.8),
+            row(2.0, 0.90, 0.80, 1.8),
+            row(1.5, 0.90, 0.80, 1.8),
+            row(2.0, 0.85, 0.90, 1.8),
+            // Dominated on the word statistics by the second row, but the judge likes it better.
+            row(1.5, 0.90, 0.80, 1.7),
+        ];
         mark_frontier(&mut rows);
         let on: Vec<bool> = rows.iter().map(|r| r.frontier).collect();
-        assert_eq!(on, vec![true, true, false, true]);
+        assert_eq!(on, vec![true, true, false, true, true]);
     }
 }

@@ -61,6 +61,9 @@ pub struct BenchDecodeArgs {
     /// Characters written per seed.
     #[arg(long, default_value_t = 2000)]
     pub length: usize,
+    /// The autoregressive checkpoint whose NLL judges the text [default: the shipped one].
+    #[arg(long)]
+    pub judge: Option<PathBuf>,
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
@@ -102,8 +105,10 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     let corpus = DataSource::from_arg(args.data.as_deref()).load(Some(ckpt.vocab.clone()))?;
     let dictionary = crate::eval::words(&corpus.vocab.decode(&corpus.train, ' ')).into_iter().collect();
+    let judge = crate::judge::Judge::load(args.judge.as_deref(), &device)?;
     let denoiser = ModelDenoiser::new(model, device);
-    let bench = DecodeBench { denoiser: &denoiser, vocab: &ckpt.vocab, dictionary: &dictionary, seeds: args.seeds.clone(), length: args.length };
+    let bench =
+        DecodeBench { denoiser: &denoiser, vocab: &ckpt.vocab, dictionary: &dictionary, judge: &judge, seeds: args.seeds.clone(), length: args.length };
     if !args.json {
         println!("{name} · {} characters × seeds {:?} · {}", args.length, args.seeds, args.device.name());
         println!("{}", decode::header());
@@ -111,7 +116,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
     let mut rows = Vec::new();
     // Rows print as they are measured (a grid takes minutes); the frontier comes last.
     for (flags, options) in settings {
-        let row = bench.measure(&flags, options);
+        let row = bench.measure(&flags, options)?;
         if args.json {
             println!("{}", serde_json::to_string(&row)?);
         } else {
@@ -124,7 +129,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
         let frontier: Vec<&str> = rows.iter().filter(|r| r.frontier).map(|r| r.setting.as_str()).collect();
         println!("{}", serde_json::json!({ "frontier": frontier }));
     } else {
-        println!("\nfrontier (no setting is faster and better on both word statistics):");
+        println!("\nfrontier (no setting is faster and better on both word statistics and the judge):");
         for row in rows.iter().filter(|r| r.frontier) {
             println!("{}", decode::format_row(row));
         }

@@ -92,12 +92,15 @@ pub enum Remask {
     Rescale,
     /// ReMDM-conf: σ_max shared out by softmax(−confidence), the least sure first.
     Conf,
+    /// ReMDM-loop: decode to 90% by t = 0.55, then mask again and redecode at rate --eta with the
+    /// masked share held, until t = 0.05, then finish (the paper uses η 0.02).
+    Loop,
 }
 
 impl Remask {
     /// ReMDM's schedules, which run on MDLM's ancestral sampler.
     pub fn is_remdm(self) -> bool {
-        matches!(self, Remask::Cap | Remask::Rescale | Remask::Conf)
+        matches!(self, Remask::Cap | Remask::Rescale | Remask::Conf | Remask::Loop)
     }
 }
 
@@ -263,6 +266,7 @@ impl DecodeOptions {
             (Strategy::Random, Remask::None) => Remask::Cap,
             (Strategy::Random, Remask::Cap) => Remask::Rescale,
             (Strategy::Random, Remask::Rescale) => Remask::Conf,
+            (Strategy::Random, Remask::Conf) => Remask::Loop,
             (_, Remask::None) => Remask::LowConfidence,
             _ => Remask::None,
         };
@@ -306,6 +310,7 @@ impl DecodeOptions {
             Remask::Cap => format!(" · remdm cap η {}", n(self.eta)),
             Remask::Rescale => format!(" · remdm rescale η {}", n(self.eta)),
             Remask::Conf => " · remdm conf".to_string(),
+            Remask::Loop => format!(" · remdm loop η {}", n(self.eta)),
         };
         let apart = if self.apart && self.strategy.can_keep_apart() { " · apart" } else { "" };
         let cache = if self.cache { " · cached" } else { "" };

@@ -6,7 +6,10 @@
 //! (α_s − (1 − σ) α_t) / (1 − α_t); σ ≤ σ_max = min(1, (1 − α_s) / α_t) keeps that a probability.
 //! With σ = 0 this is MDLM's own sampler (`--strategy random`). The schedules choose σ:
 //! `cap` min(η, σ_max), `rescale` η · σ_max, `conf` σ_max shared out by softmax(−confidence) over
-//! the decoded characters, so the least sure go first.
+//! the decoded characters, so the least sure go first. `loop` changes the schedule itself (as
+//! ReMDM's code has it): MDLM decodes to α = 0.9 by t = 0.55; until t = 0.05, α is held there while
+//! each step masks decoded characters again with probability η and decodes masked ones at the rate
+//! that keeps the masked share; then MDLM finishes from α = 0.9 to 1.
 
 use super::decode::Remask;
 
@@ -27,6 +30,9 @@ pub fn odds(schedule: Remask, eta: f32, index: usize, steps: usize, decoded_conf
         // The last step decodes everything and takes nothing back.
         return StepOdds { remask: vec![0.0; decoded_confidence.len()], unmask: 1.0 };
     }
+    if schedule == Remask::Loop {
+        return loop_odds(eta, index, steps, decoded_confidence.len());
+    }
     let sigma_max = if alpha_t > 0.0 { ((1.0 - alpha_s) / alpha_t).min(1.0) } else { 0.0 };
     let remask: Vec<f32> = match schedule {
         Remask::Cap => vec![eta.min(sigma_max); decoded_confidence.len()],
@@ -36,13 +42,49 @@ pub fn odds(schedule: Remask, eta: f32, index: usize, steps: usize, decoded_conf
             let total: f32 = weights.iter().sum();
             weights.iter().map(|w| sigma_max * w / total.max(f32::MIN_POSITIVE)).collect()
         }
-        Remask::None | Remask::LowConfidence => vec![0.0; decoded_confidence.len()],
+        Remask::None | Remask::LowConfidence | Remask::Loop => vec![0.0; decoded_confidence.len()],
     };
     // Masked positions are decoded at the rate that keeps the expected masked share on schedule,
     // given how many decoded ones are taken back (the mean σ).
     let mean_sigma = if remask.is_empty() { 0.0 } else { remask.iter().sum::<f32>() / remask.len() as f32 };
     let unmask = ((alpha_s - (1.0 - mean_sigma) * alpha_t) / (1.0 - alpha_t)).clamp(0.0, 1.0);
     StepOdds { remask, unmask }
+}
+
+/// ReMDM-loop's window (t from `LOOP_T_ON` down to `LOOP_T_OFF`) and the share decoded in it.
+const LOOP_T_ON: f32 = 0.55;
+const LOOP_T_OFF: f32 = 0.05;
+const LOOP_ALPHA_ON: f32 = 0.9;
+
+/// Whether ReMDM-loop's step `index` of `steps` is still before the end of its loop (so a fully
+/// decoded window is not finished yet).
+pub fn loop_revises(index: usize, steps: usize) -> bool {
+    1.0 - index as f32 / steps.max(1) as f32 > LOOP_T_OFF
+}
+
+/// `odds` for ReMDM-loop at step `index` of `steps` (not the last, which `odds` finishes).
+fn loop_odds(eta: f32, index: usize, steps: usize, decoded: usize) -> StepOdds {
+    let t = 1.0 - index as f32 / steps as f32;
+    let dt = 1.0 / steps as f32;
+    // Each phase reads both ends of the step on its own schedule, as ReMDM's code does.
+    let alpha: Option<fn(f32) -> f32> = if t > LOOP_T_ON {
+        Some(|t| (1.0 - t) * LOOP_ALPHA_ON / (1.0 - LOOP_T_ON))
+    } else if t <= LOOP_T_OFF {
+        Some(|t| 1.0 - t * (1.0 - LOOP_ALPHA_ON) / LOOP_T_OFF)
+    } else {
+        None
+    };
+    match alpha {
+        Some(alpha) => {
+            let (alpha_t, alpha_s) = (alpha(t), alpha(t - dt));
+            let unmask = ((alpha_s - alpha_t) / (1.0 - alpha_t)).clamp(0.0, 1.0);
+            StepOdds { remask: vec![0.0; decoded], unmask }
+        }
+        None => {
+            let unmask = (eta * LOOP_ALPHA_ON / (1.0 - LOOP_ALPHA_ON)).clamp(0.0, 1.0);
+            StepOdds { remask: vec![eta; decoded], unmask }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -57,6 +99,29 @@ mod tests {
             assert!((o.unmask - 1.0 / (8 - i) as f32).abs() < 1e-6, "step {i}: {}", o.unmask);
             assert!(o.remask.iter().all(|&r| r == 0.0));
         }
+    }
+
+    #[test]
+    fn loop_decodes_to_ninety_percent_then_holds_the_masked_share_while_it_remasks() {
+        // Expected masked share after each of 100 steps, from the odds alone.
+        let (steps, eta) = (100, 0.02);
+        let mut masked = 1.0f32;
+        let mut remasking_steps = 0;
+        for i in 0..steps {
+            let o = odds(Remask::Loop, eta, i, steps, &[0.5]);
+            let decoded = 1.0 - masked;
+            masked = masked * (1.0 - o.unmask) + decoded * o.remask[0];
+            let t = 1.0 - (i + 1) as f32 / steps as f32;
+            if o.remask[0] > 0.0 {
+                remasking_steps += 1;
+                assert!((masked - 0.1).abs() < 1e-3, "step {i}: masked share {masked} during the loop");
+            }
+            if (t - 0.55).abs() < 1e-4 {
+                assert!((masked - 0.1).abs() < 1e-3, "90% decoded at t_on: {masked}");
+            }
+        }
+        assert!((50..=51).contains(&remasking_steps), "t from 0.55 down to 0.05: {remasking_steps} steps");
+        assert!(masked.abs() < 1e-6, "finished: {masked}");
     }
 
     #[test]

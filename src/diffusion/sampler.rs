@@ -113,7 +113,9 @@ impl Sampler {
     }
 
     pub fn is_done(&self) -> bool {
-        !self.tokens.contains(&MASK_ID) && !self.provisional.contains(&true)
+        // ReMDM-loop keeps revising a fully decoded window until its steps are spent.
+        let looping = self.options.remask == Remask::Loop && super::remdm::loop_revises(self.step, self.options.steps);
+        !looping && !self.tokens.contains(&MASK_ID) && !self.provisional.contains(&true)
     }
 
     /// The frame before any step: what the viewer shows first.
@@ -201,11 +203,11 @@ impl Sampler {
 
     /// One step of MDLM's ancestral sampler with one of ReMDM's remasking schedules (see `remdm`):
     /// decoded characters are masked again, and masked positions decoded, each at random with the
-    /// step's odds; at least one position is decoded.
+    /// step's odds; at least one position is decoded while any is masked.
     fn remdm_step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
         let start = Instant::now();
         let masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
-        if masked.is_empty() {
+        if self.is_done() {
             return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
         }
         let decoded: Vec<usize> = (0..self.tokens.len()).filter(|&i| !self.prompt[i] && self.tokens[i] != MASK_ID).collect();
