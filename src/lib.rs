@@ -17,6 +17,7 @@ pub mod pytorch;
 pub mod race;
 pub mod optimizer;
 pub mod train;
+pub mod uniform;
 pub mod vocab;
 pub mod tui;
 pub mod eval;

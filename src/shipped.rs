@@ -30,11 +30,12 @@ pub const AUTOREGRESSIVE: Shipped = Shipped {
     weights: include_bytes!("../checkpoints/shipped-ar/model.safetensors"),
 };
 
-/// The shipped model of each kind.
-pub fn of_kind(kind: ModelKind) -> &'static Shipped {
+/// The shipped model of a kind, if one ships.
+pub fn of_kind(kind: ModelKind) -> Option<&'static Shipped> {
     match kind {
-        ModelKind::Masked => &DIFFUSION,
-        ModelKind::Ar => &AUTOREGRESSIVE,
+        ModelKind::Masked => Some(&DIFFUSION),
+        ModelKind::Ar => Some(&AUTOREGRESSIVE),
+        ModelKind::Uniform => None,
     }
 }
 

@@ -232,7 +232,7 @@ pub fn train(
         }
         let t0 = Instant::now();
         let windows = random_windows(&corpus.train, settings.batch, seq_len, &mut rng);
-        let batch = model_config.kind.batch(&windows, settings.mask_schedule, &mut rng);
+        let batch = model_config.kind.batch(&windows, settings.mask_schedule, model_config.vocab_size, &mut rng);
         let lr = settings.lr_at(step);
         let loss;
         (model, loss) = train_step(model, &mut optim, &batch, lr, &ad_device);

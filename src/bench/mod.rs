@@ -157,7 +157,7 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
                 let runs = if batch * seq * config.n_embd > 8 * 256 * 256 * 8 { 2 } else { opts.runs };
                 let t = median_time(1, runs, || {
                     let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();
-                    let batch = kind.batch(&windows, MaskSchedule::Stratified, &mut rng);
+                    let batch = kind.batch(&windows, MaskSchedule::Stratified, vocab, &mut rng);
                     model = train_step(model.clone(), &mut optim, &batch, 1e-4, &ad).0;
                 });
                 let tokens = (batch * seq) as f64;

@@ -38,6 +38,9 @@ pub struct CompareArgs {
     pub device: Backend,
 }
 
+/// The kinds whose shipped models race when no checkpoint is named.
+pub const DEFAULT_LANES: [crate::kind::ModelKind; 2] = [crate::kind::ModelKind::Masked, crate::kind::ModelKind::Ar];
+
 /// A model in the race, loaded.
 pub struct Entrant {
     pub title: String,
@@ -48,12 +51,10 @@ pub struct Entrant {
 /// The lanes asked for: each `--checkpoint`, or the shipped model of each kind.
 pub fn entrants(paths: &[PathBuf], device: &burn::prelude::Device) -> Result<Vec<Entrant>> {
     let loaded: Vec<_> = if paths.is_empty() {
-        crate::kind::ModelKind::ALL
+        DEFAULT_LANES
             .iter()
-            .map(|&k| {
-                let shipped = crate::shipped::of_kind(k);
-                shipped.load(device).map(|(c, m)| (c, m, shipped.name.to_string()))
-            })
+            .filter_map(|&k| crate::shipped::of_kind(k))
+            .map(|shipped| shipped.load(device).map(|(c, m)| (c, m, shipped.name.to_string())))
             .collect::<Result<_>>()?
     } else {
         paths.iter().map(|p| crate::shipped::load_or(Some(p), &crate::shipped::DIFFUSION, device)).collect::<Result<_>>()?

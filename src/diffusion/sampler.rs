@@ -256,6 +256,40 @@ impl Sampler {
     }
 }
 
+/// One window's decoding, one step per call: what `Generation` runs block after block. Masked
+/// diffusion's `Sampler` is one; each model kind picks its own (`ModelKind::stepper`).
+pub trait Stepper: Send {
+    /// One step; a frame with nothing written once done.
+    fn step(&mut self, model: &dyn Denoiser, rng: &mut StdRng, block: usize, offset: usize) -> Frame;
+    fn is_done(&self) -> bool;
+    fn tokens(&self) -> &[u32];
+    fn confidence(&self) -> &[f32];
+    /// The frame before any step.
+    fn initial_frame(&self, block: usize, offset: usize) -> Frame;
+}
+
+impl Stepper for Sampler {
+    fn step(&mut self, model: &dyn Denoiser, rng: &mut StdRng, block: usize, offset: usize) -> Frame {
+        Sampler::step(self, model, rng, block, offset)
+    }
+
+    fn is_done(&self) -> bool {
+        Sampler::is_done(self)
+    }
+
+    fn tokens(&self) -> &[u32] {
+        Sampler::tokens(self)
+    }
+
+    fn confidence(&self) -> &[f32] {
+        Sampler::confidence(self)
+    }
+
+    fn initial_frame(&self, block: usize, offset: usize) -> Frame {
+        Sampler::initial_frame(self, block, offset)
+    }
+}
+
 /// Characters of the previous block that condition the next, unless a front end says otherwise.
 pub const DEFAULT_OVERLAP: usize = 16;
 
@@ -278,10 +312,13 @@ pub struct Generation {
     context: usize,
     overlap: usize,
     options: DecodeOptions,
+    /// How each window is decoded, and the model's vocabulary size (which some kinds need).
+    kind: ModelKind,
+    vocab_size: usize,
     rng: StdRng,
     block: usize,
-    /// The open block: its window's start (a position in the whole output) and its sampler.
-    current: Option<(usize, Sampler)>,
+    /// The open block: its window's start (a position in the whole output) and its stepper.
+    current: Option<(usize, Box<dyn Stepper>)>,
 }
 
 impl Generation {
@@ -298,6 +335,8 @@ impl Generation {
             context: context.max(1),
             overlap: overlap.min(context.saturating_sub(1)),
             options,
+            kind: ModelKind::Masked,
+            vocab_size: 0,
             rng: StdRng::seed_from_u64(options.seed),
             block: 0,
             current: None,
@@ -308,7 +347,8 @@ impl Generation {
     /// (`ModelKind`), in windows of its context.
     pub fn for_model(model: &dyn Denoiser, prompt: &[u32], length: usize, overlap: usize, options: DecodeOptions) -> Self {
         let (kind, context) = (model.kind(), model.context());
-        Generation::new(prompt, length, context, kind.overlap(overlap, context), kind.decode_options(options))
+        let generation = Generation::new(prompt, length, context, kind.overlap(overlap, context), kind.decode_options(options));
+        Generation { kind, vocab_size: model.vocab_size(), ..generation }
     }
 
     /// The output from the first position not yet taken by `take_finished` (all of it, if never
@@ -376,8 +416,8 @@ impl Generation {
         let (start, end) = self.next_window()?;
         self.reach(end);
         let (a, b) = (start - self.origin, end - self.origin);
-        let sampler =
-            Sampler::resume(self.buffer[a..b].to_vec(), self.prompt[a..b].to_vec(), self.confidence[a..b].to_vec(), self.options);
+        let window = (self.buffer[a..b].to_vec(), self.prompt[a..b].to_vec(), self.confidence[a..b].to_vec());
+        let sampler = self.kind.stepper(window, self.options, self.vocab_size, &mut self.rng);
         let frame = sampler.initial_frame(self.block, start);
         self.current = Some((start, sampler));
         Some(frame)
