@@ -22,9 +22,11 @@ use std::time::Duration;
 mod bench;
 pub mod compare;
 mod interop;
+mod life;
 pub use bench::{BenchArgs, BenchCommand, BenchDecodeArgs};
 pub use compare::{CompareArgs, Entrant};
 pub use interop::{ExportArgs, ImportArgs};
+pub use life::LifeArgs;
 
 #[derive(Parser, Debug)]
 #[command(name = "tiny-diffusion", version, about = "Train a character-level text-diffusion model and watch it denoise")]
@@ -51,6 +53,8 @@ pub enum Command {
     /// Race models of different kinds on the same prompt and seed (masked diffusion against
     /// autoregressive by default), with a scoreboard.
     Compare(CompareArgs),
+    /// The game of life on a grid of the model's text: live cells are masked and written again.
+    Life(LifeArgs),
     /// Measure denoising, generation, training and rendering speed.
     Bench(BenchArgs),
     /// Convert the Python tiny-diffusion's PyTorch weights into a checkpoint directory.
@@ -227,6 +231,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Generate(args) => run_generate(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => run_eval(args).map(|()| ExitCode::SUCCESS),
         Command::Compare(args) => compare::run_compare(args).map(|()| ExitCode::SUCCESS),
+        Command::Life(args) => life::run_life(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run_bench(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => interop::run_import(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => interop::run_export(args).map(|()| ExitCode::SUCCESS),
@@ -244,8 +249,8 @@ fn run_tui(args: TuiArgs) -> Result<()> {
         record: args.record.as_deref(),
         look: args.look.look(),
         race: crate::tui::compare::RaceSource::Load { watched: args.checkpoint.clone() },
-        clock: Default::default(),
-        screen: crate::tui::app::Screen::Watch,
+        life_checkpoint: args.checkpoint.clone(),
+        ..crate::tui::Session::on(crate::tui::app::Screen::Watch)
     };
     crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), session)
 }

@@ -12,6 +12,7 @@ pub mod data;
 pub mod diffusion;
 pub mod judge;
 pub mod kind;
+pub mod life;
 pub mod model;
 pub mod pytorch;
 pub mod race;

@@ -170,3 +170,23 @@ fn compare_races_the_shipped_models_to_their_scoreboards_in_tmux() {
     let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
     assert!(exited.contains("EXITED 0"), "{exited}");
 }
+
+#[test]
+fn life_masks_live_cells_and_rewrites_them_generation_after_generation_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_tiny-diffusion");
+    let tmux = Tmux::start(&format!("{bin} life --width 24 --height 10; echo EXITED $?; sleep 30"), 100, 30);
+    tmux.wait_for("the seeded grid", Duration::from_secs(30), |s| s.contains("generation 0") && s.contains("24×10"));
+    tmux.keys(&["]", "]", "]"]);
+    tmux.wait_for("two generations", Duration::from_secs(60), |s| s.contains("generation 2"));
+    tmux.keys(&[" "]);
+    tmux.wait_for("pause", Duration::from_secs(5), |s| s.contains('⏸'));
+    tmux.keys(&["?"]);
+    tmux.wait_for("help", Duration::from_secs(5), |s| s.contains("Help — Life") && s.contains("next generation"));
+    tmux.keys(&["Escape", "q"]);
+    let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
+    assert!(exited.contains("EXITED 0"), "{exited}");
+}

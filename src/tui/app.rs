@@ -6,6 +6,7 @@
 pub use super::effect::Effect;
 use super::compare::CompareState;
 use super::infill::InfillState;
+use super::life::LifeState;
 use super::popup::ErrorPopup;
 use super::theme::Theme;
 use super::train_screen::TrainScreenState;
@@ -22,17 +23,19 @@ pub enum Screen {
     Watch,
     Infill,
     Compare,
+    Life,
     Train,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 4] = [Screen::Watch, Screen::Infill, Screen::Train, Screen::Compare];
+    pub const ALL: [Screen; 5] = [Screen::Watch, Screen::Infill, Screen::Train, Screen::Compare, Screen::Life];
 
     pub fn title(self) -> &'static str {
         match self {
             Screen::Watch => "Watch",
             Screen::Infill => "Infill",
             Screen::Compare => "Compare",
+            Screen::Life => "Life",
             Screen::Train => "Train",
         }
     }
@@ -62,6 +65,7 @@ pub struct App {
     pub infill: InfillState,
     pub train: TrainScreenState,
     pub compare: CompareState,
+    pub life: LifeState,
     /// Characters of the previous block that condition the next.
     pub overlap: usize,
     /// A short note for the status bar (hints).
@@ -85,6 +89,7 @@ impl App {
             infill: InfillState::with_text("ROMEO:\nWhat light through yonder ______ breaks? It is the ____,\nand Juliet is the ___."),
             train: TrainScreenState::default(),
             compare: CompareState::default(),
+            life: LifeState::default(),
             overlap: crate::diffusion::DEFAULT_OVERLAP,
             note: None,
             error: None,
@@ -150,6 +155,7 @@ impl App {
         self.train.editing = false;
         match screen {
             Screen::Compare if !self.compare.started => vec![self.start_race(self.watch.settings.seed)],
+            Screen::Life if !self.life.started => vec![self.life.reseed(self.watch.settings.seed, self.watch.settings)],
             // A session that opened on the Compare screen generates on first sight of Watch.
             Screen::Watch if self.watch.job == 0 => vec![self.generate_fresh()],
             _ => vec![],
@@ -198,6 +204,7 @@ impl App {
             Screen::Watch => super::watch::handle_key(self, key),
             Screen::Infill => super::infill::handle_key(self, key),
             Screen::Compare => super::compare::handle_key(self, key),
+            Screen::Life => super::life::handle_key(self, key),
             Screen::Train => super::train_screen::handle_key(self, key),
         }
     }
@@ -212,9 +219,11 @@ impl App {
 
     /// Enter on the infill screen: denoise the gaps, animated on the watch screen.
     /// Advances playback; returns whether anything on screen changed.
-    pub fn tick(&mut self, dt: Duration) -> bool {
+    /// Also returns work that came due (the Life screen's next generation).
+    pub fn tick(&mut self, dt: Duration) -> (bool, Option<Effect>) {
         let compare = self.screen == Screen::Compare && self.compare.tick(dt);
-        self.watch.tick(dt) || compare
+        let life = if self.screen == Screen::Life { self.life.tick(dt, self.watch.settings) } else { None };
+        (self.watch.tick(dt) || compare || life.is_some(), life)
     }
 
     pub fn on_gen(&mut self, msg: GenMsg) {

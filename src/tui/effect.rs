@@ -11,6 +11,8 @@ pub enum Effect {
     Generate(GenJob),
     /// Race the Compare screen's lanes (race id, decoding options).
     StartRace(u64, crate::diffusion::DecodeOptions),
+    /// Ask the life thread for a new grid or the next generation.
+    Life(super::life::LifeCommand),
     StartTraining { settings: TrainSettings, data: DataSource, out: PathBuf },
     StopTraining,
     LoadCheckpoint(PathBuf),

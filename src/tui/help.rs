@@ -11,6 +11,7 @@ pub fn bindings(screen: Screen) -> &'static [(&'static str, &'static str)] {
         Screen::Watch => super::watch::BINDINGS,
         Screen::Infill => super::infill::BINDINGS,
         Screen::Compare => super::compare::BINDINGS,
+        Screen::Life => super::life::BINDINGS,
         Screen::Train => super::train_screen::BINDINGS,
     }
 }

@@ -10,6 +10,7 @@ pub mod denoise_grid;
 pub mod effect;
 pub mod help;
 pub mod infill;
+pub mod life;
 pub mod popup;
 pub mod record;
 pub mod theme;
@@ -78,6 +79,7 @@ pub fn render(app: &App, frame: &mut ratatui::Frame) {
         Screen::Watch => watch::render(app, body, buf),
         Screen::Infill => infill::render(&app.infill, app.vocab(), &app.theme, body, buf),
         Screen::Compare => compare::render(&app.compare, &app.theme, body, buf),
+        Screen::Life => life::render(&app.life, &app.theme, body, buf),
         Screen::Train => train_screen::render(&app.train, &app.theme, body, buf),
     }
     Paragraph::new(help::footer(app.screen, &app.theme)).wrap(ratatui::widgets::Wrap { trim: true }).render(footer, buf);
@@ -99,11 +101,14 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
     if app.recording.is_some() {
         spans.push(Span::styled("  ● REC", app.theme.error));
     }
-    Line::from(spans).render(area, buf);
+    let tabs = Line::from(spans);
+    let tabs_width = tabs.width() as u16;
+    tabs.render(area, buf);
     let m = &app.model.config.model;
-    let info = format!("{:.1}M params · {} layers × {} wide · context {} ", m.num_params() as f64 / 1e6, m.n_layer, m.n_embd, m.context);
+    let info = format!("{:.1}M params · {} × {} · context {} ", m.num_params() as f64 / 1e6, m.n_layer, m.n_embd, m.context);
     let width = info.chars().count() as u16;
-    if area.width > width + 40 {
+    // The model's shape, on the right, where it does not cover a tab.
+    if area.width > width + tabs_width + 1 {
         Line::styled(info, app.theme.dim).render(Rect { x: area.x + area.width - width, width, ..area }, buf);
     }
 }
@@ -114,6 +119,7 @@ enum WorkerMsg {
     Gen(GenMsg),
     Train(TrainMsg),
     Race(worker::RaceMsg),
+    Life(life::LifeMsg),
     /// A checkpoint chosen to watch, loaded (or not).
     Loaded(PathBuf, Result<ModelInfo, String>),
 }
@@ -121,6 +127,7 @@ enum WorkerMsg {
 struct Channels {
     gen_tx: Sender<GenCommand>,
     race_tx: Sender<(u64, crate::diffusion::DecodeOptions)>,
+    life_tx: Sender<life::LifeCommand>,
     worker_tx: Sender<WorkerMsg>,
     worker_rx: Receiver<WorkerMsg>,
 }
@@ -131,14 +138,33 @@ pub struct Session<'a> {
     pub record: Option<&'a std::path::Path>,
     pub look: record::Look,
     pub race: compare::RaceSource,
+    /// The model the Life screen plays with (the shipped masked-diffusion model when None).
+    pub life_checkpoint: Option<PathBuf>,
+    /// The Life screen's grid, columns × rows.
+    pub life_size: (usize, usize),
     /// The Compare screen's clock at first.
     pub clock: crate::race::Clock,
     pub screen: Screen,
 }
 
+impl Session<'_> {
+    /// A session that opens on `screen`, with everything else as plain `tiny-diffusion` has it.
+    pub fn on(screen: Screen) -> Self {
+        Session {
+            record: None,
+            look: record::Look::default(),
+            race: compare::RaceSource::Load { watched: None },
+            life_checkpoint: None,
+            life_size: life::DEFAULT_SIZE,
+            clock: crate::race::Clock::default(),
+            screen,
+        }
+    }
+}
+
 /// Runs the UI until the user quits. The terminal is restored on every exit path, panics included.
 pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Session) -> Result<()> {
-    let Session { record, look, race, clock, screen } = session;
+    let Session { record, look, race, life_checkpoint, life_size, clock, screen } = session;
     let (gen_tx, gen_commands) = mpsc::channel();
     let (race_tx, race_commands) = mpsc::channel();
     let (worker_tx, worker_rx) = mpsc::channel();
@@ -148,17 +174,22 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
     worker::spawn_generator(Box::new(denoiser), gen_commands, move |m| gen_out.send(WorkerMsg::Gen(m)).is_ok());
     let race_out = worker_tx.clone();
     worker::spawn_racer(race, device.clone(), race_commands, move |m| race_out.send(WorkerMsg::Race(m)).is_ok());
-    let channels = Channels { gen_tx, race_tx, worker_tx, worker_rx };
+    let (life_tx, life_commands) = mpsc::channel();
+    let life_out = worker_tx.clone();
+    life::spawn_lifer(life_checkpoint, device.clone(), life_commands, move |m| life_out.send(WorkerMsg::Life(m)).is_ok());
+    let channels = Channels { gen_tx, race_tx, life_tx, worker_tx, worker_rx };
 
     let mut app = App::new(info, Theme { palette: look.palette, ..Theme::from_env() });
     app.watch.view = look.view;
     app.compare.clock = clock;
+    app.life.size = life_size;
     let mut stop_training: Option<Arc<AtomicBool>> = None;
     // The first screen starts its work; the other waits until shown, so that a race is timed
     // with the machine to itself.
     app.screen = screen;
     let first = match screen {
         Screen::Compare => app.start_race(app.watch.settings.seed),
+        Screen::Life => app.life.reseed(app.watch.settings.seed, app.watch.settings),
         _ => app.generate_fresh(),
     };
     perform(first, &channels, &device, &mut stop_training);
@@ -261,6 +292,7 @@ fn event_loop(
                 WorkerMsg::Gen(msg) => app.on_gen(msg),
                 WorkerMsg::Train(msg) => app.on_train(msg),
                 WorkerMsg::Race(msg) => app.compare.on_msg(msg),
+                WorkerMsg::Life(msg) => app.life.on_msg(msg),
                 WorkerMsg::Loaded(_, Ok(info)) => {
                     let effect = app.on_model_loaded(info);
                     perform(effect, ch, device, stop_training);
@@ -270,7 +302,11 @@ fn event_loop(
             dirty = true;
         }
         let now = Instant::now();
-        dirty |= app.tick(now - last_tick);
+        let (changed, due) = app.tick(now - last_tick);
+        dirty |= changed;
+        if let Some(effect) = due {
+            perform(effect, ch, device, stop_training);
+        }
         last_tick = now;
     }
     Ok(())
@@ -306,6 +342,9 @@ fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut O
         }
         Effect::StartRace(race, options) => {
             let _ = ch.race_tx.send((race, options));
+        }
+        Effect::Life(command) => {
+            let _ = ch.life_tx.send(command);
         }
         Effect::StartTraining { settings, data, out } => {
             let stop = Arc::new(AtomicBool::new(false));

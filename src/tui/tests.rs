@@ -394,7 +394,7 @@ fn thousands_of_random_keys_and_sizes_never_panic_and_every_state_draws() {
         if rng.random_range(0..50) == 0 {
             a.paste("pasted _text_\n");
         }
-        a.tick(Duration::from_millis(rng.random_range(0..200)));
+        let _ = a.tick(Duration::from_millis(rng.random_range(0..200)));
         a.quit = false; // keep going: quitting is tested elsewhere
         if i % 7 == 0 {
             draw(&a, rng.random_range(1..130), rng.random_range(1..45));
@@ -492,8 +492,9 @@ fn compare_screen_shows_each_lane_by_kind_on_one_clock_with_scoreboards() {
 #[test]
 fn compare_keys_toggle_the_clock_pause_and_race_again_with_the_next_seed() {
     let mut a = app(true);
+    assert!(a.handle_key(key(KeyCode::BackTab)).iter().any(|e| matches!(e, Effect::Life(_))), "Life starts its grid");
     let effects = a.handle_key(key(KeyCode::BackTab));
-    assert_eq!(a.screen, Screen::Compare, "the last screen, one back-tab from Watch");
+    assert_eq!(a.screen, Screen::Compare, "two back-tabs from Watch");
     let Some(Effect::StartRace(first, options)) = effects.first().cloned() else { panic!("the first visit starts a race: {effects:?}") };
     assert_eq!(options.seed, a.watch.settings.seed);
     a.handle_key(chr('c'));
@@ -506,7 +507,48 @@ fn compare_keys_toggle_the_clock_pause_and_race_again_with_the_next_seed() {
     assert_eq!(options.seed, a.watch.settings.seed + 1);
     assert_eq!(a.compare.clock, crate::race::Clock::Time, "the clock survives a new race");
     // Leaving and coming back does not restart it.
-    a.handle_key(key(KeyCode::Tab));
-    assert_eq!(a.screen, Screen::Watch);
-    assert!(a.handle_key(key(KeyCode::BackTab)).is_empty());
+    a.handle_key(key(KeyCode::BackTab));
+    assert_eq!(a.screen, Screen::Train);
+    assert!(a.handle_key(key(KeyCode::Tab)).is_empty());
+}
+
+#[test]
+fn life_screen_shows_the_grid_masks_live_cells_and_steps_on_n() {
+    use super::life::{LifeCommand, LifeMsg};
+    let mut a = app(false);
+    a.life.size = (8, 4);
+    let seeded = a.life.reseed(3, a.watch.settings);
+    assert!(matches!(seeded, Effect::Life(LifeCommand::Reseed { seed: 3, size: (8, 4), .. })));
+    a.screen = Screen::Life;
+    assert!(draw(&a, 60, 16).contains("writing the seed text"));
+    let text = a.vocab().encode("It is the east, and Juliet is th").unwrap();
+    let life = crate::life::Life::new(&text, 8, 4, 1);
+    a.life.on_msg(LifeMsg::Grid { life: life.clone(), vocab: a.vocab().clone() });
+    let (alive, masked) = life.next_masked();
+    let shown = draw(&a, 60, 16);
+    assert!(shown.contains("It is th") && shown.contains("generation 0"), "{shown}");
+    // n asks for one generation and pauses; while it is computed the live cells show masked.
+    let effects = a.handle_key(chr('n'));
+    assert!(matches!(effects.as_slice(), [Effect::Life(LifeCommand::Step { .. })]), "{effects:?}");
+    assert!(!a.life.playing);
+    assert!(a.handle_key(chr('n')).is_empty(), "one generation at a time");
+    a.life.on_msg(LifeMsg::Masked { tokens: masked, alive: alive.clone() });
+    let writing = draw(&a, 60, 16);
+    assert_eq!(writing.matches('■').count(), alive.iter().filter(|&&x| x).count(), "{writing}");
+    insta::assert_snapshot!(writing);
+    // r reseeds with the next seed.
+    assert!(matches!(a.handle_key(chr('r')).as_slice(), [Effect::Life(LifeCommand::Reseed { seed: 4, .. })]));
+}
+
+#[test]
+fn life_plays_one_generation_per_interval_and_waits_for_each() {
+    use super::life::LifeMsg;
+    let mut a = app(true);
+    a.screen = Screen::Life;
+    let _ = a.life.reseed(0, a.watch.settings);
+    let text = a.vocab().encode("It is the east, and Juliet is th").unwrap();
+    a.life.on_msg(LifeMsg::Grid { life: crate::life::Life::new(&text, 8, 4, 1), vocab: a.vocab().clone() });
+    assert!(a.tick(Duration::from_millis(500)).1.is_none(), "not yet due");
+    assert!(a.tick(Duration::from_millis(800)).1.is_some(), "due after the interval");
+    assert!(a.tick(Duration::from_secs(5)).1.is_none(), "the last one has not come back");
 }

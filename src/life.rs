@@ -1,0 +1,159 @@
+//! The game of life on a grid of text (the Python project's `animations/game-of-life.py`): each
+//! generation applies Conway's rules to a grid of live and dead cells laid over the text, masks the
+//! live cells and lets the model write them again from what surrounds them.
+
+use crate::diffusion::{DecodeOptions, Denoiser, Sampler};
+use crate::vocab::MASK_ID;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// Conway's rules on a toroidal grid of `width` columns: a live cell with two or three live
+/// neighbours lives on, a dead cell with exactly three comes alive, every other cell is dead.
+pub fn conway(alive: &[bool], width: usize) -> Vec<bool> {
+    let height = alive.len() / width.max(1);
+    (0..alive.len())
+        .map(|i| {
+            let (r, c) = (i / width, i % width);
+            let mut n = 0;
+            for dr in [height - 1, 0, 1] {
+                for dc in [width - 1, 0, 1] {
+                    if (dr, dc) != (0, 0) && alive[((r + dr) % height) * width + (c + dc) % width] {
+                        n += 1;
+                    }
+                }
+            }
+            n == 3 || (n == 2 && alive[i])
+        })
+        .collect()
+}
+
+/// A grid of text with a live/dead cell under each character.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Life {
+    pub width: usize,
+    pub tokens: Vec<u32>,
+    /// The model's confidence in each character when it was last written (1.0 for the seed text).
+    pub confidence: Vec<f32>,
+    pub alive: Vec<bool>,
+    pub generation: usize,
+    /// Each generation's decoding draws from this seed, the generation and the window.
+    seed: u64,
+}
+
+impl Life {
+    /// A grid over `text` (at least `width` × `height` ids, row by row), its cells alive by the
+    /// parity of each character id plus a random offset (as the Python project seeds it).
+    pub fn new(text: &[u32], width: usize, height: usize, seed: u64) -> Life {
+        let n = width * height;
+        assert!(text.len() >= n && n > 0, "the seed text must fill the grid");
+        let mut rng = StdRng::seed_from_u64(seed);
+        let tokens = text[..n].to_vec();
+        let alive = tokens.iter().map(|&t| (t + rng.random_range(0..256u32)) % 2 == 1).collect();
+        Life { width, tokens, confidence: vec![1.0; n], alive, generation: 0, seed }
+    }
+
+    pub fn height(&self) -> usize {
+        self.tokens.len() / self.width
+    }
+
+    /// The next generation's live cells, masked: what the model is about to rewrite.
+    pub fn next_masked(&self) -> (Vec<bool>, Vec<u32>) {
+        let alive = conway(&self.alive, self.width);
+        let masked = self.tokens.iter().zip(&alive).map(|(&t, &a)| if a { MASK_ID } else { t }).collect();
+        (alive, masked)
+    }
+
+    /// One generation: Conway's rules, then the model writes every live cell again, window by
+    /// window of its context (each window reads the characters around its cells).
+    pub fn step(&mut self, model: &dyn Denoiser, options: DecodeOptions) {
+        let (alive, mut tokens) = self.next_masked();
+        let mut confidence = self.confidence.clone();
+        for chunk in (0..tokens.len()).step_by(model.context().max(1)) {
+            let end = (chunk + model.context()).min(tokens.len());
+            if !tokens[chunk..end].contains(&MASK_ID) {
+                continue;
+            }
+            let mut sampler = Sampler::new(tokens[chunk..end].to_vec(), options);
+            let mut rng = StdRng::seed_from_u64(self.seed ^ ((self.generation as u64) << 32) ^ chunk as u64);
+            while !sampler.is_done() {
+                sampler.step(model, &mut rng, 0, chunk);
+            }
+            for (i, (&t, &c)) in sampler.tokens().iter().zip(sampler.confidence()).enumerate() {
+                if alive[chunk + i] {
+                    confidence[chunk + i] = c;
+                }
+                tokens[chunk + i] = t;
+            }
+        }
+        self.tokens = tokens;
+        self.confidence = confidence;
+        self.alive = alive;
+        self.generation += 1;
+    }
+}
+
+/// Seed text for a grid: the model's own writing, `n` characters from an empty prompt.
+pub fn seed_text(model: &dyn Denoiser, n: usize, options: DecodeOptions) -> Vec<u32> {
+    let mut generation = crate::diffusion::Generation::for_model(model, &[], n, crate::diffusion::DEFAULT_OVERLAP, options);
+    generation.run(model, |_| {});
+    generation.tokens().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(rows: &[&str]) -> (Vec<bool>, usize) {
+        (rows.iter().flat_map(|r| r.chars().map(|c| c == '#')).collect(), rows[0].len())
+    }
+
+    #[test]
+    fn a_blinker_turns_and_a_block_stays() {
+        let (blinker, w) = grid(&[".....", "..#..", "..#..", "..#..", "....."]);
+        assert_eq!(conway(&blinker, w), grid(&[".....", ".....", ".###.", ".....", "....."]).0);
+        let (block, w) = grid(&["....", ".##.", ".##.", "...."]);
+        assert_eq!(conway(&block, w), block);
+    }
+
+    #[test]
+    fn neighbours_wrap_around_the_edges() {
+        // Three cells in the top row's corners and the bottom-left corner: all neighbours of (0, 0)
+        // on a torus, which therefore comes alive... and so do the others' shared neighbours.
+        let (corners, w) = grid(&["#...#", ".....", ".....", ".....", "#...."]);
+        let next = conway(&corners, w);
+        // Hand-counted: (4, 4) touches (0, 0), (0, 4) and (4, 0) across the edges: three, born.
+        assert!(next[4 * 5 + 4], "{next:?}");
+        // (0, 0) has two live neighbours (0, 4) and (4, 0): it survives.
+        assert!(next[0]);
+        // (2, 2), in the middle, has none.
+        assert!(!next[2 * 5 + 2]);
+    }
+
+    /// Writes `7` wherever asked, with confidence 0.9.
+    struct Sevens;
+    impl Denoiser for Sevens {
+        fn vocab_size(&self) -> usize {
+            10
+        }
+        fn context(&self) -> usize {
+            6
+        }
+        fn logits(&self, _: &[u32], _: crate::diffusion::Time, positions: &[usize]) -> Vec<f32> {
+            positions.iter().flat_map(|_| (0..10).map(|v| if v == 7 { 5.0 } else { 0.0 })).collect()
+        }
+    }
+
+    #[test]
+    fn a_generation_rewrites_exactly_the_live_cells_window_by_window() {
+        let text: Vec<u32> = (0..25).map(|i| 1 + i % 5).collect();
+        let mut life = Life::new(&text, 5, 5, 3);
+        let (alive, masked) = life.next_masked();
+        assert_eq!(masked.iter().filter(|&&t| t == MASK_ID).count(), alive.iter().filter(|&&a| a).count());
+        let before = life.tokens.clone();
+        life.step(&Sevens, DecodeOptions { temperature: 0.0, ..DecodeOptions::default() });
+        for i in 0..25 {
+            assert_eq!(life.tokens[i], if alive[i] { 7 } else { before[i] }, "cell {i}");
+        }
+        assert_eq!((life.alive.clone(), life.generation), (alive, 1));
+    }
+}
