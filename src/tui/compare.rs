@@ -10,7 +10,7 @@ use crate::race::{Clock, LaneFrame, Score, frame_at};
 use crate::vocab::{MASK_ID, Vocab};
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::prelude::*;
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
 use std::time::Duration;
 
 pub use super::worker::{RaceSetup, RaceSource};
@@ -180,13 +180,19 @@ fn render_lane(c: &CompareState, lane: &Lane, theme: &Theme, area: Rect, buf: &m
     let masked = frame.tokens.iter().filter(|&&t| t == MASK_ID).count();
     let line = match (&lane.score, at_end) {
         (Some(Ok(s)), true) => format!(
-            "done · {} passes · {:.0} ms · {:.0} chars/s · judge {:.2} nats/char · distinct {:.2}",
+            "done · {} passes · {:.0} ms · {:.0} chars/s · judge {:.2} · distinct {:.2}",
             s.passes, s.millis, s.chars_per_sec, s.judge_nll, s.distinct_bigrams
         ),
         (Some(Err(e)), true) => format!("done · {} passes · no score: {e}", frame.passes),
         _ => format!("pass {} · {:.0} ms · {masked} masked", frame.passes, frame.compute.as_secs_f64() * 1e3),
     };
-    Line::styled(line, theme.key).render(score_area, buf);
+    // Characters written (or, for uniform diffusion, changed) by each step so far, on the right.
+    let spark_width = score_area.width.saturating_sub(66).min(40);
+    let [line_area, spark_area] = Layout::horizontal([Constraint::Min(0), Constraint::Length(spark_width)]).areas(score_area);
+    Line::styled(line, theme.key).render(line_area, buf);
+    let per_step: Vec<u64> = lane.frames[1..=i].iter().map(|f| f.decoded_now.len() as u64).collect();
+    let recent = &per_step[per_step.len().saturating_sub(spark_width as usize)..];
+    Sparkline::default().data(recent).style(theme.dim).render(spark_area, buf);
 }
 
 /// The lane's text as cells: prompt, masked, written this step, and written earlier by confidence.

@@ -448,7 +448,7 @@ fn racing(app: &mut App) {
         tokens: text.iter().enumerate().map(|(i, &t)| if written(i) { t } else { MASK_ID }).collect(),
         confidence: (0..text.len()).map(|i| (i % 10) as f32 / 10.0).collect(),
         prompt: vec![false; text.len()],
-        decoded_now: vec![],
+        decoded_now: (0..passes).collect(),
         passes,
         compute: Duration::from_millis(ms),
     };
