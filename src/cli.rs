@@ -173,9 +173,16 @@ pub struct GenerateArgs {
     /// Checkpoint directory (from `train` or `import`) or PyTorch .pt file [default: the shipped Shakespeare model].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
-    /// Text to start from; each mask character (default `_`) is a gap to fill.
+    /// Text to start from; each mask character (default `_`) is a gap to fill, and `_*` a gap
+    /// whose length the model chooses (up to --max-gap).
     #[arg(long, default_value = "")]
     pub prompt: String,
+    /// Longest fill of an elastic gap (`_*`).
+    #[arg(long, default_value_t = crate::elastic::DEFAULT_MAX_GAP)]
+    pub max_gap: usize,
+    /// The autoregressive checkpoint that judges elastic gaps' lengths [default: the shipped one].
+    #[arg(long)]
+    pub judge: Option<PathBuf>,
     /// Total characters of output, prompt included [default: the prompt's length if it has
     /// gaps, else the model's context].
     #[arg(long)]
@@ -402,7 +409,22 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     options.validate()?;
     let device = args.device.device()?;
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
-    let prompt = ckpt.vocab.encode_prompt(&args.prompt, args.mask_char).context("in --prompt")?;
+    let elastic = crate::elastic::ElasticPrompt::parse(&args.prompt, args.mask_char, &ckpt.vocab).context("in --prompt")?;
+    let prompt = if elastic.gaps() == 0 {
+        elastic.pieces[0].clone()
+    } else {
+        if ckpt.model.kind != crate::kind::ModelKind::Masked {
+            bail!("{name}: elastic gaps (`{}*`) need a masked-diffusion model", args.mask_char);
+        }
+        let judge = crate::judge::Judge::load(args.judge.as_deref(), &device)?;
+        let model = ModelDenoiser::new(model.clone(), device.clone());
+        let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &ckpt.vocab, &elastic, args.max_gap, options)?;
+        for (k, ranking) in rankings.iter().enumerate() {
+            let best: Vec<String> = ranking.iter().take(3).map(|c| format!("{} (score {:.1})", c.length, c.score)).collect();
+            eprintln!("elastic gap {}: {} characters (best lengths: {})", k + 1, ranking[0].length, best.join(", "));
+        }
+        prompt
+    };
     ckpt.model.kind.check_prompt(&prompt).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let context = ckpt.model.context;
     if args.overlap >= context {

@@ -264,3 +264,16 @@ fn an_autoregressive_model_trains_writes_is_judged_and_races() {
     let row = out.lines().find(|l| l.starts_with("autoregressive · ar")).expect("a scoreboard row");
     assert_eq!(row.split_whitespace().nth(3), Some("36"), "36 characters, one pass each: {row}");
 }
+
+#[test]
+fn an_elastic_gap_gets_the_length_the_model_chooses_and_nothing_else_changes() {
+    let (before, after) = ("ROMEO:\nBut soft, what light through yonder ", " breaks?\nIt is the east.");
+    let o = run(&["generate", "--prompt", &format!("{before}_*{after}"), "--max-gap", "8", "--seed", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let out = out.strip_suffix('\n').unwrap();
+    assert!(out.starts_with(before) && out.ends_with(after), "{out:?}");
+    let fill = &out[before.len()..out.len() - after.len()];
+    assert!(fill.chars().count() <= 8 && !fill.contains('_'), "{fill:?}");
+    assert!(stderr(&o).contains(&format!("elastic gap 1: {} characters", fill.chars().count())), "{}", stderr(&o));
+}

@@ -4,6 +4,7 @@
 //! counts are analytic (matmuls only), so "% of peak" says how close a case gets to the CPU.
 
 pub mod decode;
+pub mod infill;
 
 use crate::checkpoint::CheckpointConfig;
 use crate::diffusion::masking::MaskSchedule;

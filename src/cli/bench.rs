@@ -40,6 +40,28 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Each decoding setting's characters per step and per forward pass, and the quality of its text.
     Decode(BenchDecodeArgs),
+    /// Held-out lines with a word taken out: gaps of wrong lengths, the right one, and elastic.
+    Infill(BenchInfillArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchInfillArgs {
+    /// A masked-diffusion checkpoint [default: the shipped model].
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// The autoregressive checkpoint that judges elastic lengths [default: the shipped one].
+    #[arg(long)]
+    pub judge: Option<PathBuf>,
+    /// How many held-out lines.
+    #[arg(long, default_value_t = 40)]
+    pub lines: usize,
+    #[command(flatten)]
+    pub decode: crate::diffusion::DecodeOptions,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub device: Backend,
 }
 
 #[derive(Args, Debug)]
@@ -72,8 +94,10 @@ pub struct BenchDecodeArgs {
 }
 
 pub fn run_bench(args: BenchArgs) -> Result<()> {
-    if let Some(BenchCommand::Decode(args)) = args.command {
-        return run_bench_decode(args);
+    match args.command {
+        Some(BenchCommand::Decode(args)) => return run_bench_decode(args),
+        Some(BenchCommand::Infill(args)) => return run_bench_infill(args),
+        None => {}
     }
     let device = args.device.device()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -133,6 +157,38 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
         for row in rows.iter().filter(|r| r.frontier) {
             println!("{}", decode::format_row(row));
         }
+    }
+    Ok(())
+}
+
+fn run_bench_infill(args: BenchInfillArgs) -> Result<()> {
+    use crate::bench::infill;
+    args.decode.validate()?;
+    let device = args.device.device()?;
+    let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
+    anyhow::ensure!(ckpt.model.kind == crate::kind::ModelKind::Masked, "{name}: infill needs a masked-diffusion model");
+    let judge = crate::judge::Judge::load(args.judge.as_deref(), &device)?;
+    let corpus = DataSource::BuiltIn.load(Some(ckpt.vocab.clone()))?;
+    let dictionary = crate::eval::words(&corpus.vocab.decode(&corpus.train, ' ')).into_iter().collect();
+    let cases = infill::cases(&corpus.val, &ckpt.vocab, args.lines);
+    let denoiser = ModelDenoiser::new(model, device);
+    let rows = infill::run(&denoiser, &judge, &ckpt.vocab, &dictionary, &cases, args.decode)?;
+    let recovery = infill::recovery(&rows, 1.5);
+    if args.json {
+        for row in &rows {
+            println!("{}", serde_json::to_string(row)?);
+        }
+        println!("{}", serde_json::json!({ "recovery_vs_1.5x": recovery }));
+        return Ok(());
+    }
+    println!("{name} · {} held-out lines, one word out · judge {}", cases.len(), judge.name);
+    println!("{:<14}{:>8}{:>8}{:>10}{:>12}", "gap", "valid", "exact", "|Δlen|", "ms/fill");
+    for r in &rows {
+        let err = r.median_length_error.map_or("".to_string(), |e| format!("{e:.0}"));
+        println!("{:<14}{:>8.3}{:>8.3}{:>10}{:>12.0}", r.gap, r.valid_word_rate, r.exact_rate, err, r.ms_per_fill);
+    }
+    if let Some(r) = recovery {
+        println!("recovery against a gap 1.5× too long: {r:.2}");
     }
     Ok(())
 }

@@ -1,0 +1,139 @@
+//! Elastic gaps: `_*` in a prompt is a gap whose length the model chooses, from 0 to `--max-gap`.
+//!
+//! How: for every candidate length, the masked-diffusion model fills a gap of that length between
+//! the text around it, and the judge (the autoregressive model) scores the result: the
+//! log-likelihood of the context before the gap, the fill, and the context after it, with each
+//! character of the fill credited `LENGTH_CREDIT` nats. The best score wins. A fill of the wrong
+//! length shows at its boundary (a word cut short, or padded), and the text after the gap pays
+//! for it. docs/infill.md has what was measured.
+
+use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Generation};
+use crate::judge::Judge;
+use crate::vocab::{MASK_ID, Vocab, VocabError};
+
+/// Marks an elastic gap in a prompt, after the mask character.
+pub const ELASTIC_MARK: char = '*';
+/// Longest fill an elastic gap may get unless `--max-gap` says otherwise.
+pub const DEFAULT_MAX_GAP: usize = 24;
+/// Nats each character of a fill is credited when lengths are compared. Every character costs
+/// nats, so the raw likelihood favours short fills; the credit offsets that. Chosen with
+/// `bench infill` (docs/infill.md): 0.8 chose lengths within 2 of the truth (median), 1.2 and
+/// more chose long fills, and no credit (or scoring only the text after the gap) short ones.
+const LENGTH_CREDIT: f64 = 0.8;
+/// Characters of context on each side that candidate fills are decoded and judged in.
+const CONTEXT_CHARS: usize = 96;
+
+/// A prompt split at its elastic gaps: the pieces between them (each may hold fixed gaps).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElasticPrompt {
+    pub pieces: Vec<Vec<u32>>,
+}
+
+impl ElasticPrompt {
+    /// Parses `prompt`, where `{mask_char}*` is an elastic gap and other `mask_char`s fixed gaps.
+    pub fn parse(prompt: &str, mask_char: char, vocab: &Vocab) -> Result<ElasticPrompt, VocabError> {
+        let marker = format!("{mask_char}{ELASTIC_MARK}");
+        let mut pieces = Vec::new();
+        let mut offset = 0;
+        for part in prompt.split(marker.as_str()) {
+            let ids = vocab.encode_prompt(part, mask_char).map_err(|e| match e {
+                VocabError::UnknownChar { ch, pos } => VocabError::UnknownChar { ch, pos: pos + offset },
+                other => other,
+            })?;
+            offset += part.chars().count() + 2;
+            pieces.push(ids);
+        }
+        Ok(ElasticPrompt { pieces })
+    }
+
+    pub fn gaps(&self) -> usize {
+        self.pieces.len() - 1
+    }
+
+    /// The prompt with each elastic gap given its length in `lengths`.
+    pub fn resolve(&self, lengths: &[usize]) -> Vec<u32> {
+        let mut out = self.pieces[0].clone();
+        for (piece, &n) in self.pieces[1..].iter().zip(lengths) {
+            out.extend(std::iter::repeat_n(MASK_ID, n));
+            out.extend_from_slice(piece);
+        }
+        out
+    }
+}
+
+/// One length tried for a gap, its fill, the judge's log-likelihood (nats) of the text around
+/// it, and the score that ranks it (the log-likelihood with the fill's characters credited).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub length: usize,
+    pub fill: String,
+    pub log_likelihood: f64,
+    pub score: f64,
+}
+
+/// Tries every length from 0 to `max_gap` for a gap between `before` and `after` (ids; only
+/// their nearest `CONTEXT_CHARS` characters are read, and `after` up to its first gap), best
+/// first.
+pub fn rank_lengths(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, before: &[u32], after: &[u32], max_gap: usize, options: DecodeOptions) -> anyhow::Result<Vec<Candidate>> {
+    let before = &before[before.len().saturating_sub(CONTEXT_CHARS)..];
+    let after = &after[..after.iter().position(|&t| t == MASK_ID).unwrap_or(after.len()).min(CONTEXT_CHARS)];
+    let mut out = Vec::with_capacity(max_gap + 1);
+    for length in 0..=max_gap {
+        let mut window = before.to_vec();
+        window.extend(std::iter::repeat_n(MASK_ID, length));
+        window.extend_from_slice(after);
+        let filled = if length == 0 {
+            window
+        } else {
+            let mut g = Generation::for_model(model, &window, window.len(), DEFAULT_OVERLAP, options);
+            g.run(model, |_| {});
+            g.tokens().to_vec()
+        };
+        let log_likelihood = judge_log_likelihood(judge, vocab, &filled)?;
+        let score = log_likelihood + LENGTH_CREDIT * length as f64;
+        let fill = vocab.decode(&filled[before.len()..before.len() + length], '_');
+        out.push(Candidate { length, fill, log_likelihood, score });
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.length.cmp(&b.length)));
+    Ok(out)
+}
+
+/// The judge's log-likelihood of `ids`, in nats.
+fn judge_log_likelihood(judge: &Judge, vocab: &Vocab, ids: &[u32]) -> anyhow::Result<f64> {
+    if ids.is_empty() {
+        return Ok(0.0);
+    }
+    Ok(-judge.nll(&vocab.decode(ids, '_'))? * ids.len() as f64)
+}
+
+/// Chooses every elastic gap's length, left to right (each judged with the gaps before it filled
+/// as the prompt had them, and the text after it up to the next gap), and returns the prompt with
+/// fixed gaps of those lengths, and each gap's ranking.
+pub fn resolve(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, prompt: &ElasticPrompt, max_gap: usize, options: DecodeOptions) -> anyhow::Result<(Vec<u32>, Vec<Vec<Candidate>>)> {
+    let mut lengths = Vec::new();
+    let mut rankings = Vec::new();
+    for k in 0..prompt.gaps() {
+        // The text before this gap, with earlier elastic gaps at their chosen lengths.
+        let before = ElasticPrompt { pieces: prompt.pieces[..=k].to_vec() }.resolve(&lengths);
+        let ranking = rank_lengths(model, judge, vocab, &before, &prompt.pieces[k + 1], max_gap, options)?;
+        lengths.push(ranking[0].length);
+        rankings.push(ranking);
+    }
+    Ok((prompt.resolve(&lengths), rankings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elastic_gaps_split_the_prompt_and_fixed_gaps_stay() {
+        let vocab = Vocab::from_text("abc de").unwrap();
+        let p = ElasticPrompt::parse("ab _* c__d_*", '_', &vocab).unwrap();
+        assert_eq!(p.gaps(), 2);
+        assert_eq!(vocab.decode(&p.pieces[1], '_'), " c__d");
+        assert_eq!(vocab.decode(&p.resolve(&[3, 0]), '_'), "ab ___ c__d");
+        let err = ElasticPrompt::parse("ab_*cz", '_', &vocab).unwrap_err();
+        assert_eq!(err, VocabError::UnknownChar { ch: 'z', pos: 5 }, "positions count in the whole prompt");
+    }
+}
