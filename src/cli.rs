@@ -418,7 +418,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         }
         let judge = crate::judge::Judge::load(args.judge.as_deref(), &device)?;
         let model = ModelDenoiser::new(model.clone(), device.clone());
-        let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &ckpt.vocab, &elastic, args.max_gap, options)?;
+        let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &elastic, args.max_gap, options)?;
         for (k, ranking) in rankings.iter().enumerate() {
             let best: Vec<String> = ranking.iter().take(3).map(|c| format!("{} (score {:.1})", c.length, c.score)).collect();
             eprintln!("elastic gap {}: {} characters (best lengths: {})", k + 1, ranking[0].length, best.join(", "));
@@ -503,11 +503,16 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     if let Some(recorder) = recorder {
         recorder.finish()?;
     }
-    eprintln!(
-        "{steps} steps, {decoded} characters, {:.2} characters/step, {:.1} ms/step",
-        decoded as f64 / steps.max(1) as f64,
-        millis / steps.max(1) as f64
-    );
+    if ckpt.model.kind == crate::kind::ModelKind::Uniform {
+        // Every step rewrites every position; what a step "decodes" is what it changed.
+        eprintln!("{steps} steps over {to_fill} characters, {decoded} changes, {:.1} ms/step", millis / steps.max(1) as f64);
+    } else {
+        eprintln!(
+            "{steps} steps, {decoded} characters, {:.2} characters/step, {:.1} ms/step",
+            decoded as f64 / steps.max(1) as f64,
+            millis / steps.max(1) as f64
+        );
+    }
     Ok(())
 }
 

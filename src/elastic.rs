@@ -27,6 +27,8 @@ const CONTEXT_CHARS: usize = 96;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElasticPrompt {
     pub pieces: Vec<Vec<u32>>,
+    /// The vocabulary the pieces' ids are in.
+    pub vocab: Vocab,
 }
 
 impl ElasticPrompt {
@@ -43,7 +45,7 @@ impl ElasticPrompt {
             offset += part.chars().count() + 2;
             pieces.push(ids);
         }
-        Ok(ElasticPrompt { pieces })
+        Ok(ElasticPrompt { pieces, vocab: vocab.clone() })
     }
 
     pub fn gaps(&self) -> usize {
@@ -109,13 +111,13 @@ fn judge_log_likelihood(judge: &Judge, vocab: &Vocab, ids: &[u32]) -> anyhow::Re
 /// Chooses every elastic gap's length, left to right (each judged with the gaps before it filled
 /// as the prompt had them, and the text after it up to the next gap), and returns the prompt with
 /// fixed gaps of those lengths, and each gap's ranking.
-pub fn resolve(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, prompt: &ElasticPrompt, max_gap: usize, options: DecodeOptions) -> anyhow::Result<(Vec<u32>, Vec<Vec<Candidate>>)> {
+pub fn resolve(model: &dyn Denoiser, judge: &Judge, prompt: &ElasticPrompt, max_gap: usize, options: DecodeOptions) -> anyhow::Result<(Vec<u32>, Vec<Vec<Candidate>>)> {
     let mut lengths = Vec::new();
     let mut rankings = Vec::new();
     for k in 0..prompt.gaps() {
         // The text before this gap, with earlier elastic gaps at their chosen lengths.
-        let before = ElasticPrompt { pieces: prompt.pieces[..=k].to_vec() }.resolve(&lengths);
-        let ranking = rank_lengths(model, judge, vocab, &before, &prompt.pieces[k + 1], max_gap, options)?;
+        let before = ElasticPrompt { pieces: prompt.pieces[..=k].to_vec(), vocab: prompt.vocab.clone() }.resolve(&lengths);
+        let ranking = rank_lengths(model, judge, &prompt.vocab, &before, &prompt.pieces[k + 1], max_gap, options)?;
         lengths.push(ranking[0].length);
         rankings.push(ranking);
     }

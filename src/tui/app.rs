@@ -111,7 +111,16 @@ impl App {
     fn launch(&mut self, prompt: Vec<u32>, length: usize, history: Vec<Cell>) -> Effect {
         self.next_job += 1;
         self.watch.start_job(self.next_job, prompt.clone(), length, history);
-        Effect::Generate(GenJob { id: self.next_job, prompt, length, overlap: self.overlap, options: self.watch.settings })
+        Effect::Generate(GenJob { id: self.next_job, prompt, length, overlap: self.overlap, options: self.watch.settings, elastic: None })
+    }
+
+    /// Fills a prompt with elastic gaps: the worker chooses their lengths, then generates.
+    pub(super) fn launch_elastic(&mut self, elastic: crate::elastic::ElasticPrompt) -> Effect {
+        let provisional = elastic.resolve(&vec![0; elastic.gaps()]);
+        let Effect::Generate(job) = self.launch(provisional.clone(), provisional.len(), prompt_cells(&provisional)) else {
+            unreachable!("launch generates")
+        };
+        Effect::Generate(GenJob { elastic: Some(elastic), ..job })
     }
 
     /// A fresh generation from the session's base prompt (empty, or the infill prompt).
@@ -230,6 +239,20 @@ impl App {
         match msg {
             GenMsg::Frame { job, frame } => self.watch.push_frame(job, frame),
             GenMsg::Done { job, tokens, confidence, prompt } => self.watch.finish(job, &tokens, &confidence, &prompt),
+            GenMsg::Resolved { job, prompt, rankings } if job == self.watch.job => match rankings {
+                Ok(rankings) => {
+                    self.watch.start_job(job, prompt.clone(), prompt.len(), prompt_cells(&prompt));
+                    self.infill.elastic = Some(super::infill::ElasticChoice { rankings, chosen: 0 });
+                }
+                Err(e) => {
+                    self.error = Some(ErrorPopup {
+                        title: "Cannot choose the gap's length".into(),
+                        message: e,
+                        what_to_do: "Give the gap a fixed length (a run of _) on the Infill screen.".into(),
+                    })
+                }
+            },
+            GenMsg::Resolved { .. } => {}
         }
     }
 

@@ -2,8 +2,10 @@
 //!
 //! Type text; `_` (the mask character) marks a gap. Select a range with shift+arrows and press
 //! Ctrl-G to turn it into a gap (Ctrl-G with no selection inserts a 4-character gap); Alt+= and
-//! Alt+- grow or shrink the gap under the cursor. Characters the model's vocabulary lacks are
-//! shown in red and block the run until they are fixed.
+//! Alt+- grow or shrink the gap under the cursor; `_*` is an elastic gap, whose length the model
+//! chooses (Ctrl-E turns the gap under the cursor elastic and back); after a fill, Alt+↑/↓ take the
+//! next or previous length in its ranking. Characters the model's vocabulary lacks are shown in
+//! red and block the run until they are fixed.
 
 use super::theme::Theme;
 use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
@@ -19,6 +21,8 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("shift+arrows", "select"),
     ("ctrl-g", "selection → gap"),
     ("alt+=/alt+-", "grow/shrink gap"),
+    ("ctrl-e", "elastic gap"),
+    ("alt+↑/↓", "other length"),
     ("ctrl-n", "newline"),
     ("enter", "fill the gaps"),
     ("ctrl-u", "clear"),
@@ -27,6 +31,14 @@ pub const BINDINGS: &[(&str, &str)] = &[
 ];
 
 pub const GAP: char = DEFAULT_MASK_CHAR;
+use crate::elastic::ELASTIC_MARK;
+
+/// The lengths tried for the last fill's elastic gaps, best first, and the one shown for the first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElasticChoice {
+    pub rankings: Vec<Vec<crate::elastic::Candidate>>,
+    pub chosen: usize,
+}
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct InfillState {
@@ -35,12 +47,13 @@ pub struct InfillState {
     /// Where a shift-selection started; the selection is anchor..cursor.
     pub anchor: Option<usize>,
     pub message: Option<String>,
+    pub elastic: Option<ElasticChoice>,
 }
 
 impl InfillState {
     pub fn with_text(text: &str) -> Self {
         let text: Vec<char> = text.chars().collect();
-        InfillState { cursor: text.len(), text, anchor: None, message: None }
+        InfillState { cursor: text.len(), text, anchor: None, message: None, elastic: None }
     }
 
     pub fn as_string(&self) -> String {
@@ -200,7 +213,31 @@ impl InfillState {
 
     /// Positions whose characters the vocabulary lacks.
     pub fn unknown_positions(&self, vocab: &Vocab) -> Vec<usize> {
-        (0..self.text.len()).filter(|&i| self.text[i] != GAP && vocab.id(self.text[i]).is_none()).collect()
+        let elastic_mark = |i: usize| self.text[i] == ELASTIC_MARK && i > 0 && self.text[i - 1] == GAP;
+        (0..self.text.len()).filter(|&i| self.text[i] != GAP && !elastic_mark(i) && vocab.id(self.text[i]).is_none()).collect()
+    }
+
+    /// Ctrl-E: the gap under (or just before) the cursor becomes one elastic gap `_*`, or an
+    /// elastic gap becomes a fixed gap of four.
+    pub fn toggle_elastic(&mut self) {
+        let at = self.cursor.min(self.text.len());
+        let on_gap = |i: usize| self.text.get(i) == Some(&GAP);
+        let Some(inside) = [at, at.wrapping_sub(1)].into_iter().find(|&i| on_gap(i)) else {
+            self.message = Some("put the cursor on a gap (_) first".into());
+            return;
+        };
+        let start = (0..=inside).rev().take_while(|&i| on_gap(i)).last().unwrap_or(inside);
+        let end = (inside..self.text.len()).take_while(|&i| on_gap(i)).last().map_or(inside + 1, |i| i + 1);
+        let replacement: Vec<char> = if self.text.get(end) == Some(&ELASTIC_MARK) {
+            self.text.drain(start..end + 1);
+            vec![GAP; 4]
+        } else {
+            self.text.drain(start..end);
+            vec![GAP, ELASTIC_MARK]
+        };
+        self.cursor = start + replacement.len();
+        self.text.splice(start..start, replacement);
+        self.anchor = None;
     }
 }
 
@@ -262,6 +299,15 @@ pub fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf
             format!("{} character(s) not in the model's vocabulary (red): edit them before running", unknown.len()),
             theme.error,
         )
+    } else if let Some(e) = &state.elastic {
+        let ranking = e.rankings.first().map(Vec::as_slice).unwrap_or(&[]);
+        let lengths: Vec<String> = ranking
+            .iter()
+            .take(6)
+            .enumerate()
+            .map(|(i, c)| format!("{}{} {:?}", if i == e.chosen { "▶" } else { "" }, c.length, c.fill))
+            .collect();
+        Line::from(format!("elastic gap: {} · alt+↑/↓ picks another length", lengths.join(" · ")))
     } else {
         Line::from(format!(
             "{} characters, {} to fill · Enter runs the denoiser on the gaps",
@@ -286,6 +332,8 @@ pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Char('n') if ctrl => s.insert('\n'),
         KeyCode::Char('g') if ctrl => s.make_gap(),
         KeyCode::Char('u') if ctrl => *s = InfillState::default(),
+        KeyCode::Char('e') if ctrl => s.toggle_elastic(),
+        KeyCode::Up | KeyCode::Down if alt => return pick_elastic(app, key.code == KeyCode::Down).into_iter().collect(),
         KeyCode::Char('=') | KeyCode::Char('+') if alt => s.grow_gap(),
         KeyCode::Char('-') if alt => s.shrink_gap(),
         KeyCode::Up if ctrl => s.grow_gap(),
@@ -318,7 +366,19 @@ fn run_infill(app: &mut App) -> Option<Effect> {
         app.infill.message = Some("type a prompt first; _ marks a gap".into());
         return None;
     }
-    let prompt = app.vocab().encode_prompt(&app.infill.as_string(), super::infill::GAP).ok()?;
+    let elastic = crate::elastic::ElasticPrompt::parse(&app.infill.as_string(), GAP, app.vocab()).ok()?;
+    app.infill.elastic = None;
+    if elastic.gaps() > 0 {
+        if app.model.config.model.kind != crate::kind::ModelKind::Masked {
+            app.infill.message = Some("elastic gaps need a masked-diffusion model".into());
+            return None;
+        }
+        app.watch.playing = true;
+        app.screen = Screen::Watch;
+        app.note = Some("choosing the elastic gap's length…".into());
+        return Some(app.launch_elastic(elastic));
+    }
+    let prompt = elastic.pieces[0].clone();
     if let Err(why) = app.model.config.model.kind.check_prompt(&prompt) {
         app.infill.message = Some(why);
         return None;
@@ -326,6 +386,25 @@ fn run_infill(app: &mut App) -> Option<Effect> {
     app.watch.base_prompt = prompt;
     app.watch.playing = true;
     app.screen = Screen::Watch;
+    Some(app.generate_fresh())
+}
+
+/// Alt+↑/↓ after an elastic fill: fills again with the next (or previous) length of the first
+/// gap's ranking, the others as chosen.
+fn pick_elastic(app: &mut App, worse: bool) -> Option<Effect> {
+    let e = app.infill.elastic.as_mut()?;
+    let n = e.rankings.first()?.len();
+    e.chosen = if worse { (e.chosen + 1).min(n - 1) } else { e.chosen.saturating_sub(1) };
+    let lengths: Vec<usize> = e.rankings.iter().enumerate().map(|(k, r)| r[if k == 0 { e.chosen } else { 0 }].length).collect();
+    let elastic = crate::elastic::ElasticPrompt::parse(&app.infill.as_string(), GAP, app.vocab()).ok()?;
+    if elastic.gaps() != lengths.len() {
+        return None;
+    }
+    let prompt = elastic.resolve(&lengths);
+    app.watch.base_prompt = prompt;
+    app.watch.playing = true;
+    app.screen = Screen::Watch;
+    app.note = Some(format!("elastic gap: {} characters · i, then alt+↑/↓, for another length", lengths[0]));
     Some(app.generate_fresh())
 }
 

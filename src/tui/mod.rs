@@ -171,7 +171,7 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
     let info = ModelInfo { name: loaded.name, config: loaded.config.clone(), backend: backend_name.to_string() };
     let denoiser = ModelDenoiser::new(loaded.model, device.clone());
     let gen_out = worker_tx.clone();
-    worker::spawn_generator(Box::new(denoiser), gen_commands, move |m| gen_out.send(WorkerMsg::Gen(m)).is_ok());
+    worker::spawn_generator(Box::new(denoiser), device.clone(), gen_commands, move |m| gen_out.send(WorkerMsg::Gen(m)).is_ok());
     let race_out = worker_tx.clone();
     worker::spawn_racer(race, device.clone(), race_commands, move |m| race_out.send(WorkerMsg::Race(m)).is_ok());
     let (life_tx, life_commands) = mpsc::channel();

@@ -552,3 +552,43 @@ fn life_plays_one_generation_per_interval_and_waits_for_each() {
     assert!(a.tick(Duration::from_millis(800)).1.is_some(), "due after the interval");
     assert!(a.tick(Duration::from_secs(5)).1.is_none(), "the last one has not come back");
 }
+
+#[test]
+fn an_elastic_gap_is_resolved_by_the_worker_ranked_on_the_infill_screen_and_another_length_can_be_picked() {
+    use crate::elastic::Candidate;
+    let mut a = app(false);
+    a.handle_key(chr('i'));
+    a.handle_key(key(KeyCode::Char('u')).tap_ctrl());
+    for c in "It is the ___ sun".chars() {
+        a.handle_key(chr(c));
+    }
+    // Ctrl-E with the cursor after the gap's run... it must be on it: move back into it.
+    for _ in 0..5 {
+        a.handle_key(key(KeyCode::Left));
+    }
+    a.handle_key(key(KeyCode::Char('e')).tap_ctrl());
+    assert_eq!(a.infill.as_string(), "It is the _* sun");
+    assert!(a.infill.unknown_positions(a.vocab()).is_empty(), "* after _ is the elastic mark, not a character");
+    let effects = a.handle_key(key(KeyCode::Enter));
+    let [Effect::Generate(job)] = effects.as_slice() else { panic!("{effects:?}") };
+    let elastic = job.elastic.clone().expect("the worker chooses the length");
+    assert_eq!(elastic.gaps(), 1);
+    // The worker's answer: lengths 3, 5, 0 in that order.
+    let cand = |length: usize, fill: &str| Candidate { length, fill: fill.into(), log_likelihood: 0.0, score: -(length as f64) };
+    let prompt = elastic.resolve(&[3]);
+    a.on_gen(GenMsg::Resolved { job: job.id, prompt: prompt.clone(), rankings: Ok(vec![vec![cand(3, "sun"), cand(5, "great"), cand(0, "")]]) });
+    assert_eq!(a.watch.job_prompt, prompt);
+    a.screen = Screen::Infill;
+    let shown = draw(&a, 100, 30);
+    assert!(shown.contains("elastic gap: ▶3 \"sun\" · 5 \"great\" · 0 \"\""), "{shown}");
+    // Alt+↓: the next length, filled as a fixed gap of 5.
+    let effects = a.handle_key(KeyEvent::new(KeyCode::Down, KeyModifiers::ALT));
+    let [Effect::Generate(job)] = effects.as_slice() else { panic!("{effects:?}") };
+    assert!(job.elastic.is_none());
+    assert_eq!(job.prompt.iter().filter(|&&t| t == MASK_ID).count(), 5);
+    // Ctrl-E on an elastic gap makes it a fixed gap again.
+    a.screen = Screen::Infill;
+    a.infill.cursor = 11;
+    a.handle_key(key(KeyCode::Char('e')).tap_ctrl());
+    assert_eq!(a.infill.as_string(), "It is the ____ sun");
+}

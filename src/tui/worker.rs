@@ -22,10 +22,15 @@ pub struct GenJob {
     pub length: usize,
     pub overlap: usize,
     pub options: DecodeOptions,
+    /// A prompt with elastic gaps: the worker chooses their lengths first (`elastic::resolve`),
+    /// reports them (`GenMsg::Resolved`) and generates from `prompt` with those lengths.
+    pub elastic: Option<crate::elastic::ElasticPrompt>,
 }
 
 #[derive(Debug, Clone)]
 pub enum GenMsg {
+    /// The elastic gaps' lengths were chosen: the prompt with them, and each gap's ranking.
+    Resolved { job: u64, prompt: Vec<u32>, rankings: Result<Vec<Vec<crate::elastic::Candidate>>, String> },
     /// First frame of a block (nothing decoded yet), then one per step.
     Frame { job: u64, frame: Frame },
     /// The job finished: the whole buffer and the confidence of each position.
@@ -41,11 +46,13 @@ pub enum GenCommand {
 
 /// Spawns the generation worker. It hands each message to `send`, which says whether anyone still
 /// listens, and ends when no one does or the command channel closes.
-pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, commands: Receiver<GenCommand>, send: impl Fn(GenMsg) -> bool + Send + 'static) {
+pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, device: Device, commands: Receiver<GenCommand>, send: impl Fn(GenMsg) -> bool + Send + 'static) {
     thread::Builder::new()
         .name("generator".into())
         .spawn(move || {
             let mut pending: Option<GenJob> = None;
+            // Loaded on the first elastic gap.
+            let mut judge: Option<crate::judge::Judge> = None;
             loop {
                 let job = match pending.take() {
                     Some(job) => job,
@@ -58,6 +65,21 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, commands: Receiver<G
                         Err(_) => return,
                     },
                 };
+                let mut job = job;
+                if let Some(elastic) = job.elastic.take() {
+                    let rankings = resolve_elastic(model.as_ref(), &mut judge, &device, &elastic, job.options);
+                    if let Ok((prompt, _)) = &rankings {
+                        (job.prompt, job.length) = (prompt.clone(), prompt.len());
+                    }
+                    let rankings = rankings.map(|(_, r)| r);
+                    let failed = rankings.is_err();
+                    if !send(GenMsg::Resolved { job: job.id, prompt: job.prompt.clone(), rankings }) {
+                        return;
+                    }
+                    if failed {
+                        continue;
+                    }
+                }
                 let mut generation = Generation::for_model(model.as_ref(), &job.prompt, job.length, job.overlap, job.options);
                 'steps: loop {
                     match commands.try_recv() {
@@ -97,6 +119,21 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, commands: Receiver<G
             }
         })
         .expect("spawn generator thread");
+}
+
+/// Chooses the lengths of a prompt's elastic gaps with the judge (loaded once).
+fn resolve_elastic(
+    model: &dyn Denoiser,
+    judge: &mut Option<crate::judge::Judge>,
+    device: &Device,
+    elastic: &crate::elastic::ElasticPrompt,
+    options: DecodeOptions,
+) -> Result<(Vec<u32>, Vec<Vec<crate::elastic::Candidate>>), String> {
+    if judge.is_none() {
+        *judge = Some(crate::judge::Judge::load(None, device).map_err(|e| format!("{e:#}"))?);
+    }
+    let judge = judge.as_ref().expect("loaded above");
+    crate::elastic::resolve(model, judge, elastic, crate::elastic::DEFAULT_MAX_GAP, options).map_err(|e| format!("{e:#}"))
 }
 
 /// Runs a training job on its own thread; events (and the final result) arrive on `out`.
