@@ -242,6 +242,8 @@ impl App {
             GenMsg::Resolved { job, prompt, rankings } if job == self.watch.job => match rankings {
                 Ok(rankings) => {
                     self.watch.start_job(job, prompt.clone(), prompt.len(), prompt_cells(&prompt));
+                    let chosen: Vec<String> = rankings.iter().filter_map(|r| r.first()).map(|c| c.length.to_string()).collect();
+                    self.note = Some(format!("elastic gap: {} characters · i, then alt+↑/↓, for another length", chosen.join(", ")));
                     self.infill.elastic = Some(super::infill::ElasticChoice { rankings, chosen: 0 });
                 }
                 Err(e) => {
