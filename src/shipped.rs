@@ -1,6 +1,7 @@
 //! The Shakespeare checkpoints compiled into the binary, so `tiny-diffusion` works from any
-//! directory with nothing downloaded: the masked-diffusion model, and its autoregressive twin
-//! (the judge of generated text, and the other lane of `compare`). `--checkpoint` overrides them.
+//! directory with nothing downloaded: the masked-diffusion model, its autoregressive twin (the judge
+//! of generated text, and the other lane of `compare`) and a uniform-noise diffusion model.
+//! `--checkpoint` overrides them.
 
 use crate::checkpoint::{self, CheckpointConfig};
 use crate::kind::ModelKind;
@@ -30,12 +31,19 @@ pub const AUTOREGRESSIVE: Shipped = Shipped {
     weights: include_bytes!("../checkpoints/shipped-ar/model.safetensors"),
 };
 
+/// Uniform-noise diffusion of the same size, trained on the same text.
+pub const UNIFORM: Shipped = Shipped {
+    name: "shakespeare-uniform (shipped)",
+    config: include_str!("../checkpoints/shipped-uniform/config.json"),
+    weights: include_bytes!("../checkpoints/shipped-uniform/model.safetensors"),
+};
+
 /// The shipped model of a kind, if one ships.
 pub fn of_kind(kind: ModelKind) -> Option<&'static Shipped> {
     match kind {
         ModelKind::Masked => Some(&DIFFUSION),
         ModelKind::Ar => Some(&AUTOREGRESSIVE),
-        ModelKind::Uniform => None,
+        ModelKind::Uniform => Some(&UNIFORM),
     }
 }
 

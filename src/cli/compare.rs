@@ -17,6 +17,10 @@ pub struct CompareArgs {
     /// diffusion model and the shipped autoregressive model].
     #[arg(long)]
     pub checkpoint: Vec<PathBuf>,
+    /// A lane for the shipped model of this kind, repeated (`masked`, `ar`, `uniform`); races
+    /// beside any --checkpoint lanes.
+    #[arg(long, value_enum)]
+    pub shipped: Vec<crate::kind::ModelKind>,
     /// Text every lane starts from (no gaps: an autoregressive model cannot fill them).
     #[arg(long, default_value = "")]
     pub prompt: String,
@@ -48,17 +52,18 @@ pub struct Entrant {
     pub denoiser: ModelDenoiser,
 }
 
-/// The lanes asked for: each `--checkpoint`, or the shipped model of each kind.
-pub fn entrants(paths: &[PathBuf], device: &burn::prelude::Device) -> Result<Vec<Entrant>> {
-    let loaded: Vec<_> = if paths.is_empty() {
-        DEFAULT_LANES
-            .iter()
-            .filter_map(|&k| crate::shipped::of_kind(k))
-            .map(|shipped| shipped.load(device).map(|(c, m)| (c, m, shipped.name.to_string())))
-            .collect::<Result<_>>()?
-    } else {
-        paths.iter().map(|p| crate::shipped::load_or(Some(p), &crate::shipped::DIFFUSION, device)).collect::<Result<_>>()?
-    };
+/// The lanes asked for: the shipped model of each of `kinds`, then each of `paths`; with neither,
+/// the shipped models of `DEFAULT_LANES`.
+pub fn entrants(kinds: &[crate::kind::ModelKind], paths: &[PathBuf], device: &burn::prelude::Device) -> Result<Vec<Entrant>> {
+    let kinds = if kinds.is_empty() && paths.is_empty() { &DEFAULT_LANES[..] } else { kinds };
+    let mut loaded: Vec<_> = kinds
+        .iter()
+        .filter_map(|&k| crate::shipped::of_kind(k))
+        .map(|shipped| shipped.load(device).map(|(c, m)| (c, m, shipped.name.to_string())))
+        .collect::<Result<_>>()?;
+    for p in paths {
+        loaded.push(crate::shipped::load_or(Some(p), &crate::shipped::DIFFUSION, device)?);
+    }
     Ok(loaded
         .into_iter()
         .map(|(config, model, name)| Entrant {
@@ -72,7 +77,7 @@ pub fn entrants(paths: &[PathBuf], device: &burn::prelude::Device) -> Result<Vec
 pub fn run_compare(args: CompareArgs) -> Result<()> {
     args.decode.validate()?;
     let device = args.device.device()?;
-    let entrants = entrants(&args.checkpoint, &device)?;
+    let entrants = entrants(&args.shipped, &args.checkpoint, &device)?;
     let judge = Judge::load(args.judge.as_deref(), &device)?;
     let mut prompts = Vec::new();
     for e in &entrants {

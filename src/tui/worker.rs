@@ -180,9 +180,9 @@ impl RaceSource {
             RaceSource::Ready(setup) => return Ok(setup),
             RaceSource::Load { watched } => watched,
         };
-        let mut entrants = crate::cli::compare::entrants(&[], device)?;
+        let mut entrants = crate::cli::compare::entrants(&[], &[], device)?;
         if let Some(path) = watched {
-            let mine = crate::cli::compare::entrants(&[path], device)?.remove(0);
+            let mine = crate::cli::compare::entrants(&[], &[path], device)?.remove(0);
             let same_kind = entrants.iter().position(|e| e.config.model.kind == mine.config.model.kind);
             if let Some(i) = same_kind {
                 entrants[i] = mine;
