@@ -187,8 +187,9 @@ fn render_lane(c: &CompareState, lane: &Lane, theme: &Theme, area: Rect, buf: &m
         _ => format!("pass {} · {:.0} ms · {masked} masked", frame.passes, frame.compute.as_secs_f64() * 1e3),
     };
     // Characters written (or, for uniform diffusion, changed) by each step so far, on the right.
-    let spark_width = score_area.width.saturating_sub(66).min(40);
-    let [line_area, spark_area] = Layout::horizontal([Constraint::Min(0), Constraint::Length(spark_width)]).areas(score_area);
+    let spark_width = score_area.width.saturating_sub(72).min(40);
+    let [line_area, _, spark_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(1), Constraint::Length(spark_width)]).areas(score_area);
     Line::styled(line, theme.key).render(line_area, buf);
     let per_step: Vec<u64> = lane.frames[1..=i].iter().map(|f| f.decoded_now.len() as u64).collect();
     let recent = &per_step[per_step.len().saturating_sub(spark_width as usize)..];
