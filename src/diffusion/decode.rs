@@ -137,6 +137,11 @@ pub struct DecodeOptions {
     /// whole distribution.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.top_k)]
     pub top_k: usize,
+    /// Draw only among the likeliest characters whose probabilities sum to P (nucleus sampling;
+    /// 1: all), as the Python project's uniform sampler (0.9). Confidence is still measured on
+    /// the whole distribution.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.top_p)]
+    pub top_p: f32,
     /// Semi-autoregressive: each step considers only masked positions within N characters of the
     /// leftmost one (0: the whole block). Not for --strategy steps and random.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.span)]
@@ -185,6 +190,7 @@ impl DecodeOptions {
         steps: 32,
         temperature: 0.6,
         top_k: 0,
+        top_p: 1.0,
         span: 16,
         remask: Remask::LowConfidence,
         remask_below: 0.5,
@@ -213,6 +219,7 @@ impl DecodeOptions {
         unit("margin", self.margin)?;
         unit("remask-below", self.remask_below)?;
         unit("eta", self.eta)?;
+        unit("top-p", self.top_p)?;
         if self.remask.is_remdm() && self.strategy != Strategy::Random {
             let name = self.remask.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
             bail!("--remask {name} is ReMDM's schedule for MDLM's ancestral sampler: use it with --strategy random (and --steps)");

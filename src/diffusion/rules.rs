@@ -33,7 +33,18 @@ pub fn propose(position: usize, logits: &[f32], options: &DecodeOptions, rng: &m
     let max = logits[order[0]].max(logits[MASK_ID as usize]);
     let weights: Vec<f32> = order.iter().map(|&v| ((logits[v] - max) / temperature).exp()).collect();
     let total: f32 = weights.iter().sum();
-    let candidates = if options.top_k > 0 && !greedy { options.top_k.min(order.len()) } else { order.len() };
+    let mut candidates = if options.top_k > 0 && !greedy { options.top_k.min(order.len()) } else { order.len() };
+    if options.top_p < 1.0 && !greedy {
+        // The fewest likeliest characters whose share of the whole distribution reaches top-p.
+        let target = options.top_p * total;
+        let mut sum = 0.0;
+        let nucleus = weights.iter().take_while(|&&w| {
+            let below = sum < target;
+            sum += w;
+            below
+        });
+        candidates = candidates.min(nucleus.count().max(1));
+    }
     let pick = if greedy {
         0
     } else {
@@ -163,6 +174,22 @@ mod tests {
         let mut p: Vec<usize> = select(proposals, &options, 0, &mut rng).iter().map(|p| p.position).collect();
         p.sort_unstable();
         p
+    }
+
+    #[test]
+    fn top_p_draws_only_from_the_nucleus_and_measures_confidence_on_everything() {
+        // Probabilities ≈ 0.5, 0.3, 0.15, 0.05 for ids 1–4 (the mask, id 0, has none).
+        let logits = [f32::NEG_INFINITY, 0.5f32.ln(), 0.3f32.ln(), 0.15f32.ln(), 0.05f32.ln()];
+        let options = DecodeOptions { temperature: 1.0, top_p: 0.8, ..base() };
+        let mut rng = StdRng::seed_from_u64(7);
+        let drawn: std::collections::BTreeSet<u32> = (0..400).map(|_| propose(0, &logits, &options, &mut rng).token).collect();
+        assert_eq!(drawn, [1, 2].into(), "0.5 + 0.3 reaches 0.8");
+        let p = propose(0, &logits, &DecodeOptions { top_p: 0.01, ..options }, &mut rng);
+        assert_eq!(p.token, 1, "a tiny nucleus keeps the likeliest character");
+        assert!((p.confidence - 0.5).abs() < 1e-5, "confidence is on the whole distribution: {}", p.confidence);
+        let everything: std::collections::BTreeSet<u32> =
+            (0..400).map(|_| propose(0, &logits, &DecodeOptions { top_p: 1.0, ..options }, &mut rng).token).collect();
+        assert_eq!(everything.len(), 4);
     }
 
     #[test]
