@@ -277,3 +277,11 @@ fn an_elastic_gap_gets_the_length_the_model_chooses_and_nothing_else_changes() {
     assert!(fill.chars().count() <= 8 && !fill.contains('_'), "{fill:?}");
     assert!(stderr(&o).contains(&format!("elastic gap 1: {} characters", fill.chars().count())), "{}", stderr(&o));
 }
+
+#[test]
+fn life_refuses_a_grid_too_small_and_a_model_that_cannot_fill_cells() {
+    let o = run(&["life", "--width", "1", "--height", "8"]);
+    assert!(!o.status.success() && stderr(&o).contains("--width and --height must be between 3 and 200"), "{}", stderr(&o));
+    let o = run(&["life", "--checkpoint", concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoints/shipped-ar")]);
+    assert!(!o.status.success() && stderr(&o).contains("needs a masked-diffusion model"), "{}", stderr(&o));
+}

@@ -10,19 +10,25 @@ pub struct LifeArgs {
     /// A masked-diffusion checkpoint (directory or PyTorch file) [default: the shipped model].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
-    /// Columns of the grid.
-    #[arg(long, default_value_t = crate::tui::life::DEFAULT_SIZE.0)]
-    pub width: usize,
-    /// Rows of the grid.
-    #[arg(long, default_value_t = crate::tui::life::DEFAULT_SIZE.1)]
-    pub height: usize,
+    /// Columns of the grid [default: 32, or fewer if the terminal is narrower].
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Rows of the grid [default: 32, or fewer if the terminal is shorter].
+    #[arg(long)]
+    pub height: Option<usize>,
     #[arg(long, value_enum, default_value = "flex")]
     pub device: Backend,
 }
 
 pub fn run_life(args: LifeArgs) -> Result<()> {
-    if !(3..=200).contains(&args.width) || !(3..=200).contains(&args.height) {
-        bail!("--width and --height must be between 3 and 200 cells, got {} × {}", args.width, args.height);
+    // As large as the terminal allows, up to the default: its border, the header, the status line
+    // and two footer lines take 4 rows more, the border 2 columns.
+    let (default_w, default_h) = crate::tui::life::DEFAULT_SIZE;
+    let (cols, rows) = crossterm::terminal::size().map_or((default_w, default_h), |(c, r)| (c as usize, r as usize));
+    let width = args.width.unwrap_or(default_w.min(cols.saturating_sub(2)).max(3));
+    let height = args.height.unwrap_or(default_h.min(rows.saturating_sub(7)).max(3));
+    if !(3..=200).contains(&width) || !(3..=200).contains(&height) {
+        bail!("--width and --height must be between 3 and 200 cells, got {width} × {height}");
     }
     let device = args.device.device()?;
     let (config, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
@@ -31,7 +37,7 @@ pub fn run_life(args: LifeArgs) -> Result<()> {
     }
     let session = crate::tui::Session {
         life_checkpoint: args.checkpoint.clone(),
-        life_size: (args.width, args.height),
+        life_size: (width, height),
         ..crate::tui::Session::on(crate::tui::app::Screen::Life)
     };
     crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), session)
