@@ -89,6 +89,21 @@ pub struct LookArgs {
     pub palette: crate::tui::theme::Palette,
 }
 
+/// Which autoregressive model judges text (its NLL of the text, `judge.rs`).
+#[derive(Args, Debug, Default, Clone)]
+pub struct JudgeArgs {
+    /// The autoregressive checkpoint (directory or PyTorch file) whose likelihood judges text
+    /// [default: the shipped autoregressive model].
+    #[arg(long)]
+    pub judge: Option<PathBuf>,
+}
+
+impl JudgeArgs {
+    pub fn load(&self, device: &burn::prelude::Device) -> Result<crate::judge::Judge> {
+        crate::judge::Judge::load(self.judge.as_deref(), device)
+    }
+}
+
 impl LookArgs {
     pub fn look(self) -> crate::tui::record::Look {
         crate::tui::record::Look { view: self.view, palette: self.palette }
@@ -180,9 +195,8 @@ pub struct GenerateArgs {
     /// Longest fill of an elastic gap (`_*`).
     #[arg(long, default_value_t = crate::elastic::DEFAULT_MAX_GAP)]
     pub max_gap: usize,
-    /// The autoregressive checkpoint that judges elastic gaps' lengths [default: the shipped one].
-    #[arg(long)]
-    pub judge: Option<PathBuf>,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
     /// Total characters of output, prompt included [default: the prompt's length if it has
     /// gaps, else the model's context].
     #[arg(long)]
@@ -220,10 +234,8 @@ pub struct EvalArgs {
     /// Decoding of the generated text (its seeds are --seed, --seed + 1, …).
     #[command(flatten)]
     pub decode: DecodeOptions,
-    /// The autoregressive checkpoint (directory or PyTorch file) that judges the generated text
-    /// [default: the shipped autoregressive model].
-    #[arg(long)]
-    pub judge: Option<PathBuf>,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -416,7 +428,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         if ckpt.model.kind != crate::kind::ModelKind::Masked {
             bail!("{name}: elastic gaps (`{}*`) need a masked-diffusion model", args.mask_char);
         }
-        let judge = crate::judge::Judge::load(args.judge.as_deref(), &device)?;
+        let judge = args.judge.load(&device)?;
         let model = ModelDenoiser::new(model.clone(), device.clone());
         let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &elastic, args.max_gap, options)?;
         for (k, ranking) in rankings.iter().enumerate() {
@@ -526,7 +538,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     if ckpt.training.data_sha256.as_ref().is_some_and(|sha| *sha != corpus.sha256) {
         eprintln!("warning: {data} is not the text this checkpoint was trained on");
     }
-    let judge = crate::judge::Judge::load(args.judge.as_deref(), &device)?;
+    let judge = args.judge.load(&device)?;
     let denoiser = ModelDenoiser::new(model, device);
     let seq_len = ckpt.model.context.min(corpus.max_seq_len());
     let r = crate::eval::run(&denoiser, &corpus, options, seq_len, &judge)?;

@@ -51,6 +51,15 @@ impl Tmux {
     }
 }
 
+/// Whether tmux can run here; says so when it cannot (the tests then skip).
+fn tmux_installed() -> bool {
+    let installed = Command::new("tmux").arg("-V").output().is_ok();
+    if !installed {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+    }
+    installed
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).status();
@@ -80,8 +89,7 @@ fn tiny_checkpoint(dir: &Path) {
 
 #[test]
 fn tui_animates_pauses_steps_and_quits_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+    if !tmux_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -152,8 +160,7 @@ fn tui_animates_pauses_steps_and_quits_in_tmux() {
 
 #[test]
 fn compare_races_the_shipped_models_to_their_scoreboards_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+    if !tmux_installed() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_tiny-diffusion");
@@ -173,8 +180,7 @@ fn compare_races_the_shipped_models_to_their_scoreboards_in_tmux() {
 
 #[test]
 fn life_masks_live_cells_and_rewrites_them_generation_after_generation_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+    if !tmux_installed() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_tiny-diffusion");

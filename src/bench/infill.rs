@@ -101,15 +101,15 @@ fn is_valid(word: &str, dictionary: &HashSet<String>) -> bool {
 
 pub fn run(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, dictionary: &HashSet<String>, cases: &[Case], options: DecodeOptions) -> Result<Vec<InfillRow>> {
     let mut rows = Vec::new();
-    let summarize = |gap: String, results: &[(String, String, f64)], errors: Option<Vec<usize>>| {
+    let summarize = |gap: String, results: &[Outcome], errors: Option<Vec<usize>>| {
         let n = results.len().max(1) as f64;
-        let valid = results.iter().filter(|(w, _, _)| is_valid(w, dictionary)).count() as f64 / n;
-        let exact = results.iter().filter(|(_, fill_vs_truth, _)| fill_vs_truth == "=").count() as f64 / n;
+        let valid = results.iter().filter(|o| is_valid(&o.word, dictionary)).count() as f64 / n;
+        let exact = results.iter().filter(|o| o.exact).count() as f64 / n;
         let median = errors.map(|mut e| {
             e.sort_unstable();
             e.get(e.len() / 2).copied().unwrap_or(0) as f64
         });
-        InfillRow { gap, fills: results.len(), valid_word_rate: valid, exact_rate: exact, median_length_error: median, ms_per_fill: results.iter().map(|r| r.2).sum::<f64>() / n }
+        InfillRow { gap, fills: results.len(), valid_word_rate: valid, exact_rate: exact, median_length_error: median, ms_per_fill: results.iter().map(|o| o.ms).sum::<f64>() / n }
     };
     for factor in FACTORS {
         let mut results = Vec::new();
@@ -138,10 +138,16 @@ pub fn run(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, dictionary: &Hash
     Ok(rows)
 }
 
-/// (the word at the gap, "=" when the fill is the removed word, milliseconds).
-fn outcome(c: &Case, vocab: &Vocab, fill: &str, ms: f64) -> (String, String, f64) {
+/// One fill: the word it makes at the gap, whether it is the removed word, what it took.
+struct Outcome {
+    word: String,
+    exact: bool,
+    ms: f64,
+}
+
+fn outcome(c: &Case, vocab: &Vocab, fill: &str, ms: f64) -> Outcome {
     let word = word_at_gap(&vocab.decode(&c.before, '_'), fill, &vocab.decode(&c.after, '_'));
-    (word, if fill == c.word { "=".into() } else { String::new() }, ms)
+    Outcome { word, exact: fill == c.word, ms }
 }
 
 /// Recovery against a wrong fixed length: (elastic − wrong) / (true − wrong), on valid words.

@@ -1,6 +1,7 @@
 //! `bench`: speeds (against the PyTorch twin), and `bench decode`, the decoding frontier.
 
 use crate::backend::Backend;
+use super::JudgeArgs;
 use crate::data::DataSource;
 use crate::diffusion::ModelDenoiser;
 use crate::model::Preset;
@@ -49,9 +50,8 @@ pub struct BenchInfillArgs {
     /// A masked-diffusion checkpoint [default: the shipped model].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
-    /// The autoregressive checkpoint that judges elastic lengths [default: the shipped one].
-    #[arg(long)]
-    pub judge: Option<PathBuf>,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
     /// How many held-out lines.
     #[arg(long, default_value_t = 40)]
     pub lines: usize,
@@ -83,9 +83,8 @@ pub struct BenchDecodeArgs {
     /// Characters written per seed.
     #[arg(long, default_value_t = 2000)]
     pub length: usize,
-    /// The autoregressive checkpoint whose NLL judges the text [default: the shipped one].
-    #[arg(long)]
-    pub judge: Option<PathBuf>,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
@@ -129,7 +128,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     let corpus = DataSource::from_arg(args.data.as_deref()).load(Some(ckpt.vocab.clone()))?;
     let dictionary = crate::eval::words(&corpus.vocab.decode(&corpus.train, ' ')).into_iter().collect();
-    let judge = crate::judge::Judge::load(args.judge.as_deref(), &device)?;
+    let judge = args.judge.load(&device)?;
     let denoiser = ModelDenoiser::new(model, device);
     let bench =
         DecodeBench { denoiser: &denoiser, vocab: &ckpt.vocab, dictionary: &dictionary, judge: &judge, seeds: args.seeds.clone(), length: args.length };
@@ -167,7 +166,7 @@ fn run_bench_infill(args: BenchInfillArgs) -> Result<()> {
     let device = args.device.device()?;
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     anyhow::ensure!(ckpt.model.kind == crate::kind::ModelKind::Masked, "{name}: infill needs a masked-diffusion model");
-    let judge = crate::judge::Judge::load(args.judge.as_deref(), &device)?;
+    let judge = args.judge.load(&device)?;
     let corpus = DataSource::BuiltIn.load(Some(ckpt.vocab.clone()))?;
     let dictionary = crate::eval::words(&corpus.vocab.decode(&corpus.train, ' ')).into_iter().collect();
     let cases = infill::cases(&corpus.val, &ckpt.vocab, args.lines);

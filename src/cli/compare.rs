@@ -2,8 +2,8 @@
 //! in a terminal, a printed scoreboard otherwise).
 
 use crate::backend::Backend;
+use super::JudgeArgs;
 use crate::diffusion::{DecodeOptions, ModelDenoiser};
-use crate::judge::Judge;
 use crate::race::{self, Clock, LaneFrame};
 use crate::vocab::DEFAULT_MASK_CHAR;
 use anyhow::{Context, Result, bail};
@@ -29,9 +29,8 @@ pub struct CompareArgs {
     pub length: Option<usize>,
     #[command(flatten)]
     pub decode: DecodeOptions,
-    /// The autoregressive checkpoint that scores each lane's text [default: the shipped one].
-    #[arg(long)]
-    pub judge: Option<PathBuf>,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
     /// How the TUI replays the lanes at first (`c` toggles).
     #[arg(long, value_enum, default_value_t)]
     pub clock: Clock,
@@ -78,7 +77,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     args.decode.validate()?;
     let device = args.device.device()?;
     let entrants = entrants(&args.shipped, &args.checkpoint, &device)?;
-    let judge = Judge::load(args.judge.as_deref(), &device)?;
+    let judge = args.judge.load(&device)?;
     let mut prompts = Vec::new();
     for e in &entrants {
         let prompt = e.config.vocab.encode_prompt(&args.prompt, DEFAULT_MASK_CHAR).with_context(|| format!("in --prompt, for {}", e.title))?;

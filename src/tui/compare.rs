@@ -117,7 +117,7 @@ impl CompareState {
         frame_at(&lane.frames, self.clock, self.passes as usize, self.elapsed)
     }
 
-    /// Switches clock, keeping each lane where it is as far as the other clock allows.
+    /// Switches clock; each lane then shows where the other clock's position puts it.
     pub fn toggle_clock(&mut self) {
         self.clock = self.clock.toggle();
     }
