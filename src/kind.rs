@@ -25,8 +25,6 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 3] = [ModelKind::Masked, ModelKind::Ar, ModelKind::Uniform];
-
     /// What the kind is called on screen.
     pub fn title(self) -> &'static str {
         match self {
