@@ -12,6 +12,7 @@ use burn::prelude::*;
 use crate::fused;
 use crate::kind::ModelKind;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 /// PyTorch's `F.rms_norm` default: the float32 machine epsilon.
 pub const RMS_EPS: f64 = f32::EPSILON as f64;
@@ -228,14 +229,20 @@ impl Block {
         (self.finish(x, h, rope, queries, k.clone(), v.clone()), k, v)
     }
 
-    /// Like `forward` for rows `start..start + n` of a window (`x` holds those rows, `rope` their
-    /// positions); the other rows' keys and values come from `cache_k` and `cache_v`.
-    pub fn forward_rows(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>, start: usize, cache_k: Tensor<4>, cache_v: Tensor<4>) -> Tensor<3> {
+    /// Like `forward` for some rows of a window (`x` holds them, `rope` their positions), which
+    /// are the `rows` ranges one after another; the other rows' keys and values come from
+    /// `cache_k` and `cache_v`.
+    pub fn forward_rows(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>, rows: &[Range<usize>], cache_k: Tensor<4>, cache_v: Tensor<4>) -> Tensor<3> {
         let h = rms_norm(x.clone());
         let (k, v) = self.attn.keys_values(h.clone(), rope);
-        let [b, heads, n, hd] = k.dims();
-        let rows = [0..b, 0..heads, start..start + n, 0..hd];
-        let (k_all, v_all) = (cache_k.slice_assign(rows.clone(), k), cache_v.slice_assign(rows, v));
+        let [b, heads, _, hd] = k.dims();
+        let (mut k_all, mut v_all, mut at) = (cache_k, cache_v, 0);
+        for r in rows {
+            let slot = [0..b, 0..heads, r.clone(), 0..hd];
+            k_all = k_all.slice_assign(slot.clone(), k.clone().narrow(2, at, r.len()));
+            v_all = v_all.slice_assign(slot, v.clone().narrow(2, at, r.len()));
+            at += r.len();
+        }
         self.finish(x, h, rope, queries, k_all, v_all)
     }
 
@@ -341,21 +348,27 @@ impl Model {
     }
 
     /// Logits at `positions` (indices into the window, all within `rows`), recomputing only the
-    /// window's `rows`; every other row's keys and values come from `cache`, a full pass over an
-    /// earlier state of the window. Exact when nothing changed since the cache was made; otherwise
-    /// the other rows' keys and values are stale (Fast-dLLM's dual cache), as those rows' own
-    /// tokens have not changed but what they attended to has.
-    pub fn forward_rows(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>, rows: std::ops::Range<usize>, positions: Tensor<1, Int>, cache: &KvCache) -> Tensor<3> {
+    /// window's `rows` (disjoint ranges, in order); every other row's keys and values come from
+    /// `cache`, a full pass over an earlier state of the window. Exact when nothing changed since
+    /// the cache was made; otherwise the other rows' keys and values are stale (Fast-dLLM's dual
+    /// cache), as those rows' own tokens have not changed but what they attended to has.
+    pub fn forward_rows(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>, rows: &[Range<usize>], positions: &[usize], cache: &KvCache) -> Tensor<3> {
         let t = tokens.dims()[1];
         let device = tokens.device();
-        let rope = self.rope(t, &device).rows(rows.clone());
-        let x = self.embed(tokens.narrow(1, rows.start, rows.len()), timesteps);
-        let queries = positions.sub_scalar(rows.start as i64);
+        let ints = |v: Vec<i64>| {
+            let n = v.len();
+            Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &device)
+        };
+        let recomputed: Vec<usize> = rows.iter().flat_map(|r| r.clone()).collect();
+        let row_of = |p: usize| recomputed.iter().position(|&r| r == p).expect("every position lies in a recomputed row") as i64;
+        let queries = ints(positions.iter().map(|&p| row_of(p)).collect());
+        let recomputed = ints(recomputed.iter().map(|&r| r as i64).collect());
+        let rope = self.rope(t, &device).at(&recomputed);
+        let mut x = self.embed(tokens.select(1, recomputed), timesteps);
         let last = self.blocks.len() - 1;
-        let mut x = x;
         for (i, block) in self.blocks.iter().enumerate() {
             let q = (i == last).then_some(&queries);
-            x = block.forward_rows(x, &rope, q, rows.start, cache.keys[i].clone(), cache.values[i].clone());
+            x = block.forward_rows(x, &rope, q, rows, cache.keys[i].clone(), cache.values[i].clone());
         }
         self.lm_head.forward(rms_norm(x))
     }

@@ -50,20 +50,25 @@ fn cached_rows_give_the_full_forward_when_nothing_changed_and_stay_close_when_th
     let positions = [100, 101, 102, 115];
     let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
 
-    let refreshed = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, 96..128, true);
+    let refreshed = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, &[96..128], true);
     let exact = denoiser.logits(&tokens, Time::MaskRate(0.5), &positions);
     assert!(max_diff(&refreshed, &exact) < 1e-4, "a refresh is the full pass");
-    let reused = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, 96..128, false);
+    let reused = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, &[96..128], false);
     assert!(max_diff(&reused, &exact) < 1e-4, "nothing changed: the cache is exact");
+    // Several ranges (one per lane) recompute together, and are as exact.
+    let (apart, lanes) = ([3, 100, 101, 200], [0..8, 96..128, 192..224]);
+    let reused = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &apart, &lanes, false);
+    let exact_apart = denoiser.logits(&tokens, Time::MaskRate(0.5), &apart);
+    assert!(max_diff(&reused, &exact_apart) < 1e-4, "nothing changed: every range is exact");
 
     // Commit characters inside the rows: the reuse is now approximate, but must see the change.
     for (i, t) in tokens.iter_mut().enumerate().take(104).skip(100) {
         *t = 1 + (i % 50) as u32;
     }
     let positions = [104, 105, 110];
-    let reused = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, 96..128, false);
+    let reused = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, &[96..128], false);
     let exact = denoiser.logits(&tokens, Time::MaskRate(0.5), &positions);
-    let before = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, 96..128, true);
+    let before = denoiser.logits_cached(&tokens, Time::MaskRate(0.5), &positions, &[96..128], true);
     assert!(max_diff(&before, &exact) < 1e-4);
     let stale = max_diff(&reused, &exact);
     assert!(stale > 0.0 && stale < 2.0, "stale keys outside the rows move logits a little: {stale}");

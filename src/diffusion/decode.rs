@@ -40,6 +40,13 @@ pub const CACHE_WINDOW_SPANS: usize = 2;
 /// Spans the TUI's `w` key cycles through.
 pub const SPANS: [usize; 5] = [0, 4, 8, 16, 32];
 
+/// Lane counts the TUI's `n` key cycles through.
+pub const LANES: [usize; 4] = [1, 2, 3, 4];
+
+/// Polish passes the TUI's `o` key cycles through (each multiple of 3 revisits every character
+/// once more).
+pub const POLISH: [usize; 4] = [0, 3, 6, 9];
+
 impl Strategy {
     /// The order the TUI's `s` key steps through.
     pub const ALL: [Strategy; 9] = [
@@ -146,12 +153,20 @@ pub struct DecodeOptions {
     /// leftmost one (0: the whole block). Not for --strategy steps and random.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.span)]
     pub span: usize,
+    /// Split each window's new text into N equal lanes, each decoded from its own left end within
+    /// --span, all in the same steps.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.lanes)]
+    pub lanes: usize,
     /// Take back committed characters that their new context makes unlikely.
     #[arg(long, value_enum, default_value_t = DecodeOptions::DEFAULT.remask)]
     pub remask: Remask,
     /// With --remask low-confidence: the probability below which a checked character is masked again.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.remask_below)]
     pub remask_below: f32,
+    /// Corrector passes over each finished window: each hides a third of its characters and
+    /// writes back, for each, the character the model then finds likeliest.
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.polish)]
+    pub polish: usize,
     /// η of ReMDM's cap and rescale schedules (the paper uses about 0.008 and 0.015).
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.eta)]
     pub eta: f32,
@@ -192,8 +207,10 @@ impl DecodeOptions {
         top_k: 0,
         top_p: 1.0,
         span: 16,
+        lanes: 1,
         remask: Remask::LowConfidence,
         remask_below: 0.5,
+        polish: 0,
         eta: 0.01,
         cache: true,
         apart: true,
@@ -233,6 +250,9 @@ impl DecodeOptions {
         }
         if self.steps == 0 {
             bail!("--steps must be at least 1");
+        }
+        if self.lanes == 0 {
+            bail!("--lanes must be at least 1");
         }
         if self.strategy == Strategy::TopkSum && self.top_k == 0 {
             bail!("--strategy topk-sum needs --top-k ≥ 1 (the Python project uses 2 or 3)");
@@ -281,8 +301,17 @@ impl DecodeOptions {
 
     /// The next span in `SPANS`.
     pub fn cycle_span(&mut self) {
-        let i = SPANS.iter().position(|&s| s == self.span).map_or(0, |i| (i + 1) % SPANS.len());
-        self.span = SPANS[i];
+        self.span = next_in(&SPANS, self.span);
+    }
+
+    /// The next lane count in `LANES`.
+    pub fn cycle_lanes(&mut self) {
+        self.lanes = next_in(&LANES, self.lanes);
+    }
+
+    /// The next number of polish passes in `POLISH`.
+    pub fn cycle_polish(&mut self) {
+        self.polish = next_in(&POLISH, self.polish);
     }
 
     /// Temperature in steps of 0.1, between 0 (argmax) and 3.
@@ -319,10 +348,17 @@ impl DecodeOptions {
             Remask::Conf => " · remdm conf".to_string(),
             Remask::Loop => format!(" · remdm loop η {}", n(self.eta)),
         };
+        let lanes = if self.lanes > 1 && self.strategy.uses_span() { format!(" · {} lanes", self.lanes) } else { String::new() };
         let apart = if self.apart && self.strategy.can_keep_apart() { " · apart" } else { "" };
+        let polish = if self.polish > 0 { format!(" · polish {}", self.polish) } else { String::new() };
         let cache = if self.cache { " · cached" } else { "" };
-        format!("{rule}{span}{apart}{remask}{cache}")
+        format!("{rule}{span}{lanes}{apart}{remask}{polish}{cache}")
     }
+}
+
+/// The value after `current` in `list`, wrapping; the first when `current` is not listed.
+fn next_in(list: &[usize], current: usize) -> usize {
+    list.iter().position(|&v| v == current).map_or(list[0], |i| list[(i + 1) % list.len()])
 }
 
 impl Default for DecodeOptions {
@@ -359,6 +395,7 @@ mod tests {
             (DecodeOptions { gamma: -1.0, ..Default::default() }, "--gamma"),
             (DecodeOptions { temperature: f32::INFINITY, ..Default::default() }, "--temperature"),
             (DecodeOptions { steps: 0, ..Default::default() }, "--steps"),
+            (DecodeOptions { lanes: 0, ..Default::default() }, "--lanes"),
             (DecodeOptions { strategy: Strategy::TopkSum, ..Default::default() }, "--top-k"),
         ];
         for (options, expect) in bad {

@@ -76,17 +76,16 @@ impl Denoiser for ModelDenoiser {
         logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
     }
 
-    fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: Range<usize>, refresh: bool) -> Vec<f32> {
+    fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: &[Range<usize>], refresh: bool) -> Vec<f32> {
         if self.kind().is_causal() {
             return self.logits(tokens, time, positions);
         }
         let (input, timesteps) = self.inputs(tokens, time);
-        let at = self.ints(positions.iter().copied());
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let kept = cache.take();
         let (logits, kv) = crate::fused::on_own_pool(|| match kept {
-            Some(kv) if !refresh && kv.len() == tokens.len() => (self.model.forward_rows(input, timesteps, rows, at, &kv), kv),
-            _ => self.model.forward_caching(input, timesteps, Some(at)),
+            Some(kv) if !refresh && kv.len() == tokens.len() => (self.model.forward_rows(input, timesteps, rows, positions, &kv), kv),
+            _ => self.model.forward_caching(input, timesteps, Some(self.ints(positions.iter().copied()))),
         });
         *cache = Some(kv);
         logits.try_into_vec_as::<f32>().expect("logits are readable as f32")

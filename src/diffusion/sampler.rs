@@ -41,7 +41,7 @@ pub trait Denoiser {
     /// `positions`) and reuse the other rows' keys and values from its last full pass over this
     /// window; `refresh` asks for a full pass, which becomes the new cache. Approximate: see
     /// `Model::forward_rows`. Without a cache, this is `logits`.
-    fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: std::ops::Range<usize>, refresh: bool) -> Vec<f32> {
+    fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: &[std::ops::Range<usize>], refresh: bool) -> Vec<f32> {
         let _ = (rows, refresh);
         self.logits(tokens, time, positions)
     }
@@ -84,10 +84,15 @@ pub struct Sampler {
     /// Whether each position has been masked again once already (it is then final when next committed).
     remasked: Vec<bool>,
     /// With `--cache`: the rows the denoiser recomputes until the next refresh.
-    cache_rows: Option<Range<usize>>,
+    cache_rows: Option<Vec<Range<usize>>>,
     step: usize,
+    /// `--polish` passes done over the finished window.
+    polished: usize,
     options: DecodeOptions,
 }
+
+/// A `--polish` pass hides every this-many-th character, so each hidden one keeps both neighbours.
+const POLISH_STRIDE: usize = 3;
 
 impl Sampler {
     /// `tokens` holds MASK where a character is to be generated; everything else is prompt.
@@ -101,7 +106,7 @@ impl Sampler {
     /// the confidence of characters already committed.
     pub fn resume(tokens: Vec<u32>, prompt: Vec<bool>, confidence: Vec<f32>, options: DecodeOptions) -> Self {
         let n = tokens.len();
-        Sampler { tokens, prompt, confidence, provisional: vec![false; n], remasked: vec![false; n], cache_rows: None, step: 0, options }
+        Sampler { tokens, prompt, confidence, provisional: vec![false; n], remasked: vec![false; n], cache_rows: None, step: 0, polished: 0, options }
     }
 
     pub fn tokens(&self) -> &[u32] {
@@ -115,7 +120,7 @@ impl Sampler {
     pub fn is_done(&self) -> bool {
         // ReMDM-loop keeps revising a fully decoded window until its steps are spent.
         let looping = self.options.remask == Remask::Loop && super::remdm::loop_revises(self.step, self.options.steps);
-        !looping && !self.tokens.contains(&MASK_ID) && !self.provisional.contains(&true)
+        !looping && !self.tokens.contains(&MASK_ID) && !self.provisional.contains(&true) && self.polished >= self.options.polish
     }
 
     /// The frame before any step: what the viewer shows first.
@@ -152,13 +157,14 @@ impl Sampler {
         let mut masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
         let provisional: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.provisional[i]).collect();
         if masked.is_empty() && provisional.is_empty() {
+            if self.polished < self.options.polish {
+                return self.polish_step(model, rng, block, offset);
+            }
             return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
         }
         let time = self.time(masked.len());
-        if self.options.strategy.uses_span() && self.options.span > 0 && !masked.is_empty() {
-            let limit = masked[0] + self.options.span;
-            masked.retain(|&i| i < limit);
-        }
+        let lanes = self.lanes(&masked);
+        masked = lanes.concat();
         let vocab = model.vocab_size();
         let queried: Vec<usize> = provisional.iter().chain(&masked).copied().collect();
         let logits = if self.options.cache { self.logits_cached(model, time, &queried) } else { model.logits(&self.tokens, time, &queried) };
@@ -178,7 +184,16 @@ impl Sampler {
 
         let proposals: Vec<Proposal> =
             masked.iter().zip(guesses.chunks_exact(vocab)).map(|(&i, row)| rules::propose(i, row, &self.options, rng)).collect();
-        let chosen = if proposals.is_empty() { Vec::new() } else { rules::select(&proposals, &self.options, self.step, rng) };
+        // Each lane chooses on its own, so each commits at least one position per step.
+        let mut chosen = Vec::new();
+        let mut rest = &proposals[..];
+        for lane in &lanes {
+            let (mine, others) = rest.split_at(lane.len());
+            rest = others;
+            if !mine.is_empty() {
+                chosen.extend(rules::select(mine, &self.options, self.step, rng));
+            }
+        }
         self.step += 1;
         let mut decoded_now = Vec::with_capacity(chosen.len());
         for p in chosen {
@@ -241,18 +256,90 @@ impl Sampler {
         self.frame(block, offset, decoded_now, remasked_now, start.elapsed())
     }
 
+    /// Where each of the `--lanes` runs: the window's generated region cut into equal stretches.
+    fn lane_regions(&self) -> Vec<Range<usize>> {
+        let first = self.prompt.iter().position(|&p| !p).unwrap_or(0);
+        let end = self.prompt.iter().rposition(|&p| !p).map_or(first, |i| i + 1);
+        let count = self.options.lanes.clamp(1, (end - first).max(1));
+        (0..count).map(|k| first + k * (end - first) / count..first + (k + 1) * (end - first) / count).collect()
+    }
+
+    /// The masked positions this step may commit, lane by lane: in each lane, those within
+    /// `--span` of its leftmost masked position. Distant characters depend on each other least,
+    /// so lanes decode in parallel where a wider span would draw neighbours together.
+    fn lanes(&self, masked: &[usize]) -> Vec<Vec<usize>> {
+        if !self.options.strategy.uses_span() {
+            return vec![masked.to_vec()];
+        }
+        self.lane_regions()
+            .into_iter()
+            .map(|region| {
+                let mut lane: Vec<usize> = masked.iter().copied().filter(|i| region.contains(i)).collect();
+                if let (Some(&leftmost), true) = (lane.first(), self.options.span > 0) {
+                    lane.retain(|&i| i < leftmost + self.options.span);
+                }
+                lane
+            })
+            .collect()
+    }
+
+    /// One `--polish` pass over the finished window: every third generated character (a different
+    /// third each pass) is hidden and predicted from the rest, and where the model now prefers
+    /// another character, that one is written (iterated conditional modes: a corrector step that
+    /// repairs what parallel steps drew inconsistently, as the joint text is not a product of the
+    /// marginals each step sampled from).
+    fn polish_step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
+        let start = Instant::now();
+        let phase = self.polished % POLISH_STRIDE;
+        self.polished += 1;
+        let checked: Vec<usize> = (0..self.tokens.len()).filter(|&i| !self.prompt[i] && i % POLISH_STRIDE == phase).collect();
+        if checked.is_empty() {
+            return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
+        }
+        let mut hidden = self.tokens.clone();
+        for &i in &checked {
+            hidden[i] = MASK_ID;
+        }
+        let vocab = model.vocab_size();
+        let logits = model.logits(&hidden, self.time(checked.len()), &checked);
+        self.step += 1;
+        let mut changed = Vec::new();
+        for (&i, row) in checked.iter().zip(logits.chunks_exact(vocab)) {
+            let likeliest = rules::propose(i, row, &DecodeOptions { temperature: 0.0, top_k: 0, top_p: 1.0, ..self.options }, rng);
+            if likeliest.token != self.tokens[i] {
+                self.tokens[i] = likeliest.token;
+                self.confidence[i] = likeliest.confidence;
+                changed.push(i);
+            }
+        }
+        self.frame(block, offset, changed.clone(), changed, start.elapsed())
+    }
+
     /// Logits through the denoiser's cache: the cached rows are reused while every queried position
-    /// lies inside them, and refreshed (a full pass) from the leftmost one when not.
+    /// lies inside them, and refreshed (a full pass) when not: then each lane recomputes a window
+    /// of `CACHE_WINDOW_SPANS` spans from its leftmost queried position.
     fn logits_cached(&mut self, model: &dyn Denoiser, time: Time, queried: &[usize]) -> Vec<f32> {
-        let lo = queried.iter().copied().min().unwrap_or(0);
-        let hi = queried.iter().copied().max().map_or(0, |p| p + 1);
-        let fits = self.cache_rows.as_ref().is_some_and(|r| r.start <= lo && hi <= r.end);
+        let inside = |rows: &Vec<Range<usize>>| queried.iter().all(|p| rows.iter().any(|r| r.contains(p)));
+        let fits = self.cache_rows.as_ref().is_some_and(inside);
         if !fits {
-            let window = if self.options.span > 0 { CACHE_WINDOW_SPANS * self.options.span } else { self.tokens.len() };
-            self.cache_rows = Some(lo..(lo + window).max(hi).min(self.tokens.len()));
+            let n = self.tokens.len();
+            let window = if self.options.span > 0 { CACHE_WINDOW_SPANS * self.options.span } else { n };
+            let mut rows: Vec<Range<usize>> = Vec::new();
+            for region in self.lane_regions() {
+                let mine = queried.iter().copied().filter(|p| region.contains(p));
+                if let (Some(lo), Some(hi)) = (mine.clone().min(), mine.max()) {
+                    let r = lo..(lo + window).max(hi + 1).min(n);
+                    // Ranges overlap when a lane's window reaches into the next: merge them.
+                    match rows.last_mut() {
+                        Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+                        _ => rows.push(r),
+                    }
+                }
+            }
+            self.cache_rows = Some(rows);
         }
         let rows = self.cache_rows.clone().expect("set above");
-        model.logits_cached(&self.tokens, time, queried, rows, !fits)
+        model.logits_cached(&self.tokens, time, queried, &rows, !fits)
     }
 }
 

@@ -303,3 +303,75 @@ fn remdm_finishes_in_its_steps_takes_characters_back_and_commits_every_step() {
     let wrong = DecodeOptions { strategy: Strategy::Confidence, remask: Remask::Cap, ..plain() };
     assert!(wrong.validate().unwrap_err().to_string().contains("--strategy random"));
 }
+
+#[test]
+fn lanes_decode_each_stretch_from_its_own_left_end_in_the_same_steps() {
+    let opts = DecodeOptions { span: 2, per_step: 1, lanes: 3, ..greedy(Strategy::Topk) };
+    let (frames, out) = run_sampler(vec![MASK_ID; 30], opts);
+    assert!(!out.contains(&MASK_ID));
+    assert_eq!(frames.len(), 10, "three lanes of ten characters, one each per step");
+    for f in &frames {
+        let lanes: Vec<usize> = f.decoded_now.iter().map(|&i| i / 10).collect();
+        assert_eq!(lanes, vec![0, 1, 2], "one position in each lane: {:?}", f.decoded_now);
+    }
+    // Each lane moves left to right within its two-character span.
+    assert_eq!(frames[0].decoded_now, vec![1, 11, 21]);
+    assert_eq!(frames[1].decoded_now, vec![0, 10, 20]);
+}
+
+/// Proposes 1 or 2 evenly where the left neighbour is hidden; where it is known, believes
+/// strongly in the same character: a parallel draw disagrees with its neighbours, and the
+/// polish passes make them agree.
+struct Copycat;
+
+impl Denoiser for Copycat {
+    fn vocab_size(&self) -> usize {
+        4
+    }
+    fn context(&self) -> usize {
+        64
+    }
+    fn logits(&self, tokens: &[u32], _time: Time, positions: &[usize]) -> Vec<f32> {
+        let mut out = Vec::new();
+        for &i in positions {
+            let mut row = [-9.0, 0.0, 0.0, -9.0];
+            match i.checked_sub(1).map(|l| tokens[l]) {
+                Some(left) if left != MASK_ID => row[left as usize] = 5.0,
+                _ => {}
+            }
+            out.extend(row);
+        }
+        out
+    }
+}
+
+#[test]
+fn polish_passes_rewrite_hidden_characters_to_the_likeliest_and_take_their_steps() {
+    let options = DecodeOptions { strategy: Strategy::Topk, per_step: 8, span: 0, temperature: 1.0, seed: 3, ..plain() };
+    let run = |polish: usize| {
+        let mut sampler = Sampler::new(vec![MASK_ID; 24], DecodeOptions { polish, ..options });
+        let mut rng = StdRng::seed_from_u64(options.seed);
+        let mut frames = Vec::new();
+        while !sampler.is_done() {
+            frames.push(sampler.step(&Copycat, &mut rng, 0, 0));
+            assert!(frames.len() < 100);
+        }
+        (frames, sampler.tokens().to_vec())
+    };
+    let disagreements = |t: &[u32]| t.windows(2).filter(|w| w[0] != w[1]).count();
+    let (plain_frames, drawn) = run(0);
+    let (frames, polished) = run(3);
+    assert_eq!(frames.len(), plain_frames.len() + 3, "each pass is one step");
+    let tokens = |frames: &[Frame]| frames.iter().map(|f| f.tokens.clone()).collect::<Vec<_>>();
+    assert_eq!(tokens(&frames[..plain_frames.len()]), tokens(&plain_frames), "decoding itself is unchanged");
+    for (phase, f) in frames[plain_frames.len()..].iter().enumerate() {
+        for &i in &f.decoded_now {
+            assert_eq!(i % 3, phase, "a pass rewrites only the third it hides");
+            if i > 0 {
+                assert_eq!(f.tokens[i], f.tokens[i - 1], "rewritten to the likeliest: its left neighbour");
+            }
+            assert!(f.remasked_now.contains(&i), "shown as an edit");
+        }
+    }
+    assert!(disagreements(&polished) < disagreements(&drawn), "{drawn:?} → {polished:?}");
+}

@@ -19,7 +19,9 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("t/T", "temperature"),
     ("s", "strategy"),
     ("w", "span"),
+    ("n", "lanes"),
     ("m", "remask"),
+    ("o", "polish"),
     ("k", "kv cache"),
     ("v", "view"),
     ("p", "palette"),
@@ -136,6 +138,14 @@ pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Char('m') => {
             w.settings.cycle_remask();
+            return vec![app.restart_block()];
+        }
+        KeyCode::Char('n') => {
+            w.settings.cycle_lanes();
+            return vec![app.restart_block()];
+        }
+        KeyCode::Char('o') => {
+            w.settings.cycle_polish();
             return vec![app.restart_block()];
         }
         KeyCode::Char('k') => {
