@@ -115,19 +115,19 @@ def main():
     cases = []
     prompt, steps = first_valid(lambda p: v2_generate(v2, p, 24, temp=1.0, threshold=0.9, top_k=1), 66, 16)
     cases.append({"name": "v2_topk_sum", "weights": "v2.pt", "prompt": prompt, "length": 40,
-                  "flags": "--strategy topk-sum --top-k 1 --threshold 0.9 --temperature 1 --span 0 --remask none --cache false --apart false", "steps": steps})
+                  "flags": "--strategy topk-sum --top-k 1 --threshold 0.9 --temperature 1 --span 0 --remask none --polish 0 --top-p 1 --lanes 1 --cache false --apart false", "steps": steps})
     prompt, steps = first_valid(lambda p: v2_generate(v2, p, 24, temp=1.0, threshold=0.1, top_k=1), 66, 16)
     cases.append({"name": "v2_topk_sum_parallel", "weights": "v2.pt", "prompt": prompt, "length": 40,
-                  "flags": "--strategy topk-sum --top-k 1 --threshold 0.1 --temperature 1 --span 0 --remask none --cache false --apart false", "steps": steps})
+                  "flags": "--strategy topk-sum --top-k 1 --threshold 0.1 --temperature 1 --span 0 --remask none --polish 0 --top-p 1 --lanes 1 --cache false --apart false", "steps": steps})
     prompt, steps = first_valid(lambda p: v1_sample(v1, p, 40, "confidence", 1.0, threshold=0.95), 128, 8)
     cases.append({"name": "v1_confidence", "weights": "v1.pt", "prompt": prompt, "length": 40,
-                  "flags": "--strategy confidence --threshold 0.95 --temperature 0 --span 0 --timestep step --remask none --cache false --apart false", "steps": steps})
+                  "flags": "--strategy confidence --threshold 0.95 --temperature 0 --span 0 --timestep step --remask none --polish 0 --top-p 1 --lanes 1 --cache false --apart false", "steps": steps})
     prompt, steps = first_valid(lambda p: v1_sample(v1, p, 40, "confidence", 1.0, threshold=0.3), 128, 8)
     cases.append({"name": "v1_confidence_parallel", "weights": "v1.pt", "prompt": prompt, "length": 40,
-                  "flags": "--strategy confidence --threshold 0.3 --temperature 0 --span 0 --timestep step --remask none --cache false --apart false", "steps": steps})
+                  "flags": "--strategy confidence --threshold 0.3 --temperature 0 --span 0 --timestep step --remask none --polish 0 --top-p 1 --lanes 1 --cache false --apart false", "steps": steps})
     prompt, steps = first_valid(lambda p: v1_sample(v1, p, 40, "topk", 1.0, k=3), 128, 8)
     cases.append({"name": "v1_topk", "weights": "v1.pt", "prompt": prompt, "length": 40,
-                  "flags": "--strategy topk --per-step 3 --temperature 0 --span 0 --timestep step --remask none --cache false --apart false", "steps": steps})
+                  "flags": "--strategy topk --per-step 3 --temperature 0 --span 0 --timestep step --remask none --polish 0 --top-p 1 --lanes 1 --cache false --apart false", "steps": steps})
     for c in cases:
         counts = [sum(a != b for a, b in zip(s, p)) for s, p in zip(c["steps"], [c["prompt"] + [MASK] * (c["length"] - len(c["prompt"]))] + c["steps"])]
         print(f"{c['name']}: {len(c['steps'])} steps, committed per step {counts}")

@@ -43,7 +43,7 @@ fn reading(text: &[u32]) -> impl Iterator<Item = u32> + '_ {
 /// One character per step, the leftmost: the decoding rules' `topk` with one position in a span
 /// of one. Temperature, top-k and seed are the user's; nothing is masked again.
 pub fn decode_options(options: DecodeOptions) -> DecodeOptions {
-    DecodeOptions { strategy: Strategy::Topk, per_step: 1, span: 1, remask: Remask::None, apart: false, cache: false, ..options }
+    DecodeOptions { strategy: Strategy::Topk, per_step: 1, span: 1, lanes: 1, remask: Remask::None, polish: 0, apart: false, cache: false, ..options }
 }
 
 /// Characters that condition the next window: three quarters of it, so that each character is

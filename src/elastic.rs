@@ -79,6 +79,9 @@ pub struct Candidate {
 pub fn rank_lengths(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, before: &[u32], after: &[u32], max_gap: usize, options: DecodeOptions) -> anyhow::Result<Vec<Candidate>> {
     let before = &before[before.len().saturating_sub(CONTEXT_CHARS)..];
     let after = &after[..after.iter().position(|&t| t == MASK_ID).unwrap_or(after.len()).min(CONTEXT_CHARS)];
+    // Every candidate length is decoded: polish passes would multiply the search's cost (six full
+    // passes per candidate) for fills of a few characters, so the search goes without them.
+    let options = DecodeOptions { polish: 0, ..options };
     let mut out = Vec::with_capacity(max_gap + 1);
     for length in 0..=max_gap {
         let mut window = before.to_vec();

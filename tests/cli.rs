@@ -16,7 +16,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn generate_with_the_shipped_model_prints_exactly_the_requested_length() {
-    let o = run(&["generate", "--prompt", "ROMEO:", "--length", "200", "--strategy", "steps", "--steps", "16", "--remask", "none"]);
+    let o = run(&["generate", "--prompt", "ROMEO:", "--length", "200", "--strategy", "steps", "--steps", "16", "--remask", "none", "--polish", "0"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     let text = text.strip_suffix('\n').unwrap();
@@ -79,7 +79,7 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
 fn trace_writes_one_json_line_per_step() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.jsonl");
-    let o = run(&["generate", "--length", "40", "--strategy", "topk", "--per-step", "8", "--remask", "none", "--trace", trace.to_str().unwrap()]);
+    let o = run(&["generate", "--length", "40", "--strategy", "topk", "--per-step", "8", "--remask", "none", "--polish", "0", "--trace", trace.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&trace).unwrap();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

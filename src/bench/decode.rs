@@ -21,21 +21,21 @@ use std::time::Instant;
 /// `generate` takes; each is complete where the defaults would otherwise change it.
 pub const DEFAULT_GRID: &[&str] = &[
     "",
-    "--apart false",
-    "--remask none",
-    "--apart false --remask none",
+    "--lanes 1",
+    "--polish 0",
+    "--lanes 1 --polish 0",
+    "--top-p 1",
     "--cache false",
-    "--factor 5",
-    "--span 24",
-    "--strategy confidence --threshold 0.7 --span 8 --temperature 1 --apart false --remask none --cache false",
-    "--strategy confidence --threshold 0.7 --span 8 --temperature 1 --apart false --remask none",
-    "--strategy confidence --threshold 0.3 --span 16 --temperature 0.6",
-    "--strategy margin --margin 0.3 --temperature 1 --apart false --remask none",
-    "--strategy entropy --entropy 1 --temperature 1 --apart false --remask none",
-    "--strategy eb --gamma 1 --temperature 1 --apart false --remask none",
-    "--strategy topk --per-step 4 --span 0 --temperature 1 --remask none",
-    "--strategy steps --steps 64 --temperature 1 --remask none",
-    "--strategy topk-sum --top-k 2 --threshold 0.95 --temperature 0.8 --span 0 --apart false --remask none",
+    "--lanes 4 --span 6 --polish 9",
+    // The defaults before lanes and polish (factor rule, two releases ago), and before that.
+    "--strategy factor --factor 6 --span 16 --temperature 0.6 --top-p 1 --lanes 1 --apart --remask low-confidence --polish 0",
+    "--strategy confidence --threshold 0.7 --span 8 --temperature 1 --top-p 1 --lanes 1 --polish 0 --cache false",
+    "--strategy margin --margin 0.3 --span 16 --lanes 1 --polish 0",
+    "--strategy entropy --entropy 1 --span 16 --lanes 1 --polish 0",
+    "--strategy eb --gamma 1 --span 16 --lanes 1 --polish 0",
+    "--strategy topk --per-step 4 --span 0 --polish 0",
+    "--strategy steps --steps 64 --polish 0",
+    "--strategy topk-sum --top-k 2 --threshold 0.95 --temperature 0.8 --top-p 1 --span 0 --polish 0",
 ];
 
 #[derive(Parser)]

@@ -91,6 +91,10 @@ pub struct Sampler {
     options: DecodeOptions,
 }
 
+/// The shortest stretch a lane is given: a gap shorter than two of these (an infilled word) is
+/// decoded as one lane, from its left end.
+const MIN_LANE: usize = 32;
+
 /// A `--polish` pass hides every this-many-th character, so each hidden one keeps both neighbours.
 const POLISH_STRIDE: usize = 3;
 
@@ -256,11 +260,12 @@ impl Sampler {
         self.frame(block, offset, decoded_now, remasked_now, start.elapsed())
     }
 
-    /// Where each of the `--lanes` runs: the window's generated region cut into equal stretches.
+    /// Where each of the `--lanes` runs: the window's generated region cut into equal stretches
+    /// of at least `MIN_LANE` characters.
     fn lane_regions(&self) -> Vec<Range<usize>> {
         let first = self.prompt.iter().position(|&p| !p).unwrap_or(0);
         let end = self.prompt.iter().rposition(|&p| !p).map_or(first, |i| i + 1);
-        let count = self.options.lanes.clamp(1, (end - first).max(1));
+        let count = self.options.lanes.clamp(1, ((end - first) / MIN_LANE).max(1));
         (0..count).map(|k| first + k * (end - first) / count..first + (k + 1) * (end - first) / count).collect()
     }
 

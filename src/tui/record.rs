@@ -64,7 +64,7 @@ impl Screen {
             frame.block + 1,
             frame.step,
             frame.decoded_now.len(),
-            if frame.remasked_now.is_empty() { String::new() } else { format!(" · {} taken back", frame.remasked_now.len()) }
+            if frame.remasked_now.is_empty() { String::new() } else { format!(" · {} revised", frame.remasked_now.len()) }
         );
         Line::styled(line, self.theme.title).render(status, &mut buf);
         buf

@@ -368,7 +368,7 @@ fn a_remasked_cell_stands_out_and_the_edits_are_counted() {
     let remasked_bg = a.theme.remasked.bg.unwrap();
     assert_eq!(styles.iter().filter(|(s, bg)| s == "░" && *bg == remasked_bg).count(), 2, "the taken-back cell and its legend");
     let screen = draw(&a, 100, 30);
-    assert!(screen.contains("· 1 edits") && screen.contains("░ taken back"), "{screen}");
+    assert!(screen.contains("· 1 edits") && screen.contains("░ revised"), "{screen}");
 }
 
 #[test]

@@ -130,7 +130,7 @@ pub fn gradient(confidence: f32) -> Color {
 /// `confidence low ██████████ high   x this step   A prompt   ░ masked`; shorter when narrow.
 /// The key to the cell styles; `remasking` adds the style of a taken-back cell.
 /// `by_order`: the decode-order view's key (early → late) instead of confidence's.
-pub fn legend(theme: &Theme, width: u16, remasking: bool, by_order: bool) -> Line<'static> {
+pub fn legend(theme: &Theme, width: u16, revising: bool, by_order: bool) -> Line<'static> {
     let wide = width >= 72;
     let mut spans = vec![];
     if wide {
@@ -159,8 +159,8 @@ pub fn legend(theme: &Theme, width: u16, remasking: bool, by_order: bool) -> Lin
         Span::styled(theme.mask_glyph.to_string(), theme.masked),
         Span::raw(" masked"),
     ]);
-    if remasking {
-        spans.extend([Span::raw(gap), Span::styled(theme.mask_glyph.to_string(), theme.remasked), Span::raw(" taken back")]);
+    if revising {
+        spans.extend([Span::raw(gap), Span::styled(theme.mask_glyph.to_string(), theme.remasked), Span::raw(" revised")]);
     }
     Line::from(spans)
 }

@@ -1,7 +1,7 @@
 //! Watch screen: the block being denoised, a status line and the confidence legend.
 
 use super::watch_state::View;
-use crate::diffusion::{Remask, Strategy};
+use crate::diffusion::Strategy;
 use super::app::App;
 use super::denoise_grid::DenoiseGrid;
 use super::theme::legend;
@@ -50,7 +50,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 
     let [progress, settings] = status_lines(app);
     Paragraph::new(vec![progress, settings, hint_line(app)]).render(status_area, buf);
-    Paragraph::new(legend(&app.theme, legend_area.width, app.watch.settings.remask != Remask::None, by_order)).render(legend_area, buf);
+    Paragraph::new(legend(&app.theme, legend_area.width, app.watch.settings.revises(), by_order)).render(legend_area, buf);
 }
 
 /// Progress of the step on screen, then the settings that produced it.
@@ -66,10 +66,7 @@ fn status_lines(app: &App) -> [Line<'static>; 2] {
         _ => String::new(),
     };
     let play = if w.playing { "▶" } else { "⏸" };
-    let edits = match s.remask {
-        Remask::None => String::new(),
-        _ => format!(" · {} edits", w.edits_in_view()),
-    };
+    let edits = if s.revises() { format!(" · {} edits", w.edits_in_view()) } else { String::new() };
     let progress = format!(
         "{play} block {block} · step {step}{total} · {} masked · +{decoded} this step{edits} · {ms:.0} ms/step",
         w.masked_in_view()

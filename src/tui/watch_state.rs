@@ -183,7 +183,7 @@ impl WatchState {
         self.committed.iter().map(|c| c.token).collect()
     }
 
-    /// Characters taken back (remasked) up to the frame on screen, in this job.
+    /// Characters revised (remasked or polished) up to the frame on screen, in this job.
     pub fn edits_in_view(&self) -> usize {
         self.frames.iter().take(self.cursor + 1).map(|f| f.remasked_now.len()).sum()
     }
