@@ -16,9 +16,13 @@ pub fn bindings(screen: Screen) -> &'static [(&'static str, &'static str)] {
     }
 }
 
+/// The screen's bindings on one line, `?` first: however narrow the terminal (the line wraps and
+/// its end may be cut), it shows where every key is listed.
 pub fn footer(screen: Screen, theme: &Theme) -> Line<'static> {
+    let list = bindings(screen);
+    let help_first = list.iter().filter(|(k, _)| *k == "?").chain(list.iter().filter(|(k, _)| *k != "?"));
     let mut spans = Vec::new();
-    for (i, (keys, what)) in bindings(screen).iter().enumerate() {
+    for (i, (keys, what)) in help_first.enumerate() {
         if i > 0 {
             spans.push(Span::styled(" · ", theme.dim));
         }
