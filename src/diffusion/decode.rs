@@ -430,6 +430,26 @@ mod tests {
     }
 
     #[test]
+    fn lanes_and_polish_cycle_through_their_lists_and_polish_counts_as_revising() {
+        let mut o = DecodeOptions { remask: Remask::None, ..DecodeOptions::DEFAULT };
+        let (mut lanes, mut polish) = (Vec::new(), Vec::new());
+        for _ in 0..LANES.len() {
+            lanes.push(o.lanes);
+            o.cycle_lanes();
+        }
+        for _ in 0..POLISH.len() {
+            polish.push(o.polish);
+            o.cycle_polish();
+        }
+        assert_eq!((o.lanes, o.polish), (DecodeOptions::DEFAULT.lanes, DecodeOptions::DEFAULT.polish), "both wrap around");
+        lanes.sort_unstable();
+        polish.sort_unstable();
+        assert_eq!((lanes.as_slice(), polish.as_slice()), (&LANES[..], &POLISH[..]));
+        assert!(DecodeOptions { polish: 3, ..o }.revises() && !DecodeOptions { polish: 0, ..o }.revises());
+        assert!(DecodeOptions { polish: 0, remask: Remask::LowConfidence, ..o }.revises());
+    }
+
+    #[test]
     fn cycling_visits_every_strategy_and_returns() {
         let mut o = DecodeOptions { strategy: Strategy::ALL[0], ..DecodeOptions::DEFAULT };
         let mut seen = Vec::new();
