@@ -102,6 +102,7 @@ impl ModelConfig {
             .collect();
         Model {
             config: self.clone(),
+            rotary: RotaryAngles::new(self.context, self.head_dim()),
             token_emb: EmbeddingConfig::new(self.vocab_size, d).init(device),
             // Zero, so a timestep model starts as the plain model. With the default N(0, 1) init,
             // rows of different mask rates got unrelated random offsets and training stalled at
@@ -121,6 +122,49 @@ pub fn rms_norm<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     fused::rms_norm(x, RMS_EPS)
 }
 
+/// The rotary angles' cos and sin for positions `0..len`, in host memory: a model computes them
+/// once, for its context, and every forward pass takes its tables from them (on whatever device
+/// the pass runs, so they need not follow the model's parameters between devices).
+#[derive(Debug, Clone)]
+pub struct RotaryAngles {
+    half: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RotaryAngles {
+    pub fn new(len: usize, head_dim: usize) -> Self {
+        let half = head_dim / 2;
+        let inv_freq: Vec<f64> = (0..half).map(|i| ROPE_BASE.powf(-((2 * i) as f64) / head_dim as f64)).collect();
+        let mut cos = Vec::with_capacity(len * half);
+        let mut sin = Vec::with_capacity(len * half);
+        for pos in 0..len {
+            for &inv_freq in &inv_freq {
+                let angle = pos as f64 * inv_freq;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        RotaryAngles { half, cos, sin }
+    }
+
+    /// Positions covered.
+    pub fn len(&self) -> usize {
+        self.cos.len() / self.half.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cos.is_empty()
+    }
+
+    /// The tables of positions `0..seq_len` (at most `len()`) as tensors on `device`.
+    pub fn rope(&self, seq_len: usize, device: &Device) -> Rope {
+        let n = seq_len * self.half;
+        let table = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v[..n].to_vec(), [1, 1, seq_len, self.half]), device);
+        Rope { cos: table(&self.cos), sin: table(&self.sin) }
+    }
+}
+
 /// Rotary tables for a sequence of `seq_len` positions: cos and sin, `[1, 1, seq_len, head_dim / 2]`.
 pub struct Rope {
     cos: Tensor<4>,
@@ -129,19 +173,7 @@ pub struct Rope {
 
 impl Rope {
     pub fn new(seq_len: usize, head_dim: usize, device: &Device) -> Self {
-        let half = head_dim / 2;
-        let inv_freq: Vec<f64> = (0..half).map(|i| ROPE_BASE.powf(-((2 * i) as f64) / head_dim as f64)).collect();
-        let mut cos = Vec::with_capacity(seq_len * half);
-        let mut sin = Vec::with_capacity(seq_len * half);
-        for pos in 0..seq_len {
-            for &inv_freq in &inv_freq {
-                let angle = pos as f64 * inv_freq;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
-            }
-        }
-        let table = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, 1, seq_len, half]), device);
-        Rope { cos: table(cos), sin: table(sin) }
+        RotaryAngles::new(seq_len, head_dim).rope(seq_len, device)
     }
 
     /// The tables of a contiguous range of positions.
@@ -303,6 +335,9 @@ pub struct Model {
     /// The shape the model was built with (not a parameter).
     #[module(skip)]
     pub config: ModelConfig,
+    /// Computed once from the config, for every forward pass.
+    #[module(skip)]
+    rotary: RotaryAngles,
     pub token_emb: Embedding,
     pub time_emb: Option<Embedding>,
     pub blocks: Vec<Block>,
@@ -404,6 +439,11 @@ impl Model {
     }
 
     fn rope(&self, seq_len: usize, device: &Device) -> Rope {
-        Rope::new(seq_len, self.config.head_dim(), device)
+        if seq_len <= self.rotary.len() {
+            self.rotary.rope(seq_len, device)
+        } else {
+            // Longer than the context it was built for (a test's odd input): compute afresh.
+            Rope::new(seq_len, self.config.head_dim(), device)
+        }
     }
 }
