@@ -9,7 +9,7 @@ pub mod sampler;
 mod sampler_tests;
 
 pub use decode::{DecodeOptions, Remask, Strategy, Timestep};
-pub use sampler::{DEFAULT_OVERLAP, Denoiser, Frame, Generation, Sampler, Stepper, Time};
+pub use sampler::{Cell, DEFAULT_OVERLAP, Denoiser, Frame, Generation, Sampler, Stepper, Time};
 
 use crate::diffusion::masking::timestep_bucket;
 use crate::kind::ModelKind;

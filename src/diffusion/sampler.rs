@@ -47,7 +47,17 @@ pub trait Denoiser {
     }
 }
 
+/// One character of the output as a viewer draws it: what it is, how sure the model was when it
+/// wrote it (1.0 for the prompt, 0.0 while masked), and whether the user gave it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cell {
+    pub token: u32,
+    pub confidence: f32,
+    pub prompt: bool,
+}
+
 /// Everything a viewer needs to draw one step of one window, and a test needs to check it.
+/// (Parallel arrays rather than `Cell`s, as `--trace` writes them: one JSON array per field.)
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Frame {
     /// Which block of a long generation (0-based).
@@ -68,6 +78,13 @@ pub struct Frame {
     pub remasked_now: Vec<usize>,
     #[serde(serialize_with = "ser_millis")]
     pub elapsed: Duration,
+}
+
+impl Frame {
+    /// The window's character at `i`.
+    pub fn cell(&self, i: usize) -> Cell {
+        Cell { token: self.tokens[i], confidence: self.confidence[i], prompt: self.prompt[i] }
+    }
 }
 
 fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -455,6 +472,11 @@ impl Generation {
 
     pub fn confidence(&self) -> &[f32] {
         &self.confidence
+    }
+
+    /// `tokens()` with their confidence and prompt flags.
+    pub fn cells(&self) -> Vec<Cell> {
+        (0..self.buffer.len()).map(|i| Cell { token: self.buffer[i], confidence: self.confidence[i], prompt: self.prompt[i] }).collect()
     }
 
     pub fn is_done(&self) -> bool {

@@ -238,7 +238,7 @@ impl App {
     pub fn on_gen(&mut self, msg: GenMsg) {
         match msg {
             GenMsg::Frame { job, frame } => self.watch.push_frame(job, frame),
-            GenMsg::Done { job, tokens, confidence, prompt } => self.watch.finish(job, &tokens, &confidence, &prompt),
+            GenMsg::Done { job, cells } => self.watch.finish(job, cells),
             GenMsg::Resolved { job, prompt, rankings } if job == self.watch.job => match rankings {
                 Ok(rankings) => {
                     self.watch.start_job(job, prompt.clone(), prompt.len(), prompt_cells(&prompt));

@@ -57,22 +57,22 @@ impl Widget for DenoiseGrid<'_> {
                 }
                 Some(i) => {
                     let frame = self.frame.expect("window cells come from a frame");
-                    let token = frame.tokens[i];
+                    let cell = frame.cell(i);
                     let style = if frame.remasked_now.contains(&i) {
                         self.theme.remasked
-                    } else if token == MASK_ID {
+                    } else if cell.token == MASK_ID {
                         self.theme.masked
-                    } else if frame.prompt[i] {
+                    } else if cell.prompt {
                         self.theme.prompt
                     } else {
                         // Colour by confidence, or in the decode-order view by the revealing step.
                         let value = match self.reveal {
                             Some((steps, last)) => steps.get(i).copied().flatten().map_or(1.0, |s| s as f32 / last.max(1) as f32),
-                            None => frame.confidence[i],
+                            None => cell.confidence,
                         };
                         if frame.decoded_now.binary_search(&i).is_ok() { self.theme.decoded_now(value) } else { self.theme.confidence(value) }
                     };
-                    (token, style)
+                    (cell.token, style)
                 }
             };
             let ch = glyph(self.vocab, token, self.theme.mask_glyph);

@@ -43,7 +43,7 @@ impl Screen {
             self.cells.resize(end, Cell { token: MASK_ID, confidence: 0.0, prompt: false });
         }
         for (i, cell) in self.cells[frame.offset..end].iter_mut().enumerate() {
-            *cell = Cell { token: frame.tokens[i], confidence: frame.confidence[i], prompt: frame.prompt[i] };
+            *cell = frame.cell(i);
         }
         let [grid, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(self.area);
         let mut buf = Buffer::empty(self.area);

@@ -5,7 +5,7 @@ use super::render;
 use super::theme::Theme;
 use super::worker::{GenMsg, TrainMsg};
 use crate::checkpoint::CheckpointConfig;
-use crate::diffusion::{Frame, Strategy};
+use crate::diffusion::{Cell, Frame, Strategy};
 use crate::model::Preset;
 use crate::train::TrainEvent;
 use crate::vocab::{MASK_ID, Vocab};
@@ -196,7 +196,7 @@ fn continue_waits_for_the_block_then_conditions_on_it() {
     assert!(a.handle_key(chr('c')).is_empty());
     assert!(a.note.is_some());
     let tokens: Vec<u32> = vec![3; job.length];
-    a.on_gen(GenMsg::Done { job: job.id, tokens: tokens.clone(), confidence: vec![0.5; job.length], prompt: vec![false; job.length] });
+    a.on_gen(GenMsg::Done { job: job.id, cells: vec![Cell { token: 3, confidence: 0.5, prompt: false }; job.length] });
     let effects = a.handle_key(chr('c'));
     let [Effect::Generate(next)] = effects.as_slice() else { panic!() };
     assert_eq!(next.prompt, tokens);

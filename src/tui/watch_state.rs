@@ -2,6 +2,7 @@
 //! and playback through them.
 
 use crate::diffusion::{DecodeOptions, Frame};
+pub use crate::diffusion::Cell;
 use crate::vocab::MASK_ID;
 use std::time::Duration;
 
@@ -30,13 +31,6 @@ pub enum View {
     Order,
 }
 
-/// One committed character of earlier blocks.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cell {
-    pub token: u32,
-    pub confidence: f32,
-    pub prompt: bool,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchState {
@@ -125,17 +119,12 @@ impl WatchState {
         }
     }
 
-    pub fn finish(&mut self, job: u64, tokens: &[u32], confidence: &[f32], prompt: &[bool]) {
+    pub fn finish(&mut self, job: u64, cells: Vec<Cell>) {
         if job != self.job {
             return;
         }
         self.done = true;
-        self.committed = tokens
-            .iter()
-            .zip(confidence)
-            .zip(prompt)
-            .map(|((&token, &confidence), &prompt)| Cell { token, confidence, prompt })
-            .collect();
+        self.committed = cells;
     }
 
     /// Cells before the window on screen, from earlier blocks and jobs.
@@ -260,7 +249,7 @@ mod tests {
         w.start_job(2, vec![], 4, vec![]);
         w.push_frame(1, frame(0));
         assert!(w.frames.is_empty());
-        w.finish(1, &[1, 2], &[1.0, 1.0], &[false, false]);
+        w.finish(1, vec![Cell { token: 1, confidence: 1.0, prompt: false }; 2]);
         assert!(!w.done);
     }
 

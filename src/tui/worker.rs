@@ -5,7 +5,7 @@
 //! back at its own pace, so keys are answered at once even while a step is computing.
 
 use crate::data::DataSource;
-use crate::diffusion::{DecodeOptions, Denoiser, Frame, Generation};
+use crate::diffusion::{Cell, DecodeOptions, Denoiser, Frame, Generation};
 use crate::train::{TrainEvent, TrainSettings, train};
 use burn::prelude::Device;
 use std::path::PathBuf;
@@ -34,7 +34,7 @@ pub enum GenMsg {
     /// First frame of a block (nothing decoded yet), then one per step.
     Frame { job: u64, frame: Frame },
     /// The job finished: the whole buffer and the confidence of each position.
-    Done { job: u64, tokens: Vec<u32>, confidence: Vec<f32>, prompt: Vec<bool> },
+    Done { job: u64, cells: Vec<Cell> },
 }
 
 /// Commands to the generation worker.
@@ -103,12 +103,7 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, device: Device, comm
                             }
                         }
                         None => {
-                            let done = GenMsg::Done {
-                                job: job.id,
-                                tokens: generation.tokens().to_vec(),
-                                confidence: generation.confidence().to_vec(),
-                                prompt: generation.prompt_mask().to_vec(),
-                            };
+                            let done = GenMsg::Done { job: job.id, cells: generation.cells() };
                             if !send(done) {
                                 return;
                             }
