@@ -1,8 +1,8 @@
 //! The terminal UI: watch the model denoise, infill gaps, and train — live.
 //!
-//! The UI thread only draws and handles keys. The model runs on a generator thread and the
-//! trainer on its own thread; they (and checkpoint loads) report over one channel, drained
-//! between draws (see `worker`).
+//! The UI thread only draws and reacts to messages. The model runs on a generator thread and the
+//! trainer on its own thread; they, checkpoint loads and a thread reading the terminal's input all
+//! send on one channel (`Msg`), which the event loop drains between draws (see `worker`).
 
 pub mod app;
 pub mod compare;
@@ -42,8 +42,10 @@ use worker::{GenCommand, GenMsg, TrainMsg};
 
 pub const MIN_WIDTH: u16 = 40;
 pub const MIN_HEIGHT: u16 = 12;
-/// Events handled between two draws at most, so the screen keeps up during a flood of keys.
+/// Messages handled between two draws at most, so the screen keeps up during a flood of keys.
 const MAX_EVENTS_PER_DRAW: usize = 5000;
+/// The longest the event loop waits for a message before it advances playback.
+const TICK: Duration = Duration::from_millis(15);
 
 /// A model ready to watch: its config, weights and a display name.
 pub struct LoadedModel {
@@ -114,8 +116,13 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 
-/// What the workers tell the UI: one channel, drained between draws.
-enum WorkerMsg {
+/// Everything the event loop reacts to, on one channel drained between draws: the terminal's
+/// input and what the workers report.
+enum Msg {
+    /// A key, a paste or a resize, from the input thread (`spawn_input_reader`).
+    Input(Event),
+    /// The terminal's input cannot be read any more.
+    InputFailed(String),
     Gen(GenMsg),
     Train(TrainMsg),
     Race(worker::RaceMsg),
@@ -128,8 +135,8 @@ struct Channels {
     gen_tx: Sender<GenCommand>,
     race_tx: Sender<(u64, crate::diffusion::DecodeOptions)>,
     life_tx: Sender<life::LifeCommand>,
-    worker_tx: Sender<WorkerMsg>,
-    worker_rx: Receiver<WorkerMsg>,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
 }
 
 /// How a session starts: what it records, how it looks, where the Compare screen's lanes come
@@ -167,17 +174,17 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
     let Session { record, look, race, life_checkpoint, life_size, clock, screen } = session;
     let (gen_tx, gen_commands) = mpsc::channel();
     let (race_tx, race_commands) = mpsc::channel();
-    let (worker_tx, worker_rx) = mpsc::channel();
+    let (tx, rx) = mpsc::channel();
     let info = ModelInfo { name: loaded.name, config: loaded.config.clone(), backend: backend_name.to_string() };
     let denoiser = ModelDenoiser::new(loaded.model, device.clone());
-    let gen_out = worker_tx.clone();
-    worker::spawn_generator(Box::new(denoiser), device.clone(), gen_commands, move |m| gen_out.send(WorkerMsg::Gen(m)).is_ok());
-    let race_out = worker_tx.clone();
-    worker::spawn_racer(race, device.clone(), race_commands, move |m| race_out.send(WorkerMsg::Race(m)).is_ok());
+    let gen_out = tx.clone();
+    worker::spawn_generator(Box::new(denoiser), device.clone(), gen_commands, move |m| gen_out.send(Msg::Gen(m)).is_ok());
+    let race_out = tx.clone();
+    worker::spawn_racer(race, device.clone(), race_commands, move |m| race_out.send(Msg::Race(m)).is_ok());
     let (life_tx, life_commands) = mpsc::channel();
-    let life_out = worker_tx.clone();
-    life::spawn_lifer(life_checkpoint, device.clone(), life_commands, move |m| life_out.send(WorkerMsg::Life(m)).is_ok());
-    let channels = Channels { gen_tx, race_tx, life_tx, worker_tx, worker_rx };
+    let life_out = tx.clone();
+    life::spawn_lifer(life_checkpoint, device.clone(), life_commands, move |m| life_out.send(Msg::Life(m)).is_ok());
+    let channels = Channels { gen_tx, race_tx, life_tx, tx, rx };
 
     let mut app = App::new(info, Theme { palette: look.palette, ..Theme::from_env() });
     app.watch.view = look.view;
@@ -197,6 +204,8 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
     let mut terminal = ratatui::try_init().context("cannot open the terminal UI (is stdout a terminal?)")?;
     let _ = execute!(std::io::stdout(), EnableBracketedPaste);
     let mut recorder = None;
+    let stop_input = Arc::new(AtomicBool::new(false));
+    let input = spawn_input_reader(channels.tx.clone(), stop_input.clone());
     let result = (|| {
         if let Some(path) = record {
             let size = terminal.size()?;
@@ -205,6 +214,9 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
         }
         event_loop(&mut terminal, &mut app, &channels, &device, &mut stop_training, &mut recorder)
     })();
+    // Stop reading before the terminal goes back to the shell, so no later keystroke is taken.
+    stop_input.store(true, Ordering::SeqCst);
+    let _ = input.join();
     let _ = execute!(std::io::stdout(), DisableBracketedPaste);
     ratatui::restore();
     if let Some(recorder) = recorder {
@@ -219,8 +231,8 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
         // Quitting mid-training keeps the work done so far: stop, let the trainer save, then exit.
         stop.store(true, Ordering::SeqCst);
         eprintln!("stopping training and saving a checkpoint to {}…", app.train.out.display());
-        while let Ok(msg) = channels.worker_rx.recv() {
-            if let WorkerMsg::Train(TrainMsg::Finished(r)) = msg {
+        while let Ok(msg) = channels.rx.recv() {
+            if let Msg::Train(TrainMsg::Finished(r)) = msg {
                 match r {
                     Ok(path) => eprintln!("saved {}", path.display()),
                     Err(e) => eprintln!("training ended with an error: {e}"),
@@ -254,52 +266,27 @@ fn event_loop(
             }
             dirty = false;
         }
-        if event::poll(Duration::from_millis(15))? {
-            // Every event already waiting is handled before the next draw: a paste typed as
-            // thousands of keystrokes (a terminal without bracketed paste) costs one draw, not
-            // one per key, so nothing backs up and nothing is lost.
-            let (mut handled, batch_start) = (0, Instant::now());
-            loop {
-                let effects = match event::read()? {
-                    Event::Key(key) => app.handle_key(key),
-                    Event::Paste(text) => {
-                        app.paste(&text);
-                        vec![]
-                    }
-                    _ => vec![],
-                };
-                for effect in effects {
-                    if effect == Effect::ToggleRecording {
-                        toggle_recording(app, recorder, terminal.size()?);
-                    } else {
-                        perform(effect, ch, device, stop_training);
-                    }
-                }
-                handled += 1;
-                // In a flood (a paste arriving in chunks), wait a moment for the next chunk
-                // rather than redrawing a long text between every two chunks. (Never a zero
-                // wait: crossterm's /dev/tty source then reports nothing, even buffered input.)
-                let wait = Duration::from_millis(if handled >= 32 { 5 } else { 1 });
-                let full = handled >= MAX_EVENTS_PER_DRAW || batch_start.elapsed() > Duration::from_millis(100);
-                if app.quit || full || !event::poll(wait)? {
-                    break;
-                }
-            }
+        // Everything already waiting is handled before the next draw: a paste typed as thousands
+        // of keystrokes (a terminal without bracketed paste) costs one draw, not one per key, so
+        // nothing backs up and nothing is lost.
+        let (mut handled, batch_start) = (0, Instant::now());
+        let mut next = ch.rx.recv_timeout(TICK).ok();
+        while let Some(msg) = next {
+            let input = matches!(msg, Msg::Input(_));
+            handle(msg, terminal, app, ch, device, stop_training, recorder)?;
             dirty = true;
-        }
-        while let Ok(msg) = ch.worker_rx.try_recv() {
-            match msg {
-                WorkerMsg::Gen(msg) => app.on_gen(msg),
-                WorkerMsg::Train(msg) => app.on_train(msg),
-                WorkerMsg::Race(msg) => app.compare.on_msg(msg),
-                WorkerMsg::Life(msg) => app.life.on_msg(msg),
-                WorkerMsg::Loaded(_, Ok(info)) => {
-                    let effect = app.on_model_loaded(info);
-                    perform(effect, ch, device, stop_training);
-                }
-                WorkerMsg::Loaded(path, Err(e)) => app.on_load_failed(&path, e),
+            handled += 1;
+            let full = handled >= MAX_EVENTS_PER_DRAW || batch_start.elapsed() > Duration::from_millis(100);
+            if app.quit || full {
+                break;
             }
-            dirty = true;
+            // In a flood of input (a paste arriving in chunks), wait a moment for the next chunk
+            // rather than redrawing a long text between every two chunks.
+            next = if input {
+                ch.rx.recv_timeout(Duration::from_millis(if handled >= 32 { 5 } else { 1 })).ok()
+            } else {
+                ch.rx.try_recv().ok()
+            };
         }
         let now = Instant::now();
         let (changed, due) = app.tick(now - last_tick);
@@ -310,6 +297,75 @@ fn event_loop(
         last_tick = now;
     }
     Ok(())
+}
+
+/// One message: a key or paste goes to the app (whose effects are performed here), a worker's
+/// report to the screen it concerns.
+fn handle(
+    msg: Msg,
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    ch: &Channels,
+    device: &Device,
+    stop_training: &mut Option<Arc<AtomicBool>>,
+    recorder: &mut Option<record::SessionRecorder>,
+) -> Result<()> {
+    let effects = match msg {
+        Msg::Input(Event::Key(key)) => app.handle_key(key),
+        Msg::Input(Event::Paste(text)) => {
+            app.paste(&text);
+            vec![]
+        }
+        Msg::Input(_) => vec![], // a resize: the next draw takes the new size
+        Msg::InputFailed(e) => anyhow::bail!("cannot read the terminal's input: {e}"),
+        Msg::Gen(msg) => {
+            app.on_gen(msg);
+            vec![]
+        }
+        Msg::Train(msg) => {
+            app.on_train(msg);
+            vec![]
+        }
+        Msg::Race(msg) => {
+            app.compare.on_msg(msg);
+            vec![]
+        }
+        Msg::Life(msg) => {
+            app.life.on_msg(msg);
+            vec![]
+        }
+        Msg::Loaded(_, Ok(info)) => vec![app.on_model_loaded(info)],
+        Msg::Loaded(path, Err(e)) => {
+            app.on_load_failed(&path, e);
+            vec![]
+        }
+    };
+    for effect in effects {
+        if effect == Effect::ToggleRecording {
+            toggle_recording(app, recorder, terminal.size()?);
+        } else {
+            perform(effect, ch, device, stop_training);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the terminal's input on a thread of its own onto the event loop's channel, until `stop`
+/// (checked every `TICK`, so it ends promptly when the UI does).
+fn spawn_input_reader(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            let msg = match event::poll(TICK) {
+                Ok(false) => continue,
+                Ok(true) => event::read().map_or_else(|e| Msg::InputFailed(e.to_string()), Msg::Input),
+                Err(e) => Msg::InputFailed(e.to_string()),
+            };
+            let failed = matches!(msg, Msg::InputFailed(_));
+            if tx.send(msg).is_err() || failed {
+                return;
+            }
+        }
+    })
 }
 
 /// `R`: starts a recording to a new file named by the time, or stops and saves the one running.
@@ -349,9 +405,9 @@ fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut O
         Effect::StartTraining { settings, data, out } => {
             let stop = Arc::new(AtomicBool::new(false));
             *stop_training = Some(stop.clone());
-            let tx = ch.worker_tx.clone();
+            let tx = ch.tx.clone();
             worker::spawn_trainer(settings, data, out, device.clone(), stop, move |m| {
-                let _ = tx.send(WorkerMsg::Train(m));
+                let _ = tx.send(Msg::Train(m));
             });
         }
         Effect::StopTraining => {
@@ -359,14 +415,14 @@ fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut O
                 stop.store(true, Ordering::SeqCst);
             }
         }
-        Effect::LoadCheckpoint(path) => spawn_loader(path, device.clone(), ch.gen_tx.clone(), ch.worker_tx.clone()),
+        Effect::LoadCheckpoint(path) => spawn_loader(path, device.clone(), ch.gen_tx.clone(), ch.tx.clone()),
         Effect::ToggleRecording => {} // handled by the event loop, which owns the terminal
     }
 }
 
 /// Loads a checkpoint off the UI thread; the generator gets the model before the UI hears of it,
 /// so the next job runs on the new model.
-fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done: Sender<WorkerMsg>) {
+fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done: Sender<Msg>) {
     std::thread::spawn(move || {
         let result = crate::shipped::load_or_shipped(Some(&path), &device).map(|(config, model, name)| {
             let info = ModelInfo { name, config: config.clone(), backend: String::new() };
@@ -374,6 +430,6 @@ fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done:
             let _ = gen_tx.send(GenCommand::Model(Box::new(denoiser)));
             info
         });
-        let _ = done.send(WorkerMsg::Loaded(path, result.map_err(|e| format!("{e:#}"))));
+        let _ = done.send(Msg::Loaded(path, result.map_err(|e| format!("{e:#}"))));
     });
 }
