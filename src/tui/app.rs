@@ -209,13 +209,20 @@ impl App {
             _ => {}
         }
         self.note = None;
-        match self.screen {
+        let mut effects = match self.screen {
             Screen::Watch => super::watch::handle_key(self, key),
             Screen::Infill => super::infill::handle_key(self, key),
-            Screen::Compare => super::compare::handle_key(self, key),
-            Screen::Life => super::life::handle_key(self, key),
-            Screen::Train => super::train_screen::handle_key(self, key),
-        }
+            Screen::Compare => match super::compare::handle_key(&mut self.compare, key) {
+                Some(seed) => vec![self.start_race(seed)],
+                None => vec![],
+            },
+            Screen::Life => super::life::handle_key(&mut self.life, self.watch.settings, key),
+            Screen::Train => super::train_screen::handle_key(&mut self.train, key),
+        };
+        let quits = effects.len();
+        effects.retain(|e| *e != Effect::Quit);
+        self.quit |= effects.len() < quits;
+        effects
     }
 
     pub fn paste(&mut self, text: &str) {

@@ -3,7 +3,6 @@
 //! confidence. The grid and the model live on the life thread (`spawn_lifer`); this screen shows
 //! what it reports and asks for the next generation when it is time.
 
-use super::app::App;
 use super::effect::Effect;
 use super::theme::Theme;
 use crate::diffusion::{DecodeOptions, ModelDenoiser};
@@ -118,9 +117,8 @@ impl LifeState {
     }
 }
 
-pub fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    let options = app.watch.settings;
-    let l = &mut app.life;
+/// The Life screen's keys; `options` decode the masked cells (the Watch screen's settings).
+pub fn handle_key(l: &mut LifeState, options: DecodeOptions, key: KeyEvent) -> Vec<Effect> {
     let effect = match key.code {
         KeyCode::Char(' ') => {
             l.playing = !l.playing;

@@ -417,6 +417,7 @@ fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut O
         }
         Effect::LoadCheckpoint(path) => spawn_loader(path, device.clone(), ch.gen_tx.clone(), ch.tx.clone()),
         Effect::ToggleRecording => {} // handled by the event loop, which owns the terminal
+        Effect::Quit => {}            // handled by `App::handle_key`
     }
 }
 

@@ -592,3 +592,15 @@ fn an_elastic_gap_is_resolved_by_the_worker_ranked_on_the_infill_screen_and_anot
     a.handle_key(key(KeyCode::Char('e')).tap_ctrl());
     assert_eq!(a.infill.as_string(), "It is the ____ sun");
 }
+
+#[test]
+fn esc_on_the_train_screen_ends_editing_first_and_quits_after() {
+    let mut a = app(false);
+    a.screen = Screen::Train;
+    a.handle_key(chr('e'));
+    assert!(a.train.editing, "e edits the data path");
+    assert!(a.handle_key(key(KeyCode::Esc)).is_empty());
+    assert!(!a.train.editing && !a.quit, "the first Esc only stops editing");
+    assert!(a.handle_key(key(KeyCode::Esc)).is_empty(), "quitting is no effect for the event loop");
+    assert!(a.quit);
+}

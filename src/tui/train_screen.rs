@@ -10,7 +10,6 @@ use ratatui::symbols::Marker;
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Wrap};
 use std::path::PathBuf;
 use std::time::Instant;
-use super::app::App;
 use crossterm::event::{KeyCode, KeyEvent};
 
 /// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
@@ -296,8 +295,7 @@ fn render_chart(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffe
 }
 
 /// The Train screen's keys (while editing the data path, keys type into it).
-pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    let t = &mut app.train;
+pub(super) fn handle_key(t: &mut TrainScreenState, key: KeyEvent) -> Vec<Effect> {
     if t.editing {
         match key.code {
             KeyCode::Enter | KeyCode::Esc => t.editing = false,
@@ -310,7 +308,7 @@ pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         return vec![];
     }
     match key.code {
-        KeyCode::Esc => app.quit = true,
+        KeyCode::Esc => return vec![Effect::Quit],
         KeyCode::Up | KeyCode::Char('k') => t.select(false),
         KeyCode::Down | KeyCode::Char('j') => t.select(true),
         KeyCode::Left | KeyCode::Char('h') => t.change(false),
