@@ -269,7 +269,7 @@ fn run_tui(args: TuiArgs) -> Result<()> {
         look: args.look.look(),
         race: crate::tui::compare::RaceSource::Load { watched: args.checkpoint.clone() },
         life_checkpoint: args.checkpoint.clone(),
-        ..crate::tui::Session::on(crate::tui::app::Screen::Watch)
+        ..crate::tui::Session::on(crate::tui::shared::Screen::Watch)
     };
     crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), session)
 }

@@ -4,6 +4,7 @@
 //! loop carries out, so every transition is testable without a terminal or a model.
 
 pub use super::effect::Effect;
+pub use super::shared::{Action, ModelInfo, Screen};
 use super::compare::CompareState;
 use super::infill::InfillState;
 use super::life::LifeState;
@@ -12,48 +13,10 @@ use super::theme::Theme;
 use super::train_screen::TrainScreenState;
 use super::watch_state::{Cell, WatchState};
 use super::worker::{GenJob, GenMsg, TrainMsg};
-use crate::checkpoint::CheckpointConfig;
 use crate::data::BUILT_IN_NAME;
 use crate::vocab::{MASK_ID, Vocab};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screen {
-    Watch,
-    Infill,
-    Compare,
-    Life,
-    Train,
-}
-
-impl Screen {
-    pub const ALL: [Screen; 5] = [Screen::Watch, Screen::Infill, Screen::Train, Screen::Compare, Screen::Life];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Screen::Watch => "Watch",
-            Screen::Infill => "Infill",
-            Screen::Compare => "Compare",
-            Screen::Life => "Life",
-            Screen::Train => "Train",
-        }
-    }
-
-    fn next(self, back: bool) -> Screen {
-        let i = Screen::ALL.iter().position(|&s| s == self).expect("listed");
-        let n = Screen::ALL.len();
-        Screen::ALL[if back { (i + n - 1) % n } else { (i + 1) % n }]
-    }
-}
-
-/// What is known about the model being watched.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelInfo {
-    pub name: String,
-    pub config: CheckpointConfig,
-    pub backend: String,
-}
 
 pub struct App {
     pub screen: Screen,
@@ -115,7 +78,7 @@ impl App {
     }
 
     /// Fills a prompt with elastic gaps: the worker chooses their lengths, then generates.
-    pub(super) fn launch_elastic(&mut self, elastic: crate::elastic::ElasticPrompt) -> Effect {
+    fn launch_elastic(&mut self, elastic: crate::elastic::ElasticPrompt) -> Effect {
         let provisional = elastic.resolve(&vec![0; elastic.gaps()]);
         let Effect::Generate(job) = self.launch(provisional.clone(), provisional.len(), prompt_cells(&provisional)) else {
             unreachable!("launch generates")
@@ -133,13 +96,13 @@ impl App {
     }
 
     /// Redoes the current block with the current settings (same seed unless changed).
-    pub(super) fn restart_block(&mut self) -> Effect {
+    fn restart_block(&mut self) -> Effect {
         let (prompt, length, history) = (self.watch.job_prompt.clone(), self.watch.job_length, self.watch.job_history.clone());
         self.launch(prompt, length, history)
     }
 
     /// Generates the next block after a finished one.
-    pub(super) fn continue_block(&mut self) -> Option<Effect> {
+    fn continue_block(&mut self) -> Option<Effect> {
         if !self.watch.done {
             self.note = Some("the block is still being denoised; continue when it is done".into());
             return None;
@@ -209,20 +172,94 @@ impl App {
             _ => {}
         }
         self.note = None;
-        let mut effects = match self.screen {
-            Screen::Watch => super::watch::handle_key(self, key),
-            Screen::Infill => super::infill::handle_key(self, key),
-            Screen::Compare => match super::compare::handle_key(&mut self.compare, key) {
-                Some(seed) => vec![self.start_race(seed)],
-                None => vec![],
-            },
+        let actions = match self.screen {
+            Screen::Watch => super::watch::handle_key(&mut self.watch, key),
+            Screen::Infill => super::infill::handle_key(&mut self.infill, key),
+            Screen::Compare => super::compare::handle_key(&mut self.compare, key),
             Screen::Life => super::life::handle_key(&mut self.life, self.watch.settings, key),
             Screen::Train => super::train_screen::handle_key(&mut self.train, key),
         };
-        let quits = effects.len();
-        effects.retain(|e| *e != Effect::Quit);
-        self.quit |= effects.len() < quits;
-        effects
+        actions.into_iter().flat_map(|action| self.act(action)).collect()
+    }
+
+    /// Carries out what a screen's key asked of the app; returns the work for the event loop.
+    fn act(&mut self, action: Action) -> Vec<Effect> {
+        let effect = match action {
+            Action::Quit => {
+                self.quit = true;
+                None
+            }
+            Action::Show(screen) => return self.show(screen),
+            Action::NextPalette => {
+                self.theme.palette = self.theme.palette.next();
+                None
+            }
+            Action::RestartBlock => Some(self.restart_block()),
+            Action::GenerateFresh => Some(self.generate_fresh()),
+            Action::ContinueBlock => self.continue_block(),
+            Action::Fill => self.fill(),
+            Action::PickElastic { worse } => self.pick_elastic(worse),
+            Action::NewRace(seed) => Some(self.start_race(seed)),
+            Action::Work(effect) => Some(effect),
+        };
+        effect.into_iter().collect()
+    }
+
+    /// Enter on the Infill screen: fills its prompt's gaps, animated on the Watch screen (elastic
+    /// gaps first get their lengths chosen by the worker).
+    fn fill(&mut self) -> Option<Effect> {
+        let unknown = self.infill.unknown_positions(self.vocab());
+        if !unknown.is_empty() {
+            self.infill.message = Some(format!(
+                "{} character(s) are not in the vocabulary (shown in red); edit them first",
+                unknown.len()
+            ));
+            return None;
+        }
+        if self.infill.text.is_empty() {
+            self.infill.message = Some("type a prompt first; _ marks a gap".into());
+            return None;
+        }
+        let elastic = crate::elastic::ElasticPrompt::parse(&self.infill.as_string(), super::infill::GAP, self.vocab()).ok()?;
+        self.infill.elastic = None;
+        if elastic.gaps() > 0 {
+            if self.model.config.model.kind != crate::kind::ModelKind::Masked {
+                self.infill.message = Some("elastic gaps need a masked-diffusion model".into());
+                return None;
+            }
+            self.watch.playing = true;
+            self.screen = Screen::Watch;
+            self.note = Some("choosing the elastic gap's length…".into());
+            return Some(self.launch_elastic(elastic));
+        }
+        let prompt = elastic.pieces[0].clone();
+        if let Err(why) = self.model.config.model.kind.check_prompt(&prompt) {
+            self.infill.message = Some(why);
+            return None;
+        }
+        self.watch.base_prompt = prompt;
+        self.watch.playing = true;
+        self.screen = Screen::Watch;
+        Some(self.generate_fresh())
+    }
+
+    /// Alt+↑/↓ after an elastic fill: fills again with the next (or previous) length of the first
+    /// gap's ranking, the others as chosen.
+    fn pick_elastic(&mut self, worse: bool) -> Option<Effect> {
+        let e = self.infill.elastic.as_mut()?;
+        let n = e.rankings.first()?.len();
+        e.chosen = if worse { (e.chosen + 1).min(n - 1) } else { e.chosen.saturating_sub(1) };
+        let lengths: Vec<usize> = e.rankings.iter().enumerate().map(|(k, r)| r[if k == 0 { e.chosen } else { 0 }].length).collect();
+        let elastic = crate::elastic::ElasticPrompt::parse(&self.infill.as_string(), super::infill::GAP, self.vocab()).ok()?;
+        if elastic.gaps() != lengths.len() {
+            return None;
+        }
+        let prompt = elastic.resolve(&lengths);
+        self.watch.base_prompt = prompt;
+        self.watch.playing = true;
+        self.screen = Screen::Watch;
+        self.note = Some(format!("elastic gap: {} characters · i, then alt+↑/↓, for another length", lengths[0]));
+        Some(self.generate_fresh())
     }
 
     pub fn paste(&mut self, text: &str) {
@@ -233,7 +270,6 @@ impl App {
         }
     }
 
-    /// Enter on the infill screen: denoise the gaps, animated on the watch screen.
     /// Advances playback; returns whether anything on screen changed.
     /// Also returns work that came due (the Life screen's next generation).
     pub fn tick(&mut self, dt: Duration) -> (bool, Option<Effect>) {

@@ -2,6 +2,7 @@
 //! replayed on one clock (forward passes or compute time), each lane ending with a scoreboard.
 //! The race itself runs on the racer thread (`worker::spawn_racer`); this screen replays it.
 
+use super::shared::Action;
 use super::theme::Theme;
 use super::worker::RaceMsg;
 use crate::race::{Clock, LaneFrame, Score, frame_at};
@@ -121,18 +122,18 @@ impl CompareState {
     }
 }
 
-/// The Compare screen's keys; returns the seed of a new race when one is asked for (`App` starts
-/// it, as races share its job numbers and the Watch screen's settings).
-pub fn handle_key(c: &mut CompareState, key: KeyEvent) -> Option<u64> {
+/// The Compare screen's keys (a new race is `App`'s to start: races share its job numbers and
+/// the Watch screen's settings).
+pub fn handle_key(c: &mut CompareState, key: KeyEvent) -> Vec<Action> {
     match key.code {
         KeyCode::Char(' ') => c.playing = !c.playing,
         KeyCode::Char('c') => c.toggle_clock(),
-        KeyCode::Char('r') | KeyCode::Enter => return Some(c.seed + 1),
+        KeyCode::Char('r') | KeyCode::Enter => return vec![Action::NewRace(c.seed + 1)],
         KeyCode::Char(']') => c.speed = (c.speed * 2.0).min(16.0),
         KeyCode::Char('[') => c.speed = (c.speed / 2.0).max(1.0 / 16.0),
         _ => {}
     }
-    None
+    vec![]
 }
 
 pub fn render(c: &CompareState, theme: &Theme, area: Rect, buf: &mut Buffer) {

@@ -18,6 +18,4 @@ pub enum Effect {
     LoadCheckpoint(PathBuf),
     /// Start recording the screen to a new file, or stop and save the recording in progress.
     ToggleRecording,
-    /// Leave the UI (`App::handle_key` turns it into `App::quit`; the loop never sees it).
-    Quit,
 }

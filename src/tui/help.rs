@@ -1,6 +1,6 @@
 //! Key bindings: the one-line footer of each screen and the `?` overlay.
 
-use super::app::Screen;
+use super::shared::Screen;
 use super::theme::Theme;
 use ratatui::prelude::*;
 

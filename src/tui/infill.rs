@@ -11,8 +11,7 @@ use super::theme::Theme;
 use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
-use super::app::{App, Screen};
-use super::effect::Effect;
+use super::shared::{Action, Screen};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
@@ -319,21 +318,20 @@ pub fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf
 }
 
 /// The Infill screen's keys: the editor, and Enter to fill the gaps.
-pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    let s = &mut app.infill;
+pub(super) fn handle_key(s: &mut InfillState, key: KeyEvent) -> Vec<Action> {
     let shift = key.modifiers.contains(KeyModifiers::SHIFT);
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     let alt = key.modifiers.contains(KeyModifiers::ALT);
     s.message = None;
     match key.code {
-        KeyCode::Esc => app.screen = Screen::Watch,
+        KeyCode::Esc => return vec![Action::Show(Screen::Watch)],
         KeyCode::Enter if alt || shift => s.insert('\n'),
-        KeyCode::Enter => return run_infill(app).into_iter().collect(),
+        KeyCode::Enter => return vec![Action::Fill],
         KeyCode::Char('n') if ctrl => s.insert('\n'),
         KeyCode::Char('g') if ctrl => s.make_gap(),
         KeyCode::Char('u') if ctrl => *s = InfillState::default(),
         KeyCode::Char('e') if ctrl => s.toggle_elastic(),
-        KeyCode::Up | KeyCode::Down if alt => return pick_elastic(app, key.code == KeyCode::Down).into_iter().collect(),
+        KeyCode::Up | KeyCode::Down if alt => return vec![Action::PickElastic { worse: key.code == KeyCode::Down }],
         KeyCode::Char('=') | KeyCode::Char('+') if alt => s.grow_gap(),
         KeyCode::Char('-') if alt => s.shrink_gap(),
         KeyCode::Up if ctrl => s.grow_gap(),
@@ -350,62 +348,6 @@ pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         _ => {}
     }
     vec![]
-}
-
-
-fn run_infill(app: &mut App) -> Option<Effect> {
-    let unknown = app.infill.unknown_positions(app.vocab());
-    if !unknown.is_empty() {
-        app.infill.message = Some(format!(
-            "{} character(s) are not in the vocabulary (shown in red); edit them first",
-            unknown.len()
-        ));
-        return None;
-    }
-    if app.infill.text.is_empty() {
-        app.infill.message = Some("type a prompt first; _ marks a gap".into());
-        return None;
-    }
-    let elastic = crate::elastic::ElasticPrompt::parse(&app.infill.as_string(), GAP, app.vocab()).ok()?;
-    app.infill.elastic = None;
-    if elastic.gaps() > 0 {
-        if app.model.config.model.kind != crate::kind::ModelKind::Masked {
-            app.infill.message = Some("elastic gaps need a masked-diffusion model".into());
-            return None;
-        }
-        app.watch.playing = true;
-        app.screen = Screen::Watch;
-        app.note = Some("choosing the elastic gap's length…".into());
-        return Some(app.launch_elastic(elastic));
-    }
-    let prompt = elastic.pieces[0].clone();
-    if let Err(why) = app.model.config.model.kind.check_prompt(&prompt) {
-        app.infill.message = Some(why);
-        return None;
-    }
-    app.watch.base_prompt = prompt;
-    app.watch.playing = true;
-    app.screen = Screen::Watch;
-    Some(app.generate_fresh())
-}
-
-/// Alt+↑/↓ after an elastic fill: fills again with the next (or previous) length of the first
-/// gap's ranking, the others as chosen.
-fn pick_elastic(app: &mut App, worse: bool) -> Option<Effect> {
-    let e = app.infill.elastic.as_mut()?;
-    let n = e.rankings.first()?.len();
-    e.chosen = if worse { (e.chosen + 1).min(n - 1) } else { e.chosen.saturating_sub(1) };
-    let lengths: Vec<usize> = e.rankings.iter().enumerate().map(|(k, r)| r[if k == 0 { e.chosen } else { 0 }].length).collect();
-    let elastic = crate::elastic::ElasticPrompt::parse(&app.infill.as_string(), GAP, app.vocab()).ok()?;
-    if elastic.gaps() != lengths.len() {
-        return None;
-    }
-    let prompt = elastic.resolve(&lengths);
-    app.watch.base_prompt = prompt;
-    app.watch.playing = true;
-    app.screen = Screen::Watch;
-    app.note = Some(format!("elastic gap: {} characters · i, then alt+↑/↓, for another length", lengths[0]));
-    Some(app.generate_fresh())
 }
 
 #[cfg(test)]

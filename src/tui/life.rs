@@ -4,6 +4,7 @@
 //! what it reports and asks for the next generation when it is time.
 
 use super::effect::Effect;
+use super::shared::Action;
 use super::theme::Theme;
 use crate::diffusion::{DecodeOptions, ModelDenoiser};
 use crate::life::Life;
@@ -118,7 +119,7 @@ impl LifeState {
 }
 
 /// The Life screen's keys; `options` decode the masked cells (the Watch screen's settings).
-pub fn handle_key(l: &mut LifeState, options: DecodeOptions, key: KeyEvent) -> Vec<Effect> {
+pub fn handle_key(l: &mut LifeState, options: DecodeOptions, key: KeyEvent) -> Vec<Action> {
     let effect = match key.code {
         KeyCode::Char(' ') => {
             l.playing = !l.playing;
@@ -139,7 +140,7 @@ pub fn handle_key(l: &mut LifeState, options: DecodeOptions, key: KeyEvent) -> V
         KeyCode::Char('r') => Some(l.reseed(l.seed + 1, options)),
         _ => None,
     };
-    effect.into_iter().collect()
+    effect.into_iter().map(Action::Work).collect()
 }
 
 pub fn render(l: &LifeState, theme: &Theme, area: Rect, buf: &mut Buffer) {

@@ -13,6 +13,7 @@ pub mod infill;
 pub mod life;
 pub mod popup;
 pub mod record;
+pub mod shared;
 pub mod theme;
 pub mod train_screen;
 pub mod watch;
@@ -78,7 +79,7 @@ pub fn render(app: &App, frame: &mut ratatui::Frame) {
         Layout::vertical([Constraint::Length(1), Constraint::Min(5), Constraint::Length(footer_lines)]).areas(area);
     render_header(app, header, buf);
     match app.screen {
-        Screen::Watch => watch::render(app, body, buf),
+        Screen::Watch => watch::render(&app.watch, &app.model, app.note.as_deref(), &app.theme, body, buf),
         Screen::Infill => infill::render(&app.infill, app.vocab(), &app.theme, body, buf),
         Screen::Compare => compare::render(&app.compare, &app.theme, body, buf),
         Screen::Life => life::render(&app.life, &app.theme, body, buf),
@@ -417,7 +418,6 @@ fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut O
         }
         Effect::LoadCheckpoint(path) => spawn_loader(path, device.clone(), ch.gen_tx.clone(), ch.tx.clone()),
         Effect::ToggleRecording => {} // handled by the event loop, which owns the terminal
-        Effect::Quit => {}            // handled by `App::handle_key`
     }
 }
 

@@ -1,6 +1,7 @@
 //! Train screen: pick data and a preset, train on a worker thread, watch the loss fall.
 
 use super::effect::Effect;
+use super::shared::Action;
 use super::theme::Theme;
 use crate::data::{BUILT_IN_NAME, DataSource};
 use crate::model::Preset;
@@ -295,7 +296,7 @@ fn render_chart(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffe
 }
 
 /// The Train screen's keys (while editing the data path, keys type into it).
-pub(super) fn handle_key(t: &mut TrainScreenState, key: KeyEvent) -> Vec<Effect> {
+pub(super) fn handle_key(t: &mut TrainScreenState, key: KeyEvent) -> Vec<Action> {
     if t.editing {
         match key.code {
             KeyCode::Enter | KeyCode::Esc => t.editing = false,
@@ -308,20 +309,20 @@ pub(super) fn handle_key(t: &mut TrainScreenState, key: KeyEvent) -> Vec<Effect>
         return vec![];
     }
     match key.code {
-        KeyCode::Esc => return vec![Effect::Quit],
+        KeyCode::Esc => return vec![Action::Quit],
         KeyCode::Up | KeyCode::Char('k') => t.select(false),
         KeyCode::Down | KeyCode::Char('j') => t.select(true),
         KeyCode::Left | KeyCode::Char('h') => t.change(false),
         KeyCode::Right | KeyCode::Char('l') => t.change(true),
         KeyCode::Char('e') => t.editing = t.field == 0 && !t.running,
         // Enter starts wherever the selection is, as the footer says; `e` edits the data path.
-        KeyCode::Enter | KeyCode::Char('s') if !t.running => return vec![t.start()],
+        KeyCode::Enter | KeyCode::Char('s') if !t.running => return vec![Action::Work(t.start())],
         KeyCode::Char('x') if t.running => {
             t.message = Some("stopping after this step; saving a checkpoint…".into());
-            return vec![Effect::StopTraining];
+            return vec![Action::Work(Effect::StopTraining)];
         }
         KeyCode::Char('w') => match &t.finished {
-            Some(path) => return vec![Effect::LoadCheckpoint(path.clone())],
+            Some(path) => return vec![Action::Work(Effect::LoadCheckpoint(path.clone()))],
             None => t.message = Some("no finished checkpoint yet: train one first".into()),
         },
         _ => {}

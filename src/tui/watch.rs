@@ -1,15 +1,13 @@
 //! Watch screen: the block being denoised, a status line and the confidence legend.
 
-use super::watch_state::View;
-use crate::diffusion::Strategy;
-use super::app::App;
 use super::denoise_grid::DenoiseGrid;
-use super::theme::legend;
+use super::shared::{Action, ModelInfo, Screen};
+use super::theme::{Theme, legend};
+use super::watch_state::{View, WatchState};
+use crate::diffusion::Strategy;
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph};
-use super::app::Screen;
-use super::effect::Effect;
-use crossterm::event::{KeyCode, KeyEvent};
 
 /// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
 pub const BINDINGS: &[(&str, &str)] = &[
@@ -35,27 +33,26 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("q", "quit"),
 ];
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+/// The screen, for the model being watched; `note` replaces the hint line.
+pub fn render(w: &WatchState, model: &ModelInfo, note: Option<&str>, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let [grid_area, status_area, legend_area] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(3), Constraint::Length(1)]).areas(area);
-    let w = &app.watch;
-    let block = Block::default().borders(Borders::ALL).title(format!(" {} ", app.model.name));
+    let block = Block::default().borders(Borders::ALL).title(format!(" {} ", model.name));
     let inner = block.inner(grid_area);
     block.render(grid_area, buf);
     let by_order = w.view == View::Order;
     let reveal = if by_order { w.reveal_steps() } else { None };
     let reveal = reveal.as_ref().map(|(steps, last)| (steps.as_slice(), *last));
-    DenoiseGrid { frame: w.frame(), history: w.history(), vocab: app.vocab(), theme: &app.theme, max_cols: 64, reveal }
+    DenoiseGrid { frame: w.frame(), history: w.history(), vocab: &model.config.vocab, theme, max_cols: 64, reveal }
         .render(inner, buf);
 
-    let [progress, settings] = status_lines(app);
-    Paragraph::new(vec![progress, settings, hint_line(app)]).render(status_area, buf);
-    Paragraph::new(legend(&app.theme, legend_area.width, app.watch.settings.revises(), by_order)).render(legend_area, buf);
+    let [progress, settings] = status_lines(w, model, theme);
+    Paragraph::new(vec![progress, settings, hint_line(w, note, theme)]).render(status_area, buf);
+    Paragraph::new(legend(theme, legend_area.width, w.settings.revises(), by_order)).render(legend_area, buf);
 }
 
 /// Progress of the step on screen, then the settings that produced it.
-fn status_lines(app: &App) -> [Line<'static>; 2] {
-    let w = &app.watch;
+fn status_lines(w: &WatchState, model: &ModelInfo, theme: &Theme) -> [Line<'static>; 2] {
     let s = &w.settings;
     let (step, decoded, ms, block) = match w.frame() {
         Some(f) => (f.step, f.decoded_now.len(), f.elapsed.as_secs_f64() * 1e3, w.block_base + f.block + 1),
@@ -73,19 +70,18 @@ fn status_lines(app: &App) -> [Line<'static>; 2] {
     );
     let settings = format!(
         "{} · temp {:.1} · seed {} · {} · {} steps/s",
-        app.model.config.model.kind.describe(s),
+        model.config.model.kind.describe(s),
         s.temperature,
         s.seed,
-        app.model.backend,
+        model.backend,
         w.steps_per_second()
     );
-    [Line::styled(progress, app.theme.title), Line::from(settings)]
+    [Line::styled(progress, theme.title), Line::from(settings)]
 }
 
-fn hint_line(app: &App) -> Line<'static> {
-    let w = &app.watch;
-    if let Some(note) = &app.note {
-        return Line::styled(note.clone(), app.theme.warning);
+fn hint_line(w: &WatchState, note: Option<&str>, theme: &Theme) -> Line<'static> {
+    if let Some(note) = note {
+        return Line::styled(note.to_string(), theme.warning);
     }
     let text = if w.frames.is_empty() {
         "starting the model…".to_string()
@@ -98,56 +94,55 @@ fn hint_line(app: &App) -> Line<'static> {
     } else {
         String::new()
     };
-    Line::styled(text, app.theme.dim)
+    Line::styled(text, theme.dim)
 }
 
 /// The Watch screen's keys (the global ones are handled by `App::handle_key`).
-pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    let w = &mut app.watch;
+pub(super) fn handle_key(w: &mut WatchState, key: KeyEvent) -> Vec<Action> {
     match key.code {
-        KeyCode::Esc => app.quit = true,
+        KeyCode::Esc => return vec![Action::Quit],
         KeyCode::Char(' ') => w.playing = !w.playing,
         KeyCode::Right | KeyCode::Char('l') => w.step_forward(),
         KeyCode::Left | KeyCode::Char('h') => w.step_back(),
         KeyCode::Char('+') | KeyCode::Char('=') => {
             w.settings.adjust(true);
-            return vec![app.restart_block()];
+            return vec![Action::RestartBlock];
         }
         KeyCode::Char('-') | KeyCode::Char('_') => {
             w.settings.adjust(false);
-            return vec![app.restart_block()];
+            return vec![Action::RestartBlock];
         }
         KeyCode::Char('t') => {
             w.settings.adjust_temperature(false);
-            return vec![app.restart_block()];
+            return vec![Action::RestartBlock];
         }
         KeyCode::Char('T') => {
             w.settings.adjust_temperature(true);
-            return vec![app.restart_block()];
+            return vec![Action::RestartBlock];
         }
         KeyCode::Char('s') => {
             w.settings.cycle_strategy();
-            return vec![app.restart_block()];
+            return vec![Action::RestartBlock];
         }
         KeyCode::Char('w') => {
             w.settings.cycle_span();
-            return vec![app.restart_block()];
+            return vec![Action::RestartBlock];
         }
         KeyCode::Char('m') => {
             w.settings.cycle_remask();
-            return vec![app.restart_block()];
+            return vec![Action::RestartBlock];
         }
         KeyCode::Char('n') => {
             w.settings.cycle_lanes();
-            return vec![app.restart_block()];
+            return vec![Action::RestartBlock];
         }
         KeyCode::Char('o') => {
             w.settings.cycle_polish();
-            return vec![app.restart_block()];
+            return vec![Action::RestartBlock];
         }
         KeyCode::Char('k') => {
             w.settings.cache = !w.settings.cache;
-            return vec![app.restart_block()];
+            return vec![Action::RestartBlock];
         }
         KeyCode::Char('v') => {
             w.view = match w.view {
@@ -155,19 +150,19 @@ pub(super) fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 View::Order => View::Confidence,
             };
         }
-        KeyCode::Char('p') => app.theme.palette = app.theme.palette.next(),
+        KeyCode::Char('p') => return vec![Action::NextPalette],
         KeyCode::Char('r') => {
             w.settings.seed = w.settings.seed.wrapping_add(1);
             w.playing = true;
-            return vec![app.generate_fresh()];
+            return vec![Action::GenerateFresh];
         }
         KeyCode::Char('c') => {
-            app.watch.playing = true;
-            return app.continue_block().into_iter().collect();
+            w.playing = true;
+            return vec![Action::ContinueBlock];
         }
         KeyCode::Char('[') => w.slower(),
         KeyCode::Char(']') => w.faster(),
-        KeyCode::Char('i') => app.screen = Screen::Infill,
+        KeyCode::Char('i') => return vec![Action::Show(Screen::Infill)],
         _ => {}
     }
     vec![]
