@@ -8,7 +8,7 @@
 //! imported from `gpt.pt` never saw it: its MASK embedding is zero.)
 
 use crate::diffusion::{DecodeOptions, Remask, Strategy};
-use crate::loss::Batch;
+use crate::data::Batch;
 use crate::model::{KvCache, Model};
 use crate::vocab::MASK_ID;
 use burn::prelude::*;

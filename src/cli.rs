@@ -24,7 +24,7 @@ pub mod compare;
 mod interop;
 mod life;
 pub use bench::{BenchArgs, BenchCommand, BenchDecodeArgs};
-pub use compare::{CompareArgs, Entrant};
+pub use compare::CompareArgs;
 pub use interop::{ExportArgs, ImportArgs};
 pub use life::LifeArgs;
 

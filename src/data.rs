@@ -168,3 +168,21 @@ mod tests {
         assert_eq!(w[2][9], 99);
     }
 }
+
+/// A training or validation batch, flattened row-major `[batch, seq]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub batch: usize,
+    pub seq: usize,
+    /// What the model reads (MASK where a masked-diffusion batch hides a character).
+    pub inputs: Vec<u32>,
+    /// The character to predict at each position.
+    pub targets: Vec<u32>,
+    /// 1.0 where the loss is taken, 0.0 elsewhere.
+    pub weights: Vec<f32>,
+    /// Each sequence's mask rate, which a timestep-conditioned model is told.
+    pub rates: Vec<f32>,
+    /// Turns a sequence's summed loss into nats per character of the text: 1/(t·seq) for masked
+    /// diffusion (the ELBO), 1/seq for a model that predicts every character once.
+    pub per_char: Vec<f32>,
+}

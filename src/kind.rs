@@ -5,7 +5,7 @@
 
 use crate::diffusion::{DecodeOptions, Sampler, Stepper};
 use crate::diffusion::masking::{self, MaskSchedule};
-use crate::loss::Batch;
+use crate::data::Batch;
 use crate::vocab::MASK_ID;
 use crate::autoregressive;
 use rand::Rng;

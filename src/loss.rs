@@ -2,31 +2,13 @@
 //! evaluation on fixed held-out windows. Training minimises it; `eval` and training's validation
 //! report it. Each kind builds its batches (`ModelKind::batch`).
 
-use crate::data::even_windows;
+use crate::data::{Batch, even_windows};
 use crate::diffusion::masking::{MaskSchedule, timestep_bucket};
 use crate::model::Model;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-
-/// A training or validation batch, flattened row-major `[batch, seq]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
-    pub batch: usize,
-    pub seq: usize,
-    /// What the model reads (MASK where a masked-diffusion batch hides a character).
-    pub inputs: Vec<u32>,
-    /// The character to predict at each position.
-    pub targets: Vec<u32>,
-    /// 1.0 where the loss is taken, 0.0 elsewhere.
-    pub weights: Vec<f32>,
-    /// Each sequence's mask rate, which a timestep-conditioned model is told.
-    pub rates: Vec<f32>,
-    /// Turns a sequence's summed loss into nats per character of the text: 1/(t·seq) for masked
-    /// diffusion (the ELBO), 1/seq for a model that predicts every character once.
-    pub per_char: Vec<f32>,
-}
 
 /// Validation numbers: mean cross-entropy where predictions are asked for (nats; for masked
 /// diffusion the masked-token loss, the reference's) and nats per character of the text in bits

@@ -4,7 +4,7 @@
 //! character) or compute time. Lanes run one after another on the same machine, so their times
 //! are comparable.
 
-use crate::diffusion::{Denoiser, Frame, Generation};
+use crate::diffusion::{Denoiser, Frame, Generation, ModelDenoiser};
 use crate::diffusion::DecodeOptions;
 use crate::eval::{text_stats, words};
 use crate::judge::Judge;
@@ -13,7 +13,40 @@ use crate::vocab::{MASK_ID, Vocab};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// The kinds whose shipped models race when no checkpoint is named.
+pub const DEFAULT_LANES: [ModelKind; 2] = [ModelKind::Masked, ModelKind::Ar];
+
+/// A model in the race, loaded.
+pub struct Entrant {
+    pub title: String,
+    pub config: crate::checkpoint::CheckpointConfig,
+    pub denoiser: ModelDenoiser,
+}
+
+/// The lanes asked for: the shipped model of each of `kinds`, then each of `paths`; with neither,
+/// the shipped models of `DEFAULT_LANES`.
+pub fn entrants(kinds: &[ModelKind], paths: &[PathBuf], device: &burn::prelude::Device) -> Result<Vec<Entrant>> {
+    let kinds = if kinds.is_empty() && paths.is_empty() { &DEFAULT_LANES[..] } else { kinds };
+    let mut loaded: Vec<_> = kinds
+        .iter()
+        .filter_map(|&k| crate::shipped::of_kind(k))
+        .map(|shipped| shipped.load(device).map(|(c, m)| (c, m, shipped.name.to_string())))
+        .collect::<Result<_>>()?;
+    for p in paths {
+        loaded.push(crate::shipped::load_or(Some(p), &crate::shipped::DIFFUSION, device)?);
+    }
+    Ok(loaded
+        .into_iter()
+        .map(|(config, model, name)| Entrant {
+            title: lane_title(config.model.kind, &name),
+            denoiser: ModelDenoiser::new(model, device.clone()),
+            config,
+        })
+        .collect())
+}
 
 /// How the lanes are replayed side by side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -6,7 +6,7 @@
 use crate::diffusion::masking::{MaskSchedule, draw_rates};
 use crate::diffusion::rules;
 use crate::diffusion::{DecodeOptions, Denoiser, Frame, Stepper, Time};
-use crate::loss::Batch;
+use crate::data::Batch;
 use crate::vocab::MASK_ID;
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt};

@@ -265,7 +265,7 @@ fn a_new_timestep_model_starts_as_the_plain_model() {
 }
 
 /// Four masked sequences of 16 ids below 10, the same every time.
-fn fixed_batch() -> tiny_diffusion::loss::Batch {
+fn fixed_batch() -> tiny_diffusion::data::Batch {
     use tiny_diffusion::diffusion::masking::{MaskSchedule, draw_rates, mask_batch};
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
     let windows: Vec<Vec<u32>> = (0..4).map(|r| (0..16).map(|i| 1 + (r * 3 + i) % 9).collect()).collect();

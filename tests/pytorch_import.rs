@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::store::pytorch_reader::PytorchReader;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tiny_diffusion::loss::Batch;
+use tiny_diffusion::data::Batch;
 use tiny_diffusion::vocab::MASK_ID;
 use tiny_diffusion::{checkpoint, train};
 use tiny_diffusion::model::Model;

@@ -3,7 +3,7 @@
 
 use crate::backend::Backend;
 use super::JudgeArgs;
-use crate::diffusion::{DecodeOptions, ModelDenoiser};
+use crate::diffusion::DecodeOptions;
 use crate::race::{self, Clock, LaneFrame};
 use crate::vocab::DEFAULT_MASK_CHAR;
 use anyhow::{Context, Result, bail};
@@ -41,42 +41,10 @@ pub struct CompareArgs {
     pub device: Backend,
 }
 
-/// The kinds whose shipped models race when no checkpoint is named.
-pub const DEFAULT_LANES: [crate::kind::ModelKind; 2] = [crate::kind::ModelKind::Masked, crate::kind::ModelKind::Ar];
-
-/// A model in the race, loaded.
-pub struct Entrant {
-    pub title: String,
-    pub config: crate::checkpoint::CheckpointConfig,
-    pub denoiser: ModelDenoiser,
-}
-
-/// The lanes asked for: the shipped model of each of `kinds`, then each of `paths`; with neither,
-/// the shipped models of `DEFAULT_LANES`.
-pub fn entrants(kinds: &[crate::kind::ModelKind], paths: &[PathBuf], device: &burn::prelude::Device) -> Result<Vec<Entrant>> {
-    let kinds = if kinds.is_empty() && paths.is_empty() { &DEFAULT_LANES[..] } else { kinds };
-    let mut loaded: Vec<_> = kinds
-        .iter()
-        .filter_map(|&k| crate::shipped::of_kind(k))
-        .map(|shipped| shipped.load(device).map(|(c, m)| (c, m, shipped.name.to_string())))
-        .collect::<Result<_>>()?;
-    for p in paths {
-        loaded.push(crate::shipped::load_or(Some(p), &crate::shipped::DIFFUSION, device)?);
-    }
-    Ok(loaded
-        .into_iter()
-        .map(|(config, model, name)| Entrant {
-            title: race::lane_title(config.model.kind, &name),
-            denoiser: ModelDenoiser::new(model, device.clone()),
-            config,
-        })
-        .collect())
-}
-
 pub fn run_compare(args: CompareArgs) -> Result<()> {
     args.decode.validate()?;
     let device = args.device.device()?;
-    let entrants = entrants(&args.shipped, &args.checkpoint, &device)?;
+    let entrants = crate::race::entrants(&args.shipped, &args.checkpoint, &device)?;
     let judge = args.judge.load(&device)?;
     let mut prompts = Vec::new();
     for e in &entrants {

@@ -1,6 +1,6 @@
 //! The forward (noising) process used in training: hide a random share of characters.
 
-use crate::loss::Batch;
+use crate::data::Batch;
 use crate::vocab::MASK_ID;
 use rand::{Rng, RngExt};
 

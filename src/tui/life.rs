@@ -3,7 +3,7 @@
 //! confidence. The grid and the model live on the life thread (`spawn_lifer`); this screen shows
 //! what it reports and asks for the next generation when it is time.
 
-use super::effect::Effect;
+use super::effect::{Effect, LifeCommand};
 use super::shared::Action;
 use super::theme::Theme;
 use crate::diffusion::{DecodeOptions, ModelDenoiser};
@@ -32,13 +32,6 @@ pub const BINDINGS: &[(&str, &str)] = &[
 pub const DEFAULT_SIZE: (usize, usize) = (32, 32);
 /// Pause between generations at speed ×1.
 const INTERVAL: Duration = Duration::from_millis(1200);
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum LifeCommand {
-    /// A new grid of `size` over fresh text from `seed`.
-    Reseed { seed: u64, size: (usize, usize), options: DecodeOptions },
-    Step { options: DecodeOptions },
-}
 
 #[derive(Debug, Clone)]
 pub enum LifeMsg {

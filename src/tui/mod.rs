@@ -135,7 +135,7 @@ enum Msg {
 struct Channels {
     gen_tx: Sender<GenCommand>,
     race_tx: Sender<(u64, crate::diffusion::DecodeOptions)>,
-    life_tx: Sender<life::LifeCommand>,
+    life_tx: Sender<effect::LifeCommand>,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
 }

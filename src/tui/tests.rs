@@ -514,7 +514,8 @@ fn compare_keys_toggle_the_clock_pause_and_race_again_with_the_next_seed() {
 
 #[test]
 fn life_screen_shows_the_grid_masks_live_cells_and_steps_on_n() {
-    use super::life::{LifeCommand, LifeMsg};
+    use super::effect::LifeCommand;
+    use super::life::LifeMsg;
     let mut a = app(false);
     a.life.size = (8, 4);
     let seeded = a.life.reseed(3, a.watch.settings);

@@ -156,7 +156,7 @@ pub fn spawn_trainer(
 
 /// Everything a race needs, loaded: its lanes, the judge, each lane's prompt, the length.
 pub struct RaceSetup {
-    pub entrants: Vec<crate::cli::Entrant>,
+    pub entrants: Vec<crate::race::Entrant>,
     pub judge: crate::judge::Judge,
     pub prompts: Vec<Vec<u32>>,
     pub length: usize,
@@ -175,9 +175,9 @@ impl RaceSource {
             RaceSource::Ready(setup) => return Ok(setup),
             RaceSource::Load { watched } => watched,
         };
-        let mut entrants = crate::cli::compare::entrants(&[], &[], device)?;
+        let mut entrants = crate::race::entrants(&[], &[], device)?;
         if let Some(path) = watched {
-            let mine = crate::cli::compare::entrants(&[], &[path], device)?.remove(0);
+            let mine = crate::race::entrants(&[], &[path], device)?.remove(0);
             let same_kind = entrants.iter().position(|e| e.config.model.kind == mine.config.model.kind);
             if let Some(i) = same_kind {
                 entrants[i] = mine;
