@@ -110,15 +110,8 @@ pub fn rank_lengths(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, before: 
             g.run(model, |_| {});
             g.tokens().to_vec()
         };
-        let (log_likelihood, score) = if std::env::var("TD_CREDIT").is_ok_and(|v| v == "entropy") {
-            let s = judge.surprises(&vocab.decode(&filled, '_'))?;
-            let ll: f64 = s.iter().map(|p| p.0).sum();
-            let credit: f64 = s[before.len()..before.len() + length].iter().map(|p| p.1).sum();
-            (ll, ll + credit)
-        } else {
-            let log_likelihood = judge_log_likelihood(judge, vocab, &filled)?;
-            (log_likelihood, log_likelihood + LENGTH_CREDIT * length as f64)
-        };
+        let log_likelihood = judge_log_likelihood(judge, vocab, &filled)?;
+        let score = log_likelihood + LENGTH_CREDIT * length as f64;
         let fill = vocab.decode(&filled[before.len()..before.len() + length], '_');
         out.push(Candidate { length, fill, log_likelihood, score });
     }

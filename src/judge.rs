@@ -46,30 +46,6 @@ impl Judge {
         Ok(crate::autoregressive::nll_per_char(&self.model, &ids))
     }
 
-    /// For each character of `text` (its first context's worth): the judge's log-probability of
-    /// it, and the entropy of the judge's prediction there (nats).
-    pub fn surprises(&self, text: &str) -> Result<Vec<(f64, f64)>> {
-        let ids = self.vocab.encode(text).map_err(|e| anyhow::anyhow!("the judge ({}) cannot read the text: {e}", self.name))?;
-        let ids = &ids[..ids.len().min(self.model.config.context)];
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let positions: Vec<usize> = (0..ids.len()).collect();
-        let logits = crate::autoregressive::next_char_logits(&self.model, ids, &positions, &mut None);
-        let vocab = self.model.config.vocab_size;
-        Ok(logits
-            .chunks_exact(vocab)
-            .zip(ids)
-            .map(|(row, &id)| {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-                let exps: Vec<f64> = row.iter().map(|&l| (l as f64 - max).exp()).collect();
-                let total: f64 = exps.iter().sum();
-                let entropy = exps.iter().filter(|&&e| e > 0.0).map(|&e| -(e / total) * (e / total).ln()).sum();
-                ((exps[id as usize] / total).ln(), entropy)
-            })
-            .collect())
-    }
-
     pub fn verdict(&self, generated: &str, held_out: &str) -> Result<Verdict> {
         Ok(Verdict { model: self.name.clone(), generated_nll: self.nll(generated)?, held_out_nll: self.nll(held_out)? })
     }
