@@ -4,11 +4,13 @@
 Model: scripts/make_parity_fixture.py's PyTorch implementation (the one our parity test checks our
 logits against), in the v2 layout with Tiny Shakespeare's 66 ids. Training step: random windows,
 stratified mask rates, cross-entropy on masked positions, backward, gradient-norm clipping at 1.0,
-AdamW (weight decay 0.01), as `tiny-diffusion train` does.
+AdamW (weight decay 0.01), as `tiny-diffusion train` does; at the first batch size also with Muon
+for the blocks' matrices (torch.optim.Muon, LR 0.02) and AdamW for the rest, as the shipped recipe
+trains (case `…_muon`). `--compile` runs the model through `torch.compile` (the same case names).
 
 Prints one JSON object per case (the same case names as `tiny-diffusion bench --json`), or a table.
 Usage: pip install torch && python3 bench/pytorch_reference.py [--preset small base] [--batch 8 64]
-       [--runs 5] [--threads 2] [--cases denoise,train] [--json]
+       [--runs 5] [--threads 2] [--cases denoise,train] [--compile] [--json]
 """
 
 import argparse
@@ -49,14 +51,25 @@ def masked_batch(batch, seq, gen):
     return tokens.masked_fill(mask, 0), tokens, mask
 
 
-def train_step(model, opt, batch, seq, gen):
+def train_step(model, opts, batch, seq, gen):
     inputs, targets, mask = masked_batch(batch, seq, gen)
     logits = model(inputs)
     loss = F.cross_entropy(logits[mask], targets[mask])
-    opt.zero_grad(set_to_none=True)
+    for opt in opts:
+        opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
+    for opt in opts:
+        opt.step()
+
+
+def optimizers(model, muon):
+    """AdamW for everything, or Muon for the blocks' matrices and AdamW for the rest."""
+    if not muon:
+        return [torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)]
+    matrices = [p for n, p in model.named_parameters() if n.startswith("blocks.") and p.ndim == 2]
+    rest = [p for n, p in model.named_parameters() if not (n.startswith("blocks.") and p.ndim == 2)]
+    return [torch.optim.Muon(matrices, lr=0.02, weight_decay=0.01), torch.optim.AdamW(rest, lr=1e-4, weight_decay=0.01)]
 
 
 def run(args):
@@ -65,22 +78,25 @@ def run(args):
     for name in args.preset:
         n_layer, n_head, d, seq = PRESETS[name]
         model = Model(2, VOCAB, d, n_layer, n_head)
+        run_model = torch.compile(model) if args.compile else model
         if "denoise" in args.cases:
             model.eval()
             tokens, _, _ = masked_batch(1, seq, gen)
             with torch.inference_mode():
-                ms = median_ms(3, max(args.runs, 5), lambda: model(tokens))
+                ms = median_ms(3, max(args.runs, 5), lambda: run_model(tokens))
             yield {"case": f"{name}/denoise_1x{seq}", "median_ms": ms}
         if "train" in args.cases:
             model.train()
-            for batch in args.batch:
-                opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+            cases = [(b, False) for b in args.batch] + [(args.batch[0], True)]
+            for batch, muon in cases:
+                opts = optimizers(model, muon)
                 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 runs = 2 if batch * seq * d > 8 * 256 * 256 * 8 else args.runs
-                ms = median_ms(1, runs, lambda: train_step(model, opt, batch, seq, gen))
+                # Compiling takes a few steps' time: two warm-up steps keep it out of the median.
+                ms = median_ms(2 if args.compile else 1, runs, lambda: train_step(run_model, opts, batch, seq, gen))
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 yield {
-                    "case": f"{name}/train_{batch}x{seq}",
+                    "case": f"{name}/train_{batch}x{seq}{'_muon' if muon else ''}",
                     "median_ms": ms,
                     "tokens_per_s": batch * seq / ms * 1e3,
                     "peak_rss_mb": rss / 1024,
@@ -95,12 +111,14 @@ def main():
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cases", default="denoise,train")
+    p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     args.cases = args.cases.split(",")
     torch.set_num_threads(args.threads)
     if not args.json:
-        print(f"PyTorch {torch.__version__} · {torch.get_num_threads()} threads · median of {args.runs} runs")
+        compiled = " · torch.compile" if args.compile else ""
+        print(f"PyTorch {torch.__version__} · {torch.get_num_threads()} threads · median of {args.runs} runs{compiled}")
     for row in run(args):
         if args.json:
             print(json.dumps(row), flush=True)
