@@ -430,7 +430,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         }
         let judge = args.judge.load(&device)?;
         let model = ModelDenoiser::new(model.clone(), device.clone());
-        let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &elastic, args.max_gap, options)?;
+        let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &elastic, args.max_gap, options.seed)?;
         for (k, ranking) in rankings.iter().enumerate() {
             let best: Vec<String> = ranking.iter().take(3).map(|c| format!("{} (score {:.1})", c.length, c.score)).collect();
             eprintln!("elastic gap {}: {} characters (best lengths: {})", k + 1, ranking[0].length, best.join(", "));

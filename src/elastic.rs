@@ -93,11 +93,11 @@ pub struct Candidate {
 
 /// Tries every length from 0 to `max_gap` for a gap between `before` and `after` (ids; only
 /// their nearest `CONTEXT_CHARS` characters are read, and `after` up to its first gap), best
-/// first. Candidates are decoded as `SEARCH` says, with `options`' seed.
-pub fn rank_lengths(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, before: &[u32], after: &[u32], max_gap: usize, options: DecodeOptions) -> anyhow::Result<Vec<Candidate>> {
+/// first. Candidates are decoded as `SEARCH` says, from `seed`.
+pub fn rank_lengths(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, before: &[u32], after: &[u32], max_gap: usize, seed: u64) -> anyhow::Result<Vec<Candidate>> {
     let before = &before[before.len().saturating_sub(CONTEXT_CHARS)..];
     let after = &after[..after.iter().position(|&t| t == MASK_ID).unwrap_or(after.len()).min(CONTEXT_CHARS)];
-    let options = DecodeOptions { seed: options.seed, ..SEARCH };
+    let options = DecodeOptions { seed, ..SEARCH };
     let mut out = Vec::with_capacity(max_gap + 1);
     for length in 0..=max_gap {
         let mut window = before.to_vec();
@@ -130,13 +130,13 @@ fn judge_log_likelihood(judge: &Judge, vocab: &Vocab, ids: &[u32]) -> anyhow::Re
 /// Chooses every elastic gap's length, left to right (each judged with the gaps before it filled
 /// as the prompt had them, and the text after it up to the next gap), and returns the prompt with
 /// fixed gaps of those lengths, and each gap's ranking.
-pub fn resolve(model: &dyn Denoiser, judge: &Judge, prompt: &ElasticPrompt, max_gap: usize, options: DecodeOptions) -> anyhow::Result<(Vec<u32>, Vec<Vec<Candidate>>)> {
+pub fn resolve(model: &dyn Denoiser, judge: &Judge, prompt: &ElasticPrompt, max_gap: usize, seed: u64) -> anyhow::Result<(Vec<u32>, Vec<Vec<Candidate>>)> {
     let mut lengths = Vec::new();
     let mut rankings = Vec::new();
     for k in 0..prompt.gaps() {
         // The text before this gap, with earlier elastic gaps at their chosen lengths.
         let before = ElasticPrompt { pieces: prompt.pieces[..=k].to_vec(), vocab: prompt.vocab.clone() }.resolve(&lengths);
-        let ranking = rank_lengths(model, judge, &prompt.vocab, &before, &prompt.pieces[k + 1], max_gap, options)?;
+        let ranking = rank_lengths(model, judge, &prompt.vocab, &before, &prompt.pieces[k + 1], max_gap, seed)?;
         lengths.push(ranking[0].length);
         rankings.push(ranking);
     }

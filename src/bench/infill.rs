@@ -129,7 +129,7 @@ pub fn run(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, dictionary: &Hash
     let (mut results, mut errors) = (Vec::new(), Vec::new());
     for c in cases {
         let start = Instant::now();
-        let ranking = rank_lengths(model, judge, vocab, &c.before, &c.after, DEFAULT_MAX_GAP, options)?;
+        let ranking = rank_lengths(model, judge, vocab, &c.before, &c.after, DEFAULT_MAX_GAP, options.seed)?;
         let best = &ranking[0];
         results.push(outcome(c, vocab, &best.fill, start.elapsed().as_secs_f64() * 1e3));
         errors.push(best.length.abs_diff(c.word.len()));

@@ -128,7 +128,7 @@ fn resolve_elastic(
         *judge = Some(crate::judge::Judge::load(None, device).map_err(|e| format!("{e:#}"))?);
     }
     let judge = judge.as_ref().expect("loaded above");
-    crate::elastic::resolve(model, judge, elastic, crate::elastic::DEFAULT_MAX_GAP, options).map_err(|e| format!("{e:#}"))
+    crate::elastic::resolve(model, judge, elastic, crate::elastic::DEFAULT_MAX_GAP, options.seed).map_err(|e| format!("{e:#}"))
 }
 
 /// Runs a training job on its own thread; events (and the final result) arrive on `out`.
