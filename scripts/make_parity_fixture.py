@@ -2,7 +2,7 @@
 """Builds the PyTorch parity fixtures in tests/fixtures/pytorch/.
 
 Small random models in the formats of the Python tiny-diffusion project (v1 and v2 diffusion,
-and v2's autoregressive `gpt.py`), written with
+v2's autoregressive `gpt.py` and its uniform-noise `uniform.py`), written with
 torch.save exactly as that project saves its weights, plus inputs, the logits PyTorch computes
 for them, the gradients of the masked cross-entropy for every weight, and the weights after two
 Muon + AdamW steps. `cargo test` imports the .pt files and must reproduce the logits, the
@@ -241,6 +241,18 @@ def main():
         raise SystemExit("torch.load(weights_only=True) accepted the hostile file")
     except Exception as e:  # PyTorch's own safe loader refuses it too
         print(f"bad_calls_function: torch refuses it too ({type(e).__name__})")
+
+    # uniform.py's layout: gpt.py's keys and 65 characters (no mask id), bidirectional attention.
+    # Last, so that the random draws of the cases above stay as they were.
+    uniform = Model(2, vocab=65, d=48, n_layer=2, n_head=6, causal=False)
+    randomize(uniform)
+    g = torch.Generator().manual_seed(4)
+    tokens = torch.randint(0, 65, (2, 40), generator=g)
+    with torch.no_grad():
+        logits = uniform(tokens)
+    torch.save(uniform.state_dict(), os.path.join(OUT, "uniform.pt"))
+    torch.save({"tokens": tokens, "logits": logits.float()}, os.path.join(OUT, "uniform_expected.pt"))
+    print(f"uniform: logits {tuple(logits.shape)}")
 
 
 if __name__ == "__main__":

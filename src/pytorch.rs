@@ -1,11 +1,13 @@
 //! Interop with the Python tiny-diffusion: import its PyTorch weights (`.pt`), export ours with
 //! PyTorch key names (`.safetensors`).
 //!
-//! The Python project saved three layouts. v1: 128 ASCII ids (id 0 is the mask), a learned
+//! The Python project saved four layouts. v1: 128 ASCII ids (id 0 is the mask), a learned
 //! timestep embedding and `output_head`. v2: the mask then the sorted characters of the training
-//! text, no timestep embedding, `lm_head`. v2's `gpt.py`: v2's names for an autoregressive model,
-//! whose vocabulary is the characters alone (our models keep id 0 for MASK, so its rows are added
-//! on import and dropped on export). All use our block names, and PyTorch's Linear weights are
+//! text, no timestep embedding, `lm_head`. v2's `gpt.py` and `uniform.py`: v2's names for an
+//! autoregressive and a uniform-noise model, whose vocabulary is the characters alone (our models
+//! keep id 0 for MASK, so its rows are added on import and dropped on export). The two have the
+//! same keys and shapes: a 65-id file is taken for `gpt.py`'s unless `--format uniform` (or an
+//! exported file's metadata) says otherwise. All use our block names, and PyTorch's Linear weights are
 //! `[out, in]` where Burn's are `[in, out]` (the store adapters transpose them).
 //!
 //! `.pt` files are pickles. They are read by Burn's `pytorch-reader`, which interprets only the
@@ -39,6 +41,23 @@ pub enum Layout {
     V2,
     /// v2's `gpt.py`: the sorted characters (no mask), `lm_head`, causal attention.
     Gpt,
+    /// v2's `uniform.py`: `gpt.py`'s keys, bidirectional attention, uniform-noise diffusion.
+    Uniform,
+}
+
+impl Layout {
+    /// Whether the file's vocabulary has a mask id (`gpt.py` and `uniform.py` have none).
+    fn has_mask_id(self) -> bool {
+        !matches!(self, Layout::Gpt | Layout::Uniform)
+    }
+
+    fn kind(self) -> ModelKind {
+        match self {
+            Layout::V1 | Layout::V2 => ModelKind::Masked,
+            Layout::Gpt => ModelKind::Ar,
+            Layout::Uniform => ModelKind::Uniform,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -77,10 +96,13 @@ pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(
     if let Some(v) = metadata.get("vocab") {
         options.vocab = options.vocab.or(Some(Vocab::from_chars(v)));
     }
-    if metadata.get("kind").is_some_and(|k| k == "ar") {
-        options.layout = options.layout.or(Some(Layout::Gpt));
+    match metadata.get("kind").map(String::as_str) {
+        Some("ar") => options.layout = options.layout.or(Some(Layout::Gpt)),
+        Some("uniform") => options.layout = options.layout.or(Some(Layout::Uniform)),
+        _ => {}
     }
-    // A gpt.py model is loaded as the file has it, then given a MASK row (`with_mask_row`).
+    // A gpt.py or uniform.py model is loaded as the file has it, then given a MASK row
+    // (`with_mask_row`).
     let (layout, config, vocab) = infer(&inventory, &options)?;
 
     let mut model = config.init(device);
@@ -99,7 +121,7 @@ pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(
         model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))?
     };
     crate::checkpoint::ensure_complete(&result, &format!("{}: the weights do not fit the model", path.display()))?;
-    if layout == Layout::Gpt {
+    if !layout.has_mask_id() {
         model = with_mask_row(model);
     }
     let mut checkpoint = CheckpointConfig::new(model.config.clone(), vocab);
@@ -124,20 +146,23 @@ pub fn export(path: &Path, config: &CheckpointConfig, model: &Model) -> Result<(
         store = store.with_key_remapping(r"^lm_head\.", "output_head.");
     }
     let without_mask;
-    let model = if config.model.kind == ModelKind::Ar {
-        store = store.metadata("kind", "ar".to_string());
-        without_mask = without_mask_row(model.clone());
-        &without_mask
-    } else {
-        model
+    let model = match config.model.kind {
+        ModelKind::Masked => model,
+        // Laid out as gpt.py / uniform.py save theirs: no mask id.
+        kind @ (ModelKind::Ar | ModelKind::Uniform) => {
+            store = store.metadata("kind", if kind == ModelKind::Ar { "ar" } else { "uniform" }.to_string());
+            without_mask = without_mask_row(model.clone());
+            &without_mask
+        }
     };
     model.save_into(&mut store).map_err(|e| anyhow::anyhow!("cannot serialise weights: {e}"))?;
     let bytes = store.get_bytes().map_err(|e| anyhow::anyhow!("cannot serialise weights: {e}"))?;
     crate::checkpoint::write_atomic(path, &bytes)
 }
 
-/// A `gpt.py` model (vocabulary: the characters) with id 0 made MASK: a zero embedding row and a
-/// zero head row (an autoregressive model never writes MASK: `autoregressive::next_char_logits`).
+/// A `gpt.py` or `uniform.py` model (vocabulary: the characters) with id 0 made MASK: a zero
+/// embedding row and a zero head row (neither kind ever writes MASK: `autoregressive::next_char_logits`
+/// and `rules::propose` leave it out).
 fn with_mask_row(mut model: Model) -> Model {
     let emb = model.token_emb.weight.val();
     let head = model.lm_head.weight.val();
@@ -149,7 +174,7 @@ fn with_mask_row(mut model: Model) -> Model {
     model
 }
 
-/// The inverse of `with_mask_row`: the model as `gpt.py` lays it out.
+/// The inverse of `with_mask_row`: the model as `gpt.py` and `uniform.py` lay it out.
 fn without_mask_row(mut model: Model) -> Model {
     let emb = model.token_emb.weight.val();
     let head = model.lm_head.weight.val();
@@ -263,11 +288,12 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
     let Some(&[vocab_size, n_embd]) = shape("token_emb.weight") else {
         bail!("missing key token_emb.weight (or it is not a matrix)");
     };
-    // gpt.py shares v2's names; its vocabulary has no mask id. Tiny Shakespeare's 65 characters
-    // without one say it is a gpt.py file; otherwise --format gpt does.
+    // gpt.py and uniform.py share v2's names; their vocabulary has no mask id. Tiny Shakespeare's
+    // 65 characters without one say it is one of them (gpt.py's unless --format uniform says
+    // otherwise); for another vocabulary --format gpt or uniform does.
     let shakespeare_chars = TINY_SHAKESPEARE_CHARS.chars().count();
     let detected = match (detected, options.layout) {
-        (Layout::V2, Some(Layout::Gpt)) => Layout::Gpt,
+        (Layout::V2, Some(asked @ (Layout::Gpt | Layout::Uniform))) => asked,
         (Layout::V2, None) if vocab_size == shakespeare_chars => Layout::Gpt,
         (d, _) => d,
     };
@@ -277,8 +303,8 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
     let n_timesteps = match (detected, shape("time_emb.weight")) {
         (Layout::V1, Some(&[n, _])) => n,
         (Layout::V1, _) => bail!("missing key time_emb.weight (v1 files have a timestep embedding)"),
-        (Layout::V2 | Layout::Gpt, None) => 0,
-        (Layout::V2 | Layout::Gpt, Some(_)) => bail!("a v2 file (lm_head) should not have time_emb.weight"),
+        (_, None) => 0,
+        (_, Some(_)) => bail!("a v2 file (lm_head) should not have time_emb.weight"),
     };
     let n_layer = inventory
         .keys()
@@ -293,7 +319,7 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
         n_embd,
         context: options.context.unwrap_or(REFERENCE_CONTEXT),
         n_timesteps,
-        kind: if detected == Layout::Gpt { ModelKind::Ar } else { ModelKind::Masked },
+        kind: detected.kind(),
     };
     config.validate().map_err(|e| {
         anyhow::anyhow!(
@@ -319,18 +345,18 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
         (Layout::V2, None) if vocab_size == TINY_SHAKESPEARE_CHARS.chars().count() + 1 => {
             Vocab::from_chars(TINY_SHAKESPEARE_CHARS)
         }
-        (Layout::Gpt, None) if vocab_size == shakespeare_chars => Vocab::from_chars(TINY_SHAKESPEARE_CHARS),
-        (Layout::V2 | Layout::Gpt, None) => bail!(
+        (Layout::Gpt | Layout::Uniform, None) if vocab_size == shakespeare_chars => Vocab::from_chars(TINY_SHAKESPEARE_CHARS),
+        (_, None) => bail!(
             "v2 files do not store their vocabulary and this one has {vocab_size} ids: pass --vocab-from TEXTFILE (the text it was trained on) or --vocab CHARS"
         ),
     };
-    // A gpt.py file has no mask id: one row fewer than our vocabulary.
-    let file_ids = if detected == Layout::Gpt { vocab.size() - 1 } else { vocab.size() };
+    // A gpt.py or uniform.py file has no mask id: one row fewer than our vocabulary.
+    let file_ids = if detected.has_mask_id() { vocab.size() } else { vocab.size() - 1 };
     ensure!(
         file_ids == vocab_size,
         "the vocabulary has {} characters{} but the file's embedding has {vocab_size} rows",
         vocab.size() - 1,
-        if detected == Layout::Gpt { "" } else { " and the mask" }
+        if detected.has_mask_id() { " and the mask" } else { "" }
     );
     Ok((detected, config, vocab))
 }

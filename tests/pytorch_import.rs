@@ -381,3 +381,33 @@ fn the_python_samplers_decode_the_same_characters_step_by_step() {
         }
     }
 }
+
+/// uniform.py's model: gpt.py's keys, so `--format uniform` names it; bidirectional attention,
+/// and our logits at its ids + 1 must be PyTorch's.
+#[test]
+fn uniform_logits_match_pytorch_and_export_round_trips() {
+    let options = ImportOptions { layout: Some(Layout::Uniform), heads: Some(6), ..Default::default() };
+    let (config, model) = pytorch::import(&fixture("uniform.pt"), &options, &Device::flex()).unwrap();
+    assert_eq!(config.model.kind, tiny_diffusion::kind::ModelKind::Uniform);
+    assert_eq!(config.model.vocab_size, 66);
+    let mut e = expected("uniform_expected.pt");
+    e.tokens.iter_mut().for_each(|t| *t += 1);
+    let ours = logits(&model, &e, &Device::flex());
+    let ours_at_chars: Vec<f32> = ours.chunks_exact(66).flat_map(|row| row[1..].to_vec()).collect();
+    let diff = max_abs_diff(&ours_at_chars, &e.logits);
+    assert!(diff < 1e-4, "max |Δ| = {diff}");
+
+    // Read as gpt.py's (what its keys alone suggest), the same weights attend causally: wrong.
+    let (as_gpt, causal) = import("uniform.pt", 6).unwrap();
+    assert_eq!(as_gpt.model.kind, tiny_diffusion::kind::ModelKind::Ar);
+    let wrong: Vec<f32> = logits(&causal, &e, &Device::flex()).chunks_exact(66).flat_map(|row| row[1..].to_vec()).collect();
+    assert!(max_abs_diff(&wrong, &e.logits) > 1e-2);
+
+    // Exported, it says it is uniform, and imports back to the same logits without --format.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uniform.safetensors");
+    pytorch::export(&path, &config, &model).unwrap();
+    let (back_config, back) = pytorch::import(&path, &ImportOptions::default(), &Device::flex()).unwrap();
+    assert_eq!(back_config.model, config.model);
+    assert_eq!(logits(&model, &e, &Device::flex()), logits(&back, &e, &Device::flex()));
+}

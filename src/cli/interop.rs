@@ -10,18 +10,19 @@ use std::path::PathBuf;
 pub struct ImportArgs {
     /// A `.pt` state dict saved by the Python tiny-diffusion (or a `.safetensors` from `export`).
     pub file: PathBuf,
-    /// Which of its layouts the file is in: v1 or v2 diffusion, or v2's autoregressive `gpt.py`
+    /// Which of its layouts the file is in: v1 or v2 diffusion, v2's autoregressive `gpt.py`, or
+    /// its uniform-noise `uniform.py` (the same keys as gpt.py's, so it must be named)
     /// [default: detected from its keys, and gpt for a 65-character Tiny Shakespeare vocabulary].
     #[arg(long, value_enum)]
     pub format: Option<Layout>,
     /// Checkpoint directory to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// v2 and gpt: the text the model was trained on; its sorted characters are the vocabulary
-    /// [default for 66-id v2 and 65-id gpt files: Tiny Shakespeare's characters].
+    /// v2, gpt and uniform: the text the model was trained on; its sorted characters are the
+    /// vocabulary [default for 66-id v2 and 65-id gpt or uniform files: Tiny Shakespeare's characters].
     #[arg(long, conflicts_with = "vocab")]
     pub vocab_from: Option<PathBuf>,
-    /// v2 and gpt: the vocabulary's characters (the mask is added as id 0).
+    /// v2, gpt and uniform: the vocabulary's characters (the mask is added as id 0).
     #[arg(long)]
     pub vocab: Option<String>,
     /// Attention heads (the files do not record it).
