@@ -237,10 +237,7 @@ impl App {
             self.infill.message = Some(why);
             return None;
         }
-        self.watch.base_prompt = prompt;
-        self.watch.playing = true;
-        self.screen = Screen::Watch;
-        Some(self.generate_fresh())
+        Some(self.generate_on_watch(prompt))
     }
 
     /// Alt+↑/↓ after an elastic fill: fills again with the next (or previous) length of the first
@@ -254,12 +251,16 @@ impl App {
         if elastic.gaps() != lengths.len() {
             return None;
         }
-        let prompt = elastic.resolve(&lengths);
+        self.note = Some(format!("elastic gap: {} characters · i, then alt+↑/↓, for another length", lengths[0]));
+        Some(self.generate_on_watch(elastic.resolve(&lengths)))
+    }
+
+    /// Makes `prompt` the Watch screen's base prompt and shows it being generated from scratch.
+    fn generate_on_watch(&mut self, prompt: Vec<u32>) -> Effect {
         self.watch.base_prompt = prompt;
         self.watch.playing = true;
         self.screen = Screen::Watch;
-        self.note = Some(format!("elastic gap: {} characters · i, then alt+↑/↓, for another length", lengths[0]));
-        Some(self.generate_fresh())
+        self.generate_fresh()
     }
 
     pub fn paste(&mut self, text: &str) {
@@ -337,11 +338,8 @@ impl App {
     /// A new model is ready (trained or loaded): watch it generate from scratch.
     pub fn on_model_loaded(&mut self, model: ModelInfo) -> Effect {
         self.model = ModelInfo { backend: self.model.backend.clone(), ..model };
-        self.watch.base_prompt.clear();
-        self.watch.playing = true;
-        self.screen = Screen::Watch;
         self.note = Some(format!("loaded {}", self.model.name));
-        self.generate_fresh()
+        self.generate_on_watch(Vec::new())
     }
 }
 
