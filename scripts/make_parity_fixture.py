@@ -199,6 +199,20 @@ class CallsAFunction:
         return (os.system, ("touch /tmp/tiny-diffusion-pickle-ran",))
 
 
+def save_without_mask(name, causal, token_seed):
+    """A random v2-named model over Tiny Shakespeare's 65 characters without a mask id (gpt.py's and
+    uniform.py's layout), saved as they save it, with two rows of tokens and PyTorch's logits."""
+    model = Model(2, vocab=65, d=48, n_layer=2, n_head=6, causal=causal)
+    randomize(model)
+    g = torch.Generator().manual_seed(token_seed)
+    tokens = torch.randint(0, 65, (2, 40), generator=g)
+    with torch.no_grad():
+        logits = model(tokens)
+    torch.save(model.state_dict(), os.path.join(OUT, f"{name}.pt"))
+    torch.save({"tokens": tokens, "logits": logits.float()}, os.path.join(OUT, f"{name}_expected.pt"))
+    print(f"{name}: logits {tuple(logits.shape)}")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -215,15 +229,7 @@ def main():
     save_muon_steps("v2", v2, 66, *case)
 
     # gpt.py's layout: Tiny Shakespeare's 65 characters (no mask id), causal attention.
-    gpt = Model(2, vocab=65, d=48, n_layer=2, n_head=6, causal=True)
-    randomize(gpt)
-    g = torch.Generator().manual_seed(3)
-    tokens = torch.randint(0, 65, (2, 40), generator=g)
-    with torch.no_grad():
-        logits = gpt(tokens)
-    torch.save(gpt.state_dict(), os.path.join(OUT, "gpt.pt"))
-    torch.save({"tokens": tokens, "logits": logits.float()}, os.path.join(OUT, "gpt_expected.pt"))
-    print(f"gpt: logits {tuple(logits.shape)}")
+    save_without_mask("gpt", causal=True, token_seed=3)
 
     # Malformed files, from a one-layer model to keep them small.
     small = Model(2, vocab=66, d=12, n_layer=1, n_head=6)
@@ -244,15 +250,7 @@ def main():
 
     # uniform.py's layout: gpt.py's keys and 65 characters (no mask id), bidirectional attention.
     # Last, so that the random draws of the cases above stay as they were.
-    uniform = Model(2, vocab=65, d=48, n_layer=2, n_head=6, causal=False)
-    randomize(uniform)
-    g = torch.Generator().manual_seed(4)
-    tokens = torch.randint(0, 65, (2, 40), generator=g)
-    with torch.no_grad():
-        logits = uniform(tokens)
-    torch.save(uniform.state_dict(), os.path.join(OUT, "uniform.pt"))
-    torch.save({"tokens": tokens, "logits": logits.float()}, os.path.join(OUT, "uniform_expected.pt"))
-    print(f"uniform: logits {tuple(logits.shape)}")
+    save_without_mask("uniform", causal=False, token_seed=4)
 
 
 if __name__ == "__main__":

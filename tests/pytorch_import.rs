@@ -212,12 +212,21 @@ fn gpt_logits_match_pytorch() {
     let (config, model) = import("gpt.pt", 6).unwrap();
     assert_eq!(config.model.kind, tiny_diffusion::kind::ModelKind::Ar);
     assert_eq!(config.model.vocab_size, 66);
-    let mut e = expected("gpt_expected.pt");
-    e.tokens.iter_mut().for_each(|t| *t += 1);
-    let ours = logits(&model, &e, &Device::flex());
-    let ours_at_chars: Vec<f32> = ours.chunks_exact(66).flat_map(|row| row[1..].to_vec()).collect();
-    let diff = max_abs_diff(&ours_at_chars, &e.logits);
+    let e = expected_without_mask("gpt_expected.pt");
+    let diff = max_abs_diff(&logits_at_chars(&model, &e), &e.logits);
     assert!(diff < 1e-4, "max |Δ| = {diff}");
+}
+
+/// A fixture of a model without a mask id (gpt.py, uniform.py), its tokens in our ids (its + 1).
+fn expected_without_mask(name: &str) -> Expected {
+    let mut e = expected(name);
+    e.tokens.iter_mut().for_each(|t| *t += 1);
+    e
+}
+
+/// Our logits at the characters' ids only (dropping MASK's column), as such a model gives them.
+fn logits_at_chars(model: &Model, e: &Expected) -> Vec<f32> {
+    logits(model, e, &Device::flex()).chunks_exact(66).flat_map(|row| row[1..].to_vec()).collect()
 }
 
 #[test]
@@ -228,8 +237,7 @@ fn an_exported_autoregressive_model_has_gpt_py_shapes_and_imports_back() {
     pytorch::export(&path, &config, &model).unwrap();
     let (back_config, back) = pytorch::import(&path, &ImportOptions::default(), &Device::flex()).unwrap();
     assert_eq!(back_config.model, config.model);
-    let mut e = expected("gpt_expected.pt");
-    e.tokens.iter_mut().for_each(|t| *t += 1);
+    let e = expected_without_mask("gpt_expected.pt");
     assert_eq!(logits(&model, &e, &Device::flex()), logits(&back, &e, &Device::flex()));
     let header = std::fs::read(&path).unwrap();
     let text = String::from_utf8_lossy(&header[8..2000]);
@@ -390,18 +398,14 @@ fn uniform_logits_match_pytorch_and_export_round_trips() {
     let (config, model) = pytorch::import(&fixture("uniform.pt"), &options, &Device::flex()).unwrap();
     assert_eq!(config.model.kind, tiny_diffusion::kind::ModelKind::Uniform);
     assert_eq!(config.model.vocab_size, 66);
-    let mut e = expected("uniform_expected.pt");
-    e.tokens.iter_mut().for_each(|t| *t += 1);
-    let ours = logits(&model, &e, &Device::flex());
-    let ours_at_chars: Vec<f32> = ours.chunks_exact(66).flat_map(|row| row[1..].to_vec()).collect();
-    let diff = max_abs_diff(&ours_at_chars, &e.logits);
+    let e = expected_without_mask("uniform_expected.pt");
+    let diff = max_abs_diff(&logits_at_chars(&model, &e), &e.logits);
     assert!(diff < 1e-4, "max |Δ| = {diff}");
 
     // Read as gpt.py's (what its keys alone suggest), the same weights attend causally: wrong.
     let (as_gpt, causal) = import("uniform.pt", 6).unwrap();
     assert_eq!(as_gpt.model.kind, tiny_diffusion::kind::ModelKind::Ar);
-    let wrong: Vec<f32> = logits(&causal, &e, &Device::flex()).chunks_exact(66).flat_map(|row| row[1..].to_vec()).collect();
-    assert!(max_abs_diff(&wrong, &e.logits) > 1e-2);
+    assert!(max_abs_diff(&logits_at_chars(&causal, &e), &e.logits) > 1e-2);
 
     // Exported, it says it is uniform, and imports back to the same logits without --format.
     let dir = tempfile::tempdir().unwrap();
