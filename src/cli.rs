@@ -4,7 +4,8 @@ use crate::backend::Backend;
 use crate::checkpoint;
 use crate::data::DataSource;
 use crate::diffusion::masking::MaskSchedule;
-use crate::diffusion::{DecodeOptions, Generation, ModelDenoiser};
+use crate::diffusion::DecodeOptions;
+use crate::kind::ModelDenoiser;
 use crate::kind::ModelKind;
 use crate::model::Preset;
 use crate::train::{TrainEvent, TrainSettings, train};
@@ -468,7 +469,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         None => None,
     };
     let denoiser = ModelDenoiser::new(model, device);
-    let mut generation = Generation::for_model(&denoiser, &prompt, length, args.overlap, options);
+    let mut generation = crate::kind::generation(&denoiser, &prompt, length, args.overlap, options);
     let (mut steps, mut decoded, mut millis) = (0usize, 0usize, 0.0f64);
     let mut trace_error = None;
     // A bar on stderr for long jobs (indicatif hides it when stderr is not a terminal).

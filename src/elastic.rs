@@ -7,7 +7,7 @@
 //! length shows at its boundary (a word cut short, or padded), and the text after the gap pays
 //! for it. docs/infill.md has what was measured.
 
-use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Generation, Remask, Strategy};
+use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Remask, Strategy};
 use crate::judge::Judge;
 use crate::vocab::{MASK_ID, Vocab, VocabError};
 
@@ -108,7 +108,7 @@ pub fn rank_lengths(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, before: 
         let filled = if length == 0 {
             window
         } else {
-            let mut g = Generation::for_model(model, &window, window.len(), DEFAULT_OVERLAP, options);
+            let mut g = crate::kind::generation(model, &window, window.len(), DEFAULT_OVERLAP, options);
             g.run(model, |_| {});
             g.tokens().to_vec()
         };

@@ -4,7 +4,8 @@
 //! of letters (with inner apostrophes), compared in lower case.
 
 use crate::data::Corpus;
-use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Generation, ModelDenoiser};
+use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser};
+use crate::kind::ModelDenoiser;
 use crate::judge::{Judge, Verdict};
 use anyhow::Result;
 use crate::vocab::DEFAULT_MASK_CHAR;
@@ -76,7 +77,7 @@ pub fn generate_samples(model: &dyn Denoiser, options: DecodeOptions, chars: usi
     let (mut tokens, mut steps, mut millis) = (Vec::new(), 0usize, 0.0f64);
     let mut seed = options.seed;
     while tokens.len() < chars {
-        let mut g = Generation::for_model(model, &[], context.min(chars - tokens.len()), DEFAULT_OVERLAP, DecodeOptions { seed, ..options });
+        let mut g = crate::kind::generation(model, &[], context.min(chars - tokens.len()), DEFAULT_OVERLAP, DecodeOptions { seed, ..options });
         g.run(model, |f| {
             steps += 1;
             millis += f.elapsed.as_secs_f64() * 1e3;

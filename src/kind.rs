@@ -1,27 +1,32 @@
-//! Model kinds: what a model is trained to predict, and so how it is trained, judged and decoded.
-//! The transformer (`model.rs`) is the same for every kind but for its attention mask.
+//! Model kinds: what each kind of model means for training, judging and decoding, and a trained
+//! model of any kind, run (`ModelDenoiser`, `generation`).
 //!
-//! A new kind is one file (its batches and decoding, as `autoregressive.rs`) and a variant here.
+//! The kind itself (`ModelKind`) is part of the model's config, in `model.rs`: the transformer is
+//! the same for every kind but for its attention mask. This module sits above the kinds' own
+//! files (`diffusion`, `autoregressive.rs`, `uniform.rs`) and picks between them; a new kind is
+//! one file, a variant of `ModelKind`, and an arm in each match here.
 
-use crate::diffusion::{DecodeOptions, Sampler, Stepper};
-use crate::diffusion::masking::{self, MaskSchedule};
-use crate::data::Batch;
-use crate::vocab::MASK_ID;
+pub use crate::model::ModelKind;
+
 use crate::autoregressive;
+use crate::data::Batch;
+use crate::diffusion::masking::{self, MaskSchedule, timestep_bucket};
+use crate::diffusion::{DecodeOptions, Denoiser, Generation, Sampler, Stepper, Time, Window};
+use crate::model::{KvCache, Model};
+use crate::vocab::MASK_ID;
+use burn::prelude::*;
 use rand::Rng;
 use rand::rngs::StdRng;
-use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::sync::Mutex;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// Masked diffusion: hidden characters are predicted from both sides, many per step.
-    #[default]
-    Masked,
-    /// Autoregressive: each character is predicted from those before it, one per step.
-    Ar,
-    /// Uniform-noise diffusion: random characters are corrected, every position every step.
-    Uniform,
+/// A generation of `length` characters from `prompt` (MASK at gaps) as `model`'s kind writes it:
+/// the kind's decoding options, window overlap and stepper, in windows of the model's context.
+pub fn generation(model: &dyn Denoiser, prompt: &[u32], length: usize, overlap: usize, options: DecodeOptions) -> Generation {
+    let (kind, context, vocab_size) = (model.kind(), model.context(), model.vocab_size());
+    let options = kind.decode_options(options);
+    Generation::new(prompt, length, context, kind.overlap(overlap, context), options)
+        .with_stepper(Box::new(move |window, rng| kind.stepper(window, options, vocab_size, rng)))
 }
 
 impl ModelKind {
@@ -52,11 +57,6 @@ impl ModelKind {
         }
     }
 
-    /// Whether a position's attention sees only itself and earlier positions.
-    pub fn is_causal(self) -> bool {
-        self == ModelKind::Ar
-    }
-
     /// A training or validation batch from clean windows of a vocabulary of `vocab_size` ids.
     pub fn batch(self, windows: &[Vec<u32>], schedule: MaskSchedule, vocab_size: usize, rng: &mut impl Rng) -> Batch {
         match self {
@@ -76,7 +76,7 @@ impl ModelKind {
 
     /// The stepper that decodes one window, `(tokens, prompt, confidence)` with MASK where a
     /// character is to be written, of a model with `vocab_size` ids.
-    pub fn stepper(self, window: (Vec<u32>, Vec<bool>, Vec<f32>), options: DecodeOptions, vocab_size: usize, rng: &mut StdRng) -> Box<dyn Stepper> {
+    pub fn stepper(self, window: Window, options: DecodeOptions, vocab_size: usize, rng: &mut StdRng) -> Box<dyn Stepper> {
         let (tokens, prompt, confidence) = window;
         match self {
             ModelKind::Masked | ModelKind::Ar => Box::new(Sampler::resume(tokens, prompt, confidence, options)),
@@ -115,5 +115,79 @@ impl ModelKind {
 impl std::fmt::Display for ModelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.title())
+    }
+}
+
+/// A trained model of any kind on a device, as a `Denoiser` for the samplers.
+pub struct ModelDenoiser {
+    pub model: Model,
+    pub device: Device,
+    /// Keys and values of the last full pass, for `logits_cached`.
+    cache: Mutex<Option<KvCache>>,
+    /// A causal model's last reading and its keys and values (`autoregressive::next_char_logits`).
+    causal_cache: Mutex<Option<(Vec<u32>, KvCache)>>,
+}
+
+impl ModelDenoiser {
+    pub fn new(model: Model, device: Device) -> Self {
+        ModelDenoiser { model: model.valid(), device, cache: Mutex::new(None), causal_cache: Mutex::new(None) }
+    }
+
+    fn ints(&self, v: impl IntoIterator<Item = usize>) -> Tensor<1, Int> {
+        let v: Vec<i64> = v.into_iter().map(|x| x as i64).collect();
+        let n = v.len();
+        Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &self.device)
+    }
+
+    fn inputs(&self, tokens: &[u32], time: Time) -> (Tensor<2, Int>, Option<Tensor<1, Int>>) {
+        let input = self.ints(tokens.iter().map(|&t| t as usize)).unsqueeze_dim::<2>(0);
+        let n = self.model.config.n_timesteps;
+        let bucket = match time {
+            Time::MaskRate(rate) => timestep_bucket(rate, n) as usize,
+            Time::Step(step) => step.min(n.saturating_sub(1)),
+        };
+        (input, (n > 0).then(|| self.ints([bucket])))
+    }
+}
+
+impl Denoiser for ModelDenoiser {
+    fn vocab_size(&self) -> usize {
+        self.model.config.vocab_size
+    }
+
+    fn context(&self) -> usize {
+        self.model.config.context
+    }
+
+    fn kind(&self) -> ModelKind {
+        self.model.config.kind
+    }
+
+    fn logits(&self, tokens: &[u32], time: Time, positions: &[usize]) -> Vec<f32> {
+        if self.kind().is_causal() {
+            let mut cache = self.causal_cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            return autoregressive::next_char_logits(&self.model, tokens, positions, &mut cache);
+        }
+        let (input, timesteps) = self.inputs(tokens, time);
+        // Every position in order is the plain forward pass: no gathering needed.
+        let all = positions.iter().copied().eq(0..tokens.len());
+        let positions = (!all).then(|| self.ints(positions.iter().copied()));
+        let logits = crate::fused::on_own_pool(|| self.model.forward_at(input, timesteps, positions));
+        logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
+    }
+
+    fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: &[Range<usize>], refresh: bool) -> Vec<f32> {
+        if self.kind().is_causal() {
+            return self.logits(tokens, time, positions);
+        }
+        let (input, timesteps) = self.inputs(tokens, time);
+        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let kept = cache.take();
+        let (logits, kv) = crate::fused::on_own_pool(|| match kept {
+            Some(kv) if !refresh && kv.len() == tokens.len() => (self.model.forward_rows(input, timesteps, rows, positions, &kv), kv),
+            _ => self.model.forward_caching(input, timesteps, Some(self.ints(positions.iter().copied()))),
+        });
+        *cache = Some(kv);
+        logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
     }
 }

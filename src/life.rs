@@ -94,7 +94,7 @@ impl Life {
 
 /// Seed text for a grid: the model's own writing, `n` characters from an empty prompt.
 pub fn seed_text(model: &dyn Denoiser, n: usize, options: DecodeOptions) -> Vec<u32> {
-    let mut generation = crate::diffusion::Generation::for_model(model, &[], n, crate::diffusion::DEFAULT_OVERLAP, options);
+    let mut generation = crate::kind::generation(model, &[], n, crate::diffusion::DEFAULT_OVERLAP, options);
     generation.run(model, |_| {});
     generation.tokens().to_vec()
 }

@@ -10,7 +10,6 @@
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use crate::fused;
-use crate::kind::ModelKind;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -34,6 +33,27 @@ pub struct ModelConfig {
     /// What the model is trained to do. Checkpoints written before kinds existed are masked.
     #[serde(default)]
     pub kind: ModelKind,
+}
+
+/// What a model is trained to predict. The transformer is the same for every kind but for its
+/// attention mask; how each kind is trained and decoded is `kind.rs`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Masked diffusion: hidden characters are predicted from both sides, many per step.
+    #[default]
+    Masked,
+    /// Autoregressive: each character is predicted from those before it, one per step.
+    Ar,
+    /// Uniform-noise diffusion: random characters are corrected, every position every step.
+    Uniform,
+}
+
+impl ModelKind {
+    /// Whether a position's attention sees only itself and earlier positions.
+    pub fn is_causal(self) -> bool {
+        self == ModelKind::Ar
+    }
 }
 
 /// Named model sizes. `tiny` is for tests; `base` is the reference's 10.7M model.

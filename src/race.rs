@@ -4,7 +4,9 @@
 //! character) or compute time. Lanes run one after another on the same machine, so their times
 //! are comparable.
 
-use crate::diffusion::{Denoiser, Frame, Generation, ModelDenoiser};
+use crate::diffusion::{Denoiser, Frame, Generation};
+
+use crate::kind::ModelDenoiser;
 use crate::diffusion::DecodeOptions;
 use crate::eval::{text_stats, words};
 use crate::judge::Judge;
@@ -91,7 +93,7 @@ pub struct LaneFrame {
 /// Runs one lane: `model` writes `length` characters after `prompt`, with `options` as its kind
 /// decodes them. `on_frame` gets the initial state, then every step; it returns false to stop.
 pub fn run_lane(model: &dyn Denoiser, prompt: &[u32], length: usize, options: DecodeOptions, mut on_frame: impl FnMut(LaneFrame) -> bool) {
-    let mut generation = Generation::for_model(model, prompt, length, crate::diffusion::DEFAULT_OVERLAP, options);
+    let mut generation = crate::kind::generation(model, prompt, length, crate::diffusion::DEFAULT_OVERLAP, options);
     let mut compute = Duration::ZERO;
     let mut passes = 0;
     // Positions past the prompt exist once a window reaches them: show them masked from the start.

@@ -8,7 +8,8 @@ use crate::diffusion::masking::MaskSchedule;
 use crate::kind::ModelKind;
 use crate::data::Batch;
 use crate::loss::{EvalResult, evaluate, losses};
-use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Generation, ModelDenoiser};
+use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions};
+use crate::kind::ModelDenoiser;
 use crate::model::{Model, ModelConfig, Preset};
 use crate::optimizer::setup_optimizer;
 use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
@@ -152,7 +153,7 @@ pub fn train_step(model: Model, optim: &mut ModuleOptimizer, batch: &Batch, lr: 
 pub fn sample_text(model: &Model, vocab: &Vocab, length: usize, seed: u64, device: &Device) -> String {
     let denoiser = ModelDenoiser::new(model.clone(), device.clone());
     let options = DecodeOptions { seed, ..DecodeOptions::default() };
-    let mut generation = Generation::for_model(&denoiser, &[], length, DEFAULT_OVERLAP, options);
+    let mut generation = crate::kind::generation(&denoiser, &[], length, DEFAULT_OVERLAP, options);
     generation.run(&denoiser, |_| {});
     vocab.decode(generation.tokens(), DEFAULT_MASK_CHAR)
 }

@@ -2,7 +2,8 @@
 
 use burn::prelude::*;
 use tiny_diffusion::data::TINY_SHAKESPEARE;
-use tiny_diffusion::diffusion::{DecodeOptions, Denoiser, Generation, ModelDenoiser, Time};
+use tiny_diffusion::diffusion::{DecodeOptions, Denoiser, Time};
+use tiny_diffusion::kind::ModelDenoiser;
 use tiny_diffusion::judge::Judge;
 use tiny_diffusion::kind::ModelKind;
 use tiny_diffusion::model::{Model, ModelConfig, Preset};
@@ -73,7 +74,7 @@ fn an_autoregressive_generation_writes_one_character_per_step_left_to_right() {
     let denoiser = ModelDenoiser::new(tiny_ar(3), Device::flex());
     let prompt = [5u32, 6, 7];
     let options = DecodeOptions { seed: 4, ..DecodeOptions::default() };
-    let mut generation = Generation::for_model(&denoiser, &prompt, 150, 16, options);
+    let mut generation = tiny_diffusion::kind::generation(&denoiser, &prompt, 150, 16, options);
     let mut written = Vec::new();
     while let Some(frame) = generation.step(&denoiser) {
         assert_eq!(frame.decoded_now.len(), 1, "one character per step");

@@ -367,7 +367,8 @@ fn a_head_count_that_does_not_divide_the_width_says_how_to_set_it() {
 /// ours with the flags that name the same rule.
 #[test]
 fn the_python_samplers_decode_the_same_characters_step_by_step() {
-    use tiny_diffusion::diffusion::{Generation, ModelDenoiser};
+    use tiny_diffusion::diffusion::Generation;
+    use tiny_diffusion::kind::ModelDenoiser;
     let cases: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(fixture("samplers.json")).unwrap()).unwrap();
     assert_eq!(cases.len(), 5);
     for case in &cases {

@@ -6,7 +6,7 @@
 //! (the autoregressive model's NLL of the text); speed as characters per step (forward passes) and
 //! per time-of-one-full-forward-pass, timed on this machine.
 
-use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Generation, Time};
+use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Time};
 use crate::eval::{TextStats, text_stats};
 use crate::judge::Judge;
 use crate::vocab::{DEFAULT_MASK_CHAR, MASK_ID, Vocab};
@@ -109,7 +109,7 @@ impl DecodeBench<'_> {
         let (mut sample, mut steps, mut characters, mut seconds) = (String::new(), 0usize, 0usize, 0.0f64);
         let (mut stats, mut nll) = (Vec::new(), 0.0);
         for &seed in &self.seeds {
-            let mut generation = Generation::for_model(self.denoiser, &[], self.length, DEFAULT_OVERLAP, DecodeOptions { seed, ..options });
+            let mut generation = crate::kind::generation(self.denoiser, &[], self.length, DEFAULT_OVERLAP, DecodeOptions { seed, ..options });
             let start = Instant::now();
             generation.run(self.denoiser, |_| steps += 1);
             seconds += start.elapsed().as_secs_f64();

@@ -1,7 +1,7 @@
 //! `tiny-diffusion bench infill`: held-out lines with one word taken out, filled through gaps of
 //! the wrong length and of the right one, against an elastic gap whose length the model chooses.
 
-use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Generation};
+use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser};
 use crate::elastic::{DEFAULT_MAX_GAP, rank_lengths};
 use crate::eval::words;
 use crate::judge::Judge;
@@ -119,7 +119,7 @@ pub fn run(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, dictionary: &Hash
             let mut window = c.before.clone();
             window.extend(std::iter::repeat_n(MASK_ID, length));
             window.extend_from_slice(&c.after);
-            let mut g = Generation::for_model(model, &window, window.len(), DEFAULT_OVERLAP, options);
+            let mut g = crate::kind::generation(model, &window, window.len(), DEFAULT_OVERLAP, options);
             g.run(model, |_| {});
             let fill = vocab.decode(&g.tokens()[c.before.len()..c.before.len() + length], '_');
             results.push(outcome(c, vocab, &fill, start.elapsed().as_secs_f64() * 1e3));

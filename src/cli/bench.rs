@@ -3,7 +3,7 @@
 use crate::backend::Backend;
 use super::JudgeArgs;
 use crate::data::DataSource;
-use crate::diffusion::ModelDenoiser;
+use crate::kind::ModelDenoiser;
 use crate::model::Preset;
 use anyhow::Result;
 use clap::{Args, Subcommand};

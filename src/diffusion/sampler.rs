@@ -6,7 +6,7 @@
 
 use super::decode::{CACHE_WINDOW_SPANS, DecodeOptions, Remask, Timestep};
 use super::rules::{self, Proposal};
-use crate::kind::ModelKind;
+use crate::model::ModelKind;
 use crate::vocab::MASK_ID;
 use rand::{Rng, RngExt};
 use rand::SeedableRng;
@@ -27,7 +27,7 @@ pub enum Time {
 /// Anything that maps a window of ids (MASK where hidden) to logits.
 pub trait Denoiser {
     fn vocab_size(&self) -> usize;
-    /// What the model predicts, which decides how it is decoded (`Generation::for_model`).
+    /// What the model predicts, which decides how it is decoded (`kind::generation`).
     fn kind(&self) -> ModelKind {
         ModelKind::Masked
     }
@@ -399,6 +399,13 @@ impl Stepper for Sampler {
     }
 }
 
+/// One window to decode: its ids (MASK where a character is to be written), which of them the
+/// user gave, and the confidence of those already written.
+pub type Window = (Vec<u32>, Vec<bool>, Vec<f32>);
+
+/// Makes the stepper that decodes a window (the model kind's choice: `kind::generation`).
+pub type NewStepper = Box<dyn FnMut(Window, &mut StdRng) -> Box<dyn Stepper> + Send>;
+
 /// Characters of the previous block that condition the next, unless a front end says otherwise.
 pub const DEFAULT_OVERLAP: usize = 16;
 
@@ -420,10 +427,8 @@ pub struct Generation {
     length: usize,
     context: usize,
     overlap: usize,
-    options: DecodeOptions,
-    /// How each window is decoded, and the model's vocabulary size (which some kinds need).
-    kind: ModelKind,
-    vocab_size: usize,
+    /// How each window is decoded: masked diffusion's `Sampler` unless `with_stepper` says otherwise.
+    new_stepper: NewStepper,
     rng: StdRng,
     block: usize,
     /// The open block: its window's start (a position in the whole output) and its stepper.
@@ -443,21 +448,16 @@ impl Generation {
             origin: 0,
             context: context.max(1),
             overlap: overlap.min(context.saturating_sub(1)),
-            options,
-            kind: ModelKind::Masked,
-            vocab_size: 0,
+            new_stepper: Box::new(move |(tokens, prompt, confidence), _| Box::new(Sampler::resume(tokens, prompt, confidence, options))),
             rng: StdRng::seed_from_u64(options.seed),
             block: 0,
             current: None,
         }
     }
 
-    /// A generation as `model`'s kind writes: its decoding options and window overlap
-    /// (`ModelKind`), in windows of its context.
-    pub fn for_model(model: &dyn Denoiser, prompt: &[u32], length: usize, overlap: usize, options: DecodeOptions) -> Self {
-        let (kind, context) = (model.kind(), model.context());
-        let generation = Generation::new(prompt, length, context, kind.overlap(overlap, context), kind.decode_options(options));
-        Generation { kind, vocab_size: model.vocab_size(), ..generation }
+    /// The same generation with each window decoded by the stepper `new_stepper` makes.
+    pub fn with_stepper(self, new_stepper: NewStepper) -> Self {
+        Generation { new_stepper, ..self }
     }
 
     /// The output from the first position not yet taken by `take_finished` (all of it, if never
@@ -531,7 +531,7 @@ impl Generation {
         self.reach(end);
         let (a, b) = (start - self.origin, end - self.origin);
         let window = (self.buffer[a..b].to_vec(), self.prompt[a..b].to_vec(), self.confidence[a..b].to_vec());
-        let sampler = self.kind.stepper(window, self.options, self.vocab_size, &mut self.rng);
+        let sampler = (self.new_stepper)(window, &mut self.rng);
         let frame = sampler.initial_frame(self.block, start);
         self.current = Some((start, sampler));
         Some(frame)

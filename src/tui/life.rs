@@ -6,7 +6,8 @@
 use super::effect::{Effect, LifeCommand};
 use super::shared::Action;
 use super::theme::Theme;
-use crate::diffusion::{DecodeOptions, ModelDenoiser};
+use crate::diffusion::DecodeOptions;
+use crate::kind::ModelDenoiser;
 use crate::life::Life;
 use crate::vocab::{MASK_ID, Vocab};
 use burn::prelude::Device;

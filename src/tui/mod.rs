@@ -24,7 +24,7 @@ pub mod worker;
 mod tests;
 
 use crate::checkpoint::CheckpointConfig;
-use crate::diffusion::ModelDenoiser;
+use crate::kind::ModelDenoiser;
 use crate::model::Model;
 use anyhow::{Context, Result};
 use app::{App, Effect, ModelInfo, Screen};

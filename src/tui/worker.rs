@@ -5,7 +5,7 @@
 //! back at its own pace, so keys are answered at once even while a step is computing.
 
 use crate::data::DataSource;
-use crate::diffusion::{Cell, DecodeOptions, Denoiser, Frame, Generation};
+use crate::diffusion::{Cell, DecodeOptions, Denoiser, Frame};
 use crate::train::{TrainEvent, TrainSettings, train};
 use burn::prelude::Device;
 use std::path::PathBuf;
@@ -80,7 +80,7 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, device: Device, comm
                         continue;
                     }
                 }
-                let mut generation = Generation::for_model(model.as_ref(), &job.prompt, job.length, job.overlap, job.options);
+                let mut generation = crate::kind::generation(model.as_ref(), &job.prompt, job.length, job.overlap, job.options);
                 'steps: loop {
                     match commands.try_recv() {
                         Ok(GenCommand::Run(next)) => {
