@@ -132,12 +132,48 @@ enum Msg {
     Loaded(PathBuf, Result<ModelInfo, String>),
 }
 
-struct Channels {
+/// The threads the UI hands work to, and the channel on which they (and the input reader)
+/// answer. `perform` turns an `Effect` into a command for one of them.
+struct Workers {
     gen_tx: Sender<GenCommand>,
     race_tx: Sender<(u64, crate::diffusion::DecodeOptions)>,
     life_tx: Sender<effect::LifeCommand>,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
+    device: Device,
+    /// Set to stop the training run in progress, if any.
+    stop_training: Option<Arc<AtomicBool>>,
+}
+
+impl Workers {
+    fn perform(&mut self, effect: Effect) {
+        match effect {
+            Effect::Generate(job) => {
+                let _ = self.gen_tx.send(GenCommand::Run(job));
+            }
+            Effect::StartRace(race, options) => {
+                let _ = self.race_tx.send((race, options));
+            }
+            Effect::Life(command) => {
+                let _ = self.life_tx.send(command);
+            }
+            Effect::StartTraining { settings, data, out } => {
+                let stop = Arc::new(AtomicBool::new(false));
+                self.stop_training = Some(stop.clone());
+                let tx = self.tx.clone();
+                worker::spawn_trainer(settings, data, out, self.device.clone(), stop, move |m| {
+                    let _ = tx.send(Msg::Train(m));
+                });
+            }
+            Effect::StopTraining => {
+                if let Some(stop) = &self.stop_training {
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+            Effect::LoadCheckpoint(path) => spawn_loader(path, self.device.clone(), self.gen_tx.clone(), self.tx.clone()),
+            Effect::ToggleRecording => {} // handled by the event loop, which owns the terminal
+        }
+    }
 }
 
 /// How a session starts: what it records, how it looks, where the Compare screen's lanes come
@@ -185,13 +221,12 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
     let (life_tx, life_commands) = mpsc::channel();
     let life_out = tx.clone();
     life::spawn_lifer(life_checkpoint, device.clone(), life_commands, move |m| life_out.send(Msg::Life(m)).is_ok());
-    let channels = Channels { gen_tx, race_tx, life_tx, tx, rx };
+    let mut workers = Workers { gen_tx, race_tx, life_tx, tx, rx, device, stop_training: None };
 
     let mut app = App::new(info, Theme { palette: look.palette, ..Theme::from_env() });
     app.watch.view = look.view;
     app.compare.clock = clock;
     app.life.size = life_size;
-    let mut stop_training: Option<Arc<AtomicBool>> = None;
     // The first screen starts its work; the other waits until shown, so that a race is timed
     // with the machine to itself.
     app.screen = screen;
@@ -200,20 +235,20 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
         Screen::Life => app.life.reseed(app.watch.settings.seed, app.watch.settings),
         _ => app.generate_fresh(),
     };
-    perform(first, &channels, &device, &mut stop_training);
+    workers.perform(first);
 
     let mut terminal = ratatui::try_init().context("cannot open the terminal UI (is stdout a terminal?)")?;
     let _ = execute!(std::io::stdout(), EnableBracketedPaste);
     let mut recorder = None;
     let stop_input = Arc::new(AtomicBool::new(false));
-    let input = spawn_input_reader(channels.tx.clone(), stop_input.clone());
+    let input = spawn_input_reader(workers.tx.clone(), stop_input.clone());
     let result = (|| {
         if let Some(path) = record {
             let size = terminal.size()?;
             recorder = Some(record::SessionRecorder::create(path, size.width, size.height)?);
             app.recording = Some(path.display().to_string());
         }
-        event_loop(&mut terminal, &mut app, &channels, &device, &mut stop_training, &mut recorder)
+        event_loop(&mut terminal, &mut app, &mut workers, &mut recorder)
     })();
     // Stop reading before the terminal goes back to the shell, so no later keystroke is taken.
     stop_input.store(true, Ordering::SeqCst);
@@ -226,13 +261,13 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
         eprintln!("saved the recording to {path}");
     }
 
-    if let Some(stop) = stop_training
+    if let Some(stop) = &workers.stop_training
         && app.train.running
     {
         // Quitting mid-training keeps the work done so far: stop, let the trainer save, then exit.
         stop.store(true, Ordering::SeqCst);
         eprintln!("stopping training and saving a checkpoint to {}…", app.train.out.display());
-        while let Ok(msg) = channels.rx.recv() {
+        while let Ok(msg) = workers.rx.recv() {
             if let Msg::Train(TrainMsg::Finished(r)) = msg {
                 match r {
                     Ok(path) => eprintln!("saved {}", path.display()),
@@ -248,9 +283,7 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
 fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
-    ch: &Channels,
-    device: &Device,
-    stop_training: &mut Option<Arc<AtomicBool>>,
+    workers: &mut Workers,
     recorder: &mut Option<record::SessionRecorder>,
 ) -> Result<()> {
     let mut last_tick = Instant::now();
@@ -271,10 +304,10 @@ fn event_loop(
         // of keystrokes (a terminal without bracketed paste) costs one draw, not one per key, so
         // nothing backs up and nothing is lost.
         let (mut handled, batch_start) = (0, Instant::now());
-        let mut next = ch.rx.recv_timeout(TICK).ok();
+        let mut next = workers.rx.recv_timeout(TICK).ok();
         while let Some(msg) = next {
             let input = matches!(msg, Msg::Input(_));
-            handle(msg, terminal, app, ch, device, stop_training, recorder)?;
+            handle(msg, terminal, app, workers, recorder)?;
             dirty = true;
             handled += 1;
             let full = handled >= MAX_EVENTS_PER_DRAW || batch_start.elapsed() > Duration::from_millis(100);
@@ -284,16 +317,16 @@ fn event_loop(
             // In a flood of input (a paste arriving in chunks), wait a moment for the next chunk
             // rather than redrawing a long text between every two chunks.
             next = if input {
-                ch.rx.recv_timeout(Duration::from_millis(if handled >= 32 { 5 } else { 1 })).ok()
+                workers.rx.recv_timeout(Duration::from_millis(if handled >= 32 { 5 } else { 1 })).ok()
             } else {
-                ch.rx.try_recv().ok()
+                workers.rx.try_recv().ok()
             };
         }
         let now = Instant::now();
         let (changed, due) = app.tick(now - last_tick);
         dirty |= changed;
         if let Some(effect) = due {
-            perform(effect, ch, device, stop_training);
+            workers.perform(effect);
         }
         last_tick = now;
     }
@@ -306,9 +339,7 @@ fn handle(
     msg: Msg,
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
-    ch: &Channels,
-    device: &Device,
-    stop_training: &mut Option<Arc<AtomicBool>>,
+    workers: &mut Workers,
     recorder: &mut Option<record::SessionRecorder>,
 ) -> Result<()> {
     let effects = match msg {
@@ -345,7 +376,7 @@ fn handle(
         if effect == Effect::ToggleRecording {
             toggle_recording(app, recorder, terminal.size()?);
         } else {
-            perform(effect, ch, device, stop_training);
+            workers.perform(effect);
         }
     }
     Ok(())
@@ -389,35 +420,6 @@ fn toggle_recording(app: &mut App, recorder: &mut Option<record::SessionRecorder
             *recorder = Some(r);
         }
         Err(e) => app.note = Some(format!("cannot record: {e:#}")),
-    }
-}
-
-fn perform(effect: Effect, ch: &Channels, device: &Device, stop_training: &mut Option<Arc<AtomicBool>>) {
-    match effect {
-        Effect::Generate(job) => {
-            let _ = ch.gen_tx.send(GenCommand::Run(job));
-        }
-        Effect::StartRace(race, options) => {
-            let _ = ch.race_tx.send((race, options));
-        }
-        Effect::Life(command) => {
-            let _ = ch.life_tx.send(command);
-        }
-        Effect::StartTraining { settings, data, out } => {
-            let stop = Arc::new(AtomicBool::new(false));
-            *stop_training = Some(stop.clone());
-            let tx = ch.tx.clone();
-            worker::spawn_trainer(settings, data, out, device.clone(), stop, move |m| {
-                let _ = tx.send(Msg::Train(m));
-            });
-        }
-        Effect::StopTraining => {
-            if let Some(stop) = stop_training {
-                stop.store(true, Ordering::SeqCst);
-            }
-        }
-        Effect::LoadCheckpoint(path) => spawn_loader(path, device.clone(), ch.gen_tx.clone(), ch.tx.clone()),
-        Effect::ToggleRecording => {} // handled by the event loop, which owns the terminal
     }
 }
 
