@@ -1,6 +1,7 @@
 //! Masked diffusion: the noising process used in training and the samplers that reverse it.
 
 pub mod decode;
+pub mod generation;
 pub mod masking;
 pub mod remdm;
 pub mod rules;
@@ -9,5 +10,6 @@ pub mod sampler;
 mod sampler_tests;
 
 pub use decode::{DecodeOptions, Remask, Strategy, Timestep};
-pub use sampler::{Cell, DEFAULT_OVERLAP, Denoiser, Frame, Generation, NewStepper, Sampler, Stepper, Time, Window};
+pub use generation::{DEFAULT_OVERLAP, Generation, NewStepper, Stepper, Window};
+pub use sampler::{Cell, Denoiser, Frame, Sampler, Time};
 

@@ -1,6 +1,7 @@
 //! Sampler behaviour on a stub denoiser with known logits.
 
 use super::decode::{DecodeOptions, Strategy};
+use super::generation::Generation;
 use super::sampler::*;
 use crate::vocab::MASK_ID;
 use rand::SeedableRng;
