@@ -70,7 +70,7 @@ pub struct TuiArgs {
     pub record: Option<PathBuf>,
     #[command(flatten)]
     pub look: LookArgs,
-    #[arg(long, value_enum, default_value = "flex")]
+    #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
 }
 
@@ -141,7 +141,7 @@ pub struct GenerateArgs {
     pub record: Option<PathBuf>,
     #[command(flatten)]
     pub look: LookArgs,
-    #[arg(long, value_enum, default_value = "flex")]
+    #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
 }
 
@@ -162,7 +162,7 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, value_enum, default_value = "flex")]
+    #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
 }
 

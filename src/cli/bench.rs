@@ -33,7 +33,7 @@ pub struct BenchArgs {
     /// One JSON object per line (ids shared with bench/pytorch_reference.py), then the peak memory.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, value_enum, default_value = "flex")]
+    #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
 }
 
@@ -60,7 +60,7 @@ pub struct BenchInfillArgs {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, value_enum, default_value = "flex")]
+    #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
 }
 
@@ -88,7 +88,7 @@ pub struct BenchDecodeArgs {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, value_enum, default_value = "flex")]
+    #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
 }
 

@@ -37,7 +37,7 @@ pub struct CompareArgs {
     /// Print the lanes' texts and the scoreboard instead of opening the terminal UI.
     #[arg(long)]
     pub print: bool,
-    #[arg(long, value_enum, default_value = "flex")]
+    #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
 }
 

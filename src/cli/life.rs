@@ -16,7 +16,7 @@ pub struct LifeArgs {
     /// Rows of the grid [default: 32, or fewer if the terminal is shorter].
     #[arg(long)]
     pub height: Option<usize>,
-    #[arg(long, value_enum, default_value = "flex")]
+    #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
 }
 
