@@ -26,8 +26,11 @@ pub const DEFAULT_GRID: &[&str] = &[
     "--lanes 1 --polish 0",
     "--top-p 1",
     "--cache false",
-    "--lanes 4 --span 6 --polish 9",
-    // The defaults before lanes and polish (factor rule, two releases ago), and before that.
+    "--stretch 0",
+    "--temperature 1",
+    // The defaults before close lanes (three far apart, temperature 1), before lanes and polish
+    // (factor rule), and before that.
+    "--lanes 3 --stretch 0 --temperature 1",
     "--strategy factor --factor 6 --span 16 --temperature 0.6 --top-p 1 --lanes 1 --apart --remask low-confidence --polish 0",
     "--strategy confidence --threshold 0.7 --span 8 --temperature 1 --top-p 1 --lanes 1 --polish 0 --cache false",
     "--strategy margin --margin 0.3 --span 16 --lanes 1 --polish 0",

@@ -275,13 +275,25 @@ impl Sampler {
         self.frame(block, offset, decoded_now, remasked_now, start.elapsed())
     }
 
-    /// Where each of the `--lanes` runs: the window's generated region cut into equal stretches
-    /// of at least `MIN_LANE` characters.
-    fn lane_regions(&self) -> Vec<Range<usize>> {
+    /// The stretches the window's generated region is cut into: `--stretch` characters each, or
+    /// as many equal ones as `--lanes`, each at least `MIN_LANE` characters; a region shorter
+    /// than two of those (an infilled word) is one.
+    fn stretches(&self) -> Vec<Range<usize>> {
         let first = self.prompt.iter().position(|&p| !p).unwrap_or(0);
         let end = self.prompt.iter().rposition(|&p| !p).map_or(first, |i| i + 1);
-        let count = self.options.lanes.clamp(1, ((end - first) / MIN_LANE).max(1));
+        let len = end - first;
+        let count = match self.options.stretch {
+            _ if len < 2 * MIN_LANE => 1,
+            0 => self.options.lanes.clamp(1, len / MIN_LANE),
+            stretch => len.div_ceil(stretch),
+        };
         (0..count).map(|k| first + k * (end - first) / count..first + (k + 1) * (end - first) / count).collect()
+    }
+
+    /// Where each of the `--lanes` runs this step: the leftmost stretches with masked positions.
+    fn lane_regions(&self) -> Vec<Range<usize>> {
+        let open = |r: &Range<usize>| self.tokens[r.clone()].contains(&MASK_ID);
+        self.stretches().into_iter().filter(open).take(self.options.lanes.max(1)).collect()
     }
 
     /// The masked positions this step may commit, lane by lane: in each lane, those within

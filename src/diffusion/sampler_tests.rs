@@ -322,6 +322,19 @@ fn lanes_decode_each_stretch_from_its_own_left_end_in_the_same_steps() {
     assert_eq!(frames.len(), 40);
 }
 
+#[test]
+fn with_stretches_the_lanes_decode_the_leftmost_unfinished_ones() {
+    let opts = DecodeOptions { span: 2, per_step: 1, lanes: 2, stretch: 16, ..greedy(Strategy::Topk) };
+    let (frames, out) = run_sampler(vec![MASK_ID; 96], opts);
+    assert!(!out.contains(&MASK_ID));
+    assert_eq!(frames.len(), 48, "six stretches of 16, two at a time, one character each per step");
+    for (k, f) in frames.iter().enumerate() {
+        let pair = 2 * (k / 16);
+        let stretches: Vec<usize> = f.decoded_now.iter().map(|&i| i / 16).collect();
+        assert_eq!(stretches, vec![pair, pair + 1], "step {k}: {:?}", f.decoded_now);
+    }
+}
+
 /// Proposes 1 or 2 evenly where the left neighbour is hidden; where it is known, believes
 /// strongly in the same character: a parallel draw disagrees with its neighbours, and the
 /// polish passes make them agree.

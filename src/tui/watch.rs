@@ -18,6 +18,7 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("s", "strategy"),
     ("w", "span"),
     ("n", "lanes"),
+    ("N", "lane stretch"),
     ("m", "remask"),
     ("o", "polish"),
     ("k", "kv cache"),
@@ -134,6 +135,10 @@ pub(super) fn handle_key(w: &mut WatchState, key: KeyEvent) -> Vec<Action> {
         }
         KeyCode::Char('n') => {
             w.settings.cycle_lanes();
+            return vec![Action::RestartBlock];
+        }
+        KeyCode::Char('N') => {
+            w.settings.cycle_stretch();
             return vec![Action::RestartBlock];
         }
         KeyCode::Char('o') => {
