@@ -17,9 +17,10 @@ pub const ELASTIC_MARK: char = '*';
 pub const DEFAULT_MAX_GAP: usize = 24;
 /// Nats each character of a fill is credited when lengths are compared. Every character costs
 /// nats, so the raw likelihood favours short fills; the credit offsets that. Chosen with
-/// `bench infill` (docs/infill.md): 0.8 chose lengths within 2 of the truth (median), 1.2 and
-/// more chose long fills, and no credit (or scoring only the text after the gap) short ones.
-const LENGTH_CREDIT: f64 = 0.8;
+/// `bench infill` (docs/infill.md): on long-3, 0.8 chose lengths within 2 of the truth (median),
+/// 1.2 and more chose long fills, and no credit short ones; on long-5, whose fills read better at
+/// more lengths, 0.3–0.5 made real words most often (0.8 and more chose too long).
+const LENGTH_CREDIT: f64 = 0.4;
 /// How every candidate fill is decoded (with the user's seed): the factor rule over a 16-character
 /// span at temperature 0.8, never two neighbours at once, remasking below 0.5, no polish. Measured
 /// with `bench infill --lines 80` on the shipped model (docs/infill.md): its best candidates are
