@@ -33,7 +33,6 @@ pub const SEARCH: DecodeOptions = DecodeOptions {
     factor: 6.0,
     span: 16,
     lanes: 1,
-    stretch: 0,
     temperature: 0.8,
     top_p: 1.0,
     apart: true,

@@ -275,19 +275,19 @@ impl Sampler {
         self.frame(block, offset, decoded_now, remasked_now, start.elapsed())
     }
 
-    /// The stretches the window's generated region is cut into: `--stretch` characters each, or
-    /// as many equal ones as `--lanes`, each at least `MIN_LANE` characters; a region shorter
-    /// than two of those (an infilled word) is one.
+    /// The stretches the window's generated region is cut into: with several lanes, `--stretch`
+    /// characters each, or as many equal ones as `--lanes`, each at least `MIN_LANE` characters;
+    /// one lane, or a region shorter than two `MIN_LANE`s (an infilled word), is one stretch.
     fn stretches(&self) -> Vec<Range<usize>> {
         let first = self.prompt.iter().position(|&p| !p).unwrap_or(0);
         let end = self.prompt.iter().rposition(|&p| !p).map_or(first, |i| i + 1);
         let len = end - first;
         let count = match self.options.stretch {
-            _ if len < 2 * MIN_LANE => 1,
-            0 => self.options.lanes.clamp(1, len / MIN_LANE),
+            _ if len < 2 * MIN_LANE || self.options.lanes <= 1 => 1,
+            0 => self.options.lanes.min(len / MIN_LANE),
             stretch => len.div_ceil(stretch),
         };
-        (0..count).map(|k| first + k * (end - first) / count..first + (k + 1) * (end - first) / count).collect()
+        (0..count).map(|k| first + k * len / count..first + (k + 1) * len / count).collect()
     }
 
     /// Where each of the `--lanes` runs this step: the leftmost stretches with masked positions.

@@ -333,6 +333,12 @@ fn with_stretches_the_lanes_decode_the_leftmost_unfinished_ones() {
         let stretches: Vec<usize> = f.decoded_now.iter().map(|&i| i / 16).collect();
         assert_eq!(stretches, vec![pair, pair + 1], "step {k}: {:?}", f.decoded_now);
     }
+    // One lane ignores --stretch, as its flag says: its span runs on across stretch boundaries.
+    let one = DecodeOptions { span: 4, per_step: 2, lanes: 1, ..greedy(Strategy::Topk) };
+    let (whole, _) = run_sampler(vec![MASK_ID; 96], one);
+    let (stretched, _) = run_sampler(vec![MASK_ID; 96], DecodeOptions { stretch: 10, ..one });
+    let steps = |frames: &[Frame]| frames.iter().map(|f| f.decoded_now.clone()).collect::<Vec<_>>();
+    assert_eq!(steps(&stretched), steps(&whole));
 }
 
 /// Proposes 1 or 2 evenly where the left neighbour is hidden; where it is known, believes
