@@ -170,8 +170,9 @@ pub struct DecodeOptions {
     /// With --remask low-confidence: the probability below which a checked character is masked again.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.remask_below)]
     pub remask_below: f32,
-    /// Corrector passes over each finished window: each hides a third of its characters and
-    /// writes back, for each, the character the model then finds likeliest.
+    /// Corrector passes over each finished window, at most: each hides a third of its characters
+    /// and writes back, for each, the character the model then finds likeliest. Polishing stops
+    /// early once three passes in a row (every character) change nothing.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.polish)]
     pub polish: usize,
     /// η of ReMDM's cap and rescale schedules (the paper uses about 0.008 and 0.015).

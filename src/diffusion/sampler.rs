@@ -103,6 +103,9 @@ pub struct Sampler {
     step: usize,
     /// `--polish` passes done over the finished window.
     polished: usize,
+    /// Polish passes in a row that changed nothing: after `POLISH_STRIDE` of them every character
+    /// has been checked against the same text, so later passes would change nothing either.
+    unchanged_passes: usize,
     options: DecodeOptions,
 }
 
@@ -125,7 +128,7 @@ impl Sampler {
     /// the confidence of characters already committed.
     pub fn resume(tokens: Vec<u32>, prompt: Vec<bool>, confidence: Vec<f32>, options: DecodeOptions) -> Self {
         let n = tokens.len();
-        Sampler { tokens, prompt, confidence, provisional: vec![false; n], remasked: vec![false; n], cache_rows: None, step: 0, polished: 0, options }
+        Sampler { tokens, prompt, confidence, provisional: vec![false; n], remasked: vec![false; n], cache_rows: None, step: 0, polished: 0, unchanged_passes: 0, options }
     }
 
     pub fn tokens(&self) -> &[u32] {
@@ -139,7 +142,8 @@ impl Sampler {
     pub fn is_done(&self) -> bool {
         // ReMDM-loop keeps revising a fully decoded window until its steps are spent.
         let looping = self.options.remask == Remask::Loop && super::remdm::loop_revises(self.step, self.options.steps);
-        !looping && !self.tokens.contains(&MASK_ID) && !self.provisional.contains(&true) && self.polished >= self.options.polish
+        let polished = self.polished >= self.options.polish || self.unchanged_passes >= POLISH_STRIDE;
+        !looping && !self.tokens.contains(&MASK_ID) && !self.provisional.contains(&true) && polished
     }
 
     /// The frame before any step: what the viewer shows first.
@@ -176,7 +180,7 @@ impl Sampler {
         let mut masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
         let provisional: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.provisional[i]).collect();
         if masked.is_empty() && provisional.is_empty() {
-            if self.polished < self.options.polish {
+            if !self.is_done() {
                 return self.polish_step(model, rng, block, offset);
             }
             return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
@@ -344,6 +348,7 @@ impl Sampler {
                 changed.push(i);
             }
         }
+        self.unchanged_passes = if changed.is_empty() { self.unchanged_passes + 1 } else { 0 };
         self.frame(block, offset, changed.clone(), changed, start.elapsed())
     }
 

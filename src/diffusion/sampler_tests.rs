@@ -367,19 +367,22 @@ impl Denoiser for Copycat {
     }
 }
 
+/// 24 characters drawn 8 per step with `Copycat`, then `polish` passes: every frame, and the text.
+fn copycat_with_polish(polish: usize) -> (Vec<Frame>, Vec<u32>) {
+    let options = DecodeOptions { strategy: Strategy::Topk, per_step: 8, span: 0, temperature: 1.0, seed: 3, polish, ..plain() };
+    let mut sampler = Sampler::new(vec![MASK_ID; 24], options);
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut frames = Vec::new();
+    while !sampler.is_done() {
+        frames.push(sampler.step(&Copycat, &mut rng, 0, 0));
+        assert!(frames.len() < 100);
+    }
+    (frames, sampler.tokens().to_vec())
+}
+
 #[test]
 fn polish_passes_rewrite_hidden_characters_to_the_likeliest_and_take_their_steps() {
-    let options = DecodeOptions { strategy: Strategy::Topk, per_step: 8, span: 0, temperature: 1.0, seed: 3, ..plain() };
-    let run = |polish: usize| {
-        let mut sampler = Sampler::new(vec![MASK_ID; 24], DecodeOptions { polish, ..options });
-        let mut rng = StdRng::seed_from_u64(options.seed);
-        let mut frames = Vec::new();
-        while !sampler.is_done() {
-            frames.push(sampler.step(&Copycat, &mut rng, 0, 0));
-            assert!(frames.len() < 100);
-        }
-        (frames, sampler.tokens().to_vec())
-    };
+    let run = copycat_with_polish;
     let disagreements = |t: &[u32]| t.windows(2).filter(|w| w[0] != w[1]).count();
     let (plain_frames, drawn) = run(0);
     let (frames, polished) = run(3);
@@ -396,4 +399,16 @@ fn polish_passes_rewrite_hidden_characters_to_the_likeliest_and_take_their_steps
         }
     }
     assert!(disagreements(&polished) < disagreements(&drawn), "{drawn:?} → {polished:?}");
+}
+
+#[test]
+fn polish_stops_after_a_round_of_passes_that_changed_nothing() {
+    let (plain_frames, _) = copycat_with_polish(0);
+    let (frames, polished) = copycat_with_polish(60);
+    let passes = &frames[plain_frames.len()..];
+    assert!(passes.len() < 60, "converged before the last pass: {} passes", passes.len());
+    assert!(passes[passes.len() - 3..].iter().all(|f| f.decoded_now.is_empty()), "the last round changed nothing");
+    assert!(!passes[passes.len() - 4].decoded_now.is_empty(), "and stopped right after it");
+    assert!(polished.windows(2).all(|w| w[0] == w[1]), "every character agrees with its neighbour: {polished:?}");
+    assert_eq!(copycat_with_polish(passes.len()).1, polished, "the same text as exactly that many passes");
 }
