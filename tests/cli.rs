@@ -164,7 +164,7 @@ fn training_killed_at_random_moments_always_leaves_a_loadable_checkpoint_that_ne
 fn a_huge_length_streams_its_output_in_memory_that_does_not_grow() {
     use std::io::Read;
     let mut child = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
-        .args(["generate", "--length", "1000000000", "--strategy", "steps", "--steps", "2", "--cache"])
+        .args(["generate", "--length", "1000000000", "--strategy", "steps", "--steps", "2", "--polish", "0", "--cache"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
