@@ -391,7 +391,7 @@ fn polish_passes_rewrite_hidden_characters_to_the_likeliest_and_take_their_steps
     assert_eq!(tokens(&frames[..plain_frames.len()]), tokens(&plain_frames), "decoding itself is unchanged");
     for (phase, f) in frames[plain_frames.len()..].iter().enumerate() {
         for &i in &f.decoded_now {
-            assert_eq!(i % 3, phase, "a pass rewrites only the third it hides");
+            assert_eq!(i % POLISH_STRIDE, phase, "a pass rewrites only the characters it hides");
             if i > 0 {
                 assert_eq!(f.tokens[i], f.tokens[i - 1], "rewritten to the likeliest: its left neighbour");
             }
@@ -407,8 +407,9 @@ fn polish_stops_after_a_round_of_passes_that_changed_nothing() {
     let (frames, polished) = copycat_with_polish(60);
     let passes = &frames[plain_frames.len()..];
     assert!(passes.len() < 60, "converged before the last pass: {} passes", passes.len());
-    assert!(passes[passes.len() - 3..].iter().all(|f| f.decoded_now.is_empty()), "the last round changed nothing");
-    assert!(!passes[passes.len() - 4].decoded_now.is_empty(), "and stopped right after it");
+    let round = passes.len() - POLISH_STRIDE;
+    assert!(passes[round..].iter().all(|f| f.decoded_now.is_empty()), "the last round changed nothing");
+    assert!(!passes[round - 1].decoded_now.is_empty(), "and stopped right after it");
     assert!(polished.windows(2).all(|w| w[0] == w[1]), "every character agrees with its neighbour: {polished:?}");
     assert_eq!(copycat_with_polish(passes.len()).1, polished, "the same text as exactly that many passes");
 }
