@@ -323,8 +323,8 @@ impl Sampler {
     }
 
     /// One `--polish` pass over the finished window: every `POLISH_STRIDE`-th generated character
-    /// (a different set each pass) is hidden and predicted from the rest, and where the model now prefers
-    /// another character, that one is written (iterated conditional modes: a corrector step that
+    /// (a different set each pass) is hidden and predicted from the rest, and where the model now
+    /// prefers another character, that one is written (iterated conditional modes: a corrector step that
     /// repairs what parallel steps drew inconsistently, as the joint text is not a product of the
     /// marginals each step sampled from).
     fn polish_step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
