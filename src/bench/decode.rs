@@ -28,9 +28,11 @@ pub const DEFAULT_GRID: &[&str] = &[
     "--cache false",
     "--stretch 0",
     "--temperature 1",
-    // The defaults before close lanes (three far apart, temperature 1), before lanes and polish
-    // (factor rule), and before that.
-    "--lanes 3 --stretch 0 --temperature 1",
+    // The defaults before polishing to convergence (six passes; those hid every third character,
+    // these every fifth), before close lanes (three far apart, temperature 1), before lanes and
+    // polish (factor rule), and before that.
+    "--polish 6",
+    "--lanes 3 --stretch 0 --temperature 1 --polish 6",
     "--strategy factor --factor 6 --span 16 --temperature 0.6 --top-p 1 --lanes 1 --apart --remask low-confidence --polish 0",
     "--strategy confidence --threshold 0.7 --span 8 --temperature 1 --top-p 1 --lanes 1 --polish 0 --cache false",
     "--strategy margin --margin 0.3 --span 16 --lanes 1 --polish 0",
