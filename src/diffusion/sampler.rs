@@ -145,8 +145,13 @@ impl Sampler {
     pub fn is_done(&self) -> bool {
         // ReMDM-loop keeps revising a fully decoded window until its steps are spent.
         let looping = self.options.remask == Remask::Loop && super::remdm::loop_revises(self.step, self.options.steps);
-        let polished = self.polished >= self.options.polish || self.unchanged_passes >= POLISH_STRIDE;
-        !looping && !self.tokens.contains(&MASK_ID) && !self.provisional.contains(&true) && polished
+        !looping && !self.tokens.contains(&MASK_ID) && !self.provisional.contains(&true) && !self.polish_left()
+    }
+
+    /// Whether the finished window still gets polish passes: fewer than `--polish` done, and the
+    /// last round of them changed something.
+    fn polish_left(&self) -> bool {
+        self.polished < self.options.polish && self.unchanged_passes < POLISH_STRIDE
     }
 
     /// The frame before any step: what the viewer shows first.
@@ -183,7 +188,7 @@ impl Sampler {
         let mut masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
         let provisional: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.provisional[i]).collect();
         if masked.is_empty() && provisional.is_empty() {
-            if !self.is_done() {
+            if self.polish_left() {
                 return self.polish_step(model, rng, block, offset);
             }
             return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
