@@ -171,10 +171,8 @@ pub struct DecodeOptions {
     /// With --remask low-confidence: the probability below which a checked character is masked again.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.remask_below)]
     pub remask_below: f32,
-    /// Corrector passes over each finished window, at most: each hides every fifth character and
-    /// writes back, for each, the character the model then finds likeliest. Polishing stops
-    /// early once five passes in a row (every character) change nothing.
-    #[arg(long, default_value_t = DecodeOptions::DEFAULT.polish)]
+    /// Corrector passes over each finished window, at most (help: `polish_help`).
+    #[arg(long, default_value_t = DecodeOptions::DEFAULT.polish, help = polish_help())]
     pub polish: usize,
     /// η of ReMDM's cap and rescale schedules (the paper uses about 0.008 and 0.015).
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.eta)]
@@ -195,6 +193,14 @@ pub struct DecodeOptions {
     /// Same seed, same output.
     #[arg(long, default_value_t = DecodeOptions::DEFAULT.seed)]
     pub seed: u64,
+}
+
+/// `--polish`'s help, which names the stride the sampler uses rather than repeating it.
+fn polish_help() -> String {
+    let n = super::sampler::POLISH_STRIDE;
+    format!(
+        "Corrector passes over each finished window, at most: each hides every {n}th character (a different set each pass) and writes back, for each, the character the model then finds likeliest. Polishing stops early once {n} passes in a row (every character once) change nothing"
+    )
 }
 
 impl DecodeOptions {
