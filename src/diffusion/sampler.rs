@@ -338,6 +338,8 @@ impl Sampler {
         self.polished += 1;
         let checked: Vec<usize> = (0..self.tokens.len()).filter(|&i| !self.prompt[i] && i % POLISH_STRIDE == phase).collect();
         if checked.is_empty() {
+            // A gap shorter than the stride has phases with nothing to hide: they change nothing.
+            self.unchanged_passes += 1;
             return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
         }
         let mut hidden = self.tokens.clone();

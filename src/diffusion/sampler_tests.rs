@@ -413,3 +413,23 @@ fn polish_stops_after_a_round_of_passes_that_changed_nothing() {
     assert!(polished.windows(2).all(|w| w[0] == w[1]), "every character agrees with its neighbour: {polished:?}");
     assert_eq!(copycat_with_polish(passes.len()).1, polished, "the same text as exactly that many passes");
 }
+
+#[test]
+fn polish_of_a_gap_shorter_than_the_stride_stops_after_one_round() {
+    // Two masked characters between known ones: Copycat fills them as their left neighbour, so no
+    // pass changes anything, and most passes have nothing of the gap to hide.
+    let mut tokens = vec![1; 12];
+    tokens[5] = MASK_ID;
+    tokens[6] = MASK_ID;
+    let options = DecodeOptions { strategy: Strategy::Topk, per_step: 1, span: 0, seed: 3, polish: 30, ..plain() };
+    let mut sampler = Sampler::new(tokens, options);
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut steps = 0;
+    while !sampler.is_done() {
+        sampler.step(&Copycat, &mut rng, 0, 0);
+        steps += 1;
+        assert!(steps < 100);
+    }
+    assert_eq!(sampler.tokens(), &[1; 12][..]);
+    assert_eq!(steps, 2 + POLISH_STRIDE, "two to fill, then one round of passes that change nothing");
+}
