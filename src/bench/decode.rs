@@ -27,11 +27,13 @@ pub const DEFAULT_GRID: &[&str] = &[
     "--top-p 1",
     "--cache false",
     "--stretch 0",
-    "--temperature 1",
-    // The defaults before polishing to convergence (six passes; those hid every third character,
-    // these every fifth), before close lanes (three far apart, temperature 1), before lanes and
-    // polish (factor rule), and before that.
-    "--polish 6",
+    "--temperature 1.1",
+    // The defaults before closer lanes at temperature 1 (32-character stretches at 1.1), before
+    // polishing to convergence (six passes; those hid every third character, these every fifth),
+    // before close lanes (three far apart, temperature 1), before lanes and polish (factor rule),
+    // and before that.
+    "--stretch 32 --temperature 1.1",
+    "--stretch 32 --temperature 1.1 --polish 6",
     "--lanes 3 --stretch 0 --temperature 1 --polish 6",
     "--strategy factor --factor 6 --span 16 --temperature 0.6 --top-p 1 --lanes 1 --apart --remask low-confidence --polish 0",
     "--strategy confidence --threshold 0.7 --span 8 --temperature 1 --top-p 1 --lanes 1 --polish 0 --cache false",
