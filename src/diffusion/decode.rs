@@ -197,7 +197,7 @@ pub struct DecodeOptions {
 
 /// `--polish`'s help, which names the stride the sampler uses rather than repeating it.
 fn polish_help() -> String {
-    let n = super::sampler::POLISH_STRIDE;
+    let n = POLISH_STRIDE;
     format!(
         "Corrector passes over each finished window, at most: each hides every {n}th character (a different set each pass) and writes back, for each, the character the model then finds likeliest. Polishing stops early once {n} passes in a row (every character once) change nothing"
     )

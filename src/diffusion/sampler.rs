@@ -337,25 +337,23 @@ impl Sampler {
         let phase = self.polished % POLISH_STRIDE;
         self.polished += 1;
         let checked: Vec<usize> = (0..self.tokens.len()).filter(|&i| !self.prompt[i] && i % POLISH_STRIDE == phase).collect();
-        if checked.is_empty() {
-            // A gap shorter than the stride has phases with nothing to hide: they change nothing.
-            self.unchanged_passes += 1;
-            return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
-        }
-        let mut hidden = self.tokens.clone();
-        for &i in &checked {
-            hidden[i] = MASK_ID;
-        }
-        let vocab = model.vocab_size();
-        let logits = model.logits(&hidden, self.time(checked.len()), &checked);
-        self.step += 1;
         let mut changed = Vec::new();
-        for (&i, row) in checked.iter().zip(logits.chunks_exact(vocab)) {
-            let likeliest = rules::propose(i, row, &DecodeOptions { temperature: 0.0, top_k: 0, top_p: 1.0, ..self.options }, rng);
-            if likeliest.token != self.tokens[i] {
-                self.tokens[i] = likeliest.token;
-                self.confidence[i] = likeliest.confidence;
-                changed.push(i);
+        // A gap shorter than the stride has phases with nothing to hide: no pass, nothing changed.
+        if !checked.is_empty() {
+            let mut hidden = self.tokens.clone();
+            for &i in &checked {
+                hidden[i] = MASK_ID;
+            }
+            let vocab = model.vocab_size();
+            let logits = model.logits(&hidden, self.time(checked.len()), &checked);
+            self.step += 1;
+            for (&i, row) in checked.iter().zip(logits.chunks_exact(vocab)) {
+                let likeliest = rules::propose(i, row, &DecodeOptions { temperature: 0.0, top_k: 0, top_p: 1.0, ..self.options }, rng);
+                if likeliest.token != self.tokens[i] {
+                    self.tokens[i] = likeliest.token;
+                    self.confidence[i] = likeliest.confidence;
+                    changed.push(i);
+                }
             }
         }
         self.unchanged_passes = if changed.is_empty() { self.unchanged_passes + 1 } else { 0 };
