@@ -235,16 +235,16 @@ impl Attention {
     /// Keys (rotated, normalised) and values of the rows of `x`, whose positions `rope` holds,
     /// as `[batch, heads, rows, head_dim]`.
     pub fn keys_values(&self, x: Tensor<3>, rope: &Rope) -> (Tensor<4>, Tensor<4>) {
-        let k = rms_norm(rope.apply(self.heads(self.c_k.forward(x.clone()))));
-        (k, self.heads(self.c_v.forward(x)))
+        let k = rms_norm(rope.apply(self.heads(fused::linear(&self.c_k, x.clone()))));
+        (k, self.heads(fused::linear(&self.c_v, x)))
     }
 
     /// The output for the query rows `x_q` (positions in `rope_q`) over the keys and values given.
     pub fn attend(&self, x_q: Tensor<3>, rope_q: &Rope, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
-        let q = rms_norm(rope_q.apply(self.heads(self.c_q.forward(x_q))));
+        let q = rms_norm(rope_q.apply(self.heads(fused::linear(&self.c_q, x_q))));
         let y = fused::attention(q, k, v, self.causal).swap_dims(1, 2);
         let [b, t, h, hd] = y.dims();
-        self.c_proj.forward(y.reshape([b, t, h * hd]))
+        fused::linear(&self.c_proj, y.reshape([b, t, h * hd]))
     }
 
     fn heads(&self, y: Tensor<3>) -> Tensor<4> {
@@ -261,8 +261,8 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.c_fc.forward(x);
-        self.c_proj.forward(fused::relu_squared(h))
+        let h = fused::linear(&self.c_fc, x);
+        fused::linear(&self.c_proj, fused::relu_squared(h))
     }
 }
 
@@ -399,7 +399,7 @@ impl Model {
             cache.keys.push(k);
             cache.values.push(v);
         }
-        (self.lm_head.forward(rms_norm(x)), cache)
+        (fused::linear(&self.lm_head, rms_norm(x)), cache)
     }
 
     /// Logits at `positions` (indices into the window, all within `rows`), recomputing only the
@@ -425,7 +425,7 @@ impl Model {
             let q = (i == last).then_some(&queries);
             x = block.forward_rows(x, &rope, q, rows, cache.keys[i].clone(), cache.values[i].clone());
         }
-        self.lm_head.forward(rms_norm(x))
+        fused::linear(&self.lm_head, rms_norm(x))
     }
 
     /// A causal model's next-character logits after `tokens` (`[1, n]`, the window's rows
@@ -446,7 +446,7 @@ impl Model {
             next.keys.push(k);
             next.values.push(v);
         }
-        (self.lm_head.forward(rms_norm(x)), next)
+        (fused::linear(&self.lm_head, rms_norm(x)), next)
     }
 
     /// Token (and timestep) embeddings, normalised: the residual stream entering the first block.

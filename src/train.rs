@@ -7,6 +7,7 @@ use crate::data::{DataSource, random_windows};
 use crate::diffusion::masking::MaskSchedule;
 use crate::kind::ModelKind;
 use crate::data::Batch;
+use crate::fused::Matmul;
 use crate::loss::{EvalResult, evaluate, losses};
 use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions};
 use crate::kind::ModelDenoiser;
@@ -57,6 +58,9 @@ pub struct TrainSettings {
     pub n_embd: Option<usize>,
     #[serde(default)]
     pub n_head: Option<usize>,
+    /// How the step multiplies matrices (settings saved before this existed: the default).
+    #[serde(default)]
+    pub matmul: Matmul,
     pub eval_every: usize,
     /// Validation windows per evaluation.
     pub eval_windows: usize,
@@ -96,6 +100,7 @@ impl TrainSettings {
             n_layer: None,
             n_embd: None,
             n_head: None,
+            matmul: Matmul::default(),
             eval_every: 250,
             eval_windows: 64,
             sample_every: 500,
@@ -140,8 +145,9 @@ pub enum TrainEvent {
 }
 
 /// One optimiser step on `batch`: the model after it, and the batch's loss before it.
-pub fn train_step(model: Model, optim: &mut ModuleOptimizer, batch: &Batch, lr: f64, device: &Device) -> (Model, f32) {
+pub fn train_step(model: Model, optim: &mut ModuleOptimizer, batch: &Batch, lr: f64, matmul: Matmul, device: &Device) -> (Model, f32) {
     crate::fused::on_own_pool(|| {
+        let _precision = matmul.apply();
         let (loss, _) = losses(&model, batch, device);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let model = optim.step(lr, model, grads);
@@ -237,7 +243,7 @@ pub fn train(
         let batch = model_config.kind.batch(&windows, settings.mask_schedule, model_config.vocab_size, &mut rng);
         let lr = settings.lr_at(step);
         let loss;
-        (model, loss) = train_step(model, &mut optim, &batch, lr, &ad_device);
+        (model, loss) = train_step(model, &mut optim, &batch, lr, settings.matmul, &ad_device);
         step += 1;
         meta.steps = step;
         meta.tokens_seen += tokens_per_step;

@@ -314,7 +314,7 @@ fn a_checkpoint_keeps_the_muon_and_adamw_state() {
     let config = tiny_model_config(vocab.size());
     let settings = TrainSettings { muon_lr: Some(0.02), ..tiny_settings(10) };
     let batch = fixed_batch();
-    let step = |model: Model, optim: &mut ModuleOptimizer| train_step(model, optim, &batch, settings.lr, &device).0;
+    let step = |model: Model, optim: &mut ModuleOptimizer| train_step(model, optim, &batch, settings.lr, settings.matmul, &device).0;
     let weights = |m: &Model| -> Vec<f32> {
         let mut w = m.blocks[0].mlp.c_fc.weight.val().try_into_vec_as::<f32>().unwrap();
         w.extend(m.token_emb.weight.val().try_into_vec_as::<f32>().unwrap());

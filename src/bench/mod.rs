@@ -8,6 +8,7 @@ pub mod infill;
 
 use crate::checkpoint::CheckpointConfig;
 use crate::diffusion::masking::MaskSchedule;
+use crate::fused::Matmul;
 use crate::kind::ModelKind;
 use crate::diffusion::{DecodeOptions, Denoiser, Frame, Generation};
 use crate::kind::ModelDenoiser;
@@ -149,8 +150,14 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
             let muon = crate::train::TrainSettings { muon_lr: Some(0.02), ..adamw.clone() };
             let mut cases: Vec<(usize, &crate::train::TrainSettings, ModelKind)> =
                 opts.train_batches.iter().map(|&b| (b, &adamw, ModelKind::Masked)).collect();
+            // And, where the CPU has AMX tiles (which training multiplies on in bf16), the same
+            // Muon step in f32, to show what they buy.
+            let muon_f32 = crate::train::TrainSettings { matmul: Matmul::F32, ..muon.clone() };
             if let Some(&b) = opts.train_batches.first() {
                 cases.extend([(b, &muon, ModelKind::Masked), (b, &muon, ModelKind::Ar)]);
+                if crate::fused::amx::available() {
+                    cases.push((b, &muon_f32, ModelKind::Masked));
+                }
             }
             for (batch, settings, kind) in cases {
                 let ad = opts.device.clone().autodiff();
@@ -160,14 +167,15 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
                 let t = median_time(1, runs, || {
                     let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();
                     let batch = kind.batch(&windows, MaskSchedule::Stratified, vocab, &mut rng);
-                    model = train_step(model.clone(), &mut optim, &batch, 1e-4, &ad).0;
+                    model = train_step(model.clone(), &mut optim, &batch, 1e-4, settings.matmul, &ad).0;
                 });
                 let tokens = (batch * seq) as f64;
                 let throughput = Some((tokens / t.as_secs_f64(), "tokens/s"));
                 let gflop = Some(3.0 * forward_flops(&config, batch, seq) / 1e9);
-                let (id_suffix, label) = match (kind, settings.muon_lr.is_some()) {
-                    (ModelKind::Ar, _) => ("_muon_ar", " with Muon, autoregressive"),
-                    (_, true) => ("_muon", " with Muon"),
+                let (id_suffix, label) = match (kind, settings.muon_lr.is_some(), settings.matmul) {
+                    (ModelKind::Ar, _, _) => ("_muon_ar", " with Muon, autoregressive"),
+                    (_, true, Matmul::F32) => ("_muon_f32", " with Muon, f32 matmuls"),
+                    (_, true, _) => ("_muon", " with Muon"),
                     _ => ("", ""),
                 };
                 let id = format!("{name}/train_{batch}x{seq}{id_suffix}");

@@ -5,6 +5,7 @@ use crate::backend::Backend;
 use crate::checkpoint;
 use crate::data::DataSource;
 use crate::diffusion::masking::MaskSchedule;
+use crate::fused::Matmul;
 use crate::kind::ModelKind;
 use crate::model::Preset;
 use crate::train::{TrainEvent, TrainSettings, train};
@@ -71,6 +72,10 @@ pub struct TrainArgs {
     /// Override the preset's head count.
     #[arg(long)]
     pub heads: Option<usize>,
+    /// How the step multiplies matrices: `bf16` products with f32 sums on CPUs with AMX tiles
+    /// (f32 elsewhere), or `f32` throughout [default: bf16; with --resume, the checkpoint's].
+    #[arg(long, value_enum)]
+    pub matmul: Option<Matmul>,
     /// Checkpoint directory.
     #[arg(long, default_value = "checkpoints/run")]
     pub out: PathBuf,
@@ -120,7 +125,8 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
     apply!(steps = args.steps, batch = args.batch, seq_len = args.seq_len, lr = args.lr,
         warmup_steps = args.warmup, weight_decay = args.weight_decay, seed = args.seed,
         mask_schedule = args.mask_schedule, timesteps = args.timesteps, eval_every = args.eval_every,
-        sample_every = args.sample_every, save_every = args.save_every, min_lr_ratio = args.min_lr_ratio);
+        sample_every = args.sample_every, save_every = args.save_every, min_lr_ratio = args.min_lr_ratio,
+        matmul = args.matmul);
     if !args.resume {
         s.kind = args.kind.unwrap_or_default();
         s.n_layer = args.layers;

@@ -7,8 +7,10 @@
 //! PyTorch's 22 ms (docs/performance.md). Other backends use the plain compositions; tests check
 //! that both paths give the same outputs and gradients.
 
+pub mod amx;
 mod attention;
 mod attention_kernel;
+mod linear;
 pub mod plain;
 mod pointwise;
 mod rms_norm;
@@ -17,9 +19,12 @@ mod tests;
 
 use attention::FusedAttention;
 use burn::backend::{Dispatch, DispatchDevice};
+use burn::nn::Linear;
+use std::cell::Cell;
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn_flex::FlexTensor;
+use linear::FusedLinear;
 use pointwise::FusedPointwise;
 use rms_norm::FusedRmsNorm;
 
@@ -51,6 +56,56 @@ pub fn relu_squared<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// `[1, 1, seq, head_dim / 2]`. One fused op where [`available`], else [`plain::rope`].
 pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
     if available(&x) { fused_rope(x, cos, sin) } else { plain::rope(x, cos, sin) }
+}
+
+/// `layer.forward(x)`, multiplied in bf16 (f32 sums) on the AMX tiles while [`Matmul::Bf16`] is
+/// applied on this thread and the CPU has them ([`amx::available`]); Burn's f32 matmul otherwise.
+pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    if layer.bias.is_none() && bf16_matmuls() && available(&x) {
+        Tensor::from_dispatch(<Dispatch as FusedLinear>::fused_linear(x.into_dispatch(), layer.weight.val().into_dispatch()))
+    } else {
+        layer.forward(x)
+    }
+}
+
+/// How a training step multiplies matrices (`train --matmul`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Matmul {
+    /// bf16 products summed in f32 on the AMX tiles, where the CPU has them (f32 elsewhere): the
+    /// mixed precision PyTorch's autocast trains in; 1.6× faster steps on an AMX Xeon for the
+    /// same loss (docs/performance.md).
+    #[default]
+    Bf16,
+    /// f32 throughout, as inference always is.
+    F32,
+}
+
+impl Matmul {
+    /// Applies this precision to the [`linear`] layers (and Muon) run from this thread until the
+    /// guard drops. Inference, evaluation and the tests' parity checks never call it, so decoded
+    /// text does not depend on the CPU.
+    pub fn apply(self) -> MatmulGuard {
+        MatmulGuard(BF16_MATMULS.replace(self == Matmul::Bf16 && amx::available()))
+    }
+}
+
+thread_local! {
+    static BF16_MATMULS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread multiplies in bf16 now ([`Matmul::apply`]).
+pub fn bf16_matmuls() -> bool {
+    BF16_MATMULS.get()
+}
+
+/// Restores the precision that was in force before [`Matmul::apply`].
+pub struct MatmulGuard(bool);
+
+impl Drop for MatmulGuard {
+    fn drop(&mut self) {
+        BF16_MATMULS.set(self.0);
+    }
 }
 
 fn fused_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {

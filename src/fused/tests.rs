@@ -208,3 +208,34 @@ fn fused_norm_and_rope_accept_empty_tensors() {
     assert_eq!(rope_tables.apply(Tensor::<4>::zeros([1, 2, 0, 8], &device)).dims(), [1, 2, 0, 8]);
     assert_eq!(rms_norm(Tensor::<3>::zeros([1, 0, 8], &device), crate::model::RMS_EPS).dims(), [1, 0, 8]);
 }
+
+#[test]
+fn a_bf16_linear_layer_matches_burns_f32_one_forward_and_backward() {
+    if !amx::available() {
+        eprintln!("no AMX on this CPU: linear layers stay in f32 and there is nothing to compare");
+        return;
+    }
+    let device = Device::flex().autodiff();
+    device.seed(6);
+    // 2 × 37 rows, 45 in, 70 out: none a multiple of the tiles' 16 or 32.
+    let layer = burn::nn::LinearConfig::new(45, 70).with_bias(false).init(&device);
+    let x = Tensor::<3>::random([2, 37, 45], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let weights = Tensor::<3>::random([2, 37, 70], Distribution::Normal(0.0, 1.0), &device);
+    let run = |bf16: bool| {
+        let _guard = if bf16 { Matmul::Bf16 } else { Matmul::F32 }.apply();
+        let y = linear(&layer, x.clone());
+        let grads = (y.clone() * weights.clone()).sum().backward();
+        (y.inner(), x.grad(&grads).expect("x gets a gradient"), layer.weight.grad(&grads).expect("the weight gets a gradient"))
+    };
+    let ((y16, dx16, dw16), (y32, dx32, dw32)) = (run(true), run(false));
+    // bf16 keeps 8 bits of each factor: products are off by up to 2⁻⁸ of their size.
+    let close = |what: &str, a: Vec<f32>, b: Vec<f32>| {
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let diff = a.iter().zip(&b).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff < 2e-2 * scale && diff > 0.0, "{what}: differs by {diff} (largest entry {scale})");
+    };
+    let flat = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
+    close("output", flat(y16), flat(y32));
+    close("input gradient", flat(dx16), flat(dx32));
+    close("weight gradient", dw16.into_data().try_to_vec::<f32>().unwrap(), dw32.into_data().try_to_vec::<f32>().unwrap());
+}

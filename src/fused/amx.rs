@@ -1,0 +1,362 @@
+//! Matrix multiply on Intel's AMX tiles: f32 in and out, bf16 products summed in f32 (the mixed
+//! precision PyTorch's autocast and nanochat train in). A tile multiply-add, `tdpbf16ps`, does
+//! 16 × 16 × 32 products in one instruction, several times what AVX-512 f32 FMAs do per cycle,
+//! so the training step's matmuls (two thirds of it in f32, docs/performance.md) get cheaper.
+//!
+//! The operands are packed first: `a` into 16-row × 32-column bf16 tiles, `b` into the
+//! pair-interleaved ("VNNI") tiles the instruction reads, both zero-padded to whole tiles. Each
+//! rayon task then owns 32 rows of the output and walks 2 × 2 blocks of 16 × 16 f32 tiles,
+//! keeping four accumulators in tile registers over the whole inner dimension.
+//!
+//! [`available`] says whether this CPU and kernel can run it (x86-64 with AMX-BF16, and Linux
+//! granting the process the tile state); callers fall back to f32 elsewhere.
+
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// A read-only f32 matrix: element `(i, j)` at `ptr + i·rs + j·cs` (strides in elements), so a
+/// transposed view is the same memory with the strides swapped.
+#[derive(Clone, Copy)]
+pub struct Mat {
+    pub ptr: *const f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+// SAFETY: a `Mat` only reads a buffer that outlives the parallel loops it is used in.
+unsafe impl Send for Mat {}
+unsafe impl Sync for Mat {}
+
+impl Mat {
+    /// A row-major `[rows, cols]` matrix.
+    pub fn rows(data: &[f32], cols: usize) -> Self {
+        Mat { ptr: data.as_ptr(), rs: cols, cs: 1 }
+    }
+
+    /// The transpose of a row-major `[rows, cols]` matrix.
+    pub fn transposed(data: &[f32], cols: usize) -> Self {
+        Mat { ptr: data.as_ptr(), rs: 1, cs: cols }
+    }
+
+    /// SAFETY: `(i, j)` lies inside the matrix the caller described.
+    unsafe fn at(&self, i: usize, j: usize) -> f32 {
+        unsafe { *self.ptr.add(i * self.rs + j * self.cs) }
+    }
+}
+
+/// Rows and columns of a tile of output (f32), and of rows of `a`'s tiles.
+const T: usize = 16;
+/// The inner dimension a tile covers: 32 bf16 values, 64 bytes per tile row.
+const K: usize = 32;
+/// u16s in one packed tile (1 KiB).
+const TILE: usize = T * K;
+
+/// Whether AMX-BF16 can run here: the CPU has it, and the kernel let this process use the tile
+/// registers (Linux asks each process to request them, `arch_prctl(ARCH_REQ_XCOMP_PERM)`).
+pub fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(detect)
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn detect() -> bool {
+    use std::arch::x86_64::__cpuid_count;
+    // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
+    let leaf7 = __cpuid_count(7, 0);
+    if leaf7.edx & (1 << 22) == 0 || leaf7.edx & (1 << 24) == 0 {
+        return false;
+    }
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: a plain system call with integer arguments; it only changes this process's
+    // permissions.
+    unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn detect() -> bool {
+    false
+}
+
+/// f32 → bf16, rounding to nearest even (NaNs are not produced by training's finite values).
+fn bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// `c[i, j] (+)= Σ_p a[i, p] · b[p, j]` for `a` `[m, k]`, `b` `[k, n]`, `c` row-major with row
+/// stride `c_rs`; `accumulate` adds to `c` instead of overwriting it. Only call where
+/// [`available`]; runs on the current rayon pool.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool) {
+    assert!(available(), "AMX matmul called on a machine without AMX");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= (m - 1) * c_rs + n, "output buffer too small");
+    let (mt, nt, kt) = (m.div_ceil(2 * T) * 2, n.div_ceil(2 * T) * 2, k.div_ceil(K).max(1));
+    let pa = pack_a(a, m, k, mt, kt);
+    let pb = pack_b(b, k, n, nt, kt);
+    let c_ptr = OutPtr(c.as_mut_ptr());
+    (0..mt / 2).into_par_iter().for_each(|row_pair| {
+        let _tiles = TileRegisters::configure();
+        let mut scratch = [0.0f32; 4 * T * T];
+        let c_ptr = c_ptr; // the wrapper, not its field, moves into the closure
+        for col_pair in 0..nt / 2 {
+            let (i0, j0) = (row_pair * 2 * T, col_pair * 2 * T);
+            let (rows, cols) = ((m - i0).min(2 * T), n.saturating_sub(j0).min(2 * T));
+            if cols == 0 {
+                break;
+            }
+            let a0 = pa[(2 * row_pair) * kt * TILE..].as_ptr();
+            let a1 = pa[(2 * row_pair + 1) * kt * TILE..].as_ptr();
+            let b0 = pb[(2 * col_pair) * kt * TILE / 2..].as_ptr() as *const u16;
+            let b1 = pb[(2 * col_pair + 1) * kt * TILE / 2..].as_ptr() as *const u16;
+            // SAFETY: the packed operands hold `kt` tiles per tile row/column; the output block
+            // is either wholly inside `c` (checked above) or goes through `scratch`.
+            unsafe {
+                let out = c_ptr.0.add(i0 * c_rs + j0);
+                if rows == 2 * T && cols == 2 * T {
+                    block(a0, a1, b0, b1, kt, out, c_rs, accumulate);
+                } else {
+                    for r in 0..rows {
+                        for j in 0..cols {
+                            scratch[r * 2 * T + j] = if accumulate { *out.add(r * c_rs + j) } else { 0.0 };
+                        }
+                    }
+                    block(a0, a1, b0, b1, kt, scratch.as_mut_ptr(), 2 * T, true);
+                    for r in 0..rows {
+                        for j in 0..cols {
+                            *out.add(r * c_rs + j) = scratch[r * 2 * T + j];
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: each task writes its own 32 rows of the output.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// `a` as `mt × kt` tiles of 16 rows × 32 bf16, tile row by tile row.
+fn pack_a(a: Mat, m: usize, k: usize, mt: usize, kt: usize) -> Vec<u16> {
+    let mut out = vec![0u16; mt * kt * TILE];
+    out.par_chunks_mut(kt * TILE).enumerate().for_each(|(ti, strip)| {
+        let rows = m.saturating_sub(ti * T).min(T);
+        for (p, tile) in strip.chunks_exact_mut(TILE).enumerate() {
+            let (i0, p0, cols) = (ti * T, p * K, k.saturating_sub(p * K).min(K));
+            if a.cs == 1 {
+                // Rows of `a` are contiguous: each tile row converts one run of 32.
+                for r in 0..rows {
+                    // SAFETY: row i0 + r, columns p0..p0 + cols lie inside `a`.
+                    let src = unsafe { std::slice::from_raw_parts(a.ptr.add((i0 + r) * a.rs + p0), cols) };
+                    for (dst, &x) in tile[r * K..r * K + cols].iter_mut().zip(src) {
+                        *dst = bf16(x);
+                    }
+                }
+            } else if a.rs == 1 {
+                // A transposed matrix (columns contiguous): each column of the tile is one run.
+                for c in 0..cols {
+                    // SAFETY: column p0 + c, rows i0..i0 + rows lie inside `a`.
+                    let column = unsafe { std::slice::from_raw_parts(a.ptr.add((p0 + c) * a.cs + i0), rows) };
+                    for (r, &x) in column.iter().enumerate() {
+                        tile[r * K + c] = bf16(x);
+                    }
+                }
+            } else {
+                for c in 0..cols {
+                    for r in 0..rows {
+                        // SAFETY: inside `a`'s `m × k`.
+                        tile[r * K + c] = bf16(unsafe { a.at(i0 + r, p0 + c) });
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `b` as `nt × kt` tiles of 16 pairs of rows × 16 columns, tile column by tile column: tile row
+/// `r` holds `b[2r, j], b[2r + 1, j]` for each of its 16 columns `j`, one u32 per pair (the
+/// first of the pair in the low half: the instruction reads little-endian bf16 pairs).
+fn pack_b(b: Mat, k: usize, n: usize, nt: usize, kt: usize) -> Vec<u32> {
+    let mut out = vec![0u32; nt * kt * TILE / 2];
+    out.par_chunks_mut(kt * TILE / 2).enumerate().for_each(|(tj, strip)| {
+        let (j0, cols) = (tj * T, n.saturating_sub(tj * T).min(T));
+        for (p, tile) in strip.chunks_exact_mut(TILE / 2).enumerate() {
+            let (d0, depth) = (p * K, k.saturating_sub(p * K).min(K));
+            // Element (d, j) of this tile's part of `b`, zero past its last row.
+            // SAFETY: inside `b`'s `k × n`.
+            let at = |d: usize, j: usize| if d < depth { unsafe { b.at(d0 + d, j0 + j) } } else { 0.0 };
+            if b.cs == 1 && depth == K {
+                // Rows of `b` contiguous: each tile row interleaves two runs of 16.
+                for (r, row) in tile.chunks_exact_mut(T).enumerate() {
+                    // SAFETY: rows d0 + 2r and d0 + 2r + 1, columns j0..j0 + cols lie inside `b`.
+                    let (even, odd) = unsafe {
+                        let even = b.ptr.add((d0 + 2 * r) * b.rs + j0);
+                        (std::slice::from_raw_parts(even, cols), std::slice::from_raw_parts(even.add(b.rs), cols))
+                    };
+                    for ((dst, &lo), &hi) in row.iter_mut().zip(even).zip(odd) {
+                        *dst = bf16_pair(lo, hi);
+                    }
+                }
+            } else if b.rs == 1 && depth == K {
+                // Columns of `b` contiguous (a transposed matrix): each column fills one
+                // position of every tile row.
+                for j in 0..cols {
+                    // SAFETY: rows d0..d0 + K of column j0 + j lie inside `b`.
+                    let column = unsafe { std::slice::from_raw_parts(b.ptr.add(d0 + (j0 + j) * b.cs), K) };
+                    for (r, pair) in column.chunks_exact(2).enumerate() {
+                        tile[r * T + j] = bf16_pair(pair[0], pair[1]);
+                    }
+                }
+            } else {
+                for r in 0..depth.div_ceil(2) {
+                    for j in 0..cols {
+                        tile[r * T + j] = bf16_pair(at(2 * r, j), at(2 * r + 1, j));
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Two f32 rounded to bf16 and packed as the low and high halves of a u32.
+fn bf16_pair(lo: f32, hi: f32) -> u32 {
+    bf16(lo) as u32 | (bf16(hi) as u32) << 16
+}
+
+/// This thread's tile registers, configured as eight 16 × 64-byte tiles; released on drop.
+struct TileRegisters;
+
+#[repr(C, align(64))]
+struct TileConfig {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    bytes_per_row: [u16; 16],
+    rows: [u8; 16],
+}
+
+impl TileRegisters {
+    fn configure() -> Self {
+        let mut config = TileConfig { palette: 1, start_row: 0, reserved: [0; 14], bytes_per_row: [0; 16], rows: [0; 16] };
+        for t in 0..8 {
+            config.bytes_per_row[t] = 64;
+            config.rows[t] = T as u8;
+        }
+        // SAFETY: `available()` was checked by `matmul`; the config is a valid palette-1 layout.
+        unsafe { std::arch::asm!("ldtilecfg [{}]", in(reg) &config, options(nostack, readonly)) };
+        TileRegisters
+    }
+}
+
+impl Drop for TileRegisters {
+    fn drop(&mut self) {
+        // SAFETY: releases the state `configure` set up.
+        unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) };
+    }
+}
+
+/// One 32 × 32 block of the output at `c` (row stride `c_rs` floats): tiles 0–3 accumulate
+/// `a0/a1` (tiles 4, 5) times `b0/b1` (tiles 6, 7) over `kt` packed tiles each.
+///
+/// SAFETY: tiles configured; `a*`/`b*` hold `kt` packed tiles; `c` a writable 32 × 32 block.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block(a0: *const u16, a1: *const u16, b0: *const u16, b1: *const u16, kt: usize, c: *mut f32, c_rs: usize, accumulate: bool) {
+    let stride = c_rs * 4;
+    let c01 = unsafe { c.add(T) };
+    let c10 = unsafe { c.add(T * c_rs) };
+    let c11 = unsafe { c.add(T * c_rs + T) };
+    unsafe {
+        if accumulate {
+            std::arch::asm!(
+                "tileloadd tmm0, [{c00} + {s}*1]",
+                "tileloadd tmm1, [{c01} + {s}*1]",
+                "tileloadd tmm2, [{c10} + {s}*1]",
+                "tileloadd tmm3, [{c11} + {s}*1]",
+                c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11, s = in(reg) stride,
+                options(nostack, readonly),
+            );
+        } else {
+            std::arch::asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+        }
+        std::arch::asm!(
+            "2:",
+            "tileloadd tmm4, [{a0} + {s}*1]",
+            "tileloadd tmm6, [{b0} + {s}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tileloadd tmm7, [{b1} + {s}*1]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tileloadd tmm5, [{a1} + {s}*1]",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "add {a0}, 1024",
+            "add {a1}, 1024",
+            "add {b0}, 1024",
+            "add {b1}, 1024",
+            "dec {kt}",
+            "jnz 2b",
+            a0 = inout(reg) a0 => _, a1 = inout(reg) a1 => _, b0 = inout(reg) b0 => _, b1 = inout(reg) b1 => _,
+            kt = inout(reg) kt => _, s = in(reg) 64usize,
+            options(nostack, readonly),
+        );
+        std::arch::asm!(
+            "tilestored [{c00} + {s}*1], tmm0",
+            "tilestored [{c01} + {s}*1], tmm1",
+            "tilestored [{c10} + {s}*1], tmm2",
+            "tilestored [{c11} + {s}*1], tmm3",
+            c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11, s = in(reg) stride,
+            options(nostack),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
+        let mut c = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                // The same bf16 products, summed in f64: only the summation order differs.
+                let round = |x: f32| f32::from_bits((bf16(x) as u32) << 16);
+                c[i * n + j] = (0..k).map(|p| unsafe { round(a.at(i, p)) as f64 * round(b.at(p, j)) as f64 }).sum::<f64>() as f32;
+            }
+        }
+        c
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len as u32).map(|i| ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn amx_matmul_matches_bf16_products_for_ragged_shapes_and_transposes() {
+        if !available() {
+            eprintln!("no AMX here: nothing to check");
+            return;
+        }
+        for &(m, n, k) in &[(1, 1, 1), (17, 33, 31), (64, 64, 64), (40, 70, 100), (96, 32, 257)] {
+            let (a, bt) = (values(m * k, 1), values(n * k, 2));
+            // b is given transposed (as the backward pass's `W^T` is) to exercise both strides.
+            let (am, bm) = (Mat::rows(&a, k), Mat::transposed(&bt, k));
+            let want = reference(m, n, k, am, bm);
+            let mut c = vec![0.5f32; m * n];
+            matmul(m, n, k, am, bm, &mut c, n, false);
+            for (got, want) in c.iter().zip(&want) {
+                assert!((got - want).abs() < 1e-3 * (1.0 + want.abs()), "{m}×{n}×{k}: {got} vs {want}");
+            }
+            matmul(m, n, k, am, bm, &mut c, n, true);
+            for (got, want) in c.iter().zip(&want) {
+                assert!((got - 2.0 * want).abs() < 2e-3 * (1.0 + want.abs()), "{m}×{n}×{k} accumulated: {got} vs {want}");
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! A bias-free linear layer, `y = x · w` (`w` stored `[in, out]`, as Burn's `Linear` does), as
+//! one op whose three matmuls (forward, and `dx = dy · wᵀ`, `dw = xᵀ · dy` backward) run on the
+//! AMX tiles in bf16 with f32 sums ([`super::amx`]). Only training asks for it
+//! ([`super::Matmul`]); everything else keeps Burn's f32 matmul.
+
+use super::amx::{self, Mat};
+use super::{contiguous_data, tensor};
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
+use burn::tensor::Shape;
+use burn_flex::FlexTensor;
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedLinear: Backend {
+    fn fused_linear(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl FusedLinear for Flex {
+    fn fused_linear(x: FlexTensor, w: FlexTensor) -> FlexTensor {
+        forward(&x.to_contiguous(), &w.to_contiguous())
+    }
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 2> for LinearBackward {
+    /// The input and the weight, contiguous.
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x, w) = ops.state;
+        let ([d_in, d_out], rows) = (dims(&w), rows(&x));
+        let [x_node, w_node] = ops.parents;
+        if let Some(node) = x_node {
+            let mut dx = vec![0.0f32; rows * d_in];
+            amx::matmul(rows, d_in, d_out, Mat::rows(contiguous_data(&dy), d_out), Mat::transposed(contiguous_data(&w), d_out), &mut dx, d_in, false);
+            grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
+        }
+        if let Some(node) = w_node {
+            let mut dw = vec![0.0f32; d_in * d_out];
+            amx::matmul(d_in, d_out, rows, Mat::transposed(contiguous_data(&x), d_in), Mat::rows(contiguous_data(&dy), d_out), &mut dw, d_out, false);
+            grads.register::<Flex>(node.id, tensor(dw, [d_in, d_out]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FusedLinear for Autodiff<Flex, C> {
+    fn fused_linear(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        match LinearBackward.prepare::<C>([x.node(), w.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, w) = (x.into_primitive().to_contiguous(), w.into_primitive().to_contiguous());
+                let y = forward(&x, &w);
+                prep.finish((x, w), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(&x.into_primitive().to_contiguous(), &w.into_primitive().to_contiguous())),
+        }
+    }
+}
+
+fn forward(x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
+    let ([d_in, d_out], rows) = (dims(w), rows(x));
+    let shape = x.layout().shape();
+    assert_eq!(shape[shape.num_dims() - 1], d_in, "fused linear: the input's last dimension must be the weight's first");
+    let mut y = vec![0.0f32; rows * d_out];
+    amx::matmul(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out), &mut y, d_out, false);
+    let mut out_shape: Vec<usize> = shape.iter().copied().collect();
+    *out_shape.last_mut().expect("a linear layer's input has dimensions") = d_out;
+    tensor(y, Shape::from(out_shape))
+}
+
+fn dims(w: &FlexTensor) -> [usize; 2] {
+    let s = w.layout().shape();
+    assert_eq!(s.num_dims(), 2, "fused linear: the weight is [in, out]");
+    [s[0], s[1]]
+}
+
+/// The input's rows: every dimension but the last.
+fn rows(x: &FlexTensor) -> usize {
+    let s = x.layout().shape();
+    s.iter().take(s.num_dims() - 1).product()
+}
