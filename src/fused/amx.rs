@@ -234,6 +234,7 @@ fn bf16_pair(lo: f32, hi: f32) -> u32 {
 /// This thread's tile registers, configured as eight 16 × 64-byte tiles; released on drop.
 struct TileRegisters;
 
+#[cfg(target_arch = "x86_64")]
 #[repr(C, align(64))]
 struct TileConfig {
     palette: u8,
@@ -243,6 +244,7 @@ struct TileConfig {
     rows: [u8; 16],
 }
 
+#[cfg(target_arch = "x86_64")]
 impl TileRegisters {
     fn configure() -> Self {
         let mut config = TileConfig { palette: 1, start_row: 0, reserved: [0; 14], bytes_per_row: [0; 16], rows: [0; 16] };
@@ -256,6 +258,7 @@ impl TileRegisters {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 impl Drop for TileRegisters {
     fn drop(&mut self) {
         // SAFETY: releases the state `configure` set up.
@@ -267,6 +270,7 @@ impl Drop for TileRegisters {
 /// `a0/a1` (tiles 4, 5) times `b0/b1` (tiles 6, 7) over `kt` packed tiles each.
 ///
 /// SAFETY: tiles configured; `a*`/`b*` hold `kt` packed tiles; `c` a writable 32 × 32 block.
+#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn block(a0: *const u16, a1: *const u16, b0: *const u16, b1: *const u16, kt: usize, c: *mut f32, c_rs: usize, accumulate: bool) {
     let stride = c_rs * 4;
@@ -315,6 +319,20 @@ unsafe fn block(a0: *const u16, a1: *const u16, b0: *const u16, b1: *const u16, 
             options(nostack),
         );
     }
+}
+
+// Elsewhere `available()` is false and `matmul` never gets this far; these let it compile.
+#[cfg(not(target_arch = "x86_64"))]
+impl TileRegisters {
+    fn configure() -> Self {
+        unreachable!("AMX exists on x86-64 only")
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block(_: *const u16, _: *const u16, _: *const u16, _: *const u16, _: usize, _: *mut f32, _: usize, _: bool) {
+    unreachable!("AMX exists on x86-64 only")
 }
 
 #[cfg(test)]
