@@ -7,10 +7,13 @@ stratified mask rates, cross-entropy on masked positions, backward, gradient-nor
 AdamW (weight decay 0.01), as `tiny-diffusion train` does; at the first batch size also with Muon
 for the blocks' matrices (torch.optim.Muon, LR 0.02) and AdamW for the rest, as the shipped recipe
 trains (case `…_muon`). `--compile` runs the model through `torch.compile` (the same case names).
+`--bf16` runs training's forward pass under `torch.autocast("cpu", dtype=torch.bfloat16)`: the
+mixed precision `tiny-diffusion train` uses on CPUs with AMX tiles (torch.optim.Muon already runs
+its Newton–Schulz iterations in bf16); denoising stays f32, as ours does.
 
 Prints one JSON object per case (the same case names as `tiny-diffusion bench --json`), or a table.
 Usage: pip install torch && python3 bench/pytorch_reference.py [--preset small base] [--batch 8 64]
-       [--runs 5] [--threads 2] [--cases denoise,train] [--compile] [--json]
+       [--runs 5] [--threads 2] [--cases denoise,train] [--compile] [--bf16] [--json]
 """
 
 import argparse
@@ -51,10 +54,11 @@ def masked_batch(batch, seq, gen):
     return tokens.masked_fill(mask, 0), tokens, mask
 
 
-def train_step(model, opts, batch, seq, gen):
+def train_step(model, opts, batch, seq, gen, bf16):
     inputs, targets, mask = masked_batch(batch, seq, gen)
-    logits = model(inputs)
-    loss = F.cross_entropy(logits[mask], targets[mask])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(inputs)
+    loss = F.cross_entropy(logits.float()[mask], targets[mask])
     for opt in opts:
         opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -93,7 +97,7 @@ def run(args):
                 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 runs = 2 if batch * seq * d > 8 * 256 * 256 * 8 else args.runs
                 # Compiling takes a few steps' time: two warm-up steps keep it out of the median.
-                ms = median_ms(2 if args.compile else 1, runs, lambda: train_step(run_model, opts, batch, seq, gen))
+                ms = median_ms(2 if args.compile else 1, runs, lambda: train_step(run_model, opts, batch, seq, gen, args.bf16))
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 yield {
                     "case": f"{name}/train_{batch}x{seq}{'_muon' if muon else ''}",
@@ -112,12 +116,13 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cases", default="denoise,train")
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
+    p.add_argument("--bf16", action="store_true", help="train under bf16 autocast")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     args.cases = args.cases.split(",")
     torch.set_num_threads(args.threads)
     if not args.json:
-        compiled = " · torch.compile" if args.compile else ""
+        compiled = (" · torch.compile" if args.compile else "") + (" · bf16 autocast" if args.bf16 else "")
         print(f"PyTorch {torch.__version__} · {torch.get_num_threads()} threads · median of {args.runs} runs{compiled}")
     for row in run(args):
         if args.json:
