@@ -117,6 +117,18 @@ fn train_in_an_empty_directory_uses_the_built_in_corpus_and_records_it() {
         assert!(!o.status.success(), "{flags:?}");
         assert!(stderr(&o).contains("leave") && stderr(&o).contains(flags[0]), "{}", stderr(&o));
     }
+
+    // How the step multiplies is recorded (bf16 by default, on CPUs with AMX tiles) and may
+    // change on resume.
+    assert_eq!(config["training"]["settings"]["matmul"], "bf16");
+    let o = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
+        .args(["train", "--steps", "40", "--out", "ck", "--resume", "--matmul", "f32"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("ck/config.json")).unwrap()).unwrap();
+    assert_eq!((config["training"]["steps"].as_u64(), config["training"]["settings"]["matmul"].as_str()), (Some(40), Some("f32")));
 }
 
 #[test]

@@ -104,10 +104,7 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs:
         let c_ptr = c_ptr; // the wrapper, not its field, moves into the closure
         for col_pair in 0..nt / 2 {
             let (i0, j0) = (row_pair * 2 * T, col_pair * 2 * T);
-            let (rows, cols) = ((m - i0).min(2 * T), n.saturating_sub(j0).min(2 * T));
-            if cols == 0 {
-                break;
-            }
+            let (rows, cols) = ((m - i0).min(2 * T), (n - j0).min(2 * T));
             let a0 = pa[(2 * row_pair) * kt * TILE..].as_ptr();
             let a1 = pa[(2 * row_pair + 1) * kt * TILE..].as_ptr();
             let b0 = pb[(2 * col_pair) * kt * TILE / 2..].as_ptr() as *const u16;
