@@ -192,7 +192,7 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
             // The shape does not depend on the vocabulary: any size shows the layers and width.
             let shape = settings.model_config(1);
             say(format!(
-                "{what} {:?} model, {} layers × {} ({:.2}M params), on {} for {total_steps} steps, batch {} × {}, device {}",
+                "{what} {:?} model, {} layers × {} ({:.2}M params), on {} for {total_steps} steps, batch {} × {}, device {}{}",
                 settings.preset,
                 shape.n_layer,
                 shape.n_embd,
@@ -200,7 +200,13 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
                 data,
                 settings.batch,
                 settings.seq_len,
-                args.device.name()
+                args.device.name(),
+                // Only the CPU backend's fused layers use the tiles.
+                if settings.matmul == Matmul::Bf16 && args.device == Backend::Flex && crate::fused::amx::available() {
+                    ", bf16 matmuls on AMX tiles"
+                } else {
+                    ""
+                }
             ));
         }
         TrainEvent::Step { step, loss, tokens_per_sec } => {
