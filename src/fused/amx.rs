@@ -133,94 +133,113 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs:
     });
 }
 
+/// A pointer that parallel tasks write through, each to its own part of the buffer.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: each task writes its own 32 rows of the output.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
+struct OutPtr<E>(*mut E);
+// SAFETY: every use gives each task a part of the buffer no other task touches.
+unsafe impl<E> Send for OutPtr<E> {}
+unsafe impl<E> Sync for OutPtr<E> {}
+
+/// A packed operand: `strips × kt` tiles of `len` elements, strip by strip, each tile filled by
+/// `fill(strip, p, tile)`. The tasks run over strips, or over `p` (`by_depth`) where the source
+/// runs along the inner dimension's rows: then each task reads whole rows once, where a strip
+/// would read a few bytes of every row of the matrix.
+fn fill_tiles<E: Copy + Default + Send + Sync>(strips: usize, kt: usize, len: usize, by_depth: bool, fill: impl Fn(usize, usize, &mut [E]) + Sync) -> Vec<E> {
+    let mut out = vec![E::default(); strips * kt * len];
+    if by_depth {
+        let base = OutPtr(out.as_mut_ptr());
+        (0..kt).into_par_iter().for_each(|p| {
+            let base = base; // the wrapper, not its field, moves into the closure
+            for s in 0..strips {
+                // SAFETY: tile (s, p) lies inside `out`, and only this task writes it.
+                let tile = unsafe { std::slice::from_raw_parts_mut(base.0.add((s * kt + p) * len), len) };
+                fill(s, p, tile);
+            }
+        });
+    } else {
+        out.par_chunks_mut(kt * len).enumerate().for_each(|(s, strip)| {
+            for (p, tile) in strip.chunks_exact_mut(len).enumerate() {
+                fill(s, p, tile);
+            }
+        });
+    }
+    out
+}
 
 /// `a` as `mt × kt` tiles of 16 rows × 32 bf16, tile row by tile row.
 fn pack_a(a: Mat, m: usize, k: usize, mt: usize, kt: usize) -> Vec<u16> {
-    let mut out = vec![0u16; mt * kt * TILE];
-    out.par_chunks_mut(kt * TILE).enumerate().for_each(|(ti, strip)| {
-        let rows = m.saturating_sub(ti * T).min(T);
-        for (p, tile) in strip.chunks_exact_mut(TILE).enumerate() {
-            let (i0, p0, cols) = (ti * T, p * K, k.saturating_sub(p * K).min(K));
-            if a.cs == 1 {
-                // Rows of `a` are contiguous: each tile row converts one run of 32.
+    fill_tiles(mt, kt, TILE, a.rs == 1 && a.cs != 1, |ti, p, tile| {
+        let (i0, p0) = (ti * T, p * K);
+        let (rows, cols) = (m.saturating_sub(i0).min(T), k.saturating_sub(p0).min(K));
+        if a.cs == 1 {
+            // Rows of `a` are contiguous: each tile row converts one run of 32.
+            for r in 0..rows {
+                // SAFETY: row i0 + r, columns p0..p0 + cols lie inside `a`.
+                let src = unsafe { std::slice::from_raw_parts(a.ptr.add((i0 + r) * a.rs + p0), cols) };
+                for (dst, &x) in tile[r * K..r * K + cols].iter_mut().zip(src) {
+                    *dst = bf16(x);
+                }
+            }
+        } else if a.rs == 1 {
+            // A transposed matrix (columns contiguous): each column of the tile is one run.
+            for c in 0..cols {
+                // SAFETY: column p0 + c, rows i0..i0 + rows lie inside `a`.
+                let column = unsafe { std::slice::from_raw_parts(a.ptr.add((p0 + c) * a.cs + i0), rows) };
+                for (r, &x) in column.iter().enumerate() {
+                    tile[r * K + c] = bf16(x);
+                }
+            }
+        } else {
+            for c in 0..cols {
                 for r in 0..rows {
-                    // SAFETY: row i0 + r, columns p0..p0 + cols lie inside `a`.
-                    let src = unsafe { std::slice::from_raw_parts(a.ptr.add((i0 + r) * a.rs + p0), cols) };
-                    for (dst, &x) in tile[r * K..r * K + cols].iter_mut().zip(src) {
-                        *dst = bf16(x);
-                    }
-                }
-            } else if a.rs == 1 {
-                // A transposed matrix (columns contiguous): each column of the tile is one run.
-                for c in 0..cols {
-                    // SAFETY: column p0 + c, rows i0..i0 + rows lie inside `a`.
-                    let column = unsafe { std::slice::from_raw_parts(a.ptr.add((p0 + c) * a.cs + i0), rows) };
-                    for (r, &x) in column.iter().enumerate() {
-                        tile[r * K + c] = bf16(x);
-                    }
-                }
-            } else {
-                for c in 0..cols {
-                    for r in 0..rows {
-                        // SAFETY: inside `a`'s `m × k`.
-                        tile[r * K + c] = bf16(unsafe { a.at(i0 + r, p0 + c) });
-                    }
+                    // SAFETY: inside `a`'s `m × k`.
+                    tile[r * K + c] = bf16(unsafe { a.at(i0 + r, p0 + c) });
                 }
             }
         }
-    });
-    out
+    })
 }
 
 /// `b` as `nt × kt` tiles of 16 pairs of rows × 16 columns, tile column by tile column: tile row
 /// `r` holds `b[2r, j], b[2r + 1, j]` for each of its 16 columns `j`, one u32 per pair (the
 /// first of the pair in the low half: the instruction reads little-endian bf16 pairs).
 fn pack_b(b: Mat, k: usize, n: usize, nt: usize, kt: usize) -> Vec<u32> {
-    let mut out = vec![0u32; nt * kt * TILE / 2];
-    out.par_chunks_mut(kt * TILE / 2).enumerate().for_each(|(tj, strip)| {
-        let (j0, cols) = (tj * T, n.saturating_sub(tj * T).min(T));
-        for (p, tile) in strip.chunks_exact_mut(TILE / 2).enumerate() {
-            let (d0, depth) = (p * K, k.saturating_sub(p * K).min(K));
+    fill_tiles(nt, kt, TILE / 2, b.cs == 1 && b.rs != 1, |tj, p, tile| {
+        let (j0, d0) = (tj * T, p * K);
+        let (cols, depth) = (n.saturating_sub(j0).min(T), k.saturating_sub(d0).min(K));
+        if b.cs == 1 && depth == K {
+            // Rows of `b` contiguous: each tile row interleaves two runs of 16.
+            for (r, row) in tile.chunks_exact_mut(T).enumerate() {
+                // SAFETY: rows d0 + 2r and d0 + 2r + 1, columns j0..j0 + cols lie inside `b`.
+                let (even, odd) = unsafe {
+                    let even = b.ptr.add((d0 + 2 * r) * b.rs + j0);
+                    (std::slice::from_raw_parts(even, cols), std::slice::from_raw_parts(even.add(b.rs), cols))
+                };
+                for ((dst, &lo), &hi) in row.iter_mut().zip(even).zip(odd) {
+                    *dst = bf16_pair(lo, hi);
+                }
+            }
+        } else if b.rs == 1 && depth == K {
+            // Columns of `b` contiguous (a transposed matrix): each column fills one position of
+            // every tile row.
+            for j in 0..cols {
+                // SAFETY: rows d0..d0 + K of column j0 + j lie inside `b`.
+                let column = unsafe { std::slice::from_raw_parts(b.ptr.add(d0 + (j0 + j) * b.cs), K) };
+                for (r, pair) in column.chunks_exact(2).enumerate() {
+                    tile[r * T + j] = bf16_pair(pair[0], pair[1]);
+                }
+            }
+        } else {
             // Element (d, j) of this tile's part of `b`, zero past its last row.
             // SAFETY: inside `b`'s `k × n`.
             let at = |d: usize, j: usize| if d < depth { unsafe { b.at(d0 + d, j0 + j) } } else { 0.0 };
-            if b.cs == 1 && depth == K {
-                // Rows of `b` contiguous: each tile row interleaves two runs of 16.
-                for (r, row) in tile.chunks_exact_mut(T).enumerate() {
-                    // SAFETY: rows d0 + 2r and d0 + 2r + 1, columns j0..j0 + cols lie inside `b`.
-                    let (even, odd) = unsafe {
-                        let even = b.ptr.add((d0 + 2 * r) * b.rs + j0);
-                        (std::slice::from_raw_parts(even, cols), std::slice::from_raw_parts(even.add(b.rs), cols))
-                    };
-                    for ((dst, &lo), &hi) in row.iter_mut().zip(even).zip(odd) {
-                        *dst = bf16_pair(lo, hi);
-                    }
-                }
-            } else if b.rs == 1 && depth == K {
-                // Columns of `b` contiguous (a transposed matrix): each column fills one
-                // position of every tile row.
+            for r in 0..depth.div_ceil(2) {
                 for j in 0..cols {
-                    // SAFETY: rows d0..d0 + K of column j0 + j lie inside `b`.
-                    let column = unsafe { std::slice::from_raw_parts(b.ptr.add(d0 + (j0 + j) * b.cs), K) };
-                    for (r, pair) in column.chunks_exact(2).enumerate() {
-                        tile[r * T + j] = bf16_pair(pair[0], pair[1]);
-                    }
-                }
-            } else {
-                for r in 0..depth.div_ceil(2) {
-                    for j in 0..cols {
-                        tile[r * T + j] = bf16_pair(at(2 * r, j), at(2 * r + 1, j));
-                    }
+                    tile[r * T + j] = bf16_pair(at(2 * r, j), at(2 * r + 1, j));
                 }
             }
         }
-    });
-    out
+    })
 }
 
 /// Two f32 rounded to bf16 and packed as the low and high halves of a u32.
@@ -359,18 +378,25 @@ mod tests {
             return;
         }
         for &(m, n, k) in &[(1, 1, 1), (17, 33, 31), (64, 64, 64), (40, 70, 100), (96, 32, 257)] {
-            let (a, bt) = (values(m * k, 1), values(n * k, 2));
-            // b is given transposed (as the backward pass's `W^T` is) to exercise both strides.
-            let (am, bm) = (Mat::rows(&a, k), Mat::transposed(&bt, k));
-            let want = reference(m, n, k, am, bm);
-            let mut c = vec![0.5f32; m * n];
-            matmul(m, n, k, am, bm, &mut c, n, false);
-            for (got, want) in c.iter().zip(&want) {
-                assert!((got - want).abs() < 1e-3 * (1.0 + want.abs()), "{m}×{n}×{k}: {got} vs {want}");
-            }
-            matmul(m, n, k, am, bm, &mut c, n, true);
-            for (got, want) in c.iter().zip(&want) {
-                assert!((got - 2.0 * want).abs() < 2e-3 * (1.0 + want.abs()), "{m}×{n}×{k} accumulated: {got} vs {want}");
+            let (a, b) = (values(m * k, 1), values(n * k, 2));
+            // Each operand row-major and transposed (as the backward pass's `xᵀ` and `wᵀ` are):
+            // every packing path, whole tiles and ragged ones.
+            for (am, bm) in [
+                (Mat::rows(&a, k), Mat::rows(&b, n)),
+                (Mat::transposed(&a, m), Mat::transposed(&b, k)),
+                (Mat::rows(&a, k), Mat::transposed(&b, k)),
+                (Mat::transposed(&a, m), Mat::rows(&b, n)),
+            ] {
+                let want = reference(m, n, k, am, bm);
+                let mut c = vec![0.5f32; m * n];
+                matmul(m, n, k, am, bm, &mut c, n, false);
+                for (got, want) in c.iter().zip(&want) {
+                    assert!((got - want).abs() < 1e-3 * (1.0 + want.abs()), "{m}×{n}×{k}: {got} vs {want}");
+                }
+                matmul(m, n, k, am, bm, &mut c, n, true);
+                for (got, want) in c.iter().zip(&want) {
+                    assert!((got - 2.0 * want).abs() < 2e-3 * (1.0 + want.abs()), "{m}×{n}×{k} accumulated: {got} vs {want}");
+                }
             }
         }
     }
