@@ -7,10 +7,12 @@ as the process's peak resident set size.
 
 With `--compile`, the twin runs a second time through `torch.compile`, in two more columns; the
 Muon training step (the shipped recipe's) is then held to the compiled twin's speed. With `--bf16`,
-the twin trains under bf16 autocast, the precision ours trains in on CPUs with AMX tiles.
+the twin trains under bf16 autocast, the precision ours trains in on CPUs with AMX tiles. With
+`--ns-f32`, the twin's Muon orthogonalises in f32, as ours does on CPUs without AMX tiles (on an
+AVX2-only CPU torch.optim.Muon's bf16 is emulated, and the comparison would flatter ours).
 
 Usage: pip install torch && cargo build --release && python3 bench/compare.py [--threads 2] [--runs 5]
-       [--batch 16 64] [--compile] [--bf16]
+       [--batch 16 64] [--compile] [--bf16] [--ns-f32]
 """
 
 import argparse
@@ -52,9 +54,10 @@ def main():
     p.add_argument("--batch", nargs="+", default=["8", "64"])
     p.add_argument("--compile", action="store_true", help="also time the twin through torch.compile")
     p.add_argument("--bf16", action="store_true", help="the twin trains under bf16 autocast")
+    p.add_argument("--ns-f32", action="store_true", help="the twin's Muon orthogonalises in f32")
     args = p.parse_args()
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-    py = [sys.executable, os.path.join(HERE, "pytorch_reference.py"), "--json", "--threads", str(args.threads)] + (["--bf16"] if args.bf16 else [])
+    py = [sys.executable, os.path.join(HERE, "pytorch_reference.py"), "--json", "--threads", str(args.threads)] + (["--bf16"] if args.bf16 else []) + (["--ns-f32"] if args.ns_f32 else [])
     rs = [BIN, "bench", "--json", "--cases", "denoise,train"]
 
     sizes = ["--runs", str(args.runs), "--preset", *args.preset, "--batch", *args.batch]

@@ -9,11 +9,13 @@ for the blocks' matrices (torch.optim.Muon, LR 0.02) and AdamW for the rest, as 
 trains (case `…_muon`). `--compile` runs the model through `torch.compile` (the same case names).
 `--bf16` runs training's forward pass under `torch.autocast("cpu", dtype=torch.bfloat16)`: the
 mixed precision `tiny-diffusion train` uses on CPUs with AMX tiles (torch.optim.Muon already runs
-its Newton–Schulz iterations in bf16); denoising stays f32, as ours does.
+its Newton–Schulz iterations in bf16); denoising stays f32, as ours does. `--ns-f32` runs Muon's
+Newton–Schulz iterations in f32, as ours does on CPUs without AMX tiles: on a CPU without bf16
+instructions (AVX2 only) torch.optim.Muon's bf16 products are emulated and several times slower.
 
 Prints one JSON object per case (the same case names as `tiny-diffusion bench --json`), or a table.
 Usage: pip install torch && python3 bench/pytorch_reference.py [--preset small base] [--batch 8 64]
-       [--runs 5] [--threads 2] [--cases denoise,train] [--compile] [--bf16] [--json]
+       [--runs 5] [--threads 2] [--cases denoise,train] [--compile] [--bf16] [--ns-f32] [--json]
 """
 
 import argparse
@@ -76,6 +78,19 @@ def optimizers(model, muon):
     return [torch.optim.Muon(matrices, lr=0.02, weight_decay=0.01), torch.optim.AdamW(rest, lr=1e-4, weight_decay=0.01)]
 
 
+def newton_schulz_f32(grad, ns_coefficients, ns_steps, eps):
+    """torch.optim.Muon's Newton-Schulz iterations (torch/optim/_muon.py), in f32 instead of bf16."""
+    a, b, c = ns_coefficients
+    x = grad.to(dtype=torch.float32, copy=True)
+    if grad.size(0) > grad.size(1):
+        x = x.T
+    x.div_(x.norm().clamp(min=eps))
+    for _ in range(ns_steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if grad.size(0) > grad.size(1) else x
+
+
 def run(args):
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -117,12 +132,16 @@ def main():
     p.add_argument("--cases", default="denoise,train")
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
     p.add_argument("--bf16", action="store_true", help="train under bf16 autocast")
+    p.add_argument("--ns-f32", action="store_true", help="Muon's Newton-Schulz iterations in f32")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    if args.ns_f32:
+        import torch.optim._muon
+        torch.optim._muon._zeropower_via_newtonschulz = newton_schulz_f32
     args.cases = args.cases.split(",")
     torch.set_num_threads(args.threads)
     if not args.json:
-        compiled = (" · torch.compile" if args.compile else "") + (" · bf16 autocast" if args.bf16 else "")
+        compiled = (" · torch.compile" if args.compile else "") + (" · bf16 autocast" if args.bf16 else "") + (" · f32 Newton-Schulz" if args.ns_f32 else "")
         print(f"PyTorch {torch.__version__} · {torch.get_num_threads()} threads · median of {args.runs} runs{compiled}")
     for row in run(args):
         if args.json:

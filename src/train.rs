@@ -31,8 +31,14 @@ pub struct TrainSettings {
     #[serde(default)]
     pub kind: ModelKind,
     pub preset: Preset,
-    /// Total optimizer steps (a resumed run continues up to this number).
+    /// Total optimizer steps (a resumed run continues up to this number); 0 when `time_budget`
+    /// sets the run's length instead.
     pub steps: usize,
+    /// Seconds of wall time to train for, instead of a step count: the learning rate decays
+    /// with the clock rather than the step, so a run ends on time on any machine (settings saved
+    /// before this existed: none).
+    #[serde(default)]
+    pub time_budget: Option<f64>,
     pub batch: usize,
     /// Training window; at most the model's context.
     pub seq_len: usize,
@@ -86,6 +92,7 @@ impl TrainSettings {
             kind: ModelKind::Masked,
             preset,
             steps: 1000,
+            time_budget: None,
             batch,
             seq_len: preset.config(2).context,
             lr,
@@ -122,22 +129,87 @@ impl TrainSettings {
         }
     }
 
-    /// Learning rate at `step` (0-based): linear warmup, then cosine decay.
-    pub fn lr_at(&self, step: usize) -> f64 {
-        let warmup = self.warmup_steps.min(self.steps / 10).max(1);
-        if step < warmup {
-            return self.lr * (step + 1) as f64 / warmup as f64;
-        }
-        let progress = (step - warmup) as f64 / (self.steps - warmup).max(1) as f64;
+    /// Learning rate at `step` (0-based) after `wall_seconds` of training: linear warmup over
+    /// the first steps, then a cosine decay over the rest of the steps or of the time budget.
+    pub fn lr_at(&self, step: usize, wall_seconds: f64) -> f64 {
+        let progress = match self.time_budget {
+            Some(budget) => {
+                let warmup = self.warmup_steps.max(1);
+                if step < warmup {
+                    return self.lr * (step + 1) as f64 / warmup as f64;
+                }
+                wall_seconds / budget
+            }
+            None => {
+                let warmup = self.warmup_steps.min(self.steps / 10).max(1);
+                if step < warmup {
+                    return self.lr * (step + 1) as f64 / warmup as f64;
+                }
+                (step - warmup) as f64 / (self.steps - warmup).max(1) as f64
+            }
+        };
         let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
         self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+    }
+
+    /// Whether a run that has taken `step` steps in `wall_seconds` has reached its end.
+    pub fn finished(&self, step: usize, wall_seconds: f64) -> bool {
+        match self.time_budget {
+            Some(budget) => wall_seconds >= budget,
+            None => step >= self.steps,
+        }
+    }
+
+    /// The run's length as a person would say it: "6500 steps" or "3h 0m".
+    pub fn length(&self) -> String {
+        match self.time_budget {
+            Some(budget) => format_duration(budget),
+            None => format!("{} steps", self.steps),
+        }
+    }
+}
+
+/// Parses a wall-time budget: a number of seconds, or hours, minutes and seconds written as
+/// `3h`, `90m`, `1h30m`, `45s`.
+pub fn parse_duration(text: &str) -> Result<f64, String> {
+    let bad = || format!("cannot read {text:?} as a duration: write e.g. 3h, 90m, 1h30m or 600 (seconds)");
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return (seconds > 0.0 && seconds.is_finite()).then_some(seconds).ok_or_else(bad);
+    }
+    let (mut total, mut number) = (0.0, String::new());
+    for c in text.chars() {
+        let unit = match c {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            c if c.is_ascii_digit() || c == '.' => {
+                number.push(c);
+                continue;
+            }
+            _ => return Err(bad()),
+        };
+        total += number.parse::<f64>().map_err(|_| bad())? * unit;
+        number.clear();
+    }
+    (number.is_empty() && total > 0.0 && total.is_finite()).then_some(total).ok_or_else(bad)
+}
+
+/// `3h 5m`, `12m 30s` or `45s`.
+pub fn format_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, _) => format!("{h}h {m}m"),
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainEvent {
     Started { step: usize, total_steps: usize, params: usize, resumed: bool },
-    Step { step: usize, loss: f32, tokens_per_sec: f64 },
+    /// `wall_seconds`: the run's training time so far, over all its resumptions.
+    Step { step: usize, loss: f32, tokens_per_sec: f64, wall_seconds: f64 },
     Eval { step: usize, val_loss: f32, val_bits_per_char: f32 },
     Sample { step: usize, text: String },
     Saved { step: usize, path: PathBuf },
@@ -207,9 +279,11 @@ pub fn train(
     ensure!(settings.batch > 0, "--batch must be positive");
     let start_step = ckpt.training.steps;
     ensure!(
-        !resume || start_step < settings.steps,
-        "the checkpoint in {} already has {start_step} steps; pass a larger --steps to train further",
-        out.display()
+        !resume || !settings.finished(start_step, ckpt.training.wall_seconds),
+        "the checkpoint in {} already has {start_step} steps in {}; pass a larger --{} to train further",
+        out.display(),
+        format_duration(ckpt.training.wall_seconds),
+        if settings.time_budget.is_some() { "time" } else { "steps" }
     );
     let mut meta = TrainingMeta {
         data_sha256: Some(corpus.sha256.clone()),
@@ -233,7 +307,7 @@ pub fn train(
         checkpoint::save(out, ckpt, &model.valid(), Some(optim))
     };
 
-    while step < settings.steps {
+    while !settings.finished(step, meta.wall_seconds) {
         if stop.load(Ordering::Relaxed) {
             interrupted = true;
             break;
@@ -241,7 +315,7 @@ pub fn train(
         let t0 = Instant::now();
         let windows = random_windows(&corpus.train, settings.batch, seq_len, &mut rng);
         let batch = model_config.kind.batch(&windows, settings.mask_schedule, model_config.vocab_size, &mut rng);
-        let lr = settings.lr_at(step);
+        let lr = settings.lr_at(step, meta.wall_seconds);
         let loss;
         (model, loss) = train_step(model, &mut optim, &batch, lr, settings.matmul, &ad_device);
         step += 1;
@@ -249,18 +323,18 @@ pub fn train(
         meta.tokens_seen += tokens_per_step;
         meta.wall_seconds = wall_before + run_start.elapsed().as_secs_f64();
         let tokens_per_sec = tokens_per_step as f64 / t0.elapsed().as_secs_f64();
-        on_event(TrainEvent::Step { step, loss, tokens_per_sec });
+        on_event(TrainEvent::Step { step, loss, tokens_per_sec, wall_seconds: meta.wall_seconds });
         ensure!(loss.is_finite(), "loss became {loss} at step {step}; try a lower --lr");
 
-        let last = step == settings.steps;
-        if settings.eval_every > 0 && (step % settings.eval_every == 0 || last) {
+        let last = settings.finished(step, meta.wall_seconds);
+        if last || (settings.eval_every > 0 && step % settings.eval_every == 0) {
             let r = evaluate(&model, &corpus.val, settings.eval_windows, seq_len, device);
             meta.val_loss = Some(r.loss);
             meta.val_bits_per_char = Some(r.bits_per_char);
             last_eval = Some(r);
             on_event(TrainEvent::Eval { step, val_loss: r.loss, val_bits_per_char: r.bits_per_char });
         }
-        if settings.sample_every > 0 && (step % settings.sample_every == 0 || last) {
+        if last || (settings.sample_every > 0 && step % settings.sample_every == 0) {
             let text = sample_text(&model, &corpus.vocab, seq_len.min(200), step as u64, device);
             on_event(TrainEvent::Sample { step, text });
         }
@@ -273,4 +347,52 @@ pub fn train(
     on_event(TrainEvent::Saved { step, path: out.to_path_buf() });
     on_event(TrainEvent::Finished { step, interrupted });
     Ok(TrainOutcome { config: ckpt, interrupted, last_eval })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed(budget: f64) -> TrainSettings {
+        TrainSettings { time_budget: Some(budget), warmup_steps: 10, min_lr_ratio: 0.0, ..TrainSettings::for_preset(Preset::Small) }
+    }
+
+    #[test]
+    fn a_timed_schedule_warms_up_by_step_and_decays_by_the_clock() {
+        let s = timed(100.0);
+        // Warmup counts steps, however long they took.
+        assert!((s.lr_at(4, 90.0) - s.lr * 0.5).abs() < 1e-12);
+        // After it, the clock alone sets the rate: the same at any step count.
+        assert!((s.lr_at(10, 0.0) - s.lr).abs() < 1e-12);
+        assert!((s.lr_at(50, 50.0) - s.lr * 0.5).abs() < 1e-12);
+        assert_eq!(s.lr_at(50, 50.0), s.lr_at(5000, 50.0));
+        assert!(s.lr_at(50, 75.0) < s.lr_at(50, 50.0));
+        assert!(s.lr_at(50, 100.0).abs() < 1e-12 && s.lr_at(50, 250.0).abs() < 1e-12);
+        assert!(!s.finished(1_000_000, 99.9) && s.finished(1, 100.0));
+    }
+
+    #[test]
+    fn a_counted_schedule_ignores_the_clock() {
+        let s = TrainSettings { steps: 110, warmup_steps: 10, min_lr_ratio: 0.0, ..TrainSettings::for_preset(Preset::Small) };
+        assert_eq!(s.lr_at(60, 0.0), s.lr_at(60, 1e9));
+        assert!((s.lr_at(60, 0.0) - s.lr * 0.5).abs() < 1e-12);
+        assert!(!s.finished(109, 1e9) && s.finished(110, 0.0));
+        assert_eq!(s.length(), "110 steps");
+    }
+
+    #[test]
+    fn durations_read_and_print_as_people_write_them() {
+        assert_eq!(parse_duration("3h"), Ok(10_800.0));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400.0));
+        assert_eq!(parse_duration("90m"), Ok(5_400.0));
+        assert_eq!(parse_duration("2m30s"), Ok(150.0));
+        assert_eq!(parse_duration(" 600 "), Ok(600.0));
+        assert_eq!(parse_duration("0.5h"), Ok(1_800.0));
+        for bad in ["", "h", "3x", "3h20", "-5", "0", "0m", "1d", "nan"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(format_duration(10_800.0), "3h 0m");
+        assert_eq!(format_duration(750.0), "12m 30s");
+        assert_eq!(format_duration(45.2), "45s");
+    }
 }

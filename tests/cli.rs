@@ -52,7 +52,7 @@ fn same_seed_same_output() {
 fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let file = file.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 13] = [
         // The TUI's options work without naming the `tui` command.
         (&["--checkpoint", "/nonexistent/ck"], "does not exist"),
         (&["import", "/nonexistent/model.pt", "--out", "/tmp/never"], "does not exist"),
@@ -65,6 +65,8 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
         (&["train", "--preset", "tiny", "--steps", "100000", "--out", file], "is a file, not a directory"),
         (&["generate", "--overlap", "256"], "--overlap must be less than the model's context: 0 to 255"),
         (&["generate", "--record", "/tmp/never.png"], "FILE.cast (asciicast v2) or FILE.gif"),
+        (&["train", "--time", "3 hours", "--out", "/tmp/never"], "write e.g. 3h, 90m"),
+        (&["train", "--time", "1h", "--steps", "100", "--out", "/tmp/never"], "cannot be used with"),
     ];
     for (args, expect) in cases {
         let o = run(args);
@@ -129,6 +131,29 @@ fn train_in_an_empty_directory_uses_the_built_in_corpus_and_records_it() {
     assert!(o.status.success(), "{}", stderr(&o));
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("ck/config.json")).unwrap()).unwrap();
     assert_eq!((config["training"]["steps"].as_u64(), config["training"]["settings"]["matmul"].as_str()), (Some(40), Some("f32")));
+
+    // --time turns a counted run into a timed one that counts the time already trained (and,
+    // with validation only at the end, still validates there); --steps turns it back.
+    let budget = config["training"]["wall_seconds"].as_f64().unwrap() + 0.5;
+    let o = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
+        .args(["train", "--out", "ck", "--resume", "--eval-every", "0", "--time", &format!("{budget}")])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success() && stderr(&o).contains("validation:"), "{}", stderr(&o));
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("ck/config.json")).unwrap()).unwrap();
+    let (steps, settings) = (config["training"]["steps"].as_u64().unwrap(), &config["training"]["settings"]);
+    assert!(steps > 40 && config["training"]["wall_seconds"].as_f64().unwrap() >= budget, "{config}");
+    assert_eq!((settings["time_budget"].as_f64(), settings["steps"].as_u64()), (Some(budget), Some(0)));
+    let o = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
+        .args(["train", "--out", "ck", "--resume", "--steps", &format!("{}", steps + 5)])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("ck/config.json")).unwrap()).unwrap();
+    assert_eq!(config["training"]["steps"].as_u64(), Some(steps + 5));
+    assert!(config["training"]["settings"]["time_budget"].is_null(), "{config}");
 }
 
 #[test]

@@ -205,6 +205,34 @@ fn resume_continues_the_step_count_and_optimizer() {
 }
 
 #[test]
+fn a_timed_run_ends_on_its_budget_and_resumes_with_a_longer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = short_text(dir.path());
+    let out = dir.path().join("ck");
+    let stop = AtomicBool::new(false);
+    let timed = |seconds: f64| TrainSettings { time_budget: Some(seconds), steps: 0, ..tiny_settings(1) };
+    let mut walls = Vec::new();
+    let outcome = train(&timed(1.0), &data, &out, &Device::flex(), false, &stop, &mut |e| {
+        if let TrainEvent::Step { wall_seconds, .. } = e {
+            walls.push(wall_seconds)
+        }
+    })
+    .unwrap();
+    // `steps` is no cap on a timed run: it stops at the first step that ends past the budget.
+    let training = &outcome.config.training;
+    assert!(!outcome.interrupted && training.steps > 1 && training.steps == walls.len());
+    assert!(walls[walls.len() - 2] < 1.0 && walls[walls.len() - 1] >= 1.0, "{walls:?}");
+    assert_eq!(training.wall_seconds, walls[walls.len() - 1]);
+
+    // The budget is spent: resuming with it is refused with a hint; a longer one continues.
+    let err = train(&timed(1.0), &data, &out, &Device::flex(), true, &stop, &mut |_| {}).err().unwrap();
+    assert!(err.to_string().contains("--time"), "{err}");
+    let before = training.steps;
+    let resumed = train(&timed(1.5), &data, &out, &Device::flex(), true, &stop, &mut |_| {}).unwrap();
+    assert!(resumed.config.training.steps > before && resumed.config.training.wall_seconds >= 1.5);
+}
+
+#[test]
 fn stop_flag_saves_and_reports_interruption() {
     let dir = tempfile::tempdir().unwrap();
     let data = short_text(dir.path());

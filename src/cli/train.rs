@@ -8,7 +8,7 @@ use crate::diffusion::masking::MaskSchedule;
 use crate::fused::Matmul;
 use crate::kind::ModelKind;
 use crate::model::Preset;
-use crate::train::{TrainEvent, TrainSettings, train};
+use crate::train::{TrainEvent, TrainSettings, format_duration, parse_duration, train};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,8 +32,13 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
     /// Total optimizer steps.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "time")]
     pub steps: Option<usize>,
+    /// Train for this much wall time instead of a step count (3h, 90m, 1h30m, 600): the learning
+    /// rate decays with the clock, so the run ends on time on any machine. With --resume, the
+    /// time already trained counts.
+    #[arg(long, value_parser = parse_duration)]
+    pub time: Option<f64>,
     /// Sequences per step.
     #[arg(long)]
     pub batch: Option<usize>,
@@ -127,6 +132,14 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
         mask_schedule = args.mask_schedule, timesteps = args.timesteps, eval_every = args.eval_every,
         sample_every = args.sample_every, save_every = args.save_every, min_lr_ratio = args.min_lr_ratio,
         matmul = args.matmul);
+    // The run's length is a step count or a time budget: the one given now replaces the other.
+    if args.steps.is_some() {
+        s.time_budget = None;
+    }
+    if args.time.is_some() {
+        s.time_budget = args.time;
+        s.steps = 0; // not a cap: the saved settings say so rather than keep a stale count
+    }
     if !args.resume {
         s.kind = args.kind.unwrap_or_default();
         s.n_layer = args.layers;
@@ -145,7 +158,7 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
     if !(s.lr > 0.0 && s.lr.is_finite()) {
         bail!("--lr must be a positive number");
     }
-    if s.steps == 0 {
+    if s.steps == 0 && s.time_budget.is_none() {
         bail!("--steps must be at least 1");
     }
     Ok(s)
@@ -176,28 +189,36 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
         .context("cannot install the Ctrl-C handler")?;
     }
 
-    let bar = ProgressBar::new(settings.steps as u64);
+    // A timed run's bar counts seconds of its budget, a counted one steps.
+    let bar = ProgressBar::new(settings.time_budget.map_or(settings.steps as u64, |b| b.round() as u64));
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}")
-            .expect("valid template"),
+        ProgressStyle::with_template(if settings.time_budget.is_some() {
+            "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} ETA {eta}"
+        } else {
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}"
+        })
+        .expect("valid template"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     // A hidden bar (stderr is not a terminal) drops println, so log lines go straight to stderr.
     let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
     let mut last_val = String::new();
     let mut on_event = |event: TrainEvent| match event {
-        TrainEvent::Started { step, total_steps, params, resumed } => {
-            bar.set_position(step as u64);
+        TrainEvent::Started { step, params, resumed, .. } => {
+            if settings.time_budget.is_none() {
+                bar.set_position(step as u64);
+            }
             let what = if resumed { "resuming" } else { "training" };
             // The shape does not depend on the vocabulary: any size shows the layers and width.
             let shape = settings.model_config(1);
             say(format!(
-                "{what} {:?} model, {} layers × {} ({:.2}M params), on {} for {total_steps} steps, batch {} × {}, device {}{}",
+                "{what} {:?} model, {} layers × {} ({:.2}M params), on {} for {}, batch {} × {}, device {}{}",
                 settings.preset,
                 shape.n_layer,
                 shape.n_embd,
                 params as f64 / 1e6,
                 data,
+                settings.length(),
                 settings.batch,
                 settings.seq_len,
                 args.device.name(),
@@ -209,9 +230,10 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
                 }
             ));
         }
-        TrainEvent::Step { step, loss, tokens_per_sec } => {
-            bar.set_position(step as u64);
-            bar.set_message(format!("loss {loss:.3} · {:.0} tok/s{last_val}", tokens_per_sec));
+        TrainEvent::Step { step, loss, tokens_per_sec, wall_seconds } => {
+            bar.set_position(if settings.time_budget.is_some() { wall_seconds.round() as u64 } else { step as u64 });
+            let at = if settings.time_budget.is_some() { format!("step {step} · ") } else { String::new() };
+            bar.set_message(format!("{at}loss {loss:.3} · {:.0} tok/s{last_val}", tokens_per_sec));
         }
         TrainEvent::Eval { step, val_loss, val_bits_per_char } => {
             last_val = format!(" · val {val_loss:.3} ({val_bits_per_char:.2} bpc)");
@@ -233,7 +255,11 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(130));
     }
-    eprintln!("done: {steps} steps; checkpoint in {}", args.out.display());
+    eprintln!(
+        "done: {steps} steps in {}; checkpoint in {}",
+        format_duration(outcome.config.training.wall_seconds),
+        args.out.display()
+    );
     if let Some(r) = outcome.last_eval {
         eprintln!("validation: {} {:.4} nats, {:.3} bits/char", outcome.config.model.kind.loss_name(), r.loss, r.bits_per_char);
     }

@@ -134,7 +134,7 @@ fn train_screen_with_a_run_in_progress() {
     a.on_train(TrainMsg::Event(TrainEvent::Started { step: 0, total_steps: 500, params: 100_000, resumed: false }));
     for step in 1..=120 {
         let loss = 4.2 - step as f32 * 0.01;
-        a.on_train(TrainMsg::Event(TrainEvent::Step { step, loss, tokens_per_sec: 5000.0 }));
+        a.on_train(TrainMsg::Event(TrainEvent::Step { step, loss, tokens_per_sec: 5000.0, wall_seconds: step as f64 }));
     }
     a.on_train(TrainMsg::Event(TrainEvent::Eval { step: 100, val_loss: 3.3, val_bits_per_char: 4.1 }));
     a.on_train(TrainMsg::Event(TrainEvent::Sample { step: 100, text: "the the and".into() }));

@@ -154,7 +154,7 @@ impl TrainScreenState {
                 self.step = step;
                 self.total = total_steps;
             }
-            TrainEvent::Step { step, loss, tokens_per_sec } => {
+            TrainEvent::Step { step, loss, tokens_per_sec, .. } => {
                 self.step = step;
                 // An exponential moving average keeps the curve readable at batch 8.
                 let smoothed = self.losses.last().map_or(loss as f64, |&(_, prev)| 0.95 * prev + 0.05 * loss as f64);
