@@ -1,10 +1,9 @@
 //! A bias-free linear layer, `y = x · w` (`w` stored `[in, out]`, as Burn's `Linear` does), as
-//! one op whose three matmuls (forward, and `dx = dy · wᵀ`, `dw = xᵀ · dy` backward) run on the
-//! AMX tiles in bf16 with f32 sums ([`super::amx`]). Only training asks for it
-//! ([`super::Matmul`]); everything else keeps Burn's f32 matmul.
+//! one op whose three matmuls (forward, and `dx = dy · wᵀ`, `dw = xᵀ · dy` backward) run through
+//! [`super::matmul`], in bf16 on the AMX tiles or in f32, reading the transposed operands in
+//! place. Only training asks for it ([`super::Matmul`]); everything else keeps Burn's `Linear`.
 
-use super::amx::{self, Mat};
-use super::{contiguous_data, tensor};
+use super::{Mat, contiguous_data, matmul, tensor};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -38,12 +37,12 @@ impl Backward<Flex, 2> for LinearBackward {
         let [x_node, w_node] = ops.parents;
         if let Some(node) = x_node {
             let mut dx = vec![0.0f32; rows * d_in];
-            amx::matmul(rows, d_in, d_out, Mat::rows(contiguous_data(&dy), d_out), Mat::transposed(contiguous_data(&w), d_out), &mut dx, d_in, false);
+            matmul(rows, d_in, d_out, Mat::rows(contiguous_data(&dy), d_out), Mat::transposed(contiguous_data(&w), d_out), &mut dx, d_in, false);
             grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
         }
         if let Some(node) = w_node {
             let mut dw = vec![0.0f32; d_in * d_out];
-            amx::matmul(d_in, d_out, rows, Mat::transposed(contiguous_data(&x), d_in), Mat::rows(contiguous_data(&dy), d_out), &mut dw, d_out, false);
+            matmul(d_in, d_out, rows, Mat::transposed(contiguous_data(&x), d_in), Mat::rows(contiguous_data(&dy), d_out), &mut dw, d_out, false);
             grads.register::<Flex>(node.id, tensor(dw, [d_in, d_out]));
         }
     }
@@ -67,7 +66,7 @@ fn forward(x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let shape = x.layout().shape();
     assert_eq!(shape[shape.num_dims() - 1], d_in, "fused linear: the input's last dimension must be the weight's first");
     let mut y = vec![0.0f32; rows * d_out];
-    amx::matmul(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out), &mut y, d_out, false);
+    matmul(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out), &mut y, d_out, false);
     let mut out_shape: Vec<usize> = shape.iter().copied().collect();
     *out_shape.last_mut().expect("a linear layer's input has dimensions") = d_out;
     tensor(y, Shape::from(out_shape))

@@ -11,6 +11,7 @@ pub mod amx;
 mod attention;
 mod attention_kernel;
 mod linear;
+mod matmul;
 pub mod plain;
 mod pointwise;
 mod rms_norm;
@@ -20,11 +21,12 @@ mod tests;
 use attention::FusedAttention;
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::Linear;
-use std::cell::Cell;
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn_flex::FlexTensor;
 use linear::FusedLinear;
+pub use amx::Mat;
+pub use matmul::{Matmul, MatmulGuard, matmul, training_matmul};
 use pointwise::FusedPointwise;
 use rms_norm::FusedRmsNorm;
 
@@ -58,53 +60,14 @@ pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
     if available(&x) { fused_rope(x, cos, sin) } else { plain::rope(x, cos, sin) }
 }
 
-/// `layer.forward(x)`, multiplied in bf16 (f32 sums) on the AMX tiles while [`Matmul::Bf16`] is
-/// applied on this thread and the CPU has them ([`amx::available`]); Burn's f32 matmul otherwise.
+/// `layer.forward(x)`: in a training step ([`Matmul::apply`]) one fused op whose forward and
+/// backward matmuls run through [`matmul`] in the step's precision; Burn's f32 `Linear`
+/// otherwise, and wherever the fused ops are not [`available`].
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    if layer.bias.is_none() && bf16_matmuls() && available(&x) {
+    if layer.bias.is_none() && training_matmul().is_some() && available(&x) {
         Tensor::from_dispatch(<Dispatch as FusedLinear>::fused_linear(x.into_dispatch(), layer.weight.val().into_dispatch()))
     } else {
         layer.forward(x)
-    }
-}
-
-/// How a training step multiplies matrices (`train --matmul`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Matmul {
-    /// bf16 products summed in f32 on the AMX tiles, where the CPU has them (f32 elsewhere): the
-    /// mixed precision PyTorch's autocast trains in; 1.6× faster steps on an AMX Xeon for the
-    /// same loss (docs/performance.md).
-    #[default]
-    Bf16,
-    /// f32 throughout, as inference always is.
-    F32,
-}
-
-impl Matmul {
-    /// Applies this precision to the [`linear`] layers (and Muon) run from this thread until the
-    /// guard drops. Inference, evaluation and the tests' parity checks never call it, so decoded
-    /// text does not depend on the CPU.
-    pub fn apply(self) -> MatmulGuard {
-        MatmulGuard(BF16_MATMULS.replace(self == Matmul::Bf16 && amx::available()))
-    }
-}
-
-thread_local! {
-    static BF16_MATMULS: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether this thread multiplies in bf16 now ([`Matmul::apply`]).
-pub fn bf16_matmuls() -> bool {
-    BF16_MATMULS.get()
-}
-
-/// Restores the precision that was in force before [`Matmul::apply`].
-pub struct MatmulGuard(bool);
-
-impl Drop for MatmulGuard {
-    fn drop(&mut self) {
-        BF16_MATMULS.set(self.0);
     }
 }
 

@@ -1,0 +1,80 @@
+//! The training step's matrix products: the linear layers' three matmuls and Muon's
+//! Newton–Schulz iterations, in the precision the step trains in (`train --matmul`).
+//!
+//! Both precisions take strided operands, so a transposed weight or input is read in place: Burn's
+//! autodiff matmul copies a transposed operand into a contiguous one first, and zero-fills and
+//! adds gradients as separate passes. On an AVX2-only CPU, where every step is f32, running the
+//! linear layers and Muon through here made a `small` training step faster (docs/performance.md).
+
+use super::amx::{self, Mat};
+use std::cell::Cell;
+
+/// How a training step multiplies matrices (`train --matmul`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Matmul {
+    /// bf16 products summed in f32 on the AMX tiles, where the CPU has them (f32 elsewhere): the
+    /// mixed precision PyTorch's autocast trains in; 1.6× faster steps on an AMX Xeon for the
+    /// same loss (docs/performance.md).
+    #[default]
+    Bf16,
+    /// f32 throughout, as inference always is.
+    F32,
+}
+
+impl Matmul {
+    /// Makes this thread a training step's until the guard drops: the [`super::linear`] layers
+    /// and Muon multiply through [`matmul`], in this precision where the CPU has it. Inference,
+    /// evaluation and the parity checks against Burn never call it, so decoded text does not
+    /// depend on the CPU.
+    pub fn apply(self) -> MatmulGuard {
+        let precision = if self == Matmul::Bf16 && amx::available() { Matmul::Bf16 } else { Matmul::F32 };
+        MatmulGuard(TRAINING_MATMUL.replace(Some(precision)))
+    }
+}
+
+thread_local! {
+    static TRAINING_MATMUL: Cell<Option<Matmul>> = const { Cell::new(None) };
+}
+
+/// The precision this thread's training step multiplies in ([`Matmul::apply`]); `None` outside
+/// a training step.
+pub fn training_matmul() -> Option<Matmul> {
+    TRAINING_MATMUL.get()
+}
+
+/// Restores what was in force before [`Matmul::apply`].
+pub struct MatmulGuard(Option<Matmul>);
+
+impl Drop for MatmulGuard {
+    fn drop(&mut self) {
+        TRAINING_MATMUL.set(self.0);
+    }
+}
+
+/// `c[i, j] (+)= Σ_p a[i, p] · b[p, j]` for `a` `[m, k]`, `b` `[k, n]`, `c` row-major with row
+/// stride `c_rs`; `accumulate` adds to `c` instead of overwriting it. In bf16 on the AMX tiles
+/// while this thread trains in [`Matmul::Bf16`], else in f32 with the gemm crate (burn-flex's own
+/// matmul). Runs on the current rayon pool. `a` and `b` must describe memory that holds them.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool) {
+    if training_matmul() == Some(Matmul::Bf16) {
+        return amx::matmul(m, n, k, a, b, c, c_rs, accumulate);
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= (m - 1) * c_rs + n, "output buffer too small");
+    let parallelism = gemm::Parallelism::Rayon(rayon::current_num_threads());
+    // SAFETY: `c` holds the output (checked above); `a` and `b` hold theirs (the caller's
+    // contract, as for the AMX kernel). gemm computes dst = alpha·dst + beta·lhs·rhs.
+    unsafe {
+        gemm::gemm(
+            m, n, k,
+            c.as_mut_ptr(), 1, c_rs as isize, accumulate,
+            a.ptr, a.cs as isize, a.rs as isize,
+            b.ptr, b.cs as isize, b.rs as isize,
+            1.0, 1.0, false, false, false, parallelism,
+        );
+    }
+}
