@@ -207,7 +207,8 @@ pub fn format_duration(seconds: f64) -> String {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainEvent {
-    Started { step: usize, total_steps: usize, params: usize, resumed: bool },
+    /// `wall_seconds`: training time already spent (by the run resumed; 0 for a new one).
+    Started { step: usize, total_steps: usize, params: usize, resumed: bool, wall_seconds: f64 },
     /// `wall_seconds`: the run's training time so far, over all its resumptions.
     Step { step: usize, loss: f32, tokens_per_sec: f64, wall_seconds: f64 },
     Eval { step: usize, val_loss: f32, val_bits_per_char: f32 },
@@ -291,7 +292,13 @@ pub fn train(
         settings: Some(serde_json::to_value(settings)?),
         ..ckpt.training.clone()
     };
-    on_event(TrainEvent::Started { step: start_step, total_steps: settings.steps, params: model_config.num_params(), resumed: resume });
+    on_event(TrainEvent::Started {
+        step: start_step,
+        total_steps: settings.steps,
+        params: model_config.num_params(),
+        resumed: resume,
+        wall_seconds: meta.wall_seconds,
+    });
 
     // Seeding by start step makes a resumed run draw fresh batches rather than replaying old ones.
     let mut rng = StdRng::seed_from_u64(settings.seed ^ (start_step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));

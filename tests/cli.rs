@@ -140,11 +140,12 @@ fn train_in_an_empty_directory_uses_the_built_in_corpus_and_records_it() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(o.status.success() && stderr(&o).contains("validation:"), "{}", stderr(&o));
+    assert!(o.status.success() && stderr(&o).contains("validation:") && stderr(&o).contains("s trained)"), "{}", stderr(&o));
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("ck/config.json")).unwrap()).unwrap();
     let (steps, settings) = (config["training"]["steps"].as_u64().unwrap(), &config["training"]["settings"]);
     assert!(steps > 40 && config["training"]["wall_seconds"].as_f64().unwrap() >= budget, "{config}");
-    assert_eq!((settings["time_budget"].as_f64(), settings["steps"].as_u64()), (Some(budget), Some(0)));
+    // serde_json reads floats back to within an ulp, not always exactly.
+    assert!((settings["time_budget"].as_f64().unwrap() - budget).abs() < 1e-9 && settings["steps"].as_u64() == Some(0), "{settings}");
     let o = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
         .args(["train", "--out", "ck", "--resume", "--steps", &format!("{}", steps + 5)])
         .current_dir(dir.path())

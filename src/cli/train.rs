@@ -204,10 +204,8 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
     let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
     let mut last_val = String::new();
     let mut on_event = |event: TrainEvent| match event {
-        TrainEvent::Started { step, params, resumed, .. } => {
-            if settings.time_budget.is_none() {
-                bar.set_position(step as u64);
-            }
+        TrainEvent::Started { step, params, resumed, wall_seconds, .. } => {
+            bar.set_position(if settings.time_budget.is_some() { wall_seconds.round() as u64 } else { step as u64 });
             let what = if resumed { "resuming" } else { "training" };
             // The shape does not depend on the vocabulary: any size shows the layers and width.
             let shape = settings.model_config(1);
@@ -218,7 +216,10 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
                 shape.n_embd,
                 params as f64 / 1e6,
                 data,
-                settings.length(),
+                match (resumed, settings.time_budget) {
+                    (true, Some(_)) => format!("{} ({} trained)", settings.length(), format_duration(wall_seconds)),
+                    _ => settings.length(),
+                },
                 settings.batch,
                 settings.seq_len,
                 args.device.name(),

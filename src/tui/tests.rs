@@ -131,7 +131,7 @@ fn train_screen_with_a_run_in_progress() {
     a.train.field = 1; // preset
     let effects = a.handle_key(key(KeyCode::Enter));
     assert!(matches!(effects.as_slice(), [Effect::StartTraining { .. }]));
-    a.on_train(TrainMsg::Event(TrainEvent::Started { step: 0, total_steps: 500, params: 100_000, resumed: false }));
+    a.on_train(TrainMsg::Event(TrainEvent::Started { step: 0, total_steps: 500, params: 100_000, resumed: false, wall_seconds: 0.0 }));
     for step in 1..=120 {
         let loss = 4.2 - step as f32 * 0.01;
         a.on_train(TrainMsg::Event(TrainEvent::Step { step, loss, tokens_per_sec: 5000.0, wall_seconds: step as f64 }));
