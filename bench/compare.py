@@ -106,6 +106,13 @@ def main():
             ok = big >= small * 0.95
             print(f"| {preset}: Rust batch 64 vs 8 per token | {big:.0f} vs {small:.0f} tok/s | | {big / small:.2f}× | ≥ 1.0 (5% noise) | {'yes' if ok else 'NO'} |")
 
+    # A twin whose Muon step is far slower than its AdamW step is iterating in emulated bf16.
+    for case, row in torch.items():
+        adamw = torch.get(case.removesuffix("_muon"))
+        if case.endswith("_muon") and adamw and not args.ns_f32 and row["tokens_per_s"] < 0.5 * adamw["tokens_per_s"]:
+            print(f"note: the twin's Muon step ({case}) runs at {row['tokens_per_s'] / adamw['tokens_per_s']:.2f}× its AdamW step's "
+                  "speed: this CPU has no bf16 instructions and torch.optim.Muon iterates in bf16; --ns-f32 compares like with like")
+
     print(f"measuring peak memory of base training at batch 8…", file=sys.stderr)
     mem_rust = jsonl(rs[:2] + ["--json", "--cases", "train", "--preset", "base", "--batch", "8", "--runs", "2"], env)
     mem_torch = jsonl(py + ["--cases", "train", "--preset", "base", "--batch", "8", "--runs", "2"], env)

@@ -136,8 +136,8 @@ def main():
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if args.ns_f32:
-        import torch.optim._muon
-        torch.optim._muon._zeropower_via_newtonschulz = newton_schulz_f32
+        from torch.optim import _muon  # torch.optim.Muon's step looks the function up here
+        _muon._zeropower_via_newtonschulz = newton_schulz_f32
     args.cases = args.cases.split(",")
     torch.set_num_threads(args.threads)
     if not args.json:
