@@ -134,9 +134,11 @@ impl TrainSettings {
     pub fn lr_at(&self, step: usize, wall_seconds: f64) -> f64 {
         let progress = match self.time_budget {
             Some(budget) => {
-                let warmup = self.warmup_steps.max(1);
-                if step < warmup {
-                    return self.lr * (step + 1) as f64 / warmup as f64;
+                // Warmup ends after its steps or a tenth of the budget, whichever comes first
+                // (a counted run's is at most a tenth of its steps), so a short run still decays.
+                let warmed = ((step + 1) as f64 / self.warmup_steps.max(1) as f64).max(wall_seconds / (0.1 * budget));
+                if warmed < 1.0 {
+                    return self.lr * warmed;
                 }
                 wall_seconds / budget
             }
@@ -367,8 +369,11 @@ mod tests {
     #[test]
     fn a_timed_schedule_warms_up_by_step_and_decays_by_the_clock() {
         let s = timed(100.0);
-        // Warmup counts steps, however long they took.
-        assert!((s.lr_at(4, 90.0) - s.lr * 0.5).abs() < 1e-12);
+        // Warmup counts steps, or a tenth of the budget if that comes first.
+        assert!((s.lr_at(4, 1.0) - s.lr * 0.5).abs() < 1e-12);
+        assert!((s.lr_at(1, 6.0) - s.lr * 0.6).abs() < 1e-12);
+        let cosine_at_a_tenth = 0.5 * (1.0 + (0.1 * std::f64::consts::PI).cos());
+        assert!((s.lr_at(2, 10.0) - s.lr * cosine_at_a_tenth).abs() < 1e-12);
         // After it, the clock alone sets the rate: the same at any step count.
         assert!((s.lr_at(10, 0.0) - s.lr).abs() < 1e-12);
         assert!((s.lr_at(50, 50.0) - s.lr * 0.5).abs() < 1e-12);
