@@ -190,9 +190,11 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
     }
 
     // A timed run's bar counts seconds of its budget, a counted one steps.
+    let timed = settings.time_budget.is_some();
+    let bar_position = |step: usize, wall_seconds: f64| if timed { wall_seconds.round() as u64 } else { step as u64 };
     let bar = ProgressBar::new(settings.time_budget.map_or(settings.steps as u64, |b| b.round() as u64));
     bar.set_style(
-        ProgressStyle::with_template(if settings.time_budget.is_some() {
+        ProgressStyle::with_template(if timed {
             "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} ETA {eta}"
         } else {
             "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}"
@@ -205,7 +207,7 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
     let mut last_val = String::new();
     let mut on_event = |event: TrainEvent| match event {
         TrainEvent::Started { step, params, resumed, wall_seconds, .. } => {
-            bar.set_position(if settings.time_budget.is_some() { wall_seconds.round() as u64 } else { step as u64 });
+            bar.set_position(bar_position(step, wall_seconds));
             let what = if resumed { "resuming" } else { "training" };
             // The shape does not depend on the vocabulary: any size shows the layers and width.
             let shape = settings.model_config(1);
@@ -224,7 +226,7 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
                 settings.seq_len,
                 args.device.name(),
                 // Only the CPU backend's fused layers use the tiles.
-                if settings.matmul == Matmul::Bf16 && args.device == Backend::Flex && crate::fused::amx::available() {
+                if settings.matmul.on_this_cpu() == Matmul::Bf16 && args.device == Backend::Flex {
                     ", bf16 matmuls on AMX tiles"
                 } else {
                     ""
@@ -232,8 +234,8 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
             ));
         }
         TrainEvent::Step { step, loss, tokens_per_sec, wall_seconds } => {
-            bar.set_position(if settings.time_budget.is_some() { wall_seconds.round() as u64 } else { step as u64 });
-            let at = if settings.time_budget.is_some() { format!("step {step} · ") } else { String::new() };
+            bar.set_position(bar_position(step, wall_seconds));
+            let at = if timed { format!("step {step} · ") } else { String::new() };
             bar.set_message(format!("{at}loss {loss:.3} · {:.0} tok/s{last_val}", tokens_per_sec));
         }
         TrainEvent::Eval { step, val_loss, val_bits_per_char } => {

@@ -28,8 +28,12 @@ impl Matmul {
     /// evaluation and the parity checks against Burn never call it, so decoded text does not
     /// depend on the CPU.
     pub fn apply(self) -> MatmulGuard {
-        let precision = if self == Matmul::Bf16 && amx::available() { Matmul::Bf16 } else { Matmul::F32 };
-        MatmulGuard(TRAINING_MATMUL.replace(Some(precision)))
+        MatmulGuard(TRAINING_MATMUL.replace(Some(self.on_this_cpu())))
+    }
+
+    /// The precision this setting gives on this CPU: bf16 only where there are AMX tiles.
+    pub fn on_this_cpu(self) -> Matmul {
+        if self == Matmul::Bf16 && amx::available() { Matmul::Bf16 } else { Matmul::F32 }
     }
 }
 
