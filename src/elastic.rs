@@ -10,6 +10,7 @@
 use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Remask, Strategy};
 use crate::judge::Judge;
 use crate::vocab::{MASK_ID, Vocab, VocabError};
+use rayon::prelude::*;
 
 /// Marks an elastic gap in a prompt, after the mask character.
 pub const ELASTIC_MARK: char = '*';
@@ -96,13 +97,13 @@ pub struct Candidate {
 
 /// Tries every length from 0 to `max_gap` for a gap between `before` and `after` (ids; only
 /// their nearest `CONTEXT_CHARS` characters are read, and `after` up to its first gap), best
-/// first. Candidates are decoded as `SEARCH` says, from `seed`.
-pub fn rank_lengths(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, before: &[u32], after: &[u32], max_gap: usize, seed: u64) -> anyhow::Result<Vec<Candidate>> {
+/// first. Candidates are decoded as `SEARCH` says, from `seed`, several at once: a candidate's
+/// window is short, and its forward passes too small to keep both cores busy on their own.
+pub fn rank_lengths(model: &(dyn Denoiser + Sync), judge: &Judge, vocab: &Vocab, before: &[u32], after: &[u32], max_gap: usize, seed: u64) -> anyhow::Result<Vec<Candidate>> {
     let before = &before[before.len().saturating_sub(CONTEXT_CHARS)..];
     let after = &after[..after.iter().position(|&t| t == MASK_ID).unwrap_or(after.len()).min(CONTEXT_CHARS)];
     let options = DecodeOptions { seed, ..SEARCH };
-    let mut out = Vec::with_capacity(max_gap + 1);
-    for length in 0..=max_gap {
+    let candidates = crate::fused::on_own_pool(|| (0..=max_gap).into_par_iter().map(|length| {
         let mut window = before.to_vec();
         window.extend(std::iter::repeat_n(MASK_ID, length));
         window.extend_from_slice(after);
@@ -116,8 +117,9 @@ pub fn rank_lengths(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, before: 
         let log_likelihood = judge_log_likelihood(judge, vocab, &filled)?;
         let score = log_likelihood + LENGTH_CREDIT * length as f64;
         let fill = vocab.decode(&filled[before.len()..before.len() + length], '_');
-        out.push(Candidate { length, fill, log_likelihood, score });
-    }
+        Ok(Candidate { length, fill, log_likelihood, score })
+    }).collect::<anyhow::Result<Vec<_>>>());
+    let mut out = candidates?;
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.length.cmp(&b.length)));
     Ok(out)
 }
@@ -133,7 +135,7 @@ fn judge_log_likelihood(judge: &Judge, vocab: &Vocab, ids: &[u32]) -> anyhow::Re
 /// Chooses every elastic gap's length, left to right (each judged with the gaps before it filled
 /// as the prompt had them, and the text after it up to the next gap), and returns the prompt with
 /// fixed gaps of those lengths, and each gap's ranking.
-pub fn resolve(model: &dyn Denoiser, judge: &Judge, prompt: &ElasticPrompt, max_gap: usize, seed: u64) -> anyhow::Result<(Vec<u32>, Vec<Vec<Candidate>>)> {
+pub fn resolve(model: &(dyn Denoiser + Sync), judge: &Judge, prompt: &ElasticPrompt, max_gap: usize, seed: u64) -> anyhow::Result<(Vec<u32>, Vec<Vec<Candidate>>)> {
     let mut lengths = Vec::new();
     let mut rankings = Vec::new();
     for k in 0..prompt.gaps() {
@@ -159,5 +161,25 @@ mod tests {
         assert_eq!(vocab.decode(&p.resolve(&[3, 0]), '_'), "ab ___ c__d");
         let err = ElasticPrompt::parse("ab_*cz", '_', &vocab).unwrap_err();
         assert_eq!(err, VocabError::UnknownChar { ch: 'z', pos: 5 }, "positions count in the whole prompt");
+    }
+
+    #[test]
+    fn candidates_decoded_side_by_side_rank_as_one_at_a_time() {
+        let device = burn::prelude::Device::flex();
+        let (config, model) = crate::shipped::load(&device).unwrap();
+        let model = crate::kind::ModelDenoiser::new(model, device.clone());
+        let judge = Judge::load(None, &device).unwrap();
+        let vocab = config.vocab;
+        let (before, after) = (vocab.encode("But soft, what light through yonder ").unwrap(), vocab.encode(" breaks?").unwrap());
+        let rank = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| rank_lengths(&model, &judge, &vocab, &before, &after, 6, 3).unwrap())
+        };
+        let (alone, side_by_side) = (rank(1), rank(2));
+        assert_eq!(alone.len(), 7);
+        for (a, b) in alone.iter().zip(&side_by_side) {
+            assert_eq!((a.length, &a.fill), (b.length, &b.fill), "the same fills in the same order");
+            assert!((a.score - b.score).abs() < 1e-6 * a.score.abs().max(1.0), "{} vs {}", a.score, b.score);
+        }
     }
 }

@@ -18,7 +18,9 @@ use burn::prelude::*;
 use rand::Rng;
 use rand::rngs::StdRng;
 use std::ops::Range;
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::thread::ThreadId;
 
 /// A generation of `length` characters from `prompt` (MASK at gaps) as `model`'s kind writes it:
 /// the kind's decoding options, window overlap and stepper, in windows of the model's context.
@@ -122,15 +124,17 @@ impl std::fmt::Display for ModelKind {
 pub struct ModelDenoiser {
     pub model: Model,
     pub device: Device,
-    /// Keys and values of the last full pass, for `logits_cached`.
-    cache: Mutex<Option<KvCache>>,
+    /// Keys and values of each thread's last full pass, for `logits_cached`. Per thread, so that
+    /// windows decoded at the same time on different threads (the elastic search's candidates)
+    /// never read each other's: a window's steps all run on the thread that began it.
+    cache: Mutex<HashMap<ThreadId, KvCache>>,
     /// A causal model's last reading and its keys and values (`autoregressive::next_char_logits`).
     causal_cache: Mutex<Option<(Vec<u32>, KvCache)>>,
 }
 
 impl ModelDenoiser {
     pub fn new(model: Model, device: Device) -> Self {
-        ModelDenoiser { model: model.valid(), device, cache: Mutex::new(None), causal_cache: Mutex::new(None) }
+        ModelDenoiser { model: model.valid(), device, cache: Mutex::new(Default::default()), causal_cache: Mutex::new(None) }
     }
 
     fn ints(&self, v: impl IntoIterator<Item = usize>) -> Tensor<1, Int> {
@@ -181,13 +185,13 @@ impl Denoiser for ModelDenoiser {
             return self.logits(tokens, time, positions);
         }
         let (input, timesteps) = self.inputs(tokens, time);
-        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let kept = cache.take();
+        let me = std::thread::current().id();
+        let kept = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&me);
         let (logits, kv) = crate::fused::on_own_pool(|| match kept {
             Some(kv) if !refresh && kv.len() == tokens.len() => (self.model.forward_rows(input, timesteps, rows, positions, &kv), kv),
             _ => self.model.forward_caching(input, timesteps, Some(self.ints(positions.iter().copied()))),
         });
-        *cache = Some(kv);
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(me, kv);
         logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
     }
 }

@@ -77,6 +77,33 @@ fn cached_rows_give_the_full_forward_when_nothing_changed_and_stay_close_when_th
 }
 
 #[test]
+fn each_thread_reuses_its_own_cached_rows() {
+    let device = Device::flex();
+    let (ckpt, model) = tiny_diffusion::shipped::load(&device).unwrap();
+    let denoiser = ModelDenoiser::new(model, device);
+    let window = |shift: usize| -> Vec<u32> { (0..ckpt.model.context).map(|i| if (100..120).contains(&i) { MASK_ID } else { 1 + ((i * 7 + shift) % 60) as u32 }).collect() };
+    let (mine, theirs) = (window(0), window(13));
+    let positions = [100, 101, 110];
+    let exact = denoiser.logits(&mine, Time::MaskRate(0.5), &positions);
+    let both_cached = std::sync::Barrier::new(2);
+    let reused = std::thread::scope(|s| {
+        let me = s.spawn(|| {
+            denoiser.logits_cached(&mine, Time::MaskRate(0.5), &positions, &[96..128], true);
+            both_cached.wait();
+            denoiser.logits_cached(&mine, Time::MaskRate(0.5), &positions, &[96..128], false)
+        });
+        s.spawn(|| {
+            // Another window of the same length, cached on another thread in between.
+            denoiser.logits_cached(&theirs, Time::MaskRate(0.5), &positions, &[96..128], true);
+            both_cached.wait();
+        });
+        me.join().unwrap()
+    });
+    let max_diff = reused.iter().zip(&exact).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(max_diff < 1e-4, "nothing changed in my window, so my cache is exact: {max_diff}");
+}
+
+#[test]
 fn logits_at_a_few_positions_equal_the_full_forward_there() {
     // The shipped model: trained weights, so every block (the last one included) changes its input.
     let device = Device::flex();

@@ -99,7 +99,7 @@ fn is_valid(word: &str, dictionary: &HashSet<String>) -> bool {
     w.len() == 1 && dictionary.contains(&w[0])
 }
 
-pub fn run(model: &dyn Denoiser, judge: &Judge, vocab: &Vocab, dictionary: &HashSet<String>, cases: &[Case], options: DecodeOptions) -> Result<Vec<InfillRow>> {
+pub fn run(model: &(dyn Denoiser + Sync), judge: &Judge, vocab: &Vocab, dictionary: &HashSet<String>, cases: &[Case], options: DecodeOptions) -> Result<Vec<InfillRow>> {
     let mut rows = Vec::new();
     let summarize = |gap: String, results: &[Outcome], errors: Option<Vec<usize>>| {
         let n = results.len().max(1) as f64;

@@ -41,12 +41,12 @@ pub enum GenMsg {
 pub enum GenCommand {
     Run(GenJob),
     /// Swap in another model (e.g. one just trained).
-    Model(Box<dyn Denoiser + Send>),
+    Model(Box<dyn Denoiser + Send + Sync>),
 }
 
 /// Spawns the generation worker. It hands each message to `send`, which says whether anyone still
 /// listens, and ends when no one does or the command channel closes.
-pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, device: Device, commands: Receiver<GenCommand>, send: impl Fn(GenMsg) -> bool + Send + 'static) {
+pub fn spawn_generator(mut model: Box<dyn Denoiser + Send + Sync>, device: Device, commands: Receiver<GenCommand>, send: impl Fn(GenMsg) -> bool + Send + 'static) {
     thread::Builder::new()
         .name("generator".into())
         .spawn(move || {
@@ -118,7 +118,7 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send>, device: Device, comm
 
 /// Chooses the lengths of a prompt's elastic gaps with the judge (loaded once).
 fn resolve_elastic(
-    model: &dyn Denoiser,
+    model: &(dyn Denoiser + Sync),
     judge: &mut Option<crate::judge::Judge>,
     device: &Device,
     elastic: &crate::elastic::ElasticPrompt,
