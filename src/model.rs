@@ -242,6 +242,7 @@ impl Attention {
     /// The output for the query rows `x_q` (positions in `rope_q`) over the keys and values given.
     pub fn attend(&self, x_q: Tensor<3>, rope_q: &Rope, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
         let q = rms_norm(rope_q.apply(self.heads(fused::linear(&self.c_q, x_q))));
+        // Merging the heads copies nothing where attention is fused: it writes in this order.
         let y = fused::attention(q, k, v, self.causal).swap_dims(1, 2);
         let [b, t, h, hd] = y.dims();
         fused::linear(&self.c_proj, y.reshape([b, t, h * hd]))

@@ -1,8 +1,8 @@
 //! Attention as one op with its own backward pass: per head, two matmuls around a vectorised
 //! softmax forward, four matmuls backward, heads in parallel.
 
-use super::attention_kernel::{self as kernel, Dims, Heads, View};
-use super::tensor;
+use super::attention_kernel::{self as kernel, Dims};
+use super::heads::{Heads, HeadsLayout, dims as dims4, readable};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -39,28 +39,24 @@ impl Backward<Flex, 3> for AttentionBackward {
     type State = Saved;
 
     fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad_out = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let grad_out = contiguous_heads(grads.consume::<Flex>(&ops.node));
         let Saved { q, k, v, out, probs } = ops.state;
         let dims = dims(&q, &k, false);
-        let [b, h, tq, hd] = dims4(&q);
-        let shapes = [[b, h, tq, hd], [b, h, dims.seq_kv, hd], [b, h, dims.seq_kv, hd]];
+        // Each gradient in its input's layout: the value's goes back through the head split
+        // (`Attention::heads`) without a copy.
+        let layouts = [&q, &k, &v].map(HeadsLayout::of);
+        let shapes = [dims4(&q), dims4(&k), dims4(&v)];
         let [mut dq, mut dk, mut dv] = shapes.map(|s| vec![0.0f32; s.iter().product()]);
         // With no queries or no keys there is nothing to propagate: the gradients stay zero.
         if !dq.is_empty() && !dk.is_empty() {
-            kernel::backward(
-                heads(&q),
-                heads(&k),
-                heads(&v),
-                dims,
-                out.storage::<f32>(),
-                probs.storage::<f32>(),
-                &grad_out.storage::<f32>()[grad_out.layout().start_offset()..],
-                [&mut dq, &mut dk, &mut dv],
-            );
+            let [lq, lk, lv] = layouts;
+            let [sq, sk, sv] = shapes;
+            let targets = [lq.heads_mut(&mut dq, sq), lk.heads_mut(&mut dk, sk), lv.heads_mut(&mut dv, sv)];
+            kernel::backward(Heads::of(&q), Heads::of(&k), Heads::of(&v), dims, Heads::of(&out), probs.storage::<f32>(), Heads::of(&grad_out), targets);
         }
-        for ((parent, grad), shape) in ops.parents.into_iter().zip([dq, dk, dv]).zip(shapes) {
+        for (((parent, grad), shape), layout) in ops.parents.into_iter().zip([dq, dk, dv]).zip(shapes).zip(layouts) {
             if let Some(node) = parent {
-                grads.register::<Flex>(node.id, tensor(grad, shape));
+                grads.register::<Flex>(node.id, layout.tensor(grad, shape));
             }
         }
     }
@@ -83,8 +79,10 @@ impl<C: CheckpointStrategy> FusedAttention for Autodiff<Flex, C> {
     }
 }
 
-/// Runs the forward kernel; returns the output and, if asked, the softmax probabilities.
-fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, causal: bool, keep_probs: bool) -> (FlexTensor, Option<FlexTensor>) {
+/// Runs the forward kernel; returns the output and, if asked, the softmax probabilities. The
+/// output is token-major, so that the output projection reads it without a copy
+/// (`Attention::attend`).
+pub(super) fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, causal: bool, keep_probs: bool) -> (FlexTensor, Option<FlexTensor>) {
     let (q, k, v) = (contiguous_heads(q.clone()), contiguous_heads(k.clone()), contiguous_heads(v.clone()));
     let [b, h, tq, hd] = dims4(&q);
     let tk = dims4(&k)[2];
@@ -94,37 +92,19 @@ fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, causal: bool, keep_pr
     let mut probs = keep_probs.then(|| vec![0.0f32; b * h * tq * tk]);
     // No queries: an empty output. No keys: zeros, as burn-flex's own attention gives.
     if !out.is_empty() && tk > 0 {
-        kernel::forward(heads(&q), heads(&k), heads(&v), dims(&q, &k, causal), &mut out, probs.as_deref_mut());
+        let target = HeadsLayout::TokenMajor.heads_mut(&mut out, [b, h, tq, hd]);
+        kernel::forward(Heads::of(&q), Heads::of(&k), Heads::of(&v), dims(&q, &k, causal), target, probs.as_deref_mut());
     }
-    (tensor(out, [b, h, tq, hd]), probs.map(|p| tensor(p, [b, h, tq, tk])))
-}
-
-fn dims4(x: &FlexTensor) -> [usize; 4] {
-    let s = x.layout().shape();
-    assert_eq!(s.num_dims(), 4, "fused attention takes [batch, heads, seq, head_dim]");
-    [s[0], s[1], s[2], s[3]]
+    (HeadsLayout::TokenMajor.tensor(out, [b, h, tq, hd]), probs.map(|p| super::tensor(p, [b, h, tq, tk])))
 }
 
 fn dims(q: &FlexTensor, k: &FlexTensor, causal: bool) -> Dims {
-    let [_, _, seq_q, head_dim] = dims4(q);
-    Dims { seq_q, seq_kv: dims4(k)[2], head_dim, scale: 1.0 / (head_dim as f32).sqrt(), causal }
+    let [b, h, seq_q, head_dim] = dims4(q);
+    Dims { heads: b * h, seq_q, seq_kv: dims4(k)[2], head_dim, scale: 1.0 / (head_dim as f32).sqrt(), causal }
 }
 
-/// The kernels read any layout whose last dimension is dense and whose strides are non-negative
-/// (such as the `[batch, seq, heads, head_dim]` buffer seen through `swap_dims(1, 2)`); anything
-/// else is copied first.
+/// `x` if the kernels can read it in place (such as the `[batch, seq, heads, head_dim]` buffer
+/// seen through `swap_dims(1, 2)`), else a contiguous copy.
 fn contiguous_heads(x: FlexTensor) -> FlexTensor {
-    let strides = x.layout().strides();
-    if strides.len() == 4 && strides[3] == 1 && strides.iter().all(|&s| s >= 0) { x } else { x.to_contiguous() }
-}
-
-fn heads(x: &FlexTensor) -> Heads {
-    let s = x.layout().strides();
-    let data = &x.storage::<f32>()[x.layout().start_offset()..];
-    Heads {
-        base: View { ptr: data.as_ptr(), row_stride: s[2] as usize },
-        batch_stride: s[0] as usize,
-        head_stride: s[1] as usize,
-        heads: x.layout().shape()[1],
-    }
+    if readable(&x) { x } else { x.to_contiguous() }
 }

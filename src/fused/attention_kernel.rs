@@ -2,42 +2,15 @@
 //! and the four matmuls of the backward pass. Heads run in parallel on rayon; each head's
 //! matmuls run single-threaded through the `gemm` crate (the one burn-flex uses).
 
+use super::heads::{Heads, HeadsMut};
 use rayon::prelude::*;
-
-/// A row-major `[rows, cols]` matrix inside a larger buffer: `ptr` plus the step between rows
-/// (columns are adjacent). Transposition swaps the strides when the view is handed to gemm.
-#[derive(Clone, Copy)]
-pub struct View {
-    pub ptr: *const f32,
-    pub row_stride: usize,
-}
-
-// SAFETY: views only read buffers that outlive the parallel loops they are used in.
-unsafe impl Send for View {}
-unsafe impl Sync for View {}
-
-/// Where a head's `[seq, head_dim]` matrix starts, for each of the `batch × heads` heads.
-#[derive(Clone, Copy)]
-pub struct Heads {
-    pub base: View,
-    pub batch_stride: usize,
-    pub head_stride: usize,
-    pub heads: usize,
-}
-
-impl Heads {
-    fn head(&self, i: usize) -> View {
-        let (b, h) = (i / self.heads, i % self.heads);
-        // SAFETY: the caller built `Heads` from a tensor holding every addressed head.
-        let ptr = unsafe { self.base.ptr.add(b * self.batch_stride + h * self.head_stride) };
-        View { ptr, row_stride: self.base.row_stride }
-    }
-}
 
 /// Shapes shared by every head. Queries may be fewer than keys (a denoising step that needs
 /// outputs at a few positions only).
 #[derive(Clone, Copy, Debug)]
 pub struct Dims {
+    /// Heads in all: batch × heads.
+    pub heads: usize,
     pub seq_q: usize,
     pub seq_kv: usize,
     pub head_dim: usize,
@@ -53,17 +26,19 @@ impl Dims {
     }
 }
 
-/// `dst[m, n] = beta · lhs[m, k] · rhs[k, n] (+ dst if accumulate)` where lhs and rhs are given by
-/// their row and column strides.
+/// `dst[m, n] = beta · lhs[m, k] · rhs[k, n]` where lhs and rhs are given by their row and column
+/// strides, and dst by its row stride.
+///
+/// # Safety
+/// Every pointer/stride pair must address memory of the sizes given, and no other thread may
+/// touch `dst`'s rows meanwhile.
 #[allow(clippy::too_many_arguments)]
-fn matmul(dst: &mut [f32], dst_rs: usize, m: usize, n: usize, k: usize, lhs: (*const f32, isize, isize), rhs: (*const f32, isize, isize), beta: f32) {
-    debug_assert!(dst.len() >= (m - 1) * dst_rs + n);
-    // SAFETY: every pointer/stride pair addresses memory of the sizes given (checked by callers'
-    // shapes); gemm reads lhs and rhs and writes only dst.
+unsafe fn matmul(dst: *mut f32, dst_rs: usize, m: usize, n: usize, k: usize, lhs: (*const f32, isize, isize), rhs: (*const f32, isize, isize), beta: f32) {
+    // SAFETY: the caller's contract; gemm reads lhs and rhs and writes only dst.
     unsafe {
         gemm::gemm(
             m, n, k,
-            dst.as_mut_ptr(), 1, dst_rs as isize,
+            dst, 1, dst_rs as isize,
             false,
             lhs.0, lhs.2, lhs.1,
             rhs.0, rhs.2, rhs.1,
@@ -74,63 +49,68 @@ fn matmul(dst: &mut [f32], dst_rs: usize, m: usize, n: usize, k: usize, lhs: (*c
     }
 }
 
-/// Forward pass: `out = softmax(scale · q kᵀ) v`, with out contiguous `[batch·heads, seq_q, head_dim]`.
-/// When `probs` is given (`[batch·heads, seq_q, seq_kv]`), the softmax is kept there for the backward pass.
-pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: &mut [f32], probs: Option<&mut [f32]>) {
+/// Forward pass: `out = softmax(scale · q kᵀ) v`, each head written where `out` says. When
+/// `probs` is given (contiguous `[batch·heads, seq_q, seq_kv]`), the softmax is kept there for the
+/// backward pass.
+pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: HeadsMut, probs: Option<&mut [f32]>) {
     let (tq, tk, hd) = (dims.seq_q, dims.seq_kv, dims.head_dim);
-    let head = |i: usize, o: &mut [f32], p: &mut [f32]| {
+    let head = |i: usize, p: &mut [f32]| {
         let (q, k, v) = (q.head(i), k.head(i), v.head(i));
         let (qs, ks, vs) = (q.row_stride as isize, k.row_stride as isize, v.row_stride as isize);
-        matmul(p, tk, tq, tk, hd, (q.ptr, qs, 1), (k.ptr, 1, ks), dims.scale);
+        let (o, os) = out.head(i);
+        // SAFETY: the views hold each head (the callers' shapes); head i's output rows are
+        // written by this task only.
+        unsafe { matmul(p.as_mut_ptr(), tk, tq, tk, hd, (q.ptr, qs, 1), (k.ptr, 1, ks), dims.scale) };
         for (i, row) in p.chunks_exact_mut(tk).enumerate() {
             // A causal row's hidden keys get probability 0 (and so no gradient backward).
             let (seen, hidden) = row.split_at_mut(dims.visible(i));
             softmax_in_place(seen);
             hidden.fill(0.0);
         }
-        matmul(o, hd, tq, hd, tk, (p.as_ptr(), tk as isize, 1), (v.ptr, vs, 1), 1.0);
+        unsafe { matmul(o, os, tq, hd, tk, (p.as_ptr(), tk as isize, 1), (v.ptr, vs, 1), 1.0) };
     };
-    let outs = out.par_chunks_exact_mut(tq * hd).enumerate();
     match probs {
-        Some(probs) => outs.zip(probs.par_chunks_exact_mut(tq * tk)).for_each(|((i, o), p)| head(i, o, p)),
-        None => outs.for_each_init(|| vec![0.0; tq * tk], |p, (i, o)| head(i, o, p)),
+        Some(probs) => probs.par_chunks_exact_mut(tq * tk).enumerate().for_each(|(i, p)| head(i, p)),
+        None => (0..dims.heads).into_par_iter().for_each_init(|| vec![0.0; tq * tk], |p, i| head(i, p)),
     }
 }
 
-/// Backward pass. With `dO` the output's gradient (contiguous, like `out`):
+/// Backward pass. With `dO` the output's gradient:
 /// `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(dO ⊙ O))`, `dQ = scale · dS K`,
-/// `dK = scale · dSᵀ Q`. Gradients are written contiguous, shaped like q, k and v.
+/// `dK = scale · dSᵀ Q`. Each gradient is written where `grads` says.
 #[allow(clippy::too_many_arguments)]
-pub fn backward(q: Heads, k: Heads, v: Heads, dims: Dims, out: &[f32], probs: &[f32], grad_out: &[f32], grads: [&mut [f32]; 3]) {
+pub fn backward(q: Heads, k: Heads, v: Heads, dims: Dims, out: Heads, probs: &[f32], grad_out: Heads, grads: [HeadsMut; 3]) {
     let (tq, tk, hd) = (dims.seq_q, dims.seq_kv, dims.head_dim);
     let [dq, dk, dv] = grads;
-    dq.par_chunks_exact_mut(tq * hd)
-        .zip(dk.par_chunks_exact_mut(tk * hd))
-        .zip(dv.par_chunks_exact_mut(tk * hd))
-        .enumerate()
-        .for_each_init(
-            || vec![0.0f32; tq * tk],
-            |ds, (i, ((dq, dk), dv))| {
-                let (q, k, v) = (q.head(i), k.head(i), v.head(i));
-                let (qs, ks, vs) = (q.row_stride as isize, k.row_stride as isize, v.row_stride as isize);
-                let p = &probs[i * tq * tk..(i + 1) * tq * tk];
-                let o = &out[i * tq * hd..(i + 1) * tq * hd];
-                let d_o = &grad_out[i * tq * hd..(i + 1) * tq * hd];
-                let (hd_i, tk_i) = (hd as isize, tk as isize);
-                matmul(dv, hd, tk, hd, tq, (p.as_ptr(), 1, tk_i), (d_o.as_ptr(), hd_i, 1), 1.0);
-                matmul(ds, tk, tq, tk, hd, (d_o.as_ptr(), hd_i, 1), (v.ptr, 1, vs), 1.0);
-                for ((ds_row, p_row), (o_row, do_row)) in
-                    ds.chunks_exact_mut(tk).zip(p.chunks_exact(tk)).zip(o.chunks_exact(hd).zip(d_o.chunks_exact(hd)))
-                {
-                    let delta: f32 = o_row.iter().zip(do_row).map(|(a, b)| a * b).sum();
-                    for (g, &p) in ds_row.iter_mut().zip(p_row) {
-                        *g = p * (*g - delta);
-                    }
+    probs.par_chunks_exact(tq * tk).enumerate().for_each_init(
+        || vec![0.0f32; tq * tk],
+        |ds, (i, p)| {
+            let (q, k, v, o, d_o) = (q.head(i), k.head(i), v.head(i), out.head(i), grad_out.head(i));
+            let (qs, ks, vs, dos) = (q.row_stride as isize, k.row_stride as isize, v.row_stride as isize, d_o.row_stride as isize);
+            let ((dq, dq_rs), (dk, dk_rs), (dv, dv_rs)) = (dq.head(i), dk.head(i), dv.head(i));
+            let tk_i = tk as isize;
+            // SAFETY: the views hold each head (the callers' shapes); head i's gradient rows
+            // are written by this task only.
+            unsafe {
+                matmul(dv, dv_rs, tk, hd, tq, (p.as_ptr(), 1, tk_i), (d_o.ptr, dos, 1), 1.0);
+                matmul(ds.as_mut_ptr(), tk, tq, tk, hd, (d_o.ptr, dos, 1), (v.ptr, 1, vs), 1.0);
+            }
+            for (r, (ds_row, p_row)) in ds.chunks_exact_mut(tk).zip(p.chunks_exact(tk)).enumerate() {
+                // SAFETY: row r of a head holds head_dim elements.
+                let (o_row, do_row) = unsafe {
+                    (std::slice::from_raw_parts(o.ptr.add(r * o.row_stride), hd), std::slice::from_raw_parts(d_o.ptr.add(r * d_o.row_stride), hd))
+                };
+                let delta: f32 = o_row.iter().zip(do_row).map(|(a, b)| a * b).sum();
+                for (g, &p) in ds_row.iter_mut().zip(p_row) {
+                    *g = p * (*g - delta);
                 }
-                matmul(dq, hd, tq, hd, tk, (ds.as_ptr(), tk_i, 1), (k.ptr, ks, 1), dims.scale);
-                matmul(dk, hd, tk, hd, tq, (ds.as_ptr(), 1, tk_i), (q.ptr, qs, 1), dims.scale);
-            },
-        );
+            }
+            unsafe {
+                matmul(dq, dq_rs, tq, hd, tk, (ds.as_ptr(), tk_i, 1), (k.ptr, ks, 1), dims.scale);
+                matmul(dk, dk_rs, tk, hd, tq, (ds.as_ptr(), 1, tk_i), (q.ptr, qs, 1), dims.scale);
+            }
+        },
+    );
 }
 
 /// Softmax of one row of scores, in place.

@@ -10,6 +10,7 @@
 pub mod amx;
 mod attention;
 mod attention_kernel;
+mod heads;
 mod linear;
 mod matmul;
 pub mod plain;

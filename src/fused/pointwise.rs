@@ -2,6 +2,7 @@
 //! where the plain compositions take two ops (relu, square) and eight (two narrows, four
 //! multiplies, an add, a subtract and a concatenation), each with its own backward pass.
 
+use super::heads::{Heads, HeadsLayout, dims as dims4, readable};
 use super::{contiguous_data, tensor};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -27,7 +28,7 @@ impl FusedPointwise for Flex {
         relu_squared(&x.to_contiguous())
     }
     fn fused_rope(x: FlexTensor, cos: FlexTensor, sin: FlexTensor) -> FlexTensor {
-        rope(&x.to_contiguous(), &cos.to_contiguous(), &sin.to_contiguous(), false)
+        rope(&readable_heads(x), &cos.to_contiguous(), &sin.to_contiguous(), false, HeadsLayout::HeadMajor)
     }
 }
 
@@ -57,14 +58,15 @@ impl Backward<Flex, 1> for ReluSquaredBackward {
 struct RopeBackward;
 
 impl Backward<Flex, 3> for RopeBackward {
-    /// The tables: the backward pass rotates the gradient the other way.
-    type State = (FlexTensor, FlexTensor);
+    /// The tables (the backward pass rotates the gradient the other way) and the input's layout,
+    /// which its gradient takes: a head split's gradient then goes back without a copy.
+    type State = (FlexTensor, FlexTensor, HeadsLayout);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad_out = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let grad_out = readable_heads(grads.consume::<Flex>(&ops.node));
         let [Some(node), _, _] = ops.parents else { return };
-        let (cos, sin) = ops.state;
-        grads.register::<Flex>(node.id, rope(&grad_out, &cos, &sin, true));
+        let (cos, sin, layout) = ops.state;
+        grads.register::<Flex>(node.id, rope(&grad_out, &cos, &sin, true, layout));
     }
 }
 
@@ -82,11 +84,11 @@ impl<C: CheckpointStrategy> FusedPointwise for Autodiff<Flex, C> {
 
     fn fused_rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self> {
         let prep = RopeBackward.prepare::<C>([x.node(), cos.node(), sin.node()]).compute_bound().stateful();
-        let x = x.into_primitive().to_contiguous();
+        let x = readable_heads(x.into_primitive());
         let (cos, sin) = (cos.into_primitive().to_contiguous(), sin.into_primitive().to_contiguous());
-        let y = rope(&x, &cos, &sin, false);
+        let y = rope(&x, &cos, &sin, false, HeadsLayout::HeadMajor);
         match prep {
-            OpsKind::Tracked(prep) => prep.finish((cos, sin), y),
+            OpsKind::Tracked(prep) => prep.finish((cos, sin, HeadsLayout::of(&x)), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
@@ -103,29 +105,43 @@ fn relu_squared(x: &FlexTensor) -> FlexTensor {
     tensor(y, x.layout().shape().clone())
 }
 
+/// `x` if `rope` can read it in place (as the model's head split), else a contiguous copy.
+fn readable_heads(x: FlexTensor) -> FlexTensor {
+    if readable(&x) { x } else { x.to_contiguous() }
+}
+
 /// `[x1, x2] → [x1·cos + x2·sin, x2·cos − x1·sin]` per row of `head_dim`, or with `inverse` the
-/// opposite rotation `[y1·cos − y2·sin, y1·sin + y2·cos]` (the backward pass).
-fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool) -> FlexTensor {
-    let shape = x.layout().shape().clone();
-    let (seq, head_dim) = (shape[2], shape[3]);
+/// opposite rotation `[y1·cos − y2·sin, y1·sin + y2·cos]` (the backward pass). Reads `x` through
+/// its strides (`readable`); writes the result laid out as `layout` says.
+fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layout: HeadsLayout) -> FlexTensor {
+    let shape = dims4(x);
+    let [_, _, seq, head_dim] = shape;
     let half = head_dim / 2;
     let (cos, sin) = (contiguous_data(cos), contiguous_data(sin));
     assert_eq!(cos.len(), seq * half, "rotary tables must cover the sequence");
     let sign = if inverse { -1.0 } else { 1.0 };
-    let mut y = vec![0.0f32; x.layout().num_elements()];
-    // One task per (batch, head): `seq` rows, each rotated by its position's angles.
-    let per_head = (seq * head_dim).max(1); // an empty tensor has no chunks
-    y.par_chunks_mut(per_head).zip(contiguous_data(x).par_chunks(per_head)).for_each(|(y, x)| {
-        for (pos, (y, x)) in y.chunks_exact_mut(head_dim).zip(x.chunks_exact(head_dim)).enumerate() {
-            let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
-            let (x1, x2) = x.split_at(half);
-            let (y1, y2) = y.split_at_mut(half);
-            for i in 0..half {
-                let si = sign * s[i];
-                y1[i] = x1[i] * c[i] + x2[i] * si;
-                y2[i] = x2[i] * c[i] - x1[i] * si;
+    let mut y = vec![0.0f32; shape.iter().product()];
+    if !y.is_empty() {
+        let (input, output) = (Heads::of(x), layout.heads_mut(&mut y, shape));
+        // One task per (batch, head): `seq` rows, each rotated by its position's angles.
+        (0..shape[0] * shape[1]).into_par_iter().for_each(|i| {
+            let (x, (y, y_rs)) = (input.head(i), output.head(i));
+            for pos in 0..seq {
+                // SAFETY: row `pos` of head i holds head_dim elements in both buffers, and only
+                // this task writes head i's rows of `y`.
+                let (x, y) = unsafe {
+                    (std::slice::from_raw_parts(x.ptr.add(pos * x.row_stride), head_dim), std::slice::from_raw_parts_mut(y.add(pos * y_rs), head_dim))
+                };
+                let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
+                let (x1, x2) = x.split_at(half);
+                let (y1, y2) = y.split_at_mut(half);
+                for i in 0..half {
+                    let si = sign * s[i];
+                    y1[i] = x1[i] * c[i] + x2[i] * si;
+                    y2[i] = x2[i] * c[i] - x1[i] * si;
+                }
             }
-        }
-    });
-    tensor(y, shape)
+        });
+    }
+    layout.tensor(y, shape)
 }

@@ -66,17 +66,21 @@ fn the_fused_forward_reads_strided_heads_as_the_model_passes_them() {
 #[test]
 fn the_fused_backward_matches_burns_gradients() {
     // The training shape (as many queries as keys), and fewer queries than keys; both masks.
+    // Inputs contiguous, and split into heads as the model does (token-major).
     for causal in [false, true] {
         for (queries, keys) in [(21, 21), (6, 21)] {
-            backward_matches([2, 3, queries, 8], [2, 3, keys, 8], causal);
+            for token_major in [false, true] {
+                backward_matches([2, 3, queries, 8], [2, 3, keys, 8], causal, token_major);
+            }
         }
     }
 }
 
-fn backward_matches(q_shape: [usize; 4], kv_shape: [usize; 4], causal: bool) {
+fn backward_matches(q_shape: [usize; 4], kv_shape: [usize; 4], causal: bool, token_major: bool) {
     let device = Device::flex().autodiff();
     device.seed(3);
-    let inputs = [random(q_shape, &device), random(kv_shape, &device), random(kv_shape, &device)];
+    let input = |[b, h, t, d]: [usize; 4]| if token_major { random([b, t, h, d], &device).swap_dims(1, 2) } else { random([b, h, t, d], &device) };
+    let inputs = [input(q_shape), input(kv_shape), input(kv_shape)];
     let weights = random(q_shape, &device);
     let grads = |f: fn(Tensor<4>, Tensor<4>, Tensor<4>, bool) -> Tensor<4>| {
         let [q, k, v] = inputs.clone().map(|x| x.detach().require_grad());
@@ -87,7 +91,7 @@ fn backward_matches(q_shape: [usize; 4], kv_shape: [usize; 4], causal: bool) {
     let fused = grads(attention);
     let plain = grads(plain::attention);
     for (name, (f, p)) in ["q", "k", "v"].iter().zip(fused.into_iter().zip(plain)) {
-        assert_close(&format!("d{name} ({q_shape:?} · {kv_shape:?}, causal {causal})"), f, p);
+        assert_close(&format!("d{name} ({q_shape:?} · {kv_shape:?}, causal {causal}, token-major {token_major})"), f, p);
     }
 }
 
@@ -241,4 +245,26 @@ fn a_training_steps_linear_layer_matches_burns_forward_and_backward() {
         // bf16 keeps 8 bits of each factor: products are off by up to 2⁻⁸ of their size.
         close(Matmul::Bf16, 2e-2);
     }
+}
+
+#[test]
+fn attention_writes_its_output_in_the_order_the_output_projection_reads() {
+    use super::heads::HeadsLayout;
+    use burn_flex::FlexTensor;
+    // The model's head split: a linear layer's [batch, seq, heads · head_dim] output seen as heads.
+    let split = |seed: usize| {
+        let data: Vec<f32> = (0..2 * 7 * 3 * 8).map(|i| ((i * 37 + seed * 11) % 23) as f32 / 23.0 - 0.5).collect();
+        FlexTensor::from_data(TensorData::new(data, [2, 7, 3, 8])).transpose(1, 2)
+    };
+    let (q, k, v) = (split(1), split(2), split(3));
+    assert_eq!(HeadsLayout::of(&q), HeadsLayout::TokenMajor);
+    let (out, _) = attention::forward(&q, &k, &v, false, false);
+    assert_eq!(HeadsLayout::of(&out), HeadsLayout::TokenMajor);
+    // Merging the heads back is then free: the buffer is already [batch, seq, heads · head_dim].
+    let merged = out.transpose(1, 2);
+    assert!(merged.is_contiguous(), "no copy before the output projection");
+    let contiguous = [q, k, v].map(|x| x.to_contiguous());
+    assert_eq!(HeadsLayout::of(&contiguous[0]), HeadsLayout::HeadMajor);
+    let (from_contiguous, _) = attention::forward(&contiguous[0], &contiguous[1], &contiguous[2], false, false);
+    assert_eq!(from_contiguous.to_contiguous().into_data().to_vec::<f32>().unwrap(), merged.transpose(1, 2).to_contiguous().into_data().to_vec::<f32>().unwrap());
 }
