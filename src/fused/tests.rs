@@ -266,5 +266,5 @@ fn attention_writes_its_output_in_the_order_the_output_projection_reads() {
     let contiguous = [q, k, v].map(|x| x.to_contiguous());
     assert_eq!(HeadsLayout::of(&contiguous[0]), HeadsLayout::HeadMajor);
     let (from_contiguous, _) = attention::forward(&contiguous[0], &contiguous[1], &contiguous[2], false, false);
-    assert_eq!(from_contiguous.to_contiguous().into_data().to_vec::<f32>().unwrap(), merged.transpose(1, 2).to_contiguous().into_data().to_vec::<f32>().unwrap());
+    assert_eq!(from_contiguous.to_contiguous().into_data().try_to_vec::<f32>().unwrap(), merged.transpose(1, 2).to_contiguous().into_data().try_to_vec::<f32>().unwrap());
 }
