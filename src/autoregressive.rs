@@ -70,7 +70,7 @@ pub fn next_char_logits(model: &Model, tokens: &[u32], positions: &[usize], cach
             let (kept, kv) = cache.take().unwrap_or_default();
             let shared = kept.iter().zip(&read).take_while(|(a, b)| a == b).count().min(read.len() - 1);
             let past = (shared > 0).then(|| if shared < kv.len() { kv.truncate(shared) } else { kv });
-            let (logits, kv) = crate::fused::on_own_pool(|| model.forward_append(ids(&read[shared..]), past));
+            let (logits, kv) = crate::fused::on_own_pool(|| model.forward_append(ids(&read[shared..]), past, true));
             *cache = Some((read, kv));
             logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
         }
@@ -86,6 +86,52 @@ pub fn next_char_logits(model: &Model, tokens: &[u32], positions: &[usize], cach
     let vocab = model.config.vocab_size;
     logits.chunks_exact_mut(vocab).for_each(|row| row[MASK_ID as usize] = f32::NEG_INFINITY);
     logits
+}
+
+/// The negative log-likelihood (nats, summed) of `prefix` followed by each of `endings`, each as
+/// `nll_per_char` reads it, with the rows of the shared prefix computed once: a causal model's
+/// prefix rows do not depend on what follows. A text longer than the context is read in windows
+/// by `nll_per_char`.
+pub fn total_nll_after(model: &Model, prefix: &[u32], endings: &[Vec<u32>]) -> Vec<f64> {
+    use rayon::prelude::*;
+    let device = model.devices()[0].clone();
+    let ids = |v: &[u32]| {
+        let data: Vec<i64> = v.iter().map(|&t| t as i64).collect();
+        Tensor::<2, Int>::from_data(TensorData::new(data, [1, v.len()]), &device)
+    };
+    // Nats of `targets` under the logits `[1, n, vocab]` of the rows that predict them.
+    let nats = |logits: Tensor<3>, targets: &[u32]| -> f64 {
+        let logp = burn::tensor::activation::log_softmax(logits, 2).try_into_vec_as::<f32>().expect("logits are readable as f32");
+        let vocab = model.config.vocab_size;
+        targets.iter().enumerate().map(|(i, &t)| -(logp[i * vocab + t as usize] as f64)).sum()
+    };
+    // The prefix's rows read MASK and all but its last character (`reading`); that one is the
+    // first row read after it.
+    let read: Vec<u32> = reading(prefix).collect();
+    let shared = (!prefix.is_empty()).then(|| {
+        let (logits, kv) = crate::fused::on_own_pool(|| model.forward_append(ids(&read), None, false));
+        (nats(logits, prefix), kv)
+    });
+    crate::fused::on_own_pool(|| {
+        endings
+            .par_iter()
+            .map(|ending| {
+                let n = prefix.len() + ending.len();
+                if n > model.config.context || ending.is_empty() {
+                    let text: Vec<u32> = prefix.iter().chain(ending).copied().collect();
+                    return nll_per_char(model, &text) * n as f64;
+                }
+                let (before, past) = match &shared {
+                    Some((nats, kv)) => (*nats, Some(kv.clone())),
+                    None => (0.0, None),
+                };
+                let last = prefix.last().copied().unwrap_or(MASK_ID);
+                let read: Vec<u32> = std::iter::once(last).chain(ending[..ending.len() - 1].iter().copied()).collect();
+                let (logits, _) = model.forward_append(ids(&read), past, false);
+                before + nats(logits, ending)
+            })
+            .collect()
+    })
 }
 
 /// Mean negative log-likelihood of `text` under a causal model, in nats per character, reading it

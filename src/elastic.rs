@@ -103,33 +103,33 @@ pub fn rank_lengths(model: &(dyn Denoiser + Sync), judge: &Judge, vocab: &Vocab,
     let before = &before[before.len().saturating_sub(CONTEXT_CHARS)..];
     let after = &after[..after.iter().position(|&t| t == MASK_ID).unwrap_or(after.len()).min(CONTEXT_CHARS)];
     let options = DecodeOptions { seed, ..SEARCH };
-    let candidates = crate::fused::on_own_pool(|| (0..=max_gap).into_par_iter().map(|length| {
-        let mut window = before.to_vec();
-        window.extend(std::iter::repeat_n(MASK_ID, length));
-        window.extend_from_slice(after);
-        let filled = if length == 0 {
-            window
-        } else {
-            let mut g = crate::kind::generation(model, &window, window.len(), DEFAULT_OVERLAP, options);
-            g.run(model, |_| {});
-            g.tokens().to_vec()
-        };
-        let log_likelihood = judge_log_likelihood(judge, vocab, &filled)?;
-        let score = log_likelihood + LENGTH_CREDIT * length as f64;
-        let fill = vocab.decode(&filled[before.len()..before.len() + length], '_');
-        Ok(Candidate { length, fill, log_likelihood, score })
-    }).collect::<anyhow::Result<Vec<_>>>());
-    let mut out = candidates?;
+    let fills: Vec<Vec<u32>> = crate::fused::on_own_pool(|| {
+        (0..=max_gap)
+            .into_par_iter()
+            .map(|length| {
+                let mut window = before.to_vec();
+                window.extend(std::iter::repeat_n(MASK_ID, length));
+                window.extend_from_slice(after);
+                if length == 0 {
+                    return Vec::new();
+                }
+                let mut g = crate::kind::generation(model, &window, window.len(), DEFAULT_OVERLAP, options);
+                g.run(model, |_| {});
+                g.tokens()[before.len()..before.len() + length].to_vec()
+            })
+            .collect()
+    });
+    // The judge reads the context before the gap once for every candidate.
+    let endings: Vec<String> = fills.iter().map(|fill| vocab.decode(&fill.iter().chain(after).copied().collect::<Vec<_>>(), '_')).collect();
+    let nats = judge.total_nll_after(&vocab.decode(before, '_'), &endings)?;
+    let mut out: Vec<Candidate> = fills
+        .iter()
+        .zip(nats)
+        .enumerate()
+        .map(|(length, (fill, nats))| Candidate { length, fill: vocab.decode(fill, '_'), log_likelihood: -nats, score: -nats + LENGTH_CREDIT * length as f64 })
+        .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.length.cmp(&b.length)));
     Ok(out)
-}
-
-/// The judge's log-likelihood of `ids`, in nats.
-fn judge_log_likelihood(judge: &Judge, vocab: &Vocab, ids: &[u32]) -> anyhow::Result<f64> {
-    if ids.is_empty() {
-        return Ok(0.0);
-    }
-    Ok(-judge.nll(&vocab.decode(ids, '_'))? * ids.len() as f64)
 }
 
 /// Chooses every elastic gap's length, left to right (each judged with the gaps before it filled

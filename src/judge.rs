@@ -42,8 +42,19 @@ impl Judge {
 
     /// Nats per character of `text` under the judge. Fails on a character it has never seen.
     pub fn nll(&self, text: &str) -> Result<f64> {
-        let ids = self.vocab.encode(text).map_err(|e| anyhow::anyhow!("the judge ({}) cannot read the text: {e}", self.name))?;
+        let ids = self.encode(text)?;
         Ok(crate::autoregressive::nll_per_char(&self.model, &ids))
+    }
+
+    /// Nats (summed, not per character) of `prefix` followed by each of `endings`, the prefix read
+    /// once. Fails on a character the judge has never seen.
+    pub fn total_nll_after(&self, prefix: &str, endings: &[String]) -> Result<Vec<f64>> {
+        let endings = endings.iter().map(|e| self.encode(e)).collect::<Result<Vec<_>>>()?;
+        Ok(crate::autoregressive::total_nll_after(&self.model, &self.encode(prefix)?, &endings))
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.vocab.encode(text).map_err(|e| anyhow::anyhow!("the judge ({}) cannot read the text: {e}", self.name))
     }
 
     pub fn verdict(&self, generated: &str, held_out: &str) -> Result<Verdict> {

@@ -431,9 +431,10 @@ impl Model {
 
     /// A causal model's next-character logits after `tokens` (`[1, n]`, the window's rows
     /// `cache.len()..cache.len() + n`), given the keys and values of the rows before them: the
-    /// logits at the last row, `[1, 1, vocab]`, and the cache extended by these rows. Exact, as
-    /// no row of a causal model reads a later one.
-    pub fn forward_append(&self, tokens: Tensor<2, Int>, cache: Option<KvCache>) -> (Tensor<3>, KvCache) {
+    /// logits at the last row (`[1, 1, vocab]`) if `last_only`, else at every new row
+    /// (`[1, n, vocab]`), and the cache extended by these rows. Exact, as no row of a causal model
+    /// reads a later one.
+    pub fn forward_append(&self, tokens: Tensor<2, Int>, cache: Option<KvCache>, last_only: bool) -> (Tensor<3>, KvCache) {
         debug_assert!(self.config.kind.is_causal(), "only a causal model's rows can be appended");
         let (start, n) = (cache.as_ref().map_or(0, KvCache::len), tokens.dims()[1]);
         let rope = self.rope(start + n, &tokens.device()).rows(start..start + n);
@@ -443,7 +444,7 @@ impl Model {
         let last = self.blocks.len() - 1;
         for (i, block) in self.blocks.iter().enumerate() {
             let (k, v);
-            (x, k, v) = block.forward_append(x, &rope, i == last, past.as_mut().and_then(Iterator::next));
+            (x, k, v) = block.forward_append(x, &rope, last_only && i == last, past.as_mut().and_then(Iterator::next));
             next.keys.push(k);
             next.values.push(v);
         }

@@ -115,3 +115,21 @@ fn the_judge_prefers_shakespeare_to_noise_and_refuses_a_masked_model() {
     let err = Judge::load(Some(dir.path()), &Device::flex()).err().unwrap().to_string();
     assert!(err.contains("must be an autoregressive model"), "{err}");
 }
+
+#[test]
+fn the_judge_reads_a_shared_prefix_once_and_scores_each_ending_as_the_whole_text() {
+    let judge = Judge::load(None, &Device::flex()).unwrap();
+    let prefix = "But soft, what light through yonder ";
+    let endings = ["window breaks?", " breaks?", "", "w"].map(String::from);
+    let shared = judge.total_nll_after(prefix, &endings).unwrap();
+    for (ending, nats) in endings.iter().zip(&shared) {
+        let text = format!("{prefix}{ending}");
+        let whole = judge.nll(&text).unwrap() * text.chars().count() as f64;
+        assert!((nats - whole).abs() < 1e-3, "{ending:?}: {nats} with the prefix read once, {whole} read whole");
+    }
+    // No prefix; and texts longer than the judge's context (read in windows).
+    let long = TINY_SHAKESPEARE[..300].to_string();
+    let alone = judge.total_nll_after("", std::slice::from_ref(&long)).unwrap()[0];
+    assert!((alone - judge.nll(&long).unwrap() * 300.0).abs() < 1e-2);
+    assert!(judge.total_nll_after(prefix, &["\u{263a}".to_string()]).unwrap_err().to_string().contains("cannot read"));
+}
