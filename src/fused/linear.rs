@@ -1,9 +1,11 @@
 //! A bias-free linear layer, `y = x · w` (`w` stored `[in, out]`, as Burn's `Linear` does), as
 //! one op whose three matmuls (forward, and `dx = dy · wᵀ`, `dw = xᵀ · dy` backward) run through
 //! [`super::matmul`], in bf16 on the AMX tiles or in f32, reading the transposed operands in
-//! place. Only training asks for it ([`super::Matmul`]); everything else keeps Burn's `Linear`.
+//! place: what a training step asks for ([`super::Matmul`]). Outside training it also serves
+//! inputs of a few rows (a cached denoising step), through [`super::skinny`], which does not copy
+//! the weight first as gemm does; everything else keeps Burn's `Linear`.
 
-use super::{Mat, contiguous_data, matmul, tensor};
+use super::{Mat, contiguous_data, matmul, skinny, tensor, training_matmul};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -66,7 +68,11 @@ fn forward(x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let shape = x.layout().shape();
     assert_eq!(shape[shape.num_dims() - 1], d_in, "fused linear: the input's last dimension must be the weight's first");
     let mut y = vec![0.0f32; rows * d_out];
-    matmul(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out), &mut y, d_out, false);
+    if training_matmul().is_none() && rows <= skinny::MAX_ROWS {
+        skinny::matmul(contiguous_data(x), contiguous_data(w), &mut y, rows, d_in, d_out);
+    } else {
+        matmul(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out), &mut y, d_out, false);
+    }
     let mut out_shape: Vec<usize> = shape.iter().copied().collect();
     *out_shape.last_mut().expect("a linear layer's input has dimensions") = d_out;
     tensor(y, Shape::from(out_shape))

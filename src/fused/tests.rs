@@ -268,3 +268,17 @@ fn attention_writes_its_output_in_the_order_the_output_projection_reads() {
     let (from_contiguous, _) = attention::forward(&contiguous[0], &contiguous[1], &contiguous[2], false, false);
     assert_eq!(from_contiguous.to_contiguous().into_data().try_to_vec::<f32>().unwrap(), merged.transpose(1, 2).to_contiguous().into_data().try_to_vec::<f32>().unwrap());
 }
+
+#[test]
+fn a_few_rows_outside_training_give_burns_linear() {
+    let device = Device::flex();
+    device.seed(7);
+    // 40 in, 65 out: the last column block is ragged, as the head's (the vocabulary) is.
+    let layer = burn::nn::LinearConfig::new(40, 65).with_bias(false).init(&device);
+    for rows in [1, 7, skinny::MAX_ROWS, skinny::MAX_ROWS + 1] {
+        let x = Tensor::<3>::random([1, rows, 40], Distribution::Normal(0.0, 1.0), &device);
+        let (ours, theirs) = (linear(&layer, x.clone()), layer.forward(x));
+        let diff = (ours - theirs).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "{rows} rows: {diff}");
+    }
+}
