@@ -68,7 +68,7 @@ fn forward(x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let shape = x.layout().shape();
     assert_eq!(shape[shape.num_dims() - 1], d_in, "fused linear: the input's last dimension must be the weight's first");
     let mut y = vec![0.0f32; rows * d_out];
-    if training_matmul().is_none() && rows <= skinny::MAX_ROWS {
+    if training_matmul().is_none() && skinny::serves(rows) {
         skinny::matmul(contiguous_data(x), contiguous_data(w), &mut y, rows, d_in, d_out);
     } else {
         matmul(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out), &mut y, d_out, false);

@@ -63,12 +63,12 @@ pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
 }
 
 /// `layer.forward(x)`: in a training step ([`Matmul::apply`]) one fused op whose forward and
-/// backward matmuls run through [`matmul`] in the step's precision; outside training, for at
-/// most [`skinny::MAX_ROWS`] rows, the same op through a kernel that reads the weight in place;
+/// backward matmuls run through [`matmul`] in the step's precision; outside training, for the
+/// few rows [`skinny::serves`], the same op through a kernel that reads the weight in place;
 /// Burn's f32 `Linear` otherwise, and wherever the fused ops are not [`available`].
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     let rows = x.dims()[..D - 1].iter().product::<usize>();
-    if layer.bias.is_none() && (training_matmul().is_some() || rows <= skinny::MAX_ROWS) && available(&x) {
+    if layer.bias.is_none() && (training_matmul().is_some() || skinny::serves(rows)) && available(&x) {
         Tensor::from_dispatch(<Dispatch as FusedLinear>::fused_linear(x.into_dispatch(), layer.weight.val().into_dispatch()))
     } else {
         layer.forward(x)

@@ -16,6 +16,20 @@ const COLS: usize = 16;
 /// Rows per register tile: 12 registers of sums, two of weights and one of input, of sixteen.
 const ROWS: usize = 6;
 
+/// Whether this CPU has the kernel's instructions (AVX2 and FMA); elsewhere gemm serves every
+/// input, as a scalar loop would be slower than its packing.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether an input of `rows` rows goes through [`matmul`].
+pub fn serves(rows: usize) -> bool {
+    rows <= MAX_ROWS && available()
+}
+
 /// `y[m, n] = x[m, k] · w[k, n]`, all row-major and contiguous; column blocks in parallel.
 pub fn matmul(x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize) {
     assert!(x.len() == m * k && w.len() == k * n && y.len() == m * n, "skinny matmul: operand sizes");
