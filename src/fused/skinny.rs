@@ -33,6 +33,9 @@ pub fn serves(rows: usize) -> bool {
 /// `y[m, n] = x[m, k] · w[k, n]`, all row-major and contiguous; column blocks in parallel.
 pub fn matmul(x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize) {
     assert!(x.len() == m * k && w.len() == k * n && y.len() == m * n, "skinny matmul: operand sizes");
+    if k == 0 {
+        return y.fill(0.0);
+    }
     let out = Out(y.as_mut_ptr());
     (0..n.div_ceil(COLS)).into_par_iter().for_each(|block| {
         let cols = block * COLS..((block + 1) * COLS).min(n);
@@ -116,7 +119,7 @@ mod tests {
 
     #[test]
     fn matches_the_textbook_product_for_ragged_shapes() {
-        for (m, k, n) in [(1, 7, 3), (5, 33, 17), (4, 16, 16), (9, 64, 65), (64, 256, 40)] {
+        for (m, k, n) in [(1, 7, 3), (5, 33, 17), (4, 16, 16), (9, 64, 65), (64, 256, 40), (3, 0, 16), (0, 8, 16)] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 31) % 17) as f32 / 17.0 - 0.5).collect();
             let w: Vec<f32> = (0..k * n).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.5).collect();
             let mut y = vec![f32::NAN; m * n];
