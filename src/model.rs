@@ -82,10 +82,10 @@ impl ModelConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             return Err(format!("n_embd {} is not divisible by n_head {}", self.n_embd, self.n_head));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(format!("head dim {} must be even for rotary embeddings", self.head_dim()));
         }
         if self.vocab_size < 2 || self.n_layer == 0 || self.context == 0 {
@@ -383,11 +383,11 @@ impl Model {
 
     /// `forward_at`, also returning every block's keys and values for later `forward_rows` calls.
     pub fn forward_caching(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>, positions: Option<Tensor<1, Int>>) -> (Tensor<3>, KvCache) {
-        if self.config.kind.is_causal() && positions.is_some() {
+        if let Some(positions) = positions.as_ref().filter(|_| self.config.kind.is_causal()) {
             // Causal attention aligns its queries with the last keys (`fused::attention`), so a
             // causal model computes every row and picks the positions afterwards.
             let (logits, cache) = self.forward_caching(tokens, timesteps, None);
-            return (logits.select(1, positions.expect("checked")), cache);
+            return (logits.select(1, positions.clone()), cache);
         }
         let t = tokens.dims()[1];
         let rope = self.rope(t, &tokens.device());

@@ -113,7 +113,7 @@ pub fn import(path: &Path, options: &ImportOptions, device: &Device) -> Result<(
         model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))?
     } else {
         let mut store = PytorchStore::from_file(path)
-            .with_key_remapping(&format!(r"^({})\.", WRAPPERS.join("|")), "")
+            .with_key_remapping(format!(r"^({})\.", WRAPPERS.join("|")), "")
             .with_key_remapping(r"^output_head\.", "lm_head.");
         if let Some(key) = &top_key {
             store = store.with_top_level_key(key);

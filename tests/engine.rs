@@ -1,5 +1,8 @@
 //! The engine end to end on tiny models: learning, checkpoints, resumption, decoding.
 
+// The cache API takes a list of row ranges, and one range is a list of one.
+#![allow(clippy::single_range_in_vec_init)]
+
 use burn::module::Module;
 use burn::prelude::*;
 use std::path::Path;

@@ -38,7 +38,7 @@ fn damage() -> impl Strategy<Value = Damage> {
 
 fn apply(mut bytes: Vec<u8>, damage: &Damage, head: usize) -> Vec<u8> {
     // Damage lands in the first `head` bytes half of the time (headers are where parsers trip).
-    let at = |i: usize, len: usize| if i % 2 == 0 { (i / 2) % head.min(len).max(1) } else { (i / 2) % len.max(1) };
+    let at = |i: usize, len: usize| if i.is_multiple_of(2) { (i / 2) % head.min(len).max(1) } else { (i / 2) % len.max(1) };
     match damage {
         Damage::Truncate(n) => bytes.truncate(at(*n, bytes.len())),
         Damage::Flip(flips) => {
@@ -92,10 +92,10 @@ proptest! {
     #[test]
     fn any_damaged_config_json_text_is_an_error_or_a_valid_config(d in damage()) {
         let text = apply(SHIPPED_CONFIG.as_bytes().to_vec(), &d, 200);
-        if let Ok(text) = String::from_utf8(text) {
-            if let Ok(c) = CheckpointConfig::from_json(&text) {
-                prop_assert!(c.model.validate().is_ok());
-            }
+        if let Ok(text) = String::from_utf8(text)
+            && let Ok(c) = CheckpointConfig::from_json(&text)
+        {
+            prop_assert!(c.model.validate().is_ok());
         }
     }
 

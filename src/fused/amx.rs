@@ -101,7 +101,8 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs:
     (0..mt / 2).into_par_iter().for_each(|row_pair| {
         let _tiles = TileRegisters::configure();
         let mut scratch = [0.0f32; 4 * T * T];
-        let c_ptr = c_ptr; // the wrapper, not its field, moves into the closure
+        #[allow(clippy::redundant_locals)] // the wrapper, not its field, moves into the closure
+        let c_ptr = c_ptr;
         for col_pair in 0..nt / 2 {
             let (i0, j0) = (row_pair * 2 * T, col_pair * 2 * T);
             let (rows, cols) = ((m - i0).min(2 * T), (n - j0).min(2 * T));
@@ -149,7 +150,8 @@ fn fill_tiles<E: Copy + Default + Send + Sync>(strips: usize, kt: usize, len: us
     if by_depth {
         let base = OutPtr(out.as_mut_ptr());
         (0..kt).into_par_iter().for_each(|p| {
-            let base = base; // the wrapper, not its field, moves into the closure
+            #[allow(clippy::redundant_locals)] // the wrapper, not its field, moves into the closure
+            let base = base;
             for s in 0..strips {
                 // SAFETY: tile (s, p) lies inside `out`, and only this task writes it.
                 let tile = unsafe { std::slice::from_raw_parts_mut(base.0.add((s * kt + p) * len), len) };

@@ -91,10 +91,10 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send + Sync>, device: Devic
                         Err(TryRecvError::Empty) => {}
                         Err(TryRecvError::Disconnected) => return,
                     }
-                    if let Some(initial) = generation.begin_block() {
-                        if !send(GenMsg::Frame { job: job.id, frame: initial }) {
-                            return;
-                        }
+                    if let Some(initial) = generation.begin_block()
+                        && !send(GenMsg::Frame { job: job.id, frame: initial })
+                    {
+                        return;
                     }
                     match generation.step(model.as_ref()) {
                         Some(frame) => {
