@@ -103,30 +103,36 @@ pub fn rank_lengths(model: &(dyn Denoiser + Sync), judge: &Judge, vocab: &Vocab,
     let before = &before[before.len().saturating_sub(CONTEXT_CHARS)..];
     let after = &after[..after.iter().position(|&t| t == MASK_ID).unwrap_or(after.len()).min(CONTEXT_CHARS)];
     let options = DecodeOptions { seed, ..SEARCH };
-    let fills: Vec<Vec<u32>> = crate::fused::on_own_pool(|| {
+    // Each candidate's window, filled: its gap, and any gap in the context before it.
+    let windows: Vec<Vec<u32>> = crate::fused::on_own_pool(|| {
         (0..=max_gap)
             .into_par_iter()
             .map(|length| {
                 let mut window = before.to_vec();
                 window.extend(std::iter::repeat_n(MASK_ID, length));
                 window.extend_from_slice(after);
-                if length == 0 {
-                    return Vec::new();
+                if !window.contains(&MASK_ID) {
+                    return window;
                 }
                 let mut g = crate::kind::generation(model, &window, window.len(), DEFAULT_OVERLAP, options);
                 g.run(model, |_| {});
-                g.tokens()[before.len()..before.len() + length].to_vec()
+                g.tokens().to_vec()
             })
             .collect()
     });
-    // The judge reads the context before the gap once for every candidate.
-    let endings: Vec<String> = fills.iter().map(|fill| vocab.decode(&fill.iter().chain(after).copied().collect::<Vec<_>>(), '_')).collect();
-    let nats = judge.total_nll_after(&vocab.decode(before, '_'), &endings)?;
-    let mut out: Vec<Candidate> = fills
+    // The judge reads the context before the gap once for every candidate, when it is the same
+    // text in all of them (a gap in it is filled by each candidate its own way).
+    let shared = if before.contains(&MASK_ID) { 0 } else { before.len() };
+    let endings: Vec<String> = windows.iter().map(|w| vocab.decode(&w[shared..], '_')).collect();
+    let nats = judge.total_nll_after(&vocab.decode(&before[..shared], '_'), &endings)?;
+    let mut out: Vec<Candidate> = windows
         .iter()
         .zip(nats)
         .enumerate()
-        .map(|(length, (fill, nats))| Candidate { length, fill: vocab.decode(fill, '_'), log_likelihood: -nats, score: -nats + LENGTH_CREDIT * length as f64 })
+        .map(|(length, (window, nats))| {
+            let fill = vocab.decode(&window[before.len()..before.len() + length], '_');
+            Candidate { length, fill, log_likelihood: -nats, score: -nats + LENGTH_CREDIT * length as f64 }
+        })
         .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.length.cmp(&b.length)));
     Ok(out)
@@ -181,5 +187,23 @@ mod tests {
             assert_eq!((a.length, &a.fill), (b.length, &b.fill), "the same fills in the same order");
             assert!((a.score - b.score).abs() < 1e-6 * a.score.abs().max(1.0), "{} vs {}", a.score, b.score);
         }
+    }
+
+    #[test]
+    fn a_gap_before_an_elastic_one_is_filled_in_every_candidate_before_the_judge_reads_it() {
+        let device = burn::prelude::Device::flex();
+        let (config, model) = crate::shipped::load(&device).unwrap();
+        let model = crate::kind::ModelDenoiser::new(model, device.clone());
+        let judge = Judge::load(None, &device).unwrap();
+        // Two elastic gaps, and a fixed one before the second.
+        let prompt = ElasticPrompt::parse("To be, or _* to be: that is the q___tion _*.", '_', &config.vocab).unwrap();
+        let (resolved, rankings) = resolve(&model, &judge, &prompt, 4, 3).unwrap();
+        assert_eq!(rankings.len(), 2);
+        for ranking in &rankings {
+            assert_eq!(ranking.len(), 5);
+            assert!(ranking.iter().all(|c| !c.fill.contains('_') && c.fill.chars().count() == c.length), "{ranking:?}");
+        }
+        let text = config.vocab.decode(&resolved, '_');
+        assert!(text.starts_with("To be, or ") && text.ends_with('.'), "{text:?}");
     }
 }
