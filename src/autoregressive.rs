@@ -40,6 +40,12 @@ fn reading(text: &[u32]) -> impl Iterator<Item = u32> + '_ {
     std::iter::once(MASK_ID).chain(text.iter().copied().take(text.len().saturating_sub(1)))
 }
 
+/// Ids as a `[1, n]` tensor: one reading, batch of one.
+fn reading_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
+    let data: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
+    Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), device)
+}
+
 /// One character per step, the leftmost: the decoding rules' `topk` with one position in a span
 /// of one. Temperature, top-k and seed are the user's; nothing is masked again.
 pub fn decode_options(options: DecodeOptions) -> DecodeOptions {
@@ -59,10 +65,7 @@ pub fn overlap(context: usize) -> usize {
 /// extends it computes only the new rows, which makes generating a character one row's work.
 pub fn next_char_logits(model: &Model, tokens: &[u32], positions: &[usize], cache: &mut Option<(Vec<u32>, KvCache)>) -> Vec<f32> {
     let device = model.devices()[0].clone();
-    let ids = |v: &[u32]| {
-        let data: Vec<i64> = v.iter().map(|&t| t as i64).collect();
-        Tensor::<2, Int>::from_data(TensorData::new(data, [1, v.len()]), &device)
-    };
+    let ids = |v: &[u32]| reading_tensor(v, &device);
     let mut logits = match positions {
         // One position: read up to it, reusing the cached rows it shares with the last reading.
         &[p] => {
@@ -95,10 +98,7 @@ pub fn next_char_logits(model: &Model, tokens: &[u32], positions: &[usize], cach
 pub fn total_nll_after(model: &Model, prefix: &[u32], endings: &[Vec<u32>]) -> Vec<f64> {
     use rayon::prelude::*;
     let device = model.devices()[0].clone();
-    let ids = |v: &[u32]| {
-        let data: Vec<i64> = v.iter().map(|&t| t as i64).collect();
-        Tensor::<2, Int>::from_data(TensorData::new(data, [1, v.len()]), &device)
-    };
+    let ids = |v: &[u32]| reading_tensor(v, &device);
     // Nats of `targets` under the logits `[1, n, vocab]` of the rows that predict them.
     let nats = |logits: Tensor<3>, targets: &[u32]| -> f64 {
         let logp = burn::tensor::activation::log_softmax(logits, 2).try_into_vec_as::<f32>().expect("logits are readable as f32");

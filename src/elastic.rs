@@ -169,13 +169,16 @@ mod tests {
         assert_eq!(err, VocabError::UnknownChar { ch: 'z', pos: 5 }, "positions count in the whole prompt");
     }
 
-    #[test]
-    fn candidates_decoded_side_by_side_rank_as_one_at_a_time() {
+    /// The shipped model, its judge and its vocabulary.
+    fn shipped() -> (crate::kind::ModelDenoiser, Judge, Vocab) {
         let device = burn::prelude::Device::flex();
         let (config, model) = crate::shipped::load(&device).unwrap();
-        let model = crate::kind::ModelDenoiser::new(model, device.clone());
-        let judge = Judge::load(None, &device).unwrap();
-        let vocab = config.vocab;
+        (crate::kind::ModelDenoiser::new(model, device.clone()), Judge::load(None, &device).unwrap(), config.vocab)
+    }
+
+    #[test]
+    fn candidates_decoded_side_by_side_rank_as_one_at_a_time() {
+        let (model, judge, vocab) = shipped();
         let (before, after) = (vocab.encode("But soft, what light through yonder ").unwrap(), vocab.encode(" breaks?").unwrap());
         let rank = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -191,19 +194,16 @@ mod tests {
 
     #[test]
     fn a_gap_before_an_elastic_one_is_filled_in_every_candidate_before_the_judge_reads_it() {
-        let device = burn::prelude::Device::flex();
-        let (config, model) = crate::shipped::load(&device).unwrap();
-        let model = crate::kind::ModelDenoiser::new(model, device.clone());
-        let judge = Judge::load(None, &device).unwrap();
+        let (model, judge, vocab) = shipped();
         // Two elastic gaps, and a fixed one before the second.
-        let prompt = ElasticPrompt::parse("To be, or _* to be: that is the q___tion _*.", '_', &config.vocab).unwrap();
+        let prompt = ElasticPrompt::parse("To be, or _* to be: that is the q___tion _*.", '_', &vocab).unwrap();
         let (resolved, rankings) = resolve(&model, &judge, &prompt, 4, 3).unwrap();
         assert_eq!(rankings.len(), 2);
         for ranking in &rankings {
             assert_eq!(ranking.len(), 5);
             assert!(ranking.iter().all(|c| !c.fill.contains('_') && c.fill.chars().count() == c.length), "{ranking:?}");
         }
-        let text = config.vocab.decode(&resolved, '_');
+        let text = vocab.decode(&resolved, '_');
         assert!(text.starts_with("To be, or ") && text.ends_with('.'), "{text:?}");
     }
 }

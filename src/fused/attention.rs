@@ -39,7 +39,7 @@ impl Backward<Flex, 3> for AttentionBackward {
     type State = Saved;
 
     fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad_out = contiguous_heads(grads.consume::<Flex>(&ops.node));
+        let grad_out = readable(grads.consume::<Flex>(&ops.node));
         let Saved { q, k, v, out, probs } = ops.state;
         let dims = dims(&q, &k, false);
         // Each gradient in its input's layout: the value's goes back through the head split
@@ -66,7 +66,7 @@ impl<C: CheckpointStrategy> FusedAttention for Autodiff<Flex, C> {
     fn fused_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, causal: bool) -> FloatTensor<Self> {
         match AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let (q, k, v) = (contiguous_heads(q.into_primitive()), contiguous_heads(k.into_primitive()), contiguous_heads(v.into_primitive()));
+                let (q, k, v) = (readable(q.into_primitive()), readable(k.into_primitive()), readable(v.into_primitive()));
                 let (out, probs) = forward(&q, &k, &v, causal, true);
                 let probs = probs.expect("asked for the probabilities");
                 prep.finish(Saved { q, k, v, out: out.clone(), probs }, out)
@@ -83,7 +83,7 @@ impl<C: CheckpointStrategy> FusedAttention for Autodiff<Flex, C> {
 /// output is token-major, so that the output projection reads it without a copy
 /// (`Attention::attend`).
 pub(super) fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, causal: bool, keep_probs: bool) -> (FlexTensor, Option<FlexTensor>) {
-    let (q, k, v) = (contiguous_heads(q.clone()), contiguous_heads(k.clone()), contiguous_heads(v.clone()));
+    let (q, k, v) = (readable(q.clone()), readable(k.clone()), readable(v.clone()));
     let [b, h, tq, hd] = dims4(&q);
     let tk = dims4(&k)[2];
     assert_eq!(dims4(&k), [b, h, tk, hd], "fused attention: keys must match the queries' batch, heads and width");
@@ -101,10 +101,4 @@ pub(super) fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, causal: bo
 fn dims(q: &FlexTensor, k: &FlexTensor, causal: bool) -> Dims {
     let [b, h, seq_q, head_dim] = dims4(q);
     Dims { heads: b * h, seq_q, seq_kv: dims4(k)[2], head_dim, scale: 1.0 / (head_dim as f32).sqrt(), causal }
-}
-
-/// `x` if the kernels can read it in place (such as the `[batch, seq, heads, head_dim]` buffer
-/// seen through `swap_dims(1, 2)`), else a contiguous copy.
-fn contiguous_heads(x: FlexTensor) -> FlexTensor {
-    if readable(&x) { x } else { x.to_contiguous() }
 }

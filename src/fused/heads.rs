@@ -33,7 +33,7 @@ pub struct Heads {
 
 impl Heads {
     /// The heads of `x`, `[batch, heads, seq, head_dim]` with a dense last dimension and
-    /// non-negative strides (`readable`).
+    /// non-negative strides (as [`readable`] gives).
     pub fn of(x: &FlexTensor) -> Heads {
         let s = x.layout().strides();
         let data = &x.storage::<f32>()[x.layout().start_offset()..];
@@ -54,11 +54,11 @@ impl Heads {
     }
 }
 
-/// Whether the fused kernels can read `x` in place: its last dimension is dense and no stride is
-/// negative (anything else is copied first).
-pub fn readable(x: &FlexTensor) -> bool {
+/// `x` if the fused kernels can read it in place (its last dimension dense, no stride negative,
+/// as the model's head split), else a contiguous copy.
+pub fn readable(x: FlexTensor) -> FlexTensor {
     let strides = x.layout().strides();
-    strides.len() == 4 && strides[3] == 1 && strides.iter().all(|&s| s >= 0)
+    if strides.len() == 4 && strides[3] == 1 && strides.iter().all(|&s| s >= 0) { x } else { x.to_contiguous() }
 }
 
 /// The two orders the model lays heads out in.

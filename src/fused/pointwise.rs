@@ -28,7 +28,7 @@ impl FusedPointwise for Flex {
         relu_squared(&x.to_contiguous())
     }
     fn fused_rope(x: FlexTensor, cos: FlexTensor, sin: FlexTensor) -> FlexTensor {
-        rope(&readable_heads(x), &cos.to_contiguous(), &sin.to_contiguous(), false, HeadsLayout::HeadMajor)
+        rope(&readable(x), &cos.to_contiguous(), &sin.to_contiguous(), false, HeadsLayout::HeadMajor)
     }
 }
 
@@ -63,7 +63,7 @@ impl Backward<Flex, 3> for RopeBackward {
     type State = (FlexTensor, FlexTensor, HeadsLayout);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad_out = readable_heads(grads.consume::<Flex>(&ops.node));
+        let grad_out = readable(grads.consume::<Flex>(&ops.node));
         let [Some(node), _, _] = ops.parents else { return };
         let (cos, sin, layout) = ops.state;
         grads.register::<Flex>(node.id, rope(&grad_out, &cos, &sin, true, layout));
@@ -84,7 +84,7 @@ impl<C: CheckpointStrategy> FusedPointwise for Autodiff<Flex, C> {
 
     fn fused_rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self> {
         let prep = RopeBackward.prepare::<C>([x.node(), cos.node(), sin.node()]).compute_bound().stateful();
-        let x = readable_heads(x.into_primitive());
+        let x = readable(x.into_primitive());
         let (cos, sin) = (cos.into_primitive().to_contiguous(), sin.into_primitive().to_contiguous());
         let y = rope(&x, &cos, &sin, false, HeadsLayout::HeadMajor);
         match prep {
@@ -105,14 +105,9 @@ fn relu_squared(x: &FlexTensor) -> FlexTensor {
     tensor(y, x.layout().shape().clone())
 }
 
-/// `x` if `rope` can read it in place (as the model's head split), else a contiguous copy.
-fn readable_heads(x: FlexTensor) -> FlexTensor {
-    if readable(&x) { x } else { x.to_contiguous() }
-}
-
 /// `[x1, x2] → [x1·cos + x2·sin, x2·cos − x1·sin]` per row of `head_dim`, or with `inverse` the
 /// opposite rotation `[y1·cos − y2·sin, y1·sin + y2·cos]` (the backward pass). Reads `x` through
-/// its strides (`readable`); writes the result laid out as `layout` says.
+/// its strides ([`readable`]); writes the result laid out as `layout` says.
 fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layout: HeadsLayout) -> FlexTensor {
     let shape = dims4(x);
     let [_, _, seq, head_dim] = shape;
