@@ -23,6 +23,8 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const RESUME_MODEL_FILE: &str = "train_state/model.bpk";
 pub const RESUME_OPTIM_FILE: &str = "train_state/optimizer.bpk";
 const FORMAT_VERSION: u32 = 1;
+/// Far above any real config.json (the largest vocabulary a model may have fits in a quarter of it).
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
 /// What a checkpoint records about how it was trained.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -125,18 +127,68 @@ pub fn ensure_writable(dir: &Path) -> Result<()> {
 pub fn read_config(dir: &Path) -> Result<CheckpointConfig> {
     ensure!(dir.is_dir(), "checkpoint directory {} does not exist", dir.display());
     let path = dir.join(CONFIG_FILE);
+    let size = fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?.len();
+    ensure!(size <= MAX_CONFIG_BYTES, "{} is {size} bytes; a checkpoint's config is at most {MAX_CONFIG_BYTES}", path.display());
     let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     CheckpointConfig::from_json(&text).with_context(|| format!("in {}", path.display()))
 }
 
 /// Builds a model from config and safetensors bytes, rejecting missing, extra or misshapen tensors.
 pub fn model_from_bytes(config: &ModelConfig, weights: Vec<u8>, device: &Device) -> Result<Model> {
-    ensure!(!weights.is_empty(), "the weights file is empty");
+    check_weights(config, &weights)?;
     let mut model = config.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(weights));
     let result = model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))?;
     ensure_complete(&result, "weights do not match the model in config.json")?;
     Ok(model)
+}
+
+/// Checks safetensors bytes against the model that config.json describes (every tensor's name,
+/// dtype, shape and byte range) before any tensor is made, so that a config that does not match its
+/// weights, damaged or written to make us allocate gigabytes, is refused at once and by field.
+pub fn check_weights(config: &ModelConfig, bytes: &[u8]) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Entry {
+        dtype: String,
+        shape: Vec<u64>,
+        data_offsets: [u64; 2],
+    }
+    ensure!(bytes.len() > 8, "the weights file is {} bytes, too short to be safetensors", bytes.len());
+    let (len, rest) = bytes.split_at(8);
+    let header_len = u64::from_le_bytes(len.try_into().expect("eight bytes"));
+    ensure!(header_len <= rest.len() as u64, "the safetensors header claims {header_len} bytes; the file has {}", rest.len());
+    let (header, data) = rest.split_at(header_len as usize);
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).context("the safetensors header is not valid JSON")?;
+    header.remove("__metadata__");
+    for (name, dims) in config.parameter_shapes() {
+        let entry = header
+            .remove(&name)
+            .with_context(|| format!("the weights have no tensor '{name}', which config.json's model has (n_layer {}, n_timesteps {})", config.n_layer, config.n_timesteps))?;
+        let entry: Entry = serde_json::from_value(entry).with_context(|| format!("tensor '{name}' has a malformed header entry"))?;
+        let want = dims.map(|(_, n)| n as u64);
+        if entry.shape != want {
+            let field = dims.iter().zip(&entry.shape).find(|((_, n), got)| *n as u64 != **got).map_or("shape", |((field, _), _)| *field);
+            bail!("config.json's {field} does not match the weights: tensor '{name}' is {:?}, config.json implies {want:?}", entry.shape);
+        }
+        let width = match entry.dtype.as_str() {
+            "F64" => 8,
+            "F32" => 4,
+            "F16" | "BF16" => 2,
+            other => bail!("tensor '{name}' is {other}; the model's weights are floating point"),
+        };
+        let [start, end] = entry.data_offsets;
+        ensure!(
+            start <= end && end <= data.len() as u64 && end - start == want[0].saturating_mul(want[1]).saturating_mul(width),
+            "tensor '{name}': bytes {start}..{end} do not hold a {want:?} {} tensor in a {}-byte data section",
+            entry.dtype,
+            data.len()
+        );
+    }
+    if let Some(extra) = header.keys().next() {
+        bail!("the weights hold tensor '{extra}', which config.json's model does not have (n_layer {}, n_timesteps {})", config.n_layer, config.n_timesteps);
+    }
+    Ok(())
 }
 
 /// Fails, naming every problem after `what`, unless a store filled every tensor of the model.
@@ -166,6 +218,11 @@ pub fn is_resumable(dir: &Path) -> bool {
 pub fn load_resumable(dir: &Path, device: &Device, optimizer: ModuleOptimizer) -> Result<(CheckpointConfig, Model, ModuleOptimizer)> {
     let config = read_config(dir)?;
     ensure!(is_resumable(dir), "{} has no optimizer state (it was not saved by `train`), so it cannot be resumed", dir.display());
+    // The weights beside the state were written with it: checking them against config.json
+    // keeps a damaged config from sizing the model built below.
+    let weights = dir.join(WEIGHTS_FILE);
+    let bytes = fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
+    check_weights(&config.model, &bytes).with_context(|| format!("in {}", weights.display()))?;
     let read = |name: &str| -> Result<Bytes> {
         let path: PathBuf = dir.join(name);
         let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -179,4 +236,22 @@ pub fn load_resumable(dir: &Path, device: &Device, optimizer: ModuleOptimizer) -
         .map_err(|e| anyhow::anyhow!("model state does not match config.json: {e}"))?;
     let optimizer = optimizer.from_bytes(read(RESUME_OPTIM_FILE)?).context("optimizer state is corrupt")?;
     Ok((config, model, optimizer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+
+    #[test]
+    fn the_shapes_read_from_a_config_are_the_ones_its_model_saves() {
+        let device = Device::flex();
+        for config in [Preset::Tiny.config(12), ModelConfig { n_timesteps: 8, n_layer: 3, ..Preset::Tiny.config(30) }] {
+            let bytes = weights_to_bytes(&config.init(&device)).unwrap();
+            check_weights(&config, &bytes).unwrap();
+            // One byte short: the last tensor's range no longer fits.
+            let err = check_weights(&config, &bytes[..bytes.len() - 1]).unwrap_err();
+            assert!(format!("{err:#}").contains("do not hold"), "{err:#}");
+        }
+    }
 }

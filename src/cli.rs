@@ -217,6 +217,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         if ckpt.model.kind != crate::kind::ModelKind::Masked {
             bail!("{name}: elastic gaps (`{}*`) need a masked-diffusion model", args.mask_char);
         }
+        crate::elastic::check_max_gap(args.max_gap)?;
         let judge = args.judge.load(&device)?;
         let model = ModelDenoiser::new(model.clone(), device.clone());
         let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &elastic, args.max_gap, options.seed)?;
@@ -231,7 +232,8 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     if args.overlap >= context {
         bail!("--overlap must be less than the model's context: 0 to {} characters, got {}", context - 1, args.overlap);
     }
-    let has_gaps = prompt.contains(&MASK_ID);
+    // A prompt with gaps is filled in place, even when every elastic gap closed (length 0).
+    let has_gaps = prompt.contains(&MASK_ID) || elastic.gaps() > 0;
     let length = args.length.unwrap_or(if has_gaps { prompt.len() } else { ckpt.model.context });
     if length < prompt.len() {
         bail!("--length {length} is shorter than the prompt ({} characters)", prompt.len());

@@ -78,7 +78,11 @@ impl Corpus {
         Self::from_text(&text, vocab).with_context(|| format!("in {}", path.display()))
     }
 
+    /// Windows line endings (CRLF) read as LF, so a text trains the same on every platform: the
+    /// same vocabulary, ids and sha256 as its LF twin.
     pub fn from_text(text: &str, vocab: Option<Vocab>) -> Result<Self> {
+        let text = if text.contains("\r\n") { std::borrow::Cow::Owned(text.replace("\r\n", "\n")) } else { std::borrow::Cow::Borrowed(text) };
+        let text = text.as_ref();
         let vocab = match vocab {
             Some(v) => v,
             None => Vocab::from_text(text)?,
@@ -130,6 +134,13 @@ mod tests {
         assert_eq!(c.val.len(), 10);
         assert_eq!(c.sha256.len(), 64);
         assert_eq!(c.sha256, Corpus::from_text(&text, None).unwrap().sha256);
+    }
+
+    #[test]
+    fn a_text_with_windows_line_endings_is_its_lf_twin() {
+        let lf = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n";
+        let (a, b) = (Corpus::from_text(lf, None).unwrap(), Corpus::from_text(&lf.replace('\n', "\r\n"), None).unwrap());
+        assert_eq!((a.vocab, a.train, a.val, a.sha256), (b.vocab, b.train, b.val, b.sha256));
     }
 
     #[test]

@@ -16,6 +16,14 @@ use rayon::prelude::*;
 pub const ELASTIC_MARK: char = '*';
 /// Longest fill an elastic gap may get unless `--max-gap` says otherwise.
 pub const DEFAULT_MAX_GAP: usize = 24;
+/// The most `--max-gap` may ask for: every length up to it is decoded and judged.
+pub const GAP_LIMIT: usize = 128;
+
+/// Refuses a `--max-gap` past `GAP_LIMIT`.
+pub fn check_max_gap(max_gap: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(max_gap <= GAP_LIMIT, "--max-gap is at most {GAP_LIMIT} characters (every length up to it is tried), got {max_gap}");
+    Ok(())
+}
 /// Nats each character of a fill is credited when lengths are compared. Every character costs
 /// nats, so the raw likelihood favours short fills; the credit offsets that. Chosen with
 /// `bench infill` (docs/infill.md): on long-3, 0.8 chose lengths within 2 of the truth (median),

@@ -17,6 +17,14 @@ use std::ops::Range;
 pub const RMS_EPS: f64 = f32::EPSILON as f64;
 const ROPE_BASE: f64 = 10_000.0;
 
+// The largest shapes a config may ask for: far beyond any model this tool trains, and small enough
+// that a damaged or hostile config.json is refused before it allocates gigabytes.
+const MAX_VOCAB: usize = 1 << 16;
+const MAX_LAYERS: usize = 128;
+const MAX_EMBD: usize = 4096;
+const MAX_CONTEXT: usize = 16_384;
+const MAX_TIMESTEPS: usize = 100_000;
+
 /// Model shape. Stored in every checkpoint's `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -82,6 +90,17 @@ impl ModelConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        for (field, value, limit) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("n_layer", self.n_layer, MAX_LAYERS),
+            ("n_embd", self.n_embd, MAX_EMBD),
+            ("context", self.context, MAX_CONTEXT),
+            ("n_timesteps", self.n_timesteps, MAX_TIMESTEPS),
+        ] {
+            if value > limit {
+                return Err(format!("{field} {value} is over this program's limit of {limit}"));
+            }
+        }
         if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             return Err(format!("n_embd {} is not divisible by n_head {}", self.n_embd, self.n_head));
         }
@@ -92,6 +111,28 @@ impl ModelConfig {
             return Err("vocab_size, n_layer and context must be positive".into());
         }
         Ok(())
+    }
+
+    /// Every parameter's name (as a checkpoint stores it) and shape, each dimension beside the
+    /// config field it comes from; read from the config alone, so that a checkpoint's weights can
+    /// be checked against its config.json before anything is allocated. A test holds it to the
+    /// model `init` builds.
+    pub fn parameter_shapes(&self) -> Vec<(String, [(&'static str, usize); 2])> {
+        let (d, v) = (("n_embd", self.n_embd), ("vocab_size", self.vocab_size));
+        let mlp = ("4 × n_embd", 4 * self.n_embd);
+        let mut shapes = vec![("token_emb.weight".to_string(), [v, d])];
+        if self.n_timesteps > 0 {
+            shapes.push(("time_emb.weight".to_string(), [("n_timesteps", self.n_timesteps), d]));
+        }
+        for i in 0..self.n_layer {
+            for name in ["c_q", "c_k", "c_v", "c_proj"] {
+                shapes.push((format!("blocks.{i}.attn.{name}.weight"), [d, d]));
+            }
+            shapes.push((format!("blocks.{i}.mlp.c_fc.weight"), [d, mlp]));
+            shapes.push((format!("blocks.{i}.mlp.c_proj.weight"), [mlp, d]));
+        }
+        shapes.push(("lm_head.weight".to_string(), [d, v]));
+        shapes
     }
 
     /// Parameter count, computed from the shape (matches `Module::num_params`).

@@ -52,7 +52,7 @@ fn same_seed_same_output() {
 fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let file = file.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 13] = [
+    let cases: [(&[&str], &str); 14] = [
         // The TUI's options work without naming the `tui` command.
         (&["--checkpoint", "/nonexistent/ck"], "does not exist"),
         (&["import", "/nonexistent/model.pt", "--out", "/tmp/never"], "does not exist"),
@@ -67,6 +67,7 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
         (&["generate", "--record", "/tmp/never.png"], "FILE.cast (asciicast v2) or FILE.gif"),
         (&["train", "--time", "3 hours", "--out", "/tmp/never"], "write e.g. 3h, 90m"),
         (&["train", "--time", "1h", "--steps", "100", "--out", "/tmp/never"], "cannot be used with"),
+        (&["generate", "--prompt", "To be _* not", "--max-gap", "100000"], "--max-gap is at most 128"),
     ];
     for (args, expect) in cases {
         let o = run(args);
@@ -314,6 +315,39 @@ fn an_elastic_gap_gets_the_length_the_model_chooses_and_nothing_else_changes() {
     let fill = &out[before.len()..out.len() - after.len()];
     assert!(fill.chars().count() <= 8 && !fill.contains('_'), "{fill:?}");
     assert!(stderr(&o).contains(&format!("elastic gap 1: {} characters", fill.chars().count())), "{}", stderr(&o));
+}
+
+#[test]
+fn an_elastic_gap_that_closes_leaves_the_prompt_without_it_not_a_continuation() {
+    // --max-gap 0 leaves length 0 as the only candidate.
+    let o = run(&["generate", "--prompt", "To be, or _* to be", "--max-gap", "0", "--seed", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "To be, or  to be\n");
+    assert!(stderr(&o).contains("elastic gap 1: 0 characters"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_config_json_that_does_not_match_its_weights_is_refused_by_field_before_anything_is_allocated() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoints/shipped");
+    let dir = tempfile::tempdir().unwrap();
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(shipped.join("config.json")).unwrap()).unwrap();
+    for (field, value, expect) in [
+        ("n_embd", 1_000_000_000u64, "n_embd 1000000000 is over this program's limit of 4096"),
+        ("n_embd", 512, "config.json's n_embd does not match the weights: tensor 'token_emb.weight' is [66, 256], config.json implies [66, 512]"),
+        ("n_layer", 7, "the weights have no tensor 'blocks.6.attn.c_q.weight'"),
+        ("n_layer", 5, "the weights hold tensor 'blocks.5."),
+        ("n_timesteps", 128, "the weights have no tensor 'time_emb.weight'"),
+    ] {
+        let mut config = config.clone();
+        config["model"][field] = value.into();
+        let ck = dir.path().join(format!("{field}-{value}"));
+        std::fs::create_dir(&ck).unwrap();
+        std::fs::write(ck.join("config.json"), config.to_string()).unwrap();
+        std::fs::copy(shipped.join("model.safetensors"), ck.join("model.safetensors")).unwrap();
+        let o = run(&["generate", "--checkpoint", ck.to_str().unwrap(), "--length", "10"]);
+        assert!(!o.status.success(), "{field} {value}");
+        assert!(stderr(&o).contains(expect), "{field} {value}: {}", stderr(&o));
+    }
 }
 
 #[test]

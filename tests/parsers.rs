@@ -78,7 +78,7 @@ proptest! {
     #[test]
     fn any_config_json_edit_is_a_config_or_an_error(
         field in prop_oneof![Just("vocab_size"), Just("n_layer"), Just("n_head"), Just("n_embd"), Just("context"), Just("n_timesteps"), Just("mask_id"), Just("format_version")],
-        value in prop_oneof![Just("0".to_string()), Just("-1".to_string()), Just("1e300".to_string()), Just("\"x\"".to_string()), Just("null".to_string()), (0u64..100_000).prop_map(|v| v.to_string())],
+        value in prop_oneof![Just("0".to_string()), Just("-1".to_string()), Just("1e300".to_string()), Just("1000000000".to_string()), Just(u64::MAX.to_string()), Just("\"x\"".to_string()), Just("null".to_string()), (0u64..100_000).prop_map(|v| v.to_string())],
     ) {
         let mut json: serde_json::Value = serde_json::from_str(SHIPPED_CONFIG).unwrap();
         let parsed: serde_json::Value = serde_json::from_str(&value).unwrap();
@@ -108,6 +108,30 @@ proptest! {
         if let Err(e) = checkpoint::model_from_bytes(&config, damaged, &device) {
             prop_assert!(has_message(&e));
         }
+    }
+
+    /// A config whose shape fields are multiplied (up to a billion times) is refused before the
+    /// model is built: by its bounds, or because the weights' header disagrees.
+    #[test]
+    fn oversized_shape_fields_are_refused_against_the_weights(
+        field in 0usize..4,
+        factor in prop_oneof![2usize..10, Just(1000usize), Just(1_000_000usize), Just(1_000_000_000usize)],
+    ) {
+        let config = Preset::Tiny.config(12);
+        let bytes = checkpoint::weights_to_bytes(&config.init(&Device::flex())).unwrap();
+        let mut grown = config.clone();
+        let slot = match field {
+            0 => &mut grown.n_embd,
+            1 => &mut grown.n_layer,
+            2 => &mut grown.vocab_size,
+            _ => &mut grown.n_timesteps,
+        };
+        *slot = (*slot).max(1) * factor;
+        let refused = match grown.validate() {
+            Err(e) => e,
+            Ok(()) => format!("{:#}", checkpoint::model_from_bytes(&grown, bytes, &Device::flex()).expect_err("the weights do not fit")),
+        };
+        prop_assert!(!refused.is_empty());
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl App {
     pub fn generate_fresh(&mut self) -> Effect {
         self.watch.block_base = 0;
         let prompt = self.watch.base_prompt.clone();
-        let length = if prompt.contains(&MASK_ID) { prompt.len() } else { prompt.len().max(self.context()) };
+        let length = if self.watch.base_in_place { prompt.len() } else { prompt.len().max(self.context()) };
         let history = prompt_cells(&prompt);
         self.launch(prompt, length, history)
     }
@@ -237,7 +237,8 @@ impl App {
             self.infill.message = Some(why);
             return None;
         }
-        Some(self.generate_on_watch(prompt))
+        let in_place = prompt.contains(&MASK_ID);
+        Some(self.generate_on_watch(prompt, in_place))
     }
 
     /// Alt+↑/↓ after an elastic fill: fills again with the next (or previous) length of the first
@@ -252,12 +253,14 @@ impl App {
             return None;
         }
         self.note = Some(format!("elastic gap: {} characters · i, then alt+↑/↓, for another length", lengths[0]));
-        Some(self.generate_on_watch(elastic.resolve(&lengths)))
+        Some(self.generate_on_watch(elastic.resolve(&lengths), true))
     }
 
-    /// Makes `prompt` the Watch screen's base prompt and shows it being generated from scratch.
-    fn generate_on_watch(&mut self, prompt: Vec<u32>) -> Effect {
+    /// Makes `prompt` the Watch screen's base prompt and shows it being generated from scratch,
+    /// filled `in_place` or continued.
+    fn generate_on_watch(&mut self, prompt: Vec<u32>, in_place: bool) -> Effect {
         self.watch.base_prompt = prompt;
+        self.watch.base_in_place = in_place;
         self.watch.playing = true;
         self.screen = Screen::Watch;
         self.generate_fresh()
@@ -285,6 +288,8 @@ impl App {
             GenMsg::Done { job, cells } => self.watch.finish(job, cells),
             GenMsg::Resolved { job, prompt, rankings } if job == self.watch.job => match rankings {
                 Ok(rankings) => {
+                    // `r` fills this prompt again, with the lengths chosen, even where a gap closed.
+                    (self.watch.base_prompt, self.watch.base_in_place) = (prompt.clone(), true);
                     self.watch.start_job(job, prompt.clone(), prompt.len(), prompt_cells(&prompt));
                     let chosen: Vec<String> = rankings.iter().filter_map(|r| r.first()).map(|c| c.length.to_string()).collect();
                     self.note = Some(format!("elastic gap: {} characters · i, then alt+↑/↓, for another length", chosen.join(", ")));
@@ -339,7 +344,7 @@ impl App {
     pub fn on_model_loaded(&mut self, model: ModelInfo) -> Effect {
         self.model = ModelInfo { backend: self.model.backend.clone(), ..model };
         self.note = Some(format!("loaded {}", self.model.name));
-        self.generate_on_watch(Vec::new())
+        self.generate_on_watch(Vec::new(), false)
     }
 }
 

@@ -587,6 +587,14 @@ fn an_elastic_gap_is_resolved_by_the_worker_ranked_on_the_infill_screen_and_anot
     let [Effect::Generate(job)] = effects.as_slice() else { panic!("{effects:?}") };
     assert!(job.elastic.is_none());
     assert_eq!(job.prompt.iter().filter(|&&t| t == MASK_ID).count(), 5);
+    // Alt+↓ once more: length 0 closes the gap; the output is the prompt, not a continuation of it.
+    a.screen = Screen::Infill;
+    let effects = a.handle_key(KeyEvent::new(KeyCode::Down, KeyModifiers::ALT));
+    let [Effect::Generate(job)] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(a.vocab().decode(&job.prompt, '_'), "It is the  sun");
+    assert_eq!(job.length, job.prompt.len(), "a closed gap is filled in place");
+    let Effect::Generate(again) = a.generate_fresh() else { panic!("expected a job") };
+    assert_eq!((again.prompt.len(), again.length), (job.prompt.len(), job.length), "and so is its regeneration");
     // Ctrl-E on an elastic gap makes it a fixed gap again.
     a.screen = Screen::Infill;
     a.infill.cursor = 11;

@@ -38,6 +38,9 @@ pub struct WatchState {
     pub view: View,
     /// The prompt of the current session (empty for free generation, with gaps for infill).
     pub base_prompt: Vec<u32>,
+    /// The base prompt is filled in place (the output is as long as it is, with its gaps filled
+    /// or closed), rather than continued to the model's context.
+    pub base_in_place: bool,
     /// Committed text: before the job finishes, its prompt; after, the whole output.
     pub committed: Vec<Cell>,
     /// The committed cells the current job started from (to restart it).
@@ -65,6 +68,7 @@ impl Default for WatchState {
             settings: DecodeOptions::default(),
             view: View::default(),
             base_prompt: Vec::new(),
+            base_in_place: false,
             committed: Vec::new(),
             job_history: Vec::new(),
             job: 0,
