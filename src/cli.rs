@@ -101,8 +101,8 @@ impl JudgeArgs {
 }
 
 impl LookArgs {
-    pub fn look(self) -> crate::tui::record::Look {
-        crate::tui::record::Look { view: self.view, palette: self.palette }
+    pub fn look(self) -> crate::record::Look {
+        crate::record::Look { view: self.view, palette: self.palette }
     }
 }
 
@@ -254,7 +254,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
             );
             // Tall enough for the whole output (when it fits a terminal), 64 columns as the Watch screen.
             let rows = (length.div_ceil(64) + 3).min(24) as u16;
-            Some(crate::tui::record::Recorder::create(path, ckpt.vocab.clone(), rows, &title, args.look.look())?)
+            Some(crate::record::Recorder::create(path, ckpt.vocab.clone(), rows, &title, args.look.look())?)
         }
         None => None,
     };

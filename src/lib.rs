@@ -21,6 +21,7 @@ pub mod train;
 pub mod uniform;
 pub mod vocab;
 pub mod tui;
+pub mod record;
 pub mod elastic;
 pub mod eval;
 pub mod loss;

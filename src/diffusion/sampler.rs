@@ -4,7 +4,7 @@
 //! character (and its confidence) for each, then commits some of them according to the
 //! strategy. Committed characters never change again, nor do prompt characters.
 
-use super::decode::{CACHE_WINDOW_SPANS, DecodeOptions, Remask, Timestep};
+use super::decode::{CACHE_WINDOW_SPANS, DecodeOptions, POLISH_STRIDE, Remask, Timestep};
 use super::rules::{self, Proposal};
 use crate::model::ModelKind;
 use crate::vocab::MASK_ID;
@@ -112,12 +112,6 @@ pub struct Sampler {
 /// The shortest stretch a lane is given: a gap shorter than two of these (an infilled word) is
 /// decoded as one lane, from its left end.
 const MIN_LANE: usize = 32;
-
-/// A `--polish` pass hides every this-many-th character, so each hidden one is read with the four
-/// characters on each side of it. Measured with `bench decode` on long-5 (docs/decoding.md): every
-/// fifth scored 0.036 nats per character better than every third (30 seeds), every fourth 0.031,
-/// every sixth better still but at fewer distinct bigrams; every other one 0.11 worse.
-pub(super) const POLISH_STRIDE: usize = 5;
 
 impl Sampler {
     /// `tokens` holds MASK where a character is to be generated; everything else is prompt.

@@ -1,6 +1,6 @@
 //! Sampler behaviour on a stub denoiser with known logits.
 
-use super::decode::{DecodeOptions, Strategy};
+use super::decode::{DecodeOptions, POLISH_STRIDE, Strategy};
 use super::generation::Generation;
 use super::sampler::*;
 use crate::vocab::MASK_ID;

@@ -6,13 +6,13 @@
 
 pub mod app;
 pub mod compare;
+pub mod decode_keys;
 pub mod denoise_grid;
 pub mod effect;
 pub mod help;
 pub mod infill;
 pub mod life;
 pub mod popup;
-pub mod record;
 pub mod shared;
 pub mod theme;
 pub mod train_screen;
@@ -180,7 +180,7 @@ impl Workers {
 /// from, and the screen shown first.
 pub struct Session<'a> {
     pub record: Option<&'a std::path::Path>,
-    pub look: record::Look,
+    pub look: crate::record::Look,
     pub race: compare::RaceSource,
     /// The model the Life screen plays with (the shipped masked-diffusion model when None).
     pub life_checkpoint: Option<PathBuf>,
@@ -196,7 +196,7 @@ impl Session<'_> {
     pub fn on(screen: Screen) -> Self {
         Session {
             record: None,
-            look: record::Look::default(),
+            look: crate::record::Look::default(),
             race: compare::RaceSource::Load { watched: None },
             life_checkpoint: None,
             life_size: life::DEFAULT_SIZE,
@@ -245,7 +245,7 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
     let result = (|| {
         if let Some(path) = record {
             let size = terminal.size()?;
-            recorder = Some(record::SessionRecorder::create(path, size.width, size.height)?);
+            recorder = Some(crate::record::SessionRecorder::create(path, size.width, size.height)?);
             app.recording = Some(path.display().to_string());
         }
         event_loop(&mut terminal, &mut app, &mut workers, &mut recorder)
@@ -284,7 +284,7 @@ fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
     workers: &mut Workers,
-    recorder: &mut Option<record::SessionRecorder>,
+    recorder: &mut Option<crate::record::SessionRecorder>,
 ) -> Result<()> {
     let mut last_tick = Instant::now();
     let mut dirty = true;
@@ -340,7 +340,7 @@ fn handle(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
     workers: &mut Workers,
-    recorder: &mut Option<record::SessionRecorder>,
+    recorder: &mut Option<crate::record::SessionRecorder>,
 ) -> Result<()> {
     let effects = match msg {
         Msg::Input(Event::Key(key)) => app.handle_key(key),
@@ -401,7 +401,7 @@ fn spawn_input_reader(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::Jo
 }
 
 /// `R`: starts a recording to a new file named by the time, or stops and saves the one running.
-fn toggle_recording(app: &mut App, recorder: &mut Option<record::SessionRecorder>, size: Size) {
+fn toggle_recording(app: &mut App, recorder: &mut Option<crate::record::SessionRecorder>, size: Size) {
     if let Some(r) = recorder.take() {
         let path = r.path().display().to_string();
         app.note = Some(match r.finish() {
@@ -413,7 +413,7 @@ fn toggle_recording(app: &mut App, recorder: &mut Option<record::SessionRecorder
     }
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let path = PathBuf::from(format!("tiny-diffusion-{secs}.cast"));
-    match record::SessionRecorder::create(&path, size.width, size.height) {
+    match crate::record::SessionRecorder::create(&path, size.width, size.height) {
         Ok(r) => {
             app.note = Some(format!("recording to {} · R stops", path.display()));
             app.recording = Some(path.display().to_string());

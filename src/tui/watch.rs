@@ -1,5 +1,6 @@
 //! Watch screen: the block being denoised, a status line and the confidence legend.
 
+use super::decode_keys::DecodeKeys;
 use super::denoise_grid::DenoiseGrid;
 use super::shared::{Action, ModelInfo, Screen};
 use super::theme::{Theme, legend};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Playback speeds in denoising steps per second.
 pub const SPEEDS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0];
-const DEFAULT_SPEED: usize = 4;
+pub const DEFAULT_SPEED: usize = 4;
 
 /// Records in `steps` (per window position) what `frame` did: the step that revealed each
 /// position it committed, and none for each it took back. The decode-order view reads it.
@@ -201,6 +201,7 @@ impl WatchState {
 mod tests {
     use super::*;
     use crate::diffusion::Strategy;
+    use crate::tui::decode_keys::DecodeKeys;
 
     fn frame(step: usize) -> Frame {
         Frame {
