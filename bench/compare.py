@@ -11,8 +11,11 @@ the twin trains under bf16 autocast, the precision ours trains in on CPUs with A
 `--ns-f32`, the twin's Muon orthogonalises in f32, as ours does on CPUs without AMX tiles (on an
 AVX2-only CPU torch.optim.Muon's bf16 is emulated, and the comparison would flatter ours).
 
+`--device cuda` runs both on the GPU: ours through `--device cuda` (a build with `--features cuda`),
+or `--device wgpu` with `--rust-device wgpu`; the twin on CUDA.
+
 Usage: pip install torch && cargo build --release && python3 bench/compare.py [--threads 2] [--runs 5]
-       [--batch 16 64] [--compile] [--bf16] [--ns-f32]
+       [--batch 16 64] [--compile] [--bf16] [--ns-f32] [--device cuda [--rust-device wgpu]]
 """
 
 import argparse
@@ -55,10 +58,13 @@ def main():
     p.add_argument("--compile", action="store_true", help="also time the twin through torch.compile")
     p.add_argument("--bf16", action="store_true", help="the twin trains under bf16 autocast")
     p.add_argument("--ns-f32", action="store_true", help="the twin's Muon orthogonalises in f32")
+    p.add_argument("--device", default="cpu", help="the twin's device: cpu, cuda or mps")
+    p.add_argument("--rust-device", help="ours: flex, wgpu or cuda [default: flex on the CPU, else cuda]")
     args = p.parse_args()
+    rust_device = args.rust_device or ("flex" if args.device == "cpu" else "cuda")
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-    py = [sys.executable, os.path.join(HERE, "pytorch_reference.py"), "--json", "--threads", str(args.threads)] + (["--bf16"] if args.bf16 else []) + (["--ns-f32"] if args.ns_f32 else [])
-    rs = [BIN, "bench", "--json", "--cases", "denoise,train"]
+    py = [sys.executable, os.path.join(HERE, "pytorch_reference.py"), "--json", "--threads", str(args.threads)] + (["--bf16"] if args.bf16 else []) + (["--ns-f32"] if args.ns_f32 else []) + ["--device", args.device]
+    rs = [BIN, "bench", "--json", "--cases", "denoise,train", "--device", rust_device]
 
     sizes = ["--runs", str(args.runs), "--preset", *args.preset, "--batch", *args.batch]
     rust_sizes = ["--runs", str(args.runs)] + [x for p_ in args.preset for x in ("--preset", p_)] + [x for b in args.batch for x in ("--batch", b)]
@@ -72,7 +78,7 @@ def main():
         compiled = jsonl(py + sizes + ["--compile"], env)
 
     extra_head = " torch.compile | Rust/compiled |" if args.compile else ""
-    print(f"| case | Rust (burn-flex) | PyTorch eager | Rust/eager |{extra_head} target | met |")
+    print(f"| case | Rust ({rust_device}) | PyTorch eager | Rust/eager |{extra_head} target | met |")
     print("|---|---|---|---|" + ("---|---|" if args.compile else "") + "---|---|")
     per_token = {}
     named = {case for case, _, _ in TARGETS}
@@ -114,6 +120,8 @@ def main():
                   "speed: this CPU has no bf16 instructions and torch.optim.Muon iterates in bf16; --ns-f32 compares like with like")
 
     print(f"measuring peak memory of base training at batch 8…", file=sys.stderr)
+    if args.device != "cpu":
+        return  # peak RSS says nothing of GPU memory
     mem_rust = jsonl(rs[:2] + ["--json", "--cases", "train", "--preset", "base", "--batch", "8", "--runs", "2"], env)
     mem_torch = jsonl(py + ["--cases", "train", "--preset", "base", "--batch", "8", "--runs", "2"], env)
     r_mb = mem_rust["process/peak_rss"]["peak_rss_mb"]

@@ -14,8 +14,11 @@ Newton–Schulz iterations in f32, as ours does on CPUs without AMX tiles: on a 
 instructions (AVX2 only) torch.optim.Muon's bf16 products are emulated and several times slower.
 
 Prints one JSON object per case (the same case names as `tiny-diffusion bench --json`), or a table.
+`--device cuda` (or `mps`) runs it on a GPU, each timing closed by a synchronize.
+
 Usage: pip install torch && python3 bench/pytorch_reference.py [--preset small base] [--batch 8 64]
-       [--runs 5] [--threads 2] [--cases denoise,train] [--compile] [--bf16] [--ns-f32] [--json]
+       [--runs 5] [--threads 2] [--cases denoise,train] [--compile] [--bf16] [--ns-f32]
+       [--device cpu|cuda|mps] [--json]
 """
 
 import argparse
@@ -36,13 +39,26 @@ PRESETS = {"tiny": (2, 2, 64, 64), "small": (4, 4, 256, 256), "base": (6, 6, 384
 VOCAB = 66
 
 
+DEVICE = torch.device("cpu")
+
+
+def synchronize():
+    """GPU kernels run asynchronously: a timing ends when they have."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+    elif DEVICE.type == "mps":
+        torch.mps.synchronize()
+
+
 def median_ms(warmup, runs, fn):
     for _ in range(warmup):
         fn()
+    synchronize()
     times = []
     for _ in range(max(runs, 1)):
         t = time.perf_counter()
         fn()
+        synchronize()
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e3
 
@@ -53,12 +69,12 @@ def masked_batch(batch, seq, gen):
     rates = ((u + torch.arange(batch) / batch) % 1.0).clamp_min(1e-3)
     mask = torch.rand(batch, seq, generator=gen) < rates[:, None]
     mask[:, 0] |= ~mask.any(dim=1)  # every row has a masked position
-    return tokens.masked_fill(mask, 0), tokens, mask
+    return tokens.masked_fill(mask, 0).to(DEVICE), tokens.to(DEVICE), mask.to(DEVICE)
 
 
 def train_step(model, opts, batch, seq, gen, bf16):
     inputs, targets, mask = masked_batch(batch, seq, gen)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(inputs)
     loss = F.cross_entropy(logits.float()[mask], targets[mask])
     for opt in opts:
@@ -96,7 +112,7 @@ def run(args):
     torch.manual_seed(0)
     for name in args.preset:
         n_layer, n_head, d, seq = PRESETS[name]
-        model = Model(2, VOCAB, d, n_layer, n_head)
+        model = Model(2, VOCAB, d, n_layer, n_head).to(DEVICE)
         run_model = torch.compile(model) if args.compile else model
         if "denoise" in args.cases:
             model.eval()
@@ -133,8 +149,11 @@ def main():
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
     p.add_argument("--bf16", action="store_true", help="train under bf16 autocast")
     p.add_argument("--ns-f32", action="store_true", help="Muon's Newton-Schulz iterations in f32")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.ns_f32:
         from torch.optim import _muon  # torch.optim.Muon's step looks the function up here
         _muon._zeropower_via_newtonschulz = newton_schulz_f32
@@ -142,7 +161,8 @@ def main():
     torch.set_num_threads(args.threads)
     if not args.json:
         compiled = (" · torch.compile" if args.compile else "") + (" · bf16 autocast" if args.bf16 else "") + (" · f32 Newton-Schulz" if args.ns_f32 else "")
-        print(f"PyTorch {torch.__version__} · {torch.get_num_threads()} threads · median of {args.runs} runs{compiled}")
+        where = f"{torch.get_num_threads()} threads" if DEVICE.type == "cpu" else str(DEVICE)
+        print(f"PyTorch {torch.__version__} · {where} · median of {args.runs} runs{compiled}")
     for row in run(args):
         if args.json:
             print(json.dumps(row), flush=True)

@@ -10,33 +10,41 @@ use anyhow::{Context, Result};
 use burn::prelude::Device;
 use std::path::Path;
 
-/// A checkpoint compiled into the binary.
+/// A shipped checkpoint: compiled into the binary with the default `shipped` feature, else read
+/// from `checkpoints/<dir>` in the working directory or beside the executable (a slim build carried
+/// to another machine with its checkpoints folder).
 pub struct Shipped {
     pub name: &'static str,
-    config: &'static str,
-    weights: &'static [u8],
+    dir: &'static str,
+    /// config.json and model.safetensors, when compiled in.
+    files: Option<(&'static str, &'static [u8])>,
+}
+
+#[cfg(feature = "shipped")]
+macro_rules! compiled_in {
+    ($dir:literal) => {
+        Some((
+            include_str!(concat!("../checkpoints/", $dir, "/config.json")),
+            include_bytes!(concat!("../checkpoints/", $dir, "/model.safetensors")).as_slice(),
+        ))
+    };
+}
+
+#[cfg(not(feature = "shipped"))]
+macro_rules! compiled_in {
+    ($dir:literal) => {
+        None
+    };
 }
 
 /// The masked-diffusion model every front end uses by default.
-pub const DIFFUSION: Shipped = Shipped {
-    name: "shakespeare (shipped)",
-    config: include_str!("../checkpoints/shipped/config.json"),
-    weights: include_bytes!("../checkpoints/shipped/model.safetensors"),
-};
+pub const DIFFUSION: Shipped = Shipped { name: "shakespeare (shipped)", dir: "shipped", files: compiled_in!("shipped") };
 
 /// The autoregressive model of the same size, trained on the same text.
-pub const AUTOREGRESSIVE: Shipped = Shipped {
-    name: "shakespeare-ar (shipped)",
-    config: include_str!("../checkpoints/shipped-ar/config.json"),
-    weights: include_bytes!("../checkpoints/shipped-ar/model.safetensors"),
-};
+pub const AUTOREGRESSIVE: Shipped = Shipped { name: "shakespeare-ar (shipped)", dir: "shipped-ar", files: compiled_in!("shipped-ar") };
 
 /// Uniform-noise diffusion of the same size, trained on the same text.
-pub const UNIFORM: Shipped = Shipped {
-    name: "shakespeare-uniform (shipped)",
-    config: include_str!("../checkpoints/shipped-uniform/config.json"),
-    weights: include_bytes!("../checkpoints/shipped-uniform/model.safetensors"),
-};
+pub const UNIFORM: Shipped = Shipped { name: "shakespeare-uniform (shipped)", dir: "shipped-uniform", files: compiled_in!("shipped-uniform") };
 
 /// The shipped model of a kind, if one ships.
 pub fn of_kind(kind: ModelKind) -> Option<&'static Shipped> {
@@ -49,10 +57,28 @@ pub fn of_kind(kind: ModelKind) -> Option<&'static Shipped> {
 
 impl Shipped {
     pub fn load(&self, device: &Device) -> Result<(CheckpointConfig, Model)> {
-        let config = CheckpointConfig::from_json(self.config).with_context(|| format!("the {} checkpoint's config", self.name))?;
-        let model = checkpoint::model_from_bytes(&config.model, self.weights.to_vec(), device)
+        let Some((config, weights)) = self.files else {
+            return self.load_from_disk(device);
+        };
+        let config = CheckpointConfig::from_json(config).with_context(|| format!("the {} checkpoint's config", self.name))?;
+        let model = checkpoint::model_from_bytes(&config.model, weights.to_vec(), device)
             .with_context(|| format!("the {} checkpoint's weights", self.name))?;
         Ok((config, model))
+    }
+
+    /// A build without the compiled-in checkpoints reads them from `checkpoints/<dir>`.
+    fn load_from_disk(&self, device: &Device) -> Result<(CheckpointConfig, Model)> {
+        let relative = Path::new("checkpoints").join(self.dir);
+        let beside_exe = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(&relative)));
+        let found = std::iter::once(relative.clone()).chain(beside_exe).find(|dir| dir.join(checkpoint::CONFIG_FILE).is_file());
+        let Some(dir) = found else {
+            anyhow::bail!(
+                "this build has no compiled-in models (it was built without the `shipped` feature), and no {} was found \
+                 here or beside the program: pass --checkpoint DIR, or copy the checkpoints folder beside it",
+                relative.display()
+            );
+        };
+        checkpoint::load(&dir, device)
     }
 }
 

@@ -81,12 +81,20 @@ pub fn probability(logits: &[f32], token: u32) -> f32 {
     (logits[token as usize] - max).exp() / total
 }
 
+/// The resolution at which positions are ranked. Finer differences are float noise, and that noise
+/// differs between backends (a GPU sums in another order than the CPU): the positions of a window
+/// that is all masks differ by about 1e-6 in confidence, and ranked exactly they came out in
+/// another order on wgpu than on flex, so the same seed wrote another text. Within it, positions
+/// tie and the leftmost goes first.
+const RANKING_RESOLUTION: f32 = 1.0 / 65536.0;
+
 /// Chooses which proposals to commit this step: always at least one.
 pub fn select(proposals: &[Proposal], options: &DecodeOptions, steps_done: usize, rng: &mut impl Rng) -> Vec<Proposal> {
     let mut order = proposals.to_vec();
     let by = |order: &mut Vec<Proposal>, key: fn(&Proposal) -> f32| {
-        // Most first; ties go to the leftmost position.
-        order.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.position.cmp(&b.position)));
+        // Most first, at `RANKING_RESOLUTION`; ties go to the leftmost position.
+        let rank = |p: &Proposal| (key(p) / RANKING_RESOLUTION).round();
+        order.sort_by(|a, b| rank(b).total_cmp(&rank(a)).then(a.position.cmp(&b.position)));
     };
     let count = |order: &[Proposal], ok: &dyn Fn(&Proposal) -> bool| order.iter().filter(|p| ok(p)).count();
     let evenly = |steps: usize| proposals.len().div_ceil(steps.saturating_sub(steps_done).max(1));
