@@ -131,9 +131,11 @@ impl WatchState {
         self.committed = cells;
     }
 
-    /// Cells before the window on screen, from earlier blocks and jobs.
+    /// Cells before the window on screen, from earlier blocks and jobs; with no window on screen,
+    /// every committed cell (a prompt with nothing left to fill, such as one whose only elastic
+    /// gap closed, finishes without a single frame).
     pub fn history(&self) -> &[Cell] {
-        let offset = self.frame().map_or(0, |f| f.offset);
+        let offset = self.frame().map_or(self.committed.len(), |f| f.offset);
         &self.committed[..offset.min(self.committed.len())]
     }
 
@@ -216,6 +218,17 @@ mod tests {
             remasked_now: vec![],
             elapsed: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn a_job_with_nothing_to_fill_shows_its_text_without_frames() {
+        let mut w = WatchState::default();
+        let cells: Vec<Cell> = [3, 4, 5].iter().map(|&token| Cell { token, confidence: 1.0, prompt: true }).collect();
+        w.start_job(1, vec![3, 4, 5], 3, cells.clone());
+        assert_eq!(w.history(), cells.as_slice(), "the prompt shows while the worker runs");
+        w.finish(1, cells.clone());
+        assert!(w.frame().is_none());
+        assert_eq!(w.history(), cells.as_slice());
     }
 
     #[test]
