@@ -2,6 +2,8 @@
 
 use anyhow::{Result, bail};
 use burn::prelude::Device;
+#[cfg(feature = "wgpu")]
+use burn::tensor::wgpu::WgpuBackend;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Backend {
@@ -53,9 +55,9 @@ const ADAPTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// is installed, wgpu falls back to Mesa's OpenGL, and Burn's kernels deadlocked there in the
 /// first matrix product (seen with Mesa 22.3).
 #[cfg(all(feature = "wgpu", target_os = "macos"))]
-const GRAPHICS_APIS: [burn::tensor::wgpu::WgpuBackend; 1] = [burn::tensor::wgpu::WgpuBackend::Metal];
+const GRAPHICS_APIS: &[WgpuBackend] = &[WgpuBackend::Metal];
 #[cfg(all(feature = "wgpu", not(target_os = "macos")))]
-const GRAPHICS_APIS: [burn::tensor::wgpu::WgpuBackend; 2] = [burn::tensor::wgpu::WgpuBackend::Vulkan, burn::tensor::wgpu::WgpuBackend::Dx12];
+const GRAPHICS_APIS: &[WgpuBackend] = &[WgpuBackend::Vulkan, WgpuBackend::Dx12];
 
 /// The first adapter of `GRAPHICS_APIS`, brought up now: Burn's lazy device would otherwise fail
 /// inside its server thread on the first tensor, and leave the caller waiting for ever. Brought
@@ -71,7 +73,7 @@ fn init_wgpu() -> Result<Device> {
     let (send, receive) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut why = Vec::new();
-        for api in GRAPHICS_APIS {
+        for &api in GRAPHICS_APIS {
             match Device::wgpu_options().graphics_api(api).init() {
                 Ok(device) => {
                     let _ = send.send(Ok(device));
