@@ -17,6 +17,7 @@ mod bench;
 pub mod compare;
 mod interop;
 mod life;
+mod trace;
 mod train;
 pub use bench::{BenchArgs, BenchCommand, BenchDecodeArgs};
 pub use compare::CompareArgs;
@@ -197,14 +198,6 @@ fn run_tui(args: TuiArgs) -> Result<()> {
     crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), session)
 }
 
-/// One line of `--trace`: the frame plus its window as text, for readers without the vocabulary.
-#[derive(serde::Serialize)]
-struct TraceLine<'a> {
-    #[serde(flatten)]
-    frame: &'a crate::diffusion::Frame,
-    text: String,
-}
-
 fn run_generate(args: GenerateArgs) -> Result<()> {
     let options = args.decode;
     options.validate()?;
@@ -238,12 +231,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     if length < prompt.len() {
         bail!("--length {length} is shorter than the prompt ({} characters)", prompt.len());
     }
-    let mut trace = match &args.trace {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        None => None,
-    };
+    let mut trace = args.trace.as_deref().map(trace::Trace::create).transpose()?;
     let mut recorder = match &args.record {
         Some(path) => {
             let title = format!(
@@ -261,7 +249,6 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let denoiser = ModelDenoiser::new(model, device);
     let mut generation = crate::kind::generation(&denoiser, &prompt, length, args.overlap, options);
     let (mut steps, mut decoded, mut millis) = (0usize, 0usize, 0.0f64);
-    let mut trace_error = None;
     // A bar on stderr for long jobs (indicatif hides it when stderr is not a terminal).
     let to_fill = prompt.iter().filter(|&&t| t == MASK_ID).count() + (length - prompt.len());
     let bar = ProgressBar::new(to_fill as u64);
@@ -277,14 +264,8 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         decoded = decoded + frame.decoded_now.len() - frame.remasked_now.len();
         bar.set_position(decoded as u64);
         millis += frame.elapsed.as_secs_f64() * 1e3;
-        if let Some(w) = trace.as_mut()
-            && trace_error.is_none()
-        {
-            let text = ckpt.vocab.decode(&frame.tokens, args.mask_char);
-            let line = serde_json::to_string(&TraceLine { frame: &frame, text }).expect("frames serialise");
-            if let Err(e) = writeln!(w, "{line}") {
-                trace_error = Some(e);
-            }
+        if let Some(trace) = trace.as_mut() {
+            trace.write(&frame, &ckpt.vocab, args.mask_char);
         }
         if let Some(recorder) = recorder.as_mut() {
             recorder.frame(&frame)?;
@@ -296,11 +277,8 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
-    if let Some(e) = trace_error {
-        bail!("cannot write the trace: {e}");
-    }
-    if let Some(mut w) = trace {
-        w.flush().context("cannot write the trace")?;
+    if let Some(trace) = trace {
+        trace.finish()?;
     }
     writeln!(out, "{}", ckpt.vocab.decode(&generation.take_finished(), args.mask_char)).context("cannot write to stdout")?;
     if let Some(recorder) = recorder {

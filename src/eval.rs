@@ -82,7 +82,7 @@ pub fn generate_samples(model: &dyn Denoiser, options: DecodeOptions, chars: usi
             steps += 1;
             millis += f.elapsed.as_secs_f64() * 1e3;
         });
-        tokens.extend_from_slice(g.tokens());
+        tokens.extend(g.tokens());
         seed += 1;
     }
     let per_step = tokens.len() as f64 / steps.max(1) as f64;

@@ -76,13 +76,12 @@ impl ModelKind {
         }
     }
 
-    /// The stepper that decodes one window, `(tokens, prompt, confidence)` with MASK where a
-    /// character is to be written, of a model with `vocab_size` ids.
+    /// The stepper that decodes one window (masked where a character is to be written) of a model
+    /// with `vocab_size` ids.
     pub fn stepper(self, window: Window, options: DecodeOptions, vocab_size: usize, rng: &mut StdRng) -> Box<dyn Stepper> {
-        let (tokens, prompt, confidence) = window;
         match self {
-            ModelKind::Masked | ModelKind::Ar => Box::new(Sampler::resume(tokens, prompt, confidence, options)),
-            ModelKind::Uniform => Box::new(crate::uniform::UniformSampler::new(tokens, confidence, options, vocab_size, rng)),
+            ModelKind::Masked | ModelKind::Ar => Box::new(Sampler::resume(window, options)),
+            ModelKind::Uniform => Box::new(crate::uniform::UniformSampler::new(window, options, vocab_size, rng)),
         }
     }
 

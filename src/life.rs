@@ -2,7 +2,7 @@
 //! generation applies Conway's rules to a grid of live and dead cells laid over the text, masks the
 //! live cells and lets the model write them again from what surrounds them.
 
-use crate::diffusion::{DecodeOptions, Denoiser, Sampler};
+use crate::diffusion::{Cell, DecodeOptions, Denoiser, Sampler, cell};
 use crate::vocab::MASK_ID;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -31,9 +31,8 @@ pub fn conway(alive: &[bool], width: usize) -> Vec<bool> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Life {
     pub width: usize,
-    pub tokens: Vec<u32>,
-    /// The model's confidence in each character when it was last written (1.0 for the seed text).
-    pub confidence: Vec<f32>,
+    /// The seed text as given, then each character as the model last wrote it.
+    pub cells: Vec<Cell>,
     pub alive: Vec<bool>,
     pub generation: usize,
     /// Each generation's decoding draws from this seed, the generation and the window.
@@ -47,19 +46,23 @@ impl Life {
         let n = width * height;
         assert!(text.len() >= n && n > 0, "the seed text must fill the grid");
         let mut rng = StdRng::seed_from_u64(seed);
-        let tokens = text[..n].to_vec();
-        let alive = tokens.iter().map(|&t| (t + rng.random_range(0..256u32)) % 2 == 1).collect();
-        Life { width, tokens, confidence: vec![1.0; n], alive, generation: 0, seed }
+        let cells = cell::given(&text[..n]);
+        let alive = cells.iter().map(|c| (c.token + rng.random_range(0..256u32)) % 2 == 1).collect();
+        Life { width, cells, alive, generation: 0, seed }
     }
 
     pub fn height(&self) -> usize {
-        self.tokens.len() / self.width
+        self.cells.len() / self.width
+    }
+
+    pub fn tokens(&self) -> Vec<u32> {
+        cell::tokens(&self.cells)
     }
 
     /// The next generation's live cells, masked: what the model is about to rewrite.
     pub fn next_masked(&self) -> (Vec<bool>, Vec<u32>) {
         let alive = conway(&self.alive, self.width);
-        let masked = self.tokens.iter().zip(&alive).map(|(&t, &a)| if a { MASK_ID } else { t }).collect();
+        let masked = self.cells.iter().zip(&alive).map(|(c, &a)| if a { MASK_ID } else { c.token }).collect();
         (alive, masked)
     }
 
@@ -67,26 +70,22 @@ impl Life {
     /// window of its context (each window reads the characters around its cells).
     pub fn step(&mut self, model: &dyn Denoiser, options: DecodeOptions) {
         let (alive, mut tokens) = self.next_masked();
-        let mut confidence = self.confidence.clone();
         for chunk in (0..tokens.len()).step_by(model.context().max(1)) {
             let end = (chunk + model.context()).min(tokens.len());
             if !tokens[chunk..end].contains(&MASK_ID) {
                 continue;
             }
+            // Everything but the live cells reads as prompt: only they are written (and polished).
             let mut sampler = Sampler::new(tokens[chunk..end].to_vec(), options);
             let mut rng = StdRng::seed_from_u64(self.seed ^ ((self.generation as u64) << 32) ^ chunk as u64);
             while !sampler.is_done() {
                 sampler.step(model, &mut rng, 0, chunk);
             }
-            for (i, (&t, &c)) in sampler.tokens().iter().zip(sampler.confidence()).enumerate() {
-                if alive[chunk + i] {
-                    confidence[chunk + i] = c;
-                }
-                tokens[chunk + i] = t;
+            for (i, written) in sampler.cells().iter().enumerate().filter(|&(i, _)| alive[chunk + i]) {
+                self.cells[chunk + i] = Cell { prompt: false, ..*written };
+                tokens[chunk + i] = written.token;
             }
         }
-        self.tokens = tokens;
-        self.confidence = confidence;
         self.alive = alive;
         self.generation += 1;
     }
@@ -96,7 +95,7 @@ impl Life {
 pub fn seed_text(model: &dyn Denoiser, n: usize, options: DecodeOptions) -> Vec<u32> {
     let mut generation = crate::kind::generation(model, &[], n, crate::diffusion::DEFAULT_OVERLAP, options);
     generation.run(model, |_| {});
-    generation.tokens().to_vec()
+    generation.tokens()
 }
 
 #[cfg(test)]
@@ -149,10 +148,11 @@ mod tests {
         let mut life = Life::new(&text, 5, 5, 3);
         let (alive, masked) = life.next_masked();
         assert_eq!(masked.iter().filter(|&&t| t == MASK_ID).count(), alive.iter().filter(|&&a| a).count());
-        let before = life.tokens.clone();
+        let before = life.tokens();
         life.step(&Sevens, DecodeOptions { temperature: 0.0, ..DecodeOptions::default() });
         for i in 0..25 {
-            assert_eq!(life.tokens[i], if alive[i] { 7 } else { before[i] }, "cell {i}");
+            assert_eq!(life.cells[i].token, if alive[i] { 7 } else { before[i] }, "cell {i}");
+            assert_eq!(life.cells[i].prompt, !alive[i], "cell {i}: the seed text stays given until written");
         }
         assert_eq!((life.alive.clone(), life.generation), (alive, 1));
     }

@@ -4,14 +4,14 @@
 //! character) or compute time. Lanes run one after another on the same machine, so their times
 //! are comparable.
 
-use crate::diffusion::{Denoiser, Frame, Generation};
+use crate::diffusion::{Cell, Denoiser, Frame, cell};
 
 use crate::kind::ModelDenoiser;
 use crate::diffusion::DecodeOptions;
 use crate::eval::{text_stats, words};
 use crate::judge::Judge;
 use crate::kind::ModelKind;
-use crate::vocab::{MASK_ID, Vocab};
+use crate::vocab::Vocab;
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -79,9 +79,8 @@ impl Clock {
 /// The whole output of a lane after one step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaneFrame {
-    pub tokens: Vec<u32>,
-    pub confidence: Vec<f32>,
-    pub prompt: Vec<bool>,
+    /// The whole output, masked past where any window has reached.
+    pub cells: Vec<Cell>,
     /// Positions (in the whole output) written by this step.
     pub decoded_now: Vec<usize>,
     /// Forward passes so far (one per step).
@@ -97,30 +96,20 @@ pub fn run_lane(model: &dyn Denoiser, prompt: &[u32], length: usize, options: De
     let mut compute = Duration::ZERO;
     let mut passes = 0;
     // Positions past the prompt exist once a window reaches them: show them masked from the start.
-    let pad = |v: &[u32]| -> Vec<u32> { v.iter().copied().chain(std::iter::repeat(MASK_ID)).take(length.max(v.len())).collect() };
-    let snapshot = |g: &Generation, decoded_now: Vec<usize>, passes, compute| {
-        let tokens = pad(g.tokens());
-        let n = tokens.len();
-        let extend = |v: &[f32]| v.iter().copied().chain(std::iter::repeat(0.0)).take(n).collect();
-        let prompt = g.prompt_mask().iter().copied().chain(std::iter::repeat(false)).take(n).collect();
-        LaneFrame { tokens, confidence: extend(g.confidence()), prompt, decoded_now, passes, compute }
-    };
-    if !on_frame(snapshot(&generation, Vec::new(), 0, compute)) {
+    let padded = |cells: &[Cell]| -> Vec<Cell> { cells.iter().copied().chain(std::iter::repeat(Cell::MASKED)).take(length.max(cells.len())).collect() };
+    let first = LaneFrame { cells: padded(generation.cells()), decoded_now: Vec::new(), passes, compute };
+    if !on_frame(first) {
         return;
     }
     while let Some(frame) = generation.step(model) {
-        let Frame { offset, decoded_now, elapsed, tokens, confidence, .. } = frame;
+        let Frame { offset, decoded_now, elapsed, cells, .. } = frame;
         passes += 1;
         compute += elapsed;
-        let mut shown = snapshot(&generation, decoded_now.iter().map(|&i| i + offset).collect(), passes, compute);
+        let mut shown = padded(generation.cells());
         // While a window is open, its latest state lives in the frame, not yet in the generation.
-        for (i, (&t, &c)) in tokens.iter().zip(&confidence).enumerate() {
-            if let Some(slot) = shown.tokens.get_mut(offset + i) {
-                *slot = t;
-                shown.confidence[offset + i] = c;
-            }
-        }
-        if !on_frame(shown) {
+        cell::merge(&mut shown, offset, &cells);
+        let decoded_now = decoded_now.iter().map(|&i| i + offset).collect();
+        if !on_frame(LaneFrame { cells: shown, decoded_now, passes, compute }) {
             return;
         }
     }
@@ -140,8 +129,8 @@ pub struct Score {
 
 /// The score of a finished lane whose last frame is `last`.
 pub fn score(last: &LaneFrame, vocab: &Vocab, judge: &Judge) -> Result<Score> {
-    let text = vocab.decode(&last.tokens, '_');
-    let written = last.prompt.iter().filter(|&&p| !p).count();
+    let text = vocab.decode(&cell::tokens(&last.cells), '_');
+    let written = last.cells.iter().filter(|c| !c.prompt).count();
     let secs = last.compute.as_secs_f64();
     Ok(Score {
         passes: last.passes,
@@ -173,7 +162,7 @@ mod tests {
         costs_ms
             .iter()
             .enumerate()
-            .map(|(passes, &ms)| LaneFrame { tokens: vec![], confidence: vec![], prompt: vec![], decoded_now: vec![], passes, compute: Duration::from_millis(ms) })
+            .map(|(passes, &ms)| LaneFrame { cells: vec![], decoded_now: vec![], passes, compute: Duration::from_millis(ms) })
             .collect()
     }
 

@@ -236,7 +236,7 @@ pub fn sample_text(model: &Model, vocab: &Vocab, length: usize, seed: u64, devic
     let options = DecodeOptions { seed, ..DecodeOptions::default() };
     let mut generation = crate::kind::generation(&denoiser, &[], length, DEFAULT_OVERLAP, options);
     generation.run(&denoiser, |_| {});
-    vocab.decode(generation.tokens(), DEFAULT_MASK_CHAR)
+    vocab.decode(&generation.tokens(), DEFAULT_MASK_CHAR)
 }
 
 pub struct TrainOutcome {

@@ -5,7 +5,7 @@
 
 use crate::diffusion::masking::{MaskSchedule, draw_rates};
 use crate::diffusion::rules;
-use crate::diffusion::{DecodeOptions, Denoiser, Frame, Stepper, Time};
+use crate::diffusion::{Cell, DecodeOptions, Denoiser, Frame, Stepper, Time, cell};
 use crate::data::Batch;
 use crate::vocab::MASK_ID;
 use rand::rngs::StdRng;
@@ -38,8 +38,8 @@ pub fn corrupted_batch(windows: &[Vec<u32>], schedule: MaskSchedule, vocab_size:
 /// Decodes one window of a uniform model: the positions to write start as random characters,
 /// and every step resamples each of them from the model's prediction, for `--steps` steps.
 pub struct UniformSampler {
-    tokens: Vec<u32>,
-    confidence: Vec<f32>,
+    /// Every cell this window writes is unmasked from the start (and none is prompt).
+    cells: Vec<Cell>,
     /// The positions this window writes (the others are prompt or earlier text).
     writable: Vec<usize>,
     step: usize,
@@ -47,32 +47,17 @@ pub struct UniformSampler {
 }
 
 impl UniformSampler {
-    /// `tokens` holds MASK where a character is to be written.
-    pub fn new(mut tokens: Vec<u32>, mut confidence: Vec<f32>, options: DecodeOptions, vocab_size: usize, rng: &mut impl Rng) -> Self {
-        let writable: Vec<usize> = (0..tokens.len()).filter(|&i| tokens[i] == MASK_ID).collect();
+    /// `cells` are masked where a character is to be written.
+    pub fn new(mut cells: Vec<Cell>, options: DecodeOptions, vocab_size: usize, rng: &mut impl Rng) -> Self {
+        let writable: Vec<usize> = (0..cells.len()).filter(|&i| cells[i].is_masked()).collect();
         for &i in &writable {
-            tokens[i] = random_char(vocab_size, rng);
-            confidence[i] = 0.0;
+            cells[i].write(random_char(vocab_size, rng), 0.0);
         }
-        UniformSampler { tokens, confidence, writable, step: 0, options }
+        UniformSampler { cells, writable, step: 0, options }
     }
 
     fn frame(&self, block: usize, offset: usize, changed: Vec<usize>, elapsed: Duration) -> Frame {
-        let n = self.tokens.len();
-        let mut prompt = vec![true; n];
-        self.writable.iter().for_each(|&i| prompt[i] = false);
-        Frame {
-            block,
-            step: self.step,
-            offset,
-            tokens: self.tokens.clone(),
-            masked: vec![false; n],
-            prompt,
-            confidence: self.confidence.clone(),
-            decoded_now: changed,
-            remasked_now: Vec::new(),
-            elapsed,
-        }
+        Frame { block, step: self.step, offset, cells: self.cells.clone(), decoded_now: changed, remasked_now: Vec::new(), elapsed }
     }
 }
 
@@ -84,18 +69,19 @@ impl Stepper for UniformSampler {
         let start = Instant::now();
         let time = Time::MaskRate(1.0 - self.step as f32 / self.options.steps.max(1) as f32);
         let vocab = model.vocab_size();
-        let logits = model.logits(&self.tokens, time, &self.writable);
+        let logits = model.logits(&cell::tokens(&self.cells), time, &self.writable);
         assert_eq!(logits.len(), self.writable.len() * vocab, "denoiser returned logits of the wrong size");
         let mut changed = Vec::new();
+        self.step += 1;
         for (&i, row) in self.writable.iter().zip(logits.chunks_exact(vocab)) {
             let p = rules::propose(i, row, &self.options, rng);
-            if p.token != self.tokens[i] {
+            let cell = &mut self.cells[i];
+            if p.token != cell.token {
                 changed.push(i);
             }
-            self.tokens[i] = p.token;
-            self.confidence[i] = p.confidence;
+            cell.write(p.token, p.confidence);
+            cell.belief = Some(p.belief(self.step));
         }
-        self.step += 1;
         self.frame(block, offset, changed, start.elapsed())
     }
 
@@ -103,12 +89,8 @@ impl Stepper for UniformSampler {
         self.writable.is_empty() || self.step >= self.options.steps.max(1)
     }
 
-    fn tokens(&self) -> &[u32] {
-        &self.tokens
-    }
-
-    fn confidence(&self) -> &[f32] {
-        &self.confidence
+    fn cells(&self) -> &[Cell] {
+        &self.cells
     }
 
     fn initial_frame(&self, block: usize, offset: usize) -> Frame {
@@ -155,19 +137,20 @@ mod tests {
     #[test]
     fn the_sampler_starts_from_noise_resamples_only_what_it_writes_for_its_steps() {
         let mut rng = StdRng::seed_from_u64(1);
-        let tokens = vec![5, MASK_ID, MASK_ID, 6, MASK_ID];
+        let cells = cell::given(&[5, MASK_ID, MASK_ID, 6, MASK_ID]);
         let options = DecodeOptions { steps: 4, temperature: 0.0, ..DecodeOptions::default() };
-        let mut s = UniformSampler::new(tokens, vec![1.0, 0.0, 0.0, 1.0, 0.0], options, 8, &mut rng);
+        let mut s = UniformSampler::new(cells, options, 8, &mut rng);
         let start = s.initial_frame(0, 0);
-        assert!(start.tokens.iter().all(|&t| t != MASK_ID), "noise, not masks: {:?}", start.tokens);
-        assert_eq!(start.prompt, vec![true, false, false, true, false]);
+        assert_eq!(start.masked(), 0, "noise, not masks: {:?}", start.tokens());
+        assert_eq!(start.cells.iter().map(|c| c.prompt).collect::<Vec<_>>(), vec![true, false, false, true, false]);
         let mut frames = Vec::new();
         while !s.is_done() {
             frames.push(s.step(&Threes, &mut rng, 0, 0));
         }
         assert_eq!(frames.len(), 4);
-        assert_eq!(s.tokens(), &[5, 3, 3, 6, 3]);
-        let changed_first: Vec<usize> = [1, 2, 4].into_iter().filter(|&i| start.tokens[i] != 3).collect();
+        assert_eq!(cell::tokens(s.cells()), vec![5, 3, 3, 6, 3]);
+        assert!(s.cells()[1].belief.is_some_and(|b| b.top[0].0 == 3 && b.step == 4), "each step's belief is kept");
+        let changed_first: Vec<usize> = [1, 2, 4].into_iter().filter(|&i| start.cells[i].token != 3).collect();
         assert_eq!(frames[0].decoded_now, changed_first, "the first step marks what it changed");
         assert!(frames[1..].iter().all(|f| f.decoded_now.is_empty()), "nothing changes once settled");
     }

@@ -79,8 +79,8 @@ fn an_autoregressive_generation_writes_one_character_per_step_left_to_right() {
     while let Some(frame) = generation.step(&denoiser) {
         assert_eq!(frame.decoded_now.len(), 1, "one character per step");
         let i = frame.decoded_now[0];
-        assert!(frame.masked[..i].iter().all(|&m| !m), "everything left of the new character is written");
-        assert!(frame.confidence[i] > 0.0 && frame.confidence[i] <= 1.0);
+        assert!(frame.cells[..i].iter().all(|c| !c.is_masked()), "everything left of the new character is written");
+        assert!(frame.cells[i].confidence > 0.0 && frame.cells[i].confidence <= 1.0);
         written.push(frame.offset + i);
     }
     assert_eq!(written, (3..150).collect::<Vec<_>>());

@@ -95,6 +95,41 @@ fn trace_writes_one_json_line_per_step() {
 }
 
 #[test]
+fn trace_carries_each_positions_belief_and_greedy_draws_match_their_top_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let o = run(&["generate", "--prompt", "ROMEO:", "--length", "48", "--temperature", "0", "--trace", trace.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let (mut drawn, mut looked) = (0, 0);
+    for line in text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()) {
+        let (top, entropy) = (line["top"].as_array().unwrap(), line["entropy"].as_array().unwrap());
+        assert_eq!(top.len(), 48, "one entry per position of the window");
+        assert_eq!(entropy.len(), 48);
+        for i in 0..48 {
+            let prompt = line["prompt"][i].as_bool().unwrap();
+            assert_eq!(top[i].is_null(), entropy[i].is_null());
+            assert!(!prompt || top[i].is_null(), "the model is not asked about the prompt");
+            let Some(candidates) = top[i].as_array() else { continue };
+            let p: Vec<f64> = candidates.iter().map(|c| c[1].as_f64().unwrap()).collect();
+            assert!(p.len() <= 5 && !p.is_empty() && p.windows(2).all(|w| w[0] >= w[1]), "{p:?}");
+            assert!(p.iter().sum::<f64>() <= 1.0 + 1e-6);
+            assert!(entropy[i].as_f64().unwrap() >= 0.0);
+        }
+        looked += line["looked_now"].as_array().unwrap().len();
+        for i in line["decoded_now"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as usize) {
+            // Polish passes rewrite to the likeliest too, so every drawn character is the top one.
+            let best = &top[i][0];
+            let written = line["text"].as_str().unwrap().chars().nth(i).unwrap();
+            assert_eq!(best[0].as_str().unwrap().chars().next().unwrap(), written, "step {}: position {i}", line["step"]);
+            assert!((best[1].as_f64().unwrap() - line["confidence"][i].as_f64().unwrap()).abs() < 1e-6);
+            drawn += 1;
+        }
+    }
+    assert!(drawn >= 42 && looked >= drawn, "{drawn} drawn, {looked} looked at");
+}
+
+#[test]
 fn train_in_an_empty_directory_uses_the_built_in_corpus_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))

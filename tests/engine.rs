@@ -431,7 +431,7 @@ fn trained_model_infills_only_the_gaps() {
     let options = DecodeOptions { strategy: Strategy::Steps, steps: 4, ..DecodeOptions::default() };
     let mut g = Generation::new(&prompt, prompt.len(), ck.model.context, 16, options);
     g.run(&d, |_| {});
-    let text = ck.vocab.decode(g.tokens(), '_');
+    let text = ck.vocab.decode(&g.tokens(), '_');
     assert_eq!(text.chars().count(), prompt.len());
     assert!(!text.contains('_'));
     for (i, (a, b)) in "ROMEO:\nI ____ thee, ___ lady.".chars().zip(text.chars()).enumerate() {
@@ -454,6 +454,6 @@ fn any_utf8_text_trains_and_generates() {
     let d = ModelDenoiser::new(model, Device::flex());
     let mut g = Generation::new(&prompt, 4, ck.model.context, 16, DecodeOptions::default());
     g.run(&d, |_| {});
-    let text = ck.vocab.decode(g.tokens(), '_');
+    let text = ck.vocab.decode(&g.tokens(), '_');
     assert!(text.starts_with("日本") && text.chars().count() == 4 && !text.contains('_'), "{text}");
 }

@@ -383,7 +383,7 @@ fn the_python_samplers_decode_the_same_characters_step_by_step() {
         let denoiser = ModelDenoiser::new(model, Device::flex());
         let mut generation = Generation::new(&prompt, length, config.model.context, 16, options);
         let mut ours = Vec::new();
-        generation.run(&denoiser, |frame| ours.push(frame.tokens.clone()));
+        generation.run(&denoiser, |frame| ours.push(frame.tokens()));
         let theirs: Vec<Vec<u32>> = case["steps"].as_array().unwrap().iter().map(ids).collect();
         assert_eq!(ours.len(), theirs.len(), "{name}: step count");
         for (step, (a, b)) in ours.iter().zip(&theirs).enumerate() {

@@ -121,7 +121,7 @@ impl DecodeBench<'_> {
             generation.run(self.denoiser, |_| steps += 1);
             seconds += start.elapsed().as_secs_f64();
             characters += generation.tokens().len();
-            let text = self.vocab.decode(generation.tokens(), DEFAULT_MASK_CHAR);
+            let text = self.vocab.decode(&generation.tokens(), DEFAULT_MASK_CHAR);
             stats.push(text_stats(&text, self.dictionary));
             nll += self.judge.nll(&text)? / self.seeds.len() as f64;
             if sample.is_empty() {

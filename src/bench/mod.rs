@@ -10,7 +10,7 @@ use crate::checkpoint::CheckpointConfig;
 use crate::diffusion::masking::MaskSchedule;
 use crate::fused::Matmul;
 use crate::kind::ModelKind;
-use crate::diffusion::{DecodeOptions, Denoiser, Frame, Generation};
+use crate::diffusion::{Cell, DecodeOptions, Denoiser, Frame, Generation};
 use crate::kind::ModelDenoiser;
 use crate::model::{ModelConfig, Preset};
 use crate::train::train_step;
@@ -218,14 +218,16 @@ fn render_row() -> Row {
     let config = CheckpointConfig::new(Preset::Small.config(vocab.size()), vocab.clone());
     let tokens = vocab.encode(&text).expect("own text");
     let n = tokens.len();
+    let cell = |i: usize| match i {
+        _ if i % 3 == 0 => Cell::MASKED,
+        _ if i < 6 => Cell::given(tokens[i]),
+        _ => Cell { token: tokens[i], confidence: (i % 10) as f32 / 10.0, prompt: false, belief: None },
+    };
     let frame = Frame {
         block: 0,
         step: 3,
         offset: 0,
-        tokens: tokens.iter().enumerate().map(|(i, &t)| if i % 3 == 0 { MASK_ID } else { t }).collect(),
-        masked: (0..n).map(|i| i % 3 == 0).collect(),
-        prompt: (0..n).map(|i| i < 6).collect(),
-        confidence: (0..n).map(|i| (i % 10) as f32 / 10.0).collect(),
+        cells: (0..n).map(cell).collect(),
         decoded_now: (1..n).step_by(17).collect(),
         remasked_now: vec![],
         elapsed: Duration::from_millis(10),

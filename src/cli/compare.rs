@@ -73,7 +73,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
             true
         });
         let last = last.expect("a lane reports its initial state");
-        println!("── {} ──\n{}\n", e.title, e.config.vocab.decode(&last.tokens, DEFAULT_MASK_CHAR));
+        println!("── {} ──\n{}\n", e.title, e.config.vocab.decode(&crate::diffusion::cell::tokens(&last.cells), DEFAULT_MASK_CHAR));
         rows.push((e.title.clone(), race::score(&last, &e.config.vocab, &judge)?));
     }
     println!("{:<44}{:>8}{:>10}{:>10}{:>11}{:>10}", "lane", "passes", "ms", "chars/s", "judge NLL", "distinct");

@@ -1,9 +1,9 @@
 //! Text of any length, window after window: `Generation` runs a model kind's `Stepper` over
 //! each block in turn, each window conditioned on the tail of the one before.
 
+use super::cell::{self, Cell, Frame};
 use super::decode::DecodeOptions;
-use super::sampler::{Cell, Denoiser, Frame, Sampler};
-use crate::vocab::MASK_ID;
+use super::sampler::{Denoiser, Sampler};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -13,8 +13,8 @@ pub trait Stepper: Send {
     /// One step; a frame with nothing written once done.
     fn step(&mut self, model: &dyn Denoiser, rng: &mut StdRng, block: usize, offset: usize) -> Frame;
     fn is_done(&self) -> bool;
-    fn tokens(&self) -> &[u32];
-    fn confidence(&self) -> &[f32];
+    /// The window as it stands.
+    fn cells(&self) -> &[Cell];
     /// The frame before any step.
     fn initial_frame(&self, block: usize, offset: usize) -> Frame;
 }
@@ -28,12 +28,8 @@ impl Stepper for Sampler {
         Sampler::is_done(self)
     }
 
-    fn tokens(&self) -> &[u32] {
-        Sampler::tokens(self)
-    }
-
-    fn confidence(&self) -> &[f32] {
-        Sampler::confidence(self)
+    fn cells(&self) -> &[Cell] {
+        Sampler::cells(self)
     }
 
     fn initial_frame(&self, block: usize, offset: usize) -> Frame {
@@ -41,9 +37,8 @@ impl Stepper for Sampler {
     }
 }
 
-/// One window to decode: its ids (MASK where a character is to be written), which of them the
-/// user gave, and the confidence of those already written.
-pub type Window = (Vec<u32>, Vec<bool>, Vec<f32>);
+/// One window to decode: its cells, masked where a character is to be written.
+pub type Window = Vec<Cell>;
 
 /// Makes the stepper that decodes a window (the model kind's choice: `kind::generation`).
 pub type NewStepper = Box<dyn FnMut(Window, &mut StdRng) -> Box<dyn Stepper> + Send>;
@@ -62,9 +57,7 @@ pub const DEFAULT_OVERLAP: usize = 16;
 /// them, and `take_finished` hands over (and forgets) the text no later window can read.
 pub struct Generation {
     /// The output from position `origin` on, as far as any window has reached.
-    buffer: Vec<u32>,
-    prompt: Vec<bool>,
-    confidence: Vec<f32>,
+    cells: Vec<Cell>,
     origin: usize,
     length: usize,
     context: usize,
@@ -79,18 +72,13 @@ pub struct Generation {
 
 impl Generation {
     pub fn new(prompt: &[u32], length: usize, context: usize, overlap: usize, options: DecodeOptions) -> Self {
-        let buffer = prompt.to_vec();
-        let prompt: Vec<bool> = buffer.iter().map(|&t| t != MASK_ID).collect();
-        let confidence = prompt.iter().map(|&p| if p { 1.0 } else { 0.0 }).collect();
         Generation {
-            length: length.max(buffer.len()),
-            buffer,
-            prompt,
-            confidence,
+            length: length.max(prompt.len()),
+            cells: cell::given(prompt),
             origin: 0,
             context: context.max(1),
             overlap: overlap.min(context.saturating_sub(1)),
-            new_stepper: Box::new(move |(tokens, prompt, confidence), _| Box::new(Sampler::resume(tokens, prompt, confidence, options))),
+            new_stepper: Box::new(move |window, _| Box::new(Sampler::resume(window, options))),
             rng: StdRng::seed_from_u64(options.seed),
             block: 0,
             current: None,
@@ -104,21 +92,13 @@ impl Generation {
 
     /// The output from the first position not yet taken by `take_finished` (all of it, if never
     /// called), as far as windows have reached: the whole output once `is_done`.
-    pub fn tokens(&self) -> &[u32] {
-        &self.buffer
+    pub fn tokens(&self) -> Vec<u32> {
+        cell::tokens(&self.cells)
     }
 
-    pub fn prompt_mask(&self) -> &[bool] {
-        &self.prompt
-    }
-
-    pub fn confidence(&self) -> &[f32] {
-        &self.confidence
-    }
-
-    /// `tokens()` with their confidence and prompt flags.
-    pub fn cells(&self) -> Vec<Cell> {
-        (0..self.buffer.len()).map(|i| Cell { token: self.buffer[i], confidence: self.confidence[i], prompt: self.prompt[i] }).collect()
+    /// `tokens()` with their confidence, prompt flags and beliefs.
+    pub fn cells(&self) -> &[Cell] {
+        &self.cells
     }
 
     pub fn is_done(&self) -> bool {
@@ -128,8 +108,8 @@ impl Generation {
     /// The window the next block will use (positions in the whole output), if any position is
     /// still masked.
     fn next_window(&self) -> Option<(usize, usize)> {
-        let reached = self.origin + self.buffer.len();
-        let first = match self.buffer.iter().position(|&t| t == MASK_ID) {
+        let reached = self.origin + self.cells.len();
+        let first = match self.cells.iter().position(Cell::is_masked) {
             Some(i) => self.origin + i,
             None if reached < self.length => reached,
             None => return None,
@@ -142,10 +122,8 @@ impl Generation {
 
     /// Creates the positions up to `end` (masked, not prompt).
     fn reach(&mut self, end: usize) {
-        let n = end.saturating_sub(self.origin + self.buffer.len());
-        self.buffer.extend(std::iter::repeat_n(MASK_ID, n));
-        self.prompt.extend(std::iter::repeat_n(false, n));
-        self.confidence.extend(std::iter::repeat_n(0.0, n));
+        let n = end.saturating_sub(self.origin + self.cells.len());
+        self.cells.extend(std::iter::repeat_n(Cell::MASKED, n));
     }
 
     /// Hands over the text that is final and that no later window reads (between blocks; while
@@ -154,13 +132,11 @@ impl Generation {
         let keep_from = match (&self.current, self.next_window()) {
             (Some((start, _)), _) => *start,
             (None, Some((start, _))) => start,
-            (None, None) => self.origin + self.buffer.len(),
+            (None, None) => self.origin + self.cells.len(),
         };
         let n = keep_from - self.origin;
         self.origin = keep_from;
-        self.prompt.drain(..n);
-        self.confidence.drain(..n);
-        self.buffer.drain(..n).collect()
+        self.cells.drain(..n).map(|c| c.token).collect()
     }
 
     /// Opens the next block, if none is open and any position is still masked, and returns its
@@ -171,8 +147,7 @@ impl Generation {
         }
         let (start, end) = self.next_window()?;
         self.reach(end);
-        let (a, b) = (start - self.origin, end - self.origin);
-        let window = (self.buffer[a..b].to_vec(), self.prompt[a..b].to_vec(), self.confidence[a..b].to_vec());
+        let window = self.cells[start - self.origin..end - self.origin].to_vec();
         let sampler = (self.new_stepper)(window, &mut self.rng);
         let frame = sampler.initial_frame(self.block, start);
         self.current = Some((start, sampler));
@@ -188,9 +163,7 @@ impl Generation {
         let offset = *offset;
         let frame = sampler.step(model, &mut self.rng, self.block, offset);
         if sampler.is_done() {
-            let (a, n) = (offset - self.origin, sampler.tokens().len());
-            self.buffer[a..a + n].copy_from_slice(sampler.tokens());
-            self.confidence[a..a + n].copy_from_slice(sampler.confidence());
+            cell::merge(&mut self.cells, offset - self.origin, sampler.cells());
             self.current = None;
             self.block += 1;
         }

@@ -1,5 +1,6 @@
 //! Masked diffusion: the noising process used in training and the samplers that reverse it.
 
+pub mod cell;
 pub mod decode;
 pub mod generation;
 pub mod masking;
@@ -11,5 +12,6 @@ mod sampler_tests;
 
 pub use decode::{DecodeOptions, Remask, Strategy, Timestep};
 pub use generation::{DEFAULT_OVERLAP, Generation, NewStepper, Stepper, Window};
-pub use sampler::{Cell, Denoiser, Frame, Sampler, Time};
+pub use cell::{Belief, Cell, Frame};
+pub use sampler::{Denoiser, Sampler, Time};
 

@@ -1,6 +1,7 @@
 //! One denoising step's decisions: a proposed character for each candidate position (with the
 //! statistics every rule reads), then which of them the step commits.
 
+use super::cell::{Belief, TOP_CANDIDATES};
 use super::decode::{DecodeOptions, Strategy};
 use crate::vocab::MASK_ID;
 use rand::{Rng, RngExt};
@@ -20,20 +21,62 @@ pub struct Proposal {
     pub entropy: f32,
     /// Summed probability of the `top_k` likeliest characters (the Python v2 confidence).
     pub topk_sum: f32,
+    /// The likeliest characters with their probabilities: what the inspector shows.
+    pub top: [(u32, f32); TOP_CANDIDATES],
+}
+
+impl Proposal {
+    /// What the model believed about the position, at `step`.
+    pub fn belief(&self, step: usize) -> Belief {
+        Belief { top: self.top, entropy: self.entropy, step: step as u32 }
+    }
+}
+
+/// A position's distribution as the rules read it: the characters (never the mask) likeliest
+/// first, each with its weight under the temperature, and the weights' total with the mask's.
+struct Distribution {
+    order: Vec<usize>,
+    weights: Vec<f32>,
+    mask_weight: f32,
+    /// Every weight's sum, the mask's included: probabilities are weights over it.
+    all: f32,
+}
+
+impl Distribution {
+    fn new(logits: &[f32], temperature: f32) -> Self {
+        let mut order: Vec<usize> = (0..logits.len()).filter(|&v| v != MASK_ID as usize).collect();
+        order.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        // The largest logit, the mask's included, keeps every exponent ≤ 0.
+        let max = logits[order[0]].max(logits[MASK_ID as usize]);
+        let weights: Vec<f32> = order.iter().map(|&v| ((logits[v] - max) / temperature).exp()).collect();
+        // Probabilities under the whole softmax, the mask id included (as the Python project
+        // computes them), though the mask itself is never proposed.
+        let mask_weight = ((logits[MASK_ID as usize] - max) / temperature).exp();
+        let all = weights.iter().sum::<f32>() + mask_weight;
+        Distribution { order, weights, mask_weight, all }
+    }
+
+    /// The probability of the `i`-th likeliest character.
+    fn p(&self, i: usize) -> f32 {
+        self.weights.get(i).map_or(0.0, |w| w / self.all)
+    }
+
+    fn entropy(&self) -> f32 {
+        self.weights.iter().chain([&self.mask_weight]).map(|&w| w / self.all).filter(|&q| q > 0.0).map(|q| -q * q.ln()).sum()
+    }
+
+    fn top(&self) -> [(u32, f32); TOP_CANDIDATES] {
+        std::array::from_fn(|i| (self.order.get(i).map_or(MASK_ID, |&v| v as u32), self.p(i)))
+    }
 }
 
 /// Picks a character for one position from its logits and measures the distribution.
 pub fn propose(position: usize, logits: &[f32], options: &DecodeOptions, rng: &mut impl Rng) -> Proposal {
-    // Never propose MASK itself.
-    let mut order: Vec<usize> = (0..logits.len()).filter(|&v| v != MASK_ID as usize).collect();
-    order.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
     let greedy = options.temperature <= 0.0;
-    let temperature = if greedy { 1.0 } else { options.temperature };
-    // The largest logit, the mask's included, keeps every exponent ≤ 0.
-    let max = logits[order[0]].max(logits[MASK_ID as usize]);
-    let weights: Vec<f32> = order.iter().map(|&v| ((logits[v] - max) / temperature).exp()).collect();
+    let d = Distribution::new(logits, if greedy { 1.0 } else { options.temperature });
+    let weights = &d.weights;
     let total: f32 = weights.iter().sum();
-    let mut candidates = if options.top_k > 0 && !greedy { options.top_k.min(order.len()) } else { order.len() };
+    let mut candidates = if options.top_k > 0 && !greedy { options.top_k.min(weights.len()) } else { weights.len() };
     if options.top_p < 1.0 && !greedy {
         // The fewest likeliest characters whose share of the whole distribution reaches top-p.
         let target = options.top_p * total;
@@ -58,20 +101,22 @@ pub fn propose(position: usize, logits: &[f32], options: &DecodeOptions, rng: &m
             })
             .unwrap_or(candidates - 1)
     };
-    // Probabilities under the whole softmax, the mask id included (as the Python project
-    // computes them), though the mask itself is never proposed.
-    let mask_weight = ((logits[MASK_ID as usize] - max) / temperature).exp();
-    let all = total + mask_weight;
-    let p = |i: usize| weights[i] / all;
-    let entropy = weights.iter().chain([&mask_weight]).map(|&w| w / all).filter(|&q| q > 0.0).map(|q| -q * q.ln()).sum();
     Proposal {
         position,
-        token: order[pick] as u32,
-        confidence: p(pick),
-        margin: p(0) - if order.len() > 1 { p(1) } else { 0.0 },
-        entropy,
-        topk_sum: weights[..options.top_k.clamp(1, order.len())].iter().sum::<f32>() / all,
+        token: d.order[pick] as u32,
+        confidence: d.p(pick),
+        margin: d.p(0) - d.p(1),
+        entropy: d.entropy(),
+        topk_sum: weights[..options.top_k.clamp(1, weights.len())].iter().sum::<f32>() / d.all,
+        top: d.top(),
     }
+}
+
+/// What the model believes about a position whose logits are `logits`, at `step`, under
+/// `temperature` as `propose` reads it (0 reads as 1): a look that draws nothing.
+pub fn belief(logits: &[f32], temperature: f32, step: usize) -> Belief {
+    let d = Distribution::new(logits, if temperature <= 0.0 { 1.0 } else { temperature });
+    Belief { top: d.top(), entropy: d.entropy(), step: step as u32 }
 }
 
 /// The probability the model gives `token` (temperature 1, the whole softmax, as proposals).
@@ -174,7 +219,7 @@ mod tests {
     }
 
     fn proposal(position: usize, confidence: f32, entropy: f32) -> Proposal {
-        Proposal { position, token: 1, confidence, margin: confidence / 2.0, entropy, topk_sum: confidence }
+        Proposal { position, token: 1, confidence, margin: confidence / 2.0, entropy, topk_sum: confidence, top: [(1, confidence); TOP_CANDIDATES] }
     }
 
     fn committed(proposals: &[Proposal], options: DecodeOptions) -> Vec<usize> {

@@ -4,12 +4,12 @@
 //! character (and its confidence) for each, then commits some of them according to the
 //! strategy. Committed characters never change again, nor do prompt characters.
 
+use super::cell::{self, Cell, Frame};
 use super::decode::{CACHE_WINDOW_SPANS, DecodeOptions, POLISH_STRIDE, Remask, Timestep};
 use super::rules::{self, Proposal};
 use crate::model::ModelKind;
 use crate::vocab::MASK_ID;
 use rand::{Rng, RngExt};
-use serde::Serialize;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -45,55 +45,9 @@ pub trait Denoiser {
     }
 }
 
-/// One character of the output as a viewer draws it: what it is, how sure the model was when it
-/// wrote it (1.0 for the prompt, 0.0 while masked), and whether the user gave it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cell {
-    pub token: u32,
-    pub confidence: f32,
-    pub prompt: bool,
-}
-
-/// Everything a viewer needs to draw one step of one window, and a test needs to check it.
-/// (Parallel arrays rather than `Cell`s, as `--trace` writes them: one JSON array per field.)
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Frame {
-    /// Which block of a long generation (0-based).
-    pub block: usize,
-    /// Step within the block, from 1.
-    pub step: usize,
-    /// Position of the window's first character in the whole output.
-    pub offset: usize,
-    pub tokens: Vec<u32>,
-    pub masked: Vec<bool>,
-    /// Characters given by the user (never changed by the sampler).
-    pub prompt: Vec<bool>,
-    /// Confidence with which each position was committed (1.0 for prompt, 0.0 while masked).
-    pub confidence: Vec<f32>,
-    /// Positions (within the window) committed in this step.
-    pub decoded_now: Vec<usize>,
-    /// Positions whose character this step took back (masked again), with `--remask`.
-    pub remasked_now: Vec<usize>,
-    #[serde(serialize_with = "ser_millis")]
-    pub elapsed: Duration,
-}
-
-impl Frame {
-    /// The window's character at `i`.
-    pub fn cell(&self, i: usize) -> Cell {
-        Cell { token: self.tokens[i], confidence: self.confidence[i], prompt: self.prompt[i] }
-    }
-}
-
-fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1e3)
-}
-
 /// Denoises one window until no position is masked (nor, with `--remask`, awaits its check).
 pub struct Sampler {
-    tokens: Vec<u32>,
-    prompt: Vec<bool>,
-    confidence: Vec<f32>,
+    cells: Vec<Cell>,
     /// Committed characters the next step checks in their full context (`--remask`).
     provisional: Vec<bool>,
     /// Whether each position has been masked again once already (it is then final when next committed).
@@ -116,30 +70,32 @@ const MIN_LANE: usize = 32;
 impl Sampler {
     /// `tokens` holds MASK where a character is to be generated; everything else is prompt.
     pub fn new(tokens: Vec<u32>, options: DecodeOptions) -> Self {
-        let prompt: Vec<bool> = tokens.iter().map(|&t| t != MASK_ID).collect();
-        let confidence = prompt.iter().map(|&p| if p { 1.0 } else { 0.0 }).collect();
-        Self::resume(tokens, prompt, confidence, options)
+        Self::resume(cell::given(&tokens), options)
     }
 
-    /// Starts from a partly decoded window: `prompt` marks user-given characters, `confidence`
-    /// the confidence of characters already committed.
-    pub fn resume(tokens: Vec<u32>, prompt: Vec<bool>, confidence: Vec<f32>, options: DecodeOptions) -> Self {
-        let n = tokens.len();
-        Sampler { tokens, prompt, confidence, provisional: vec![false; n], remasked: vec![false; n], cache_rows: None, step: 0, polished: 0, unchanged_passes: 0, options }
+    /// Starts from a partly decoded window (the characters already committed keep their cells).
+    pub fn resume(cells: Vec<Cell>, options: DecodeOptions) -> Self {
+        let n = cells.len();
+        Sampler { cells, provisional: vec![false; n], remasked: vec![false; n], cache_rows: None, step: 0, polished: 0, unchanged_passes: 0, options }
     }
 
-    pub fn tokens(&self) -> &[u32] {
-        &self.tokens
+    pub fn cells(&self) -> &[Cell] {
+        &self.cells
     }
 
-    pub fn confidence(&self) -> &[f32] {
-        &self.confidence
+    /// The window's characters, MASK where hidden: what the denoiser reads.
+    pub fn tokens(&self) -> Vec<u32> {
+        cell::tokens(&self.cells)
+    }
+
+    fn masked_positions(&self) -> Vec<usize> {
+        (0..self.cells.len()).filter(|&i| self.cells[i].is_masked()).collect()
     }
 
     pub fn is_done(&self) -> bool {
         // ReMDM-loop keeps revising a fully decoded window until its steps are spent.
         let looping = self.options.remask == Remask::Loop && super::remdm::loop_revises(self.step, self.options.steps);
-        !looping && !self.tokens.contains(&MASK_ID) && !self.provisional.contains(&true) && !self.polish_left()
+        !looping && !self.cells.iter().any(Cell::is_masked) && !self.provisional.contains(&true) && !self.polish_left()
     }
 
     /// Whether the finished window still gets polish passes: fewer than `--polish` done, and the
@@ -154,18 +110,7 @@ impl Sampler {
     }
 
     fn frame(&self, block: usize, offset: usize, decoded_now: Vec<usize>, remasked_now: Vec<usize>, elapsed: Duration) -> Frame {
-        Frame {
-            block,
-            step: self.step,
-            offset,
-            tokens: self.tokens.clone(),
-            masked: self.tokens.iter().map(|&t| t == MASK_ID).collect(),
-            prompt: self.prompt.clone(),
-            confidence: self.confidence.clone(),
-            decoded_now,
-            remasked_now,
-            elapsed,
-        }
+        Frame { block, step: self.step, offset, cells: self.cells.clone(), decoded_now, remasked_now, elapsed }
     }
 
     /// One denoising step. Does nothing (and returns a frame with no decoded positions) when done.
@@ -175,40 +120,45 @@ impl Sampler {
     /// `--remask-below` is masked again (once per position), so a parallel step's inconsistent
     /// guesses are revised instead of kept.
     pub fn step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
-        if self.options.remask.is_remdm() {
-            return self.remdm_step(model, rng, block, offset);
-        }
         let start = Instant::now();
-        let mut masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
-        let provisional: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.provisional[i]).collect();
-        if masked.is_empty() && provisional.is_empty() {
+        let mut masked = self.masked_positions();
+        let provisional: Vec<usize> = (0..self.cells.len()).filter(|&i| self.provisional[i]).collect();
+        let looping = self.options.remask == Remask::Loop && super::remdm::loop_revises(self.step, self.options.steps);
+        if masked.is_empty() && provisional.is_empty() && !looping {
+            // Polish passes follow every schedule, ReMDM's too (which once stepped on forever here).
             if self.polish_left() {
                 return self.polish_step(model, rng, block, offset);
             }
             return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
+        }
+        if self.options.remask.is_remdm() {
+            return self.remdm_step(model, rng, block, offset);
         }
         let time = self.time(masked.len());
         let lanes = self.lanes(&masked);
         masked = lanes.concat();
         let vocab = model.vocab_size();
         let queried: Vec<usize> = provisional.iter().chain(&masked).copied().collect();
-        let logits = if self.options.cache { self.logits_cached(model, time, &queried) } else { model.logits(&self.tokens, time, &queried) };
+        let tokens = self.tokens();
+        let logits = if self.options.cache { self.logits_cached(model, &tokens, time, &queried) } else { model.logits(&tokens, time, &queried) };
         assert_eq!(logits.len(), queried.len() * vocab, "denoiser returned logits of the wrong size");
         let (checks, guesses) = logits.split_at(provisional.len() * vocab);
+        // The step this one becomes (frames count from 1): what the beliefs formed in it say.
+        let step = self.step + 1;
 
         let mut remasked_now = Vec::new();
         for (&i, row) in provisional.iter().zip(checks.chunks_exact(vocab)) {
             self.provisional[i] = false;
-            if rules::probability(row, self.tokens[i]) < self.options.remask_below {
-                self.tokens[i] = MASK_ID;
-                self.confidence[i] = 0.0;
+            let cell = &mut self.cells[i];
+            cell.belief = Some(rules::belief(row, self.options.temperature, step));
+            if rules::probability(row, cell.token) < self.options.remask_below {
+                cell.hide();
                 self.remasked[i] = true;
                 remasked_now.push(i);
             }
         }
 
-        let proposals: Vec<Proposal> =
-            masked.iter().zip(guesses.chunks_exact(vocab)).map(|(&i, row)| rules::propose(i, row, &self.options, rng)).collect();
+        let proposals = self.propose(&masked, guesses, vocab, step, rng);
         // Each lane chooses on its own, so each commits at least one position per step.
         let mut chosen = Vec::new();
         let mut rest = &proposals[..];
@@ -222,8 +172,7 @@ impl Sampler {
         self.step += 1;
         let mut decoded_now = Vec::with_capacity(chosen.len());
         for p in chosen {
-            self.tokens[p.position] = p.token;
-            self.confidence[p.position] = p.confidence;
+            self.cells[p.position].write(p.token, p.confidence);
             self.provisional[p.position] = self.options.remask == Remask::LowConfidence && !self.remasked[p.position];
             decoded_now.push(p.position);
         }
@@ -233,10 +182,21 @@ impl Sampler {
 }
 
 impl Sampler {
+    /// A proposal for each of `positions` from its row of `logits`; each position's cell keeps
+    /// the belief it shows, formed at `step`.
+    fn propose(&mut self, positions: &[usize], logits: &[f32], vocab: usize, step: usize, rng: &mut impl Rng) -> Vec<Proposal> {
+        let proposals: Vec<Proposal> =
+            positions.iter().zip(logits.chunks_exact(vocab)).map(|(&i, row)| rules::propose(i, row, &self.options, rng)).collect();
+        for p in &proposals {
+            self.cells[p.position].belief = Some(p.belief(step));
+        }
+        proposals
+    }
+
     /// What a timestep-conditioned model is told this step, with `masked` positions still hidden.
     fn time(&self, masked: usize) -> Time {
         match self.options.timestep {
-            Timestep::MaskRate => Time::MaskRate(masked as f32 / self.tokens.len() as f32),
+            Timestep::MaskRate => Time::MaskRate(masked as f32 / self.cells.len() as f32),
             Timestep::Step => Time::Step(self.step),
         }
     }
@@ -246,18 +206,14 @@ impl Sampler {
     /// step's odds; at least one position is decoded while any is masked.
     fn remdm_step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
         let start = Instant::now();
-        let masked: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i] == MASK_ID).collect();
-        if self.is_done() {
-            return self.frame(block, offset, Vec::new(), Vec::new(), Duration::ZERO);
-        }
-        let decoded: Vec<usize> = (0..self.tokens.len()).filter(|&i| !self.prompt[i] && self.tokens[i] != MASK_ID).collect();
-        let confidences: Vec<f32> = decoded.iter().map(|&i| self.confidence[i]).collect();
+        let masked = self.masked_positions();
+        let decoded: Vec<usize> = (0..self.cells.len()).filter(|&i| !self.cells[i].prompt && !self.cells[i].is_masked()).collect();
+        let confidences: Vec<f32> = decoded.iter().map(|&i| self.cells[i].confidence).collect();
         let odds = super::remdm::odds(self.options.remask, self.options.eta, self.step, self.options.steps, &confidences);
         let time = self.time(masked.len());
         let vocab = model.vocab_size();
-        let logits = model.logits(&self.tokens, time, &masked);
-        let proposals: Vec<Proposal> =
-            masked.iter().zip(logits.chunks_exact(vocab)).map(|(&i, row)| rules::propose(i, row, &self.options, rng)).collect();
+        let logits = model.logits(&self.tokens(), time, &masked);
+        let proposals = self.propose(&masked, &logits, vocab, self.step + 1, rng);
         let mut chosen: Vec<Proposal> = proposals.iter().copied().filter(|_| rng.random::<f32>() < odds.unmask).collect();
         if chosen.is_empty() {
             chosen.extend(proposals.iter().copied().max_by(|a, b| a.confidence.total_cmp(&b.confidence)));
@@ -265,15 +221,13 @@ impl Sampler {
         let mut remasked_now: Vec<usize> = Vec::new();
         for (&i, &p) in decoded.iter().zip(&odds.remask) {
             if rng.random::<f32>() < p {
-                self.tokens[i] = MASK_ID;
-                self.confidence[i] = 0.0;
+                self.cells[i].hide();
                 remasked_now.push(i);
             }
         }
         let mut decoded_now: Vec<usize> = Vec::with_capacity(chosen.len());
         for p in chosen {
-            self.tokens[p.position] = p.token;
-            self.confidence[p.position] = p.confidence;
+            self.cells[p.position].write(p.token, p.confidence);
             decoded_now.push(p.position);
         }
         decoded_now.sort_unstable();
@@ -285,8 +239,8 @@ impl Sampler {
     /// characters each, or as many equal ones as `--lanes`, each at least `MIN_LANE` characters;
     /// one lane, or a region shorter than two `MIN_LANE`s (an infilled word), is one stretch.
     fn stretches(&self) -> Vec<Range<usize>> {
-        let first = self.prompt.iter().position(|&p| !p).unwrap_or(0);
-        let end = self.prompt.iter().rposition(|&p| !p).map_or(first, |i| i + 1);
+        let first = self.cells.iter().position(|c| !c.prompt).unwrap_or(0);
+        let end = self.cells.iter().rposition(|c| !c.prompt).map_or(first, |i| i + 1);
         let len = end - first;
         let count = match self.options.stretch {
             _ if len < 2 * MIN_LANE || self.options.lanes <= 1 => 1,
@@ -298,7 +252,7 @@ impl Sampler {
 
     /// Where each of the `--lanes` runs this step: the leftmost stretches with masked positions.
     fn lane_regions(&self) -> Vec<Range<usize>> {
-        let open = |r: &Range<usize>| self.tokens[r.clone()].contains(&MASK_ID);
+        let open = |r: &Range<usize>| self.cells[r.clone()].iter().any(Cell::is_masked);
         self.stretches().into_iter().filter(open).take(self.options.lanes.max(1)).collect()
     }
 
@@ -330,11 +284,11 @@ impl Sampler {
         let start = Instant::now();
         let phase = self.polished % POLISH_STRIDE;
         self.polished += 1;
-        let checked: Vec<usize> = (0..self.tokens.len()).filter(|&i| !self.prompt[i] && i % POLISH_STRIDE == phase).collect();
+        let checked: Vec<usize> = (0..self.cells.len()).filter(|&i| !self.cells[i].prompt && i % POLISH_STRIDE == phase).collect();
         let mut changed = Vec::new();
         // A gap shorter than the stride has phases with nothing to hide: no pass, nothing changed.
         if !checked.is_empty() {
-            let mut hidden = self.tokens.clone();
+            let mut hidden = self.tokens();
             for &i in &checked {
                 hidden[i] = MASK_ID;
             }
@@ -343,9 +297,10 @@ impl Sampler {
             self.step += 1;
             for (&i, row) in checked.iter().zip(logits.chunks_exact(vocab)) {
                 let likeliest = rules::propose(i, row, &DecodeOptions { temperature: 0.0, top_k: 0, top_p: 1.0, ..self.options }, rng);
-                if likeliest.token != self.tokens[i] {
-                    self.tokens[i] = likeliest.token;
-                    self.confidence[i] = likeliest.confidence;
+                let cell = &mut self.cells[i];
+                cell.belief = Some(likeliest.belief(self.step));
+                if likeliest.token != cell.token {
+                    cell.write(likeliest.token, likeliest.confidence);
                     changed.push(i);
                 }
             }
@@ -357,11 +312,11 @@ impl Sampler {
     /// Logits through the denoiser's cache: the cached rows are reused while every queried position
     /// lies inside them, and refreshed (a full pass) when not: then each lane recomputes a window
     /// of `CACHE_WINDOW_SPANS` spans from its leftmost queried position.
-    fn logits_cached(&mut self, model: &dyn Denoiser, time: Time, queried: &[usize]) -> Vec<f32> {
+    fn logits_cached(&mut self, model: &dyn Denoiser, tokens: &[u32], time: Time, queried: &[usize]) -> Vec<f32> {
         let inside = |rows: &Vec<Range<usize>>| queried.iter().all(|p| rows.iter().any(|r| r.contains(p)));
         let fits = self.cache_rows.as_ref().is_some_and(inside);
         if !fits {
-            let n = self.tokens.len();
+            let n = self.cells.len();
             let window = if self.options.span > 0 { CACHE_WINDOW_SPANS * self.options.span } else { n };
             let mut rows: Vec<Range<usize>> = Vec::new();
             for region in self.lane_regions() {
@@ -378,6 +333,6 @@ impl Sampler {
             self.cache_rows = Some(rows);
         }
         let rows = self.cache_rows.clone().expect("set above");
-        model.logits_cached(&self.tokens, time, queried, &rows, !fits)
+        model.logits_cached(tokens, time, queried, &rows, !fits)
     }
 }

@@ -2,6 +2,7 @@
 
 use super::decode::{DecodeOptions, POLISH_STRIDE, Strategy};
 use super::generation::Generation;
+use super::cell::Frame;
 use super::sampler::*;
 use crate::vocab::MASK_ID;
 use rand::SeedableRng;
@@ -59,7 +60,7 @@ fn run_sampler(tokens: Vec<u32>, options: DecodeOptions) -> (Vec<Frame>, Vec<u32
         frames.push(sampler.step(&stub, &mut rng, 0, 0));
         assert!(frames.len() <= 1000, "sampler does not terminate");
     }
-    (frames, sampler.tokens().to_vec())
+    (frames, sampler.tokens())
 }
 
 #[test]
@@ -71,7 +72,7 @@ fn threshold_commits_every_confident_position_and_at_least_one() {
     for f in &frames {
         assert!(!f.decoded_now.is_empty(), "every step commits at least one position");
         for &i in &f.decoded_now[..] {
-            let conf = f.confidence[i];
+            let conf = f.cells[i].confidence;
             assert!(conf >= 0.9 || f.decoded_now.len() == 1, "low-confidence position {i} ({conf}) in a multi-commit step");
         }
     }
@@ -114,15 +115,14 @@ fn prompt_and_decoded_positions_never_change() {
     for f in &frames {
         for (i, c) in committed.iter().enumerate() {
             if let Some(t) = c {
-                assert_eq!(f.tokens[i], *t, "position {i} changed after being fixed");
-                assert!(!f.masked[i]);
+                assert_eq!(f.cells[i].token, *t, "position {i} changed after being fixed");
             }
         }
         for &i in &f.decoded_now {
             assert!(committed[i].is_none(), "position {i} decoded twice");
-            committed[i] = Some(f.tokens[i]);
+            committed[i] = Some(f.cells[i].token);
         }
-        assert!(f.prompt[0] && f.prompt[3] && !f.prompt[1]);
+        assert!(f.cells[0].prompt && f.cells[3].prompt && !f.cells[1].prompt);
     }
     assert!(out.iter().all(|&t| t != MASK_ID));
 }
@@ -165,7 +165,7 @@ fn generation_spans_blocks_with_overlap_and_fills_only_gaps() {
     assert!(out.iter().all(|&t| t != MASK_ID));
     // Every window fits the context, and later blocks start `overlap` before their first gap.
     for f in &frames {
-        assert!(f.tokens.len() <= 16);
+        assert!(f.cells.len() <= 16);
     }
     let blocks = frames.last().unwrap().block + 1;
     assert!(blocks >= 4, "expected several blocks, got {blocks}");
@@ -247,11 +247,11 @@ fn low_confidence_remasking_takes_back_unlikely_characters_once_and_then_finishe
         let frame = sampler.step(&Picky, &mut rng, 0, 0);
         steps += 1;
         for &i in &frame.remasked_now {
-            assert_eq!(previous.tokens[i], 2, "only the characters the context rejects are taken back");
+            assert_eq!(previous.cells[i].token, 2, "only the characters the context rejects are taken back");
             assert!(remasked_once.insert(i), "position {i} was taken back twice");
-            assert!(frame.masked[i] || frame.decoded_now.contains(&i));
+            assert!(frame.cells[i].is_masked() || frame.decoded_now.contains(&i));
         }
-        if previous.masked.iter().any(|&m| m) {
+        if previous.masked() > 0 {
             assert!(!frame.decoded_now.is_empty(), "a step that starts with masked positions commits one");
         }
         previous = frame;
@@ -303,6 +303,21 @@ fn remdm_finishes_in_its_steps_takes_characters_back_and_commits_every_step() {
     }
     let wrong = DecodeOptions { strategy: Strategy::Confidence, remask: Remask::Cap, ..plain() };
     assert!(wrong.validate().unwrap_err().to_string().contains("--strategy random"));
+}
+
+#[test]
+fn remdm_schedules_end_with_their_polish_passes() {
+    // ReMDM once stepped on forever after its last step when polish passes were asked for (the
+    // default): the schedule had nothing left to do and the polish never ran.
+    use super::decode::Remask;
+    for schedule in [Remask::Cap, Remask::Loop] {
+        let options = DecodeOptions { strategy: Strategy::Random, steps: 20, remask: schedule, eta: 0.2, temperature: 1.0, seed: 2, ..plain() };
+        let (bare, _) = run_sampler(vec![MASK_ID; 24], options);
+        let (frames, out) = run_sampler(vec![MASK_ID; 24], DecodeOptions { polish: 4, ..options });
+        let passes = frames.len() - bare.len();
+        assert!((1..=4).contains(&passes), "{schedule:?}: {passes} polish passes");
+        assert!(!out.contains(&MASK_ID));
+    }
 }
 
 #[test]
@@ -377,7 +392,7 @@ fn copycat_with_polish(polish: usize) -> (Vec<Frame>, Vec<u32>) {
         frames.push(sampler.step(&Copycat, &mut rng, 0, 0));
         assert!(frames.len() < 100);
     }
-    (frames, sampler.tokens().to_vec())
+    (frames, sampler.tokens())
 }
 
 #[test]
@@ -387,13 +402,13 @@ fn polish_passes_rewrite_hidden_characters_to_the_likeliest_and_take_their_steps
     let (plain_frames, drawn) = run(0);
     let (frames, polished) = run(3);
     assert_eq!(frames.len(), plain_frames.len() + 3, "each pass is one step");
-    let tokens = |frames: &[Frame]| frames.iter().map(|f| f.tokens.clone()).collect::<Vec<_>>();
+    let tokens = |frames: &[Frame]| frames.iter().map(Frame::tokens).collect::<Vec<_>>();
     assert_eq!(tokens(&frames[..plain_frames.len()]), tokens(&plain_frames), "decoding itself is unchanged");
     for (phase, f) in frames[plain_frames.len()..].iter().enumerate() {
         for &i in &f.decoded_now {
             assert_eq!(i % POLISH_STRIDE, phase, "a pass rewrites only the characters it hides");
             if i > 0 {
-                assert_eq!(f.tokens[i], f.tokens[i - 1], "rewritten to the likeliest: its left neighbour");
+                assert_eq!(f.cells[i].token, f.cells[i - 1].token, "rewritten to the likeliest: its left neighbour");
             }
             assert!(f.remasked_now.contains(&i), "shown as an edit");
         }

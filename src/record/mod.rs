@@ -171,21 +171,17 @@ fn round(t: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::MASK_ID;
+    use crate::diffusion::Cell;
     use std::time::Duration;
 
     fn frame(vocab: &Vocab, step: usize, committed: usize) -> Frame {
         let text = "ROMEO: But soft, what light";
-        let tokens: Vec<u32> = vocab.encode(text).unwrap().iter().enumerate().map(|(i, &t)| if i < committed { t } else { MASK_ID }).collect();
-        let n = tokens.len();
+        let cell = |(i, &token): (usize, &u32)| if i < committed { Cell { token, confidence: 0.5, prompt: false, belief: None } } else { Cell::MASKED };
         Frame {
             block: 0,
             step,
             offset: 0,
-            masked: tokens.iter().map(|&t| t == MASK_ID).collect(),
-            tokens,
-            prompt: vec![false; n],
-            confidence: (0..n).map(|i| if i < committed { 0.5 } else { 0.0 }).collect(),
+            cells: vocab.encode(text).unwrap().iter().enumerate().map(cell).collect(),
             decoded_now: if committed > 0 { vec![committed - 1] } else { vec![] },
             remasked_now: vec![],
             elapsed: Duration::ZERO,

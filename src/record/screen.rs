@@ -7,7 +7,7 @@ use crate::tui::denoise_grid::DenoiseGrid;
 use crate::tui::theme::Theme;
 use crate::tui::watch_state::{Cell, View, mark_reveals};
 use crate::diffusion::Frame;
-use crate::vocab::{MASK_ID, Vocab};
+use crate::vocab::Vocab;
 use ratatui::buffer::Buffer;
 use ratatui::prelude::*;
 
@@ -31,27 +31,21 @@ impl Screen {
     }
 
     pub fn draw(&mut self, frame: &Frame) -> Buffer {
-        let end = frame.offset + frame.tokens.len();
-        if self.cells.len() < end {
-            self.cells.resize(end, Cell { token: MASK_ID, confidence: 0.0, prompt: false });
-        }
-        for (i, cell) in self.cells[frame.offset..end].iter_mut().enumerate() {
-            *cell = frame.cell(i);
-        }
+        crate::diffusion::cell::merge(&mut self.cells, frame.offset, &frame.cells);
         let [grid, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(self.area);
         let mut buf = Buffer::empty(self.area);
         let history = &self.cells[..frame.offset];
         let reveal = self.by_order.then(|| {
             // The step that revealed each position of this window, kept across its frames.
-            if self.reveal.len() != frame.tokens.len() || frame.step <= 1 {
-                self.reveal = vec![None; frame.tokens.len()];
+            if self.reveal.len() != frame.cells.len() || frame.step <= 1 {
+                self.reveal = vec![None; frame.cells.len()];
             }
             mark_reveals(&mut self.reveal, frame);
             (self.reveal.as_slice(), frame.step)
         });
         DenoiseGrid { frame: Some(frame), history, vocab: &self.vocab, theme: &self.theme, max_cols: GRID_COLUMNS, reveal }
             .render(grid, &mut buf);
-        let masked = frame.masked.iter().filter(|&&m| m).count();
+        let masked = frame.masked();
         let line = format!(
             " block {} · step {} · {masked} masked · +{} this step{}",
             frame.block + 1,

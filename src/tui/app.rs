@@ -349,5 +349,5 @@ impl App {
 }
 
 fn prompt_cells(prompt: &[u32]) -> Vec<Cell> {
-    prompt.iter().map(|&token| Cell { token, confidence: 1.0, prompt: true }).collect()
+    crate::diffusion::cell::given(prompt)
 }

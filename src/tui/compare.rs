@@ -6,7 +6,7 @@ use super::shared::Action;
 use super::theme::Theme;
 use super::worker::RaceMsg;
 use crate::race::{Clock, LaneFrame, Score, frame_at};
-use crate::vocab::{MASK_ID, Vocab};
+use crate::vocab::Vocab;
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
@@ -177,7 +177,7 @@ fn render_lane(c: &CompareState, lane: &Lane, theme: &Theme, area: Rect, buf: &m
         draw_text(frame, vocab, theme, text_area, buf);
     }
     let at_end = i + 1 >= lane.frames.len();
-    let masked = frame.tokens.iter().filter(|&&t| t == MASK_ID).count();
+    let masked = frame.cells.iter().filter(|c| c.is_masked()).count();
     let line = match (&lane.score, at_end) {
         (Some(Ok(s)), true) => format!(
             "done · {} passes · {:.0} ms · {:.0} chars/s · judge {:.2} · distinct {:.2}",
@@ -199,23 +199,23 @@ fn render_lane(c: &CompareState, lane: &Lane, theme: &Theme, area: Rect, buf: &m
 /// The lane's text as cells: prompt, masked, written this step, and written earlier by confidence.
 fn draw_text(frame: &LaneFrame, vocab: &Vocab, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let cols = area.width.clamp(1, 96) as usize;
-    let rows = frame.tokens.len().div_ceil(cols);
+    let rows = frame.cells.len().div_ceil(cols);
     let first_row = rows.saturating_sub(area.height as usize);
-    for (pos, &token) in frame.tokens.iter().enumerate().skip(first_row * cols) {
+    for (pos, cell) in frame.cells.iter().enumerate().skip(first_row * cols) {
         let (r, col) = (pos / cols - first_row, pos % cols);
         if r >= area.height as usize {
             break;
         }
-        let style = if token == MASK_ID {
+        let style = if cell.is_masked() {
             theme.masked
-        } else if frame.prompt[pos] {
+        } else if cell.prompt {
             theme.prompt
         } else if frame.decoded_now.contains(&pos) {
-            theme.decoded_now(frame.confidence[pos])
+            theme.decoded_now(cell.confidence)
         } else {
-            theme.confidence(frame.confidence[pos])
+            theme.confidence(cell.confidence)
         };
-        let ch = super::denoise_grid::glyph(vocab, token, theme.mask_glyph);
+        let ch = super::denoise_grid::glyph(vocab, cell.token, theme.mask_glyph);
         buf[(area.x + col as u16, area.y + r as u16)].set_char(ch).set_style(style);
     }
 }

@@ -6,7 +6,7 @@
 use super::theme::Theme;
 use super::watch_state::Cell;
 use crate::diffusion::Frame;
-use crate::vocab::{MASK_ID, Vocab};
+use crate::vocab::Vocab;
 use ratatui::prelude::*;
 
 pub struct DenoiseGrid<'a> {
@@ -38,7 +38,7 @@ impl Widget for DenoiseGrid<'_> {
         // earlier rows scroll off the top.
         let cols = area.width.min(self.max_cols).max(1) as usize;
         let x0 = area.x + (area.width - cols as u16) / 2;
-        let window_len = self.frame.map_or(0, |f| f.tokens.len());
+        let window_len = self.frame.map_or(0, |f| f.cells.len());
         let total = self.history.len() + window_len;
         let rows = total.div_ceil(cols);
         let height = area.height as usize;
@@ -57,10 +57,10 @@ impl Widget for DenoiseGrid<'_> {
                 }
                 Some(i) => {
                     let frame = self.frame.expect("window cells come from a frame");
-                    let cell = frame.cell(i);
+                    let cell = frame.cells[i];
                     let style = if frame.remasked_now.contains(&i) {
                         self.theme.remasked
-                    } else if cell.token == MASK_ID {
+                    } else if cell.is_masked() {
                         self.theme.masked
                     } else if cell.prompt {
                         self.theme.prompt

@@ -150,7 +150,7 @@ pub fn render(l: &LifeState, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let outer = Rect { x: grid_area.x + (grid_area.width - outer.width) / 2, ..outer };
     let inner = block.inner(outer);
     block.render(outer, buf);
-    let tokens = l.masked.as_ref().unwrap_or(&life.tokens);
+    let tokens = l.masked.clone().unwrap_or_else(|| life.tokens());
     for (i, &t) in tokens.iter().enumerate() {
         let (r, c) = ((i / w) as u16, (i % w) as u16);
         if r >= inner.height || c >= inner.width {
@@ -159,7 +159,7 @@ pub fn render(l: &LifeState, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let (ch, style) = if t == MASK_ID {
             ('■', theme.masked)
         } else {
-            (super::denoise_grid::glyph(vocab, t, theme.mask_glyph), theme.confidence(life.confidence[i]))
+            (super::denoise_grid::glyph(vocab, t, theme.mask_glyph), theme.confidence(life.cells[i].confidence))
         };
         buf[(inner.x + c, inner.y + r)].set_char(ch).set_style(style);
     }

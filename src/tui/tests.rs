@@ -36,16 +36,16 @@ fn chr(c: char) -> KeyEvent {
 fn frame(app: &App, step: usize) -> Frame {
     let text: String = TEXT.chars().cycle().take(120).collect();
     let tokens: Vec<u32> = app.vocab().encode(&text).unwrap();
-    let n = tokens.len();
-    let masked: Vec<bool> = (0..n).map(|i| i % 3 == 2 && i > 6).collect();
+    let cell = |(i, &token): (usize, &u32)| match i {
+        _ if i % 3 == 2 && i > 6 => Cell::MASKED,
+        _ if i < 6 => Cell::given(token),
+        _ => Cell { token, confidence: (i % 10) as f32 / 10.0, prompt: false, belief: None },
+    };
     Frame {
         block: 0,
         step,
         offset: 0,
-        tokens: tokens.iter().zip(&masked).map(|(&t, &m)| if m { MASK_ID } else { t }).collect(),
-        masked: masked.clone(),
-        prompt: (0..n).map(|i| i < 6).collect(),
-        confidence: (0..n).map(|i| if masked[i] { 0.0 } else { (i % 10) as f32 / 10.0 }).collect(),
+        cells: tokens.iter().enumerate().map(cell).collect(),
         decoded_now: vec![7, 10, 13],
         remasked_now: vec![],
         elapsed: Duration::from_millis(15),
@@ -196,7 +196,7 @@ fn continue_waits_for_the_block_then_conditions_on_it() {
     assert!(a.handle_key(chr('c')).is_empty());
     assert!(a.note.is_some());
     let tokens: Vec<u32> = vec![3; job.length];
-    a.on_gen(GenMsg::Done { job: job.id, cells: vec![Cell { token: 3, confidence: 0.5, prompt: false }; job.length] });
+    a.on_gen(GenMsg::Done { job: job.id, cells: vec![Cell { token: 3, confidence: 0.5, prompt: false, belief: None }; job.length] });
     let effects = a.handle_key(chr('c'));
     let [Effect::Generate(next)] = effects.as_slice() else { panic!() };
     assert_eq!(next.prompt, tokens);
@@ -354,8 +354,7 @@ fn a_remasked_cell_stands_out_and_the_edits_are_counted() {
     let Effect::Generate(job) = a.generate_fresh() else { panic!("expected a job") };
     assert_eq!(job.options.remask, crate::diffusion::Remask::LowConfidence);
     let mut f = frame(&a, 1);
-    f.tokens[8] = MASK_ID;
-    f.masked[8] = true;
+    f.cells[8] = Cell::MASKED;
     f.remasked_now = vec![8];
     a.on_gen(GenMsg::Frame { job: job.id, frame: frame(&a, 0) });
     a.on_gen(GenMsg::Frame { job: job.id, frame: f });
@@ -445,9 +444,11 @@ fn racing(app: &mut App) {
     let lanes = vec![("masked diffusion · a".to_string(), vocab.clone()), ("autoregressive · b".to_string(), vocab.clone())];
     app.compare.on_msg(RaceMsg::Lanes { race, lanes });
     let frame = |written: &dyn Fn(usize) -> bool, passes: usize, ms: u64| LaneFrame {
-        tokens: text.iter().enumerate().map(|(i, &t)| if written(i) { t } else { MASK_ID }).collect(),
-        confidence: (0..text.len()).map(|i| (i % 10) as f32 / 10.0).collect(),
-        prompt: vec![false; text.len()],
+        cells: text
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| if written(i) { Cell { token: t, confidence: (i % 10) as f32 / 10.0, prompt: false, belief: None } } else { Cell::MASKED })
+            .collect(),
         decoded_now: (0..passes).collect(),
         passes,
         compute: Duration::from_millis(ms),

@@ -3,7 +3,6 @@
 
 use crate::diffusion::{DecodeOptions, Frame};
 pub use crate::diffusion::Cell;
-use crate::vocab::MASK_ID;
 use std::time::Duration;
 
 /// Playback speeds in denoising steps per second.
@@ -187,7 +186,7 @@ impl WatchState {
     /// masked or given), and the frame's own step.
     pub fn reveal_steps(&self) -> Option<(Vec<Option<usize>>, usize)> {
         let current = self.frame()?;
-        let mut steps = vec![None; current.tokens.len()];
+        let mut steps = vec![None; current.cells.len()];
         for f in self.frames.iter().take(self.cursor + 1).filter(|f| f.block == current.block) {
             mark_reveals(&mut steps, f);
         }
@@ -195,7 +194,7 @@ impl WatchState {
     }
 
     pub fn masked_in_view(&self) -> usize {
-        self.frame().map_or(0, |f| f.tokens.iter().filter(|&&t| t == MASK_ID).count())
+        self.frame().map_or(0, Frame::masked)
     }
 }
 
@@ -210,10 +209,7 @@ mod tests {
             block: 0,
             step,
             offset: 0,
-            tokens: vec![MASK_ID; 4],
-            masked: vec![true; 4],
-            prompt: vec![false; 4],
-            confidence: vec![0.0; 4],
+            cells: vec![Cell::MASKED; 4],
             decoded_now: vec![],
             remasked_now: vec![],
             elapsed: Duration::ZERO,
@@ -223,7 +219,7 @@ mod tests {
     #[test]
     fn a_job_with_nothing_to_fill_shows_its_text_without_frames() {
         let mut w = WatchState::default();
-        let cells: Vec<Cell> = [3, 4, 5].iter().map(|&token| Cell { token, confidence: 1.0, prompt: true }).collect();
+        let cells = crate::diffusion::cell::given(&[3, 4, 5]);
         w.start_job(1, vec![3, 4, 5], 3, cells.clone());
         assert_eq!(w.history(), cells.as_slice(), "the prompt shows while the worker runs");
         w.finish(1, cells.clone());
@@ -267,7 +263,7 @@ mod tests {
         w.start_job(2, vec![], 4, vec![]);
         w.push_frame(1, frame(0));
         assert!(w.frames.is_empty());
-        w.finish(1, vec![Cell { token: 1, confidence: 1.0, prompt: false }; 2]);
+        w.finish(1, crate::diffusion::cell::given(&[1, 1]));
         assert!(!w.done);
     }
 

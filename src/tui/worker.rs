@@ -103,7 +103,7 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send + Sync>, device: Devic
                             }
                         }
                         None => {
-                            let done = GenMsg::Done { job: job.id, cells: generation.cells() };
+                            let done = GenMsg::Done { job: job.id, cells: generation.cells().to_vec() };
                             if !send(done) {
                                 return;
                             }
