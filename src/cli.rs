@@ -240,9 +240,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
                 options.temperature,
                 options.seed
             );
-            // Tall enough for the whole output (when it fits a terminal), 64 columns as the Watch screen.
-            let rows = (length.div_ceil(64) + 3).min(24) as u16;
-            Some(crate::record::Recorder::create(path, ckpt.vocab.clone(), rows, &title, args.look.look())?)
+            Some(crate::record::Recorder::create(path, ckpt.vocab.clone(), length, &title, args.look.look())?)
         }
         None => None,
     };

@@ -219,7 +219,7 @@ fn render_row() -> Row {
     let tokens = vocab.encode(&text).expect("own text");
     let n = tokens.len();
     let cell = |i: usize| match i {
-        _ if i % 3 == 0 => Cell::MASKED,
+        _ if i.is_multiple_of(3) => Cell::MASKED,
         _ if i < 6 => Cell::given(tokens[i]),
         _ => Cell { token: tokens[i], confidence: (i % 10) as f32 / 10.0, prompt: false, belief: None },
     };

@@ -122,6 +122,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_cell_stays_within_the_64_bytes_the_readme_bounds_frames_by() {
+        assert!(std::mem::size_of::<Cell>() <= 64, "{} bytes", std::mem::size_of::<Cell>());
+    }
+
+    #[test]
     fn a_window_merges_into_the_output_at_its_offset_and_grows_it() {
         let mut output = given(&[5, 6, 7]);
         let window = given(&[8, MASK_ID, 9]);

@@ -13,5 +13,5 @@ mod sampler_tests;
 pub use decode::{DecodeOptions, Remask, Strategy, Timestep};
 pub use generation::{DEFAULT_OVERLAP, Generation, NewStepper, Stepper, Window};
 pub use cell::{Belief, Cell, Frame};
-pub use sampler::{Denoiser, Sampler, Time};
+pub use sampler::{Denoiser, Sampler, Time, look};
 

@@ -45,6 +45,33 @@ pub trait Denoiser {
     }
 }
 
+/// What a timestep-conditioned model is told at `step` (from 0) of a window of `len` positions
+/// with `masked` of them hidden.
+fn time_at(timestep: Timestep, masked: usize, len: usize, step: usize) -> Time {
+    match timestep {
+        Timestep::MaskRate => Time::MaskRate(masked as f32 / len.max(1) as f32),
+        Timestep::Step => Time::Step(step),
+    }
+}
+
+/// Asks a masked model what it believes about every still-masked position of `frame`, as the
+/// next step would see them, and keeps each belief in its cell: a look that changes nothing in
+/// the run (no draw, no commit), for viewers that show every position's belief at every step.
+/// The steps themselves ask only about the positions they may commit (a lane's span), and with
+/// the key/value cache only approximately. A causal model's belief is only about the next
+/// character, which its steps already ask, so it is not looked at.
+pub fn look(frame: &mut Frame, model: &dyn Denoiser, options: &DecodeOptions) {
+    let masked: Vec<usize> = (0..frame.cells.len()).filter(|&i| frame.cells[i].is_masked()).collect();
+    if masked.is_empty() || model.kind() != ModelKind::Masked {
+        return;
+    }
+    let time = time_at(options.timestep, masked.len(), frame.cells.len(), frame.step);
+    let logits = model.logits(&frame.tokens(), time, &masked);
+    for (&i, row) in masked.iter().zip(logits.chunks_exact(model.vocab_size())) {
+        frame.cells[i].belief = Some(rules::belief(row, options.temperature, frame.step));
+    }
+}
+
 /// Denoises one window until no position is masked (nor, with `--remask`, awaits its check).
 pub struct Sampler {
     cells: Vec<Cell>,
@@ -195,10 +222,7 @@ impl Sampler {
 
     /// What a timestep-conditioned model is told this step, with `masked` positions still hidden.
     fn time(&self, masked: usize) -> Time {
-        match self.options.timestep {
-            Timestep::MaskRate => Time::MaskRate(masked as f32 / self.cells.len() as f32),
-            Timestep::Step => Time::Step(self.step),
-        }
+        time_at(self.options.timestep, masked, self.cells.len(), self.step)
     }
 
     /// One step of MDLM's ancestral sampler with one of ReMDM's remasking schedules (see `remdm`):

@@ -17,7 +17,7 @@ use crate::vocab::Vocab;
 use cast::write_cast_header;
 use gif::{GifFrames, gif_encoder};
 use ratatui::buffer::Buffer;
-use screen::GRID_COLUMNS;
+use crate::tui::denoise_grid::MAX_COLUMNS;
 use std::io::Write;
 
 /// Steps shown per second of the recording: the Watch screen's default playback.
@@ -59,11 +59,14 @@ pub enum Recorder {
 impl Recorder {
     /// `FILE.cast` or `FILE.gif`, `rows` terminal rows tall (80 columns for a cast; the 64-column
     /// grid for a GIF).
-    pub fn create(path: &std::path::Path, vocab: Vocab, rows: u16, title: &str, look: Look) -> anyhow::Result<Self> {
+    /// A recording of the generation of `length` characters: tall enough for all of them (when
+    /// they fit a terminal), as wide as the Watch screen's grid.
+    pub fn create(path: &std::path::Path, vocab: Vocab, length: usize, title: &str, look: Look) -> anyhow::Result<Self> {
+        let rows = (length.div_ceil(MAX_COLUMNS as usize) + 3).min(24) as u16;
         let (format, out) = open(path)?;
         Ok(match format {
             Format::Cast => Recorder::Cast(CastWriter::new(out, vocab, 80, rows.max(4), title, look)?),
-            Format::Gif => Recorder::Gif(GifWriter::new(out, vocab, GRID_COLUMNS + 2, rows.max(4), look)?),
+            Format::Gif => Recorder::Gif(GifWriter::new(out, vocab, MAX_COLUMNS + 2, rows.max(4), look)?),
         })
     }
 

@@ -3,7 +3,7 @@
 //! size.
 
 use super::Look;
-use crate::tui::denoise_grid::DenoiseGrid;
+use crate::tui::denoise_grid::{DenoiseGrid, MAX_COLUMNS};
 use crate::tui::theme::Theme;
 use crate::tui::watch_state::{Cell, View, mark_reveals};
 use crate::diffusion::Frame;
@@ -19,15 +19,15 @@ pub struct Screen {
     area: Rect,
     /// Every position seen so far.
     cells: Vec<Cell>,
-    /// The decode-order view, and the step that revealed each position of the current window.
-    by_order: bool,
+    view: View,
+    /// The step that revealed each position of the current window (for the decode-order view).
     reveal: Vec<Option<usize>>,
 }
 
 impl Screen {
     pub fn new(vocab: Vocab, width: u16, height: u16, look: Look) -> Self {
         let theme = Theme { palette: look.palette, ..Theme::new(true) };
-        Screen { vocab, theme, area: Rect::new(0, 0, width, height), cells: Vec::new(), by_order: look.view == View::Order, reveal: Vec::new() }
+        Screen { vocab, theme, area: Rect::new(0, 0, width, height), cells: Vec::new(), view: look.view, reveal: Vec::new() }
     }
 
     pub fn draw(&mut self, frame: &Frame) -> Buffer {
@@ -35,7 +35,7 @@ impl Screen {
         let [grid, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(self.area);
         let mut buf = Buffer::empty(self.area);
         let history = &self.cells[..frame.offset];
-        let reveal = self.by_order.then(|| {
+        let reveal = (self.view == View::Order).then(|| {
             // The step that revealed each position of this window, kept across its frames.
             if self.reveal.len() != frame.cells.len() || frame.step <= 1 {
                 self.reveal = vec![None; frame.cells.len()];
@@ -43,7 +43,8 @@ impl Screen {
             mark_reveals(&mut self.reveal, frame);
             (self.reveal.as_slice(), frame.step)
         });
-        DenoiseGrid { frame: Some(frame), history, vocab: &self.vocab, theme: &self.theme, max_cols: GRID_COLUMNS, reveal }
+        let uncertainty = self.view == View::Uncertainty;
+        DenoiseGrid { frame: Some(frame), history, vocab: &self.vocab, theme: &self.theme, max_cols: MAX_COLUMNS, reveal, uncertainty, cursor: None }
             .render(grid, &mut buf);
         let masked = frame.masked();
         let line = format!(
@@ -58,5 +59,3 @@ impl Screen {
     }
 }
 
-/// Columns of the grid, as the Watch screen draws it.
-pub const GRID_COLUMNS: u16 = 64;

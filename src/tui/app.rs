@@ -15,7 +15,8 @@ use super::watch_state::{Cell, WatchState};
 use super::worker::{GenJob, GenMsg, TrainMsg};
 use crate::data::BUILT_IN_NAME;
 use crate::vocab::{MASK_ID, Vocab};
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent};
+use ratatui::layout::Rect;
 use std::time::Duration;
 
 pub struct App {
@@ -180,6 +181,16 @@ impl App {
             Screen::Train => super::train_screen::handle_key(&mut self.train, key),
         };
         actions.into_iter().flat_map(|action| self.act(action)).collect()
+    }
+
+    /// A click or the wheel, over the screen's `body` (the area between the tabs and the keys).
+    pub fn handle_mouse(&mut self, mouse: MouseEvent, body: Rect) {
+        if self.error.is_some() || self.help {
+            return;
+        }
+        if self.screen == Screen::Watch {
+            super::watch::handle_mouse(&mut self.watch, &self.model, &self.theme, mouse, body);
+        }
     }
 
     /// Carries out what a screen's key asked of the app; returns the work for the event loop.

@@ -19,6 +19,26 @@ pub struct DenoiseGrid<'a> {
     /// The decode-order view: the step that revealed each window position, and the last step;
     /// committed cells are coloured by it instead of by confidence.
     pub reveal: Option<(&'a [Option<usize>], usize)>,
+    /// The uncertainty view: masked cells shaded by how sure the model already is of them.
+    pub uncertainty: bool,
+    /// The window position the inspector looks at, drawn reversed.
+    pub cursor: Option<usize>,
+}
+
+/// Widest row of the grid, for readability on wide terminals (the Watch screen and recordings).
+pub const MAX_COLUMNS: u16 = 64;
+
+/// How sure a belief is, from 0 to 1: e^(−entropy), the reciprocal of its perplexity (1 for a
+/// certain choice, ½ for an even choice of two characters).
+pub fn certainty(belief: &crate::diffusion::Belief) -> f32 {
+    (-belief.entropy).exp()
+}
+
+/// The shade a masked cell takes in the uncertainty view, from unsure to sure.
+pub const SHADES: [char; 4] = ['░', '▒', '▓', '█'];
+
+fn shade(certainty: f32) -> char {
+    SHADES[((certainty * SHADES.len() as f32) as usize).min(SHADES.len() - 1)]
 }
 
 /// How a character shows in a cell: control characters get a visible stand-in, MASK the mask glyph.
@@ -32,34 +52,69 @@ pub fn glyph(vocab: &Vocab, token: u32, mask: char) -> char {
     }
 }
 
-impl Widget for DenoiseGrid<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
-        // Earlier text and the window flow as one text; the window always shows in full and
-        // earlier rows scroll off the top.
+/// Where the grid puts its text in an area: earlier text and the window flow as one text; the
+/// window always shows in full and earlier rows scroll off the top.
+struct Placement {
+    cols: usize,
+    /// The screen column of the first column, and the screen row of the first row shown.
+    x0: u16,
+    top: usize,
+    /// The first row of the text that is shown, and the text's length.
+    first_row: usize,
+    total: usize,
+}
+
+impl DenoiseGrid<'_> {
+    fn placement(&self, area: Rect) -> Placement {
         let cols = area.width.min(self.max_cols).max(1) as usize;
-        let x0 = area.x + (area.width - cols as u16) / 2;
-        let window_len = self.frame.map_or(0, |f| f.cells.len());
-        let total = self.history.len() + window_len;
+        let total = self.history.len() + self.frame.map_or(0, |f| f.cells.len());
         let rows = total.div_ceil(cols);
         let height = area.height as usize;
-        let first_row = rows.saturating_sub(height);
-        let top = area.y as usize + height.saturating_sub(rows) / 2;
+        Placement {
+            cols,
+            x0: area.x + (area.width - cols as u16) / 2,
+            top: area.y as usize + height.saturating_sub(rows) / 2,
+            first_row: rows.saturating_sub(height),
+            total,
+        }
+    }
+
+    /// The window position drawn at screen cell (`x`, `y`) of `area`, if one is.
+    pub fn window_position_at(&self, area: Rect, x: u16, y: u16) -> Option<usize> {
+        let p = self.placement(area);
+        let col = x.checked_sub(p.x0)? as usize;
+        let row = (y as usize).checked_sub(p.top)?;
+        if col >= p.cols || !area.contains(Position { x, y }) {
+            return None;
+        }
+        let pos = (p.first_row + row) * p.cols + col;
+        pos.checked_sub(self.history.len()).filter(|_| pos < p.total)
+    }
+}
+
+impl Widget for DenoiseGrid<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let Placement { cols, x0, top, first_row, total } = self.placement(area);
+        let height = area.height as usize;
         for pos in first_row * cols..total {
             let (r, c) = (pos / cols - first_row, pos % cols);
             if r >= height {
                 break;
             }
-            let (token, style) = match pos.checked_sub(self.history.len()) {
+            let (token, style, unsure) = match pos.checked_sub(self.history.len()) {
                 None => {
                     let cell = self.history[pos];
                     let style = if cell.prompt { self.theme.prompt } else { self.theme.confidence(cell.confidence) };
-                    (cell.token, style.add_modifier(Modifier::DIM))
+                    (cell.token, style.add_modifier(Modifier::DIM), None)
                 }
                 Some(i) => {
                     let frame = self.frame.expect("window cells come from a frame");
                     let cell = frame.cells[i];
+                    let unsure = cell.belief.filter(|_| self.uncertainty && cell.is_masked()).map(|b| certainty(&b));
                     let style = if frame.remasked_now.contains(&i) {
                         self.theme.remasked
+                    } else if let Some(c) = unsure {
+                        self.theme.confidence(c)
                     } else if cell.is_masked() {
                         self.theme.masked
                     } else if cell.prompt {
@@ -72,10 +127,14 @@ impl Widget for DenoiseGrid<'_> {
                         };
                         if frame.decoded_now.binary_search(&i).is_ok() { self.theme.decoded_now(value) } else { self.theme.confidence(value) }
                     };
-                    (cell.token, style)
+                    let style = if self.cursor == Some(i) { style.patch(self.theme.cursor) } else { style };
+                    (cell.token, style, unsure)
                 }
             };
-            let ch = glyph(self.vocab, token, self.theme.mask_glyph);
+            let ch = match unsure {
+                Some(c) => shade(c),
+                None => glyph(self.vocab, token, self.theme.mask_glyph),
+            };
             buf[(x0 + c as u16, (top + r) as u16)].set_char(ch).set_style(style);
         }
     }

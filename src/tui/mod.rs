@@ -10,6 +10,7 @@ pub mod decode_keys;
 pub mod denoise_grid;
 pub mod effect;
 pub mod help;
+pub mod inspector;
 pub mod infill;
 pub mod life;
 pub mod popup;
@@ -29,7 +30,7 @@ use crate::model::Model;
 use anyhow::{Context, Result};
 use app::{App, Effect, ModelInfo, Screen};
 use burn::prelude::Device;
-use crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event};
+use crossterm::event::{self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event};
 use crossterm::execute;
 use ratatui::prelude::*;
 use ratatui::widgets::Paragraph;
@@ -74,9 +75,7 @@ pub fn render(app: &App, frame: &mut ratatui::Frame) {
         Paragraph::new(msg).wrap(ratatui::widgets::Wrap { trim: true }).render(area, buf);
         return;
     }
-    let footer_lines = popup::wrapped_rows(&help::footer(app.screen, &app.theme).to_string(), area.width).clamp(1, 4);
-    let [header, body, footer] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(5), Constraint::Length(footer_lines)]).areas(area);
+    let [header, body, footer] = layout(app, area);
     render_header(app, header, buf);
     match app.screen {
         Screen::Watch => watch::render(&app.watch, &app.model, app.note.as_deref(), &app.theme, body, buf),
@@ -92,6 +91,17 @@ pub fn render(app: &App, frame: &mut ratatui::Frame) {
     if let Some(error) = &app.error {
         popup::render_error(error, &app.theme, body, buf);
     }
+}
+
+/// The header (tabs), the screen's body and the footer (its keys) in the terminal's `area`.
+fn layout(app: &App, area: Rect) -> [Rect; 3] {
+    let footer_lines = popup::wrapped_rows(&help::footer(app.screen, &app.theme).to_string(), area.width).clamp(1, 4);
+    Layout::vertical([Constraint::Length(1), Constraint::Min(5), Constraint::Length(footer_lines)]).areas(area)
+}
+
+/// The screen's body in a terminal of `size`: where a mouse event lands.
+pub fn body_area(app: &App, size: Rect) -> Rect {
+    layout(app, size)[1]
 }
 
 fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
@@ -238,7 +248,13 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
     workers.perform(first);
 
     let mut terminal = ratatui::try_init().context("cannot open the terminal UI (is stdout a terminal?)")?;
-    let _ = execute!(std::io::stdout(), EnableBracketedPaste);
+    // Clicks and the wheel reach the screens; a terminal without mouse reporting ignores this.
+    let _ = execute!(std::io::stdout(), EnableBracketedPaste, EnableMouseCapture);
+    let ratatui_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture, DisableBracketedPaste);
+        ratatui_hook(info);
+    }));
     let mut recorder = None;
     let stop_input = Arc::new(AtomicBool::new(false));
     let input = spawn_input_reader(workers.tx.clone(), stop_input.clone());
@@ -253,7 +269,7 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
     // Stop reading before the terminal goes back to the shell, so no later keystroke is taken.
     stop_input.store(true, Ordering::SeqCst);
     let _ = input.join();
-    let _ = execute!(std::io::stdout(), DisableBracketedPaste);
+    let _ = execute!(std::io::stdout(), DisableMouseCapture, DisableBracketedPaste);
     ratatui::restore();
     if let Some(recorder) = recorder {
         let path = recorder.path().display().to_string();
@@ -344,6 +360,11 @@ fn handle(
 ) -> Result<()> {
     let effects = match msg {
         Msg::Input(Event::Key(key)) => app.handle_key(key),
+        Msg::Input(Event::Mouse(mouse)) => {
+            let size = terminal.size()?;
+            app.handle_mouse(mouse, body_area(app, Rect::new(0, 0, size.width, size.height)));
+            vec![]
+        }
         Msg::Input(Event::Paste(text)) => {
             app.paste(&text);
             vec![]

@@ -9,7 +9,8 @@ use crate::diffusion::{Cell, Frame, Strategy};
 use crate::model::Preset;
 use crate::train::TrainEvent;
 use crate::vocab::{MASK_ID, Vocab};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
@@ -36,8 +37,9 @@ fn chr(c: char) -> KeyEvent {
 fn frame(app: &App, step: usize) -> Frame {
     let text: String = TEXT.chars().cycle().take(120).collect();
     let tokens: Vec<u32> = app.vocab().encode(&text).unwrap();
+    let vocab = app.vocab();
     let cell = |(i, &token): (usize, &u32)| match i {
-        _ if i % 3 == 2 && i > 6 => Cell::MASKED,
+        _ if i % 3 == 2 && i > 6 => Cell { belief: Some(belief(vocab, i, step)), ..Cell::MASKED },
         _ if i < 6 => Cell::given(token),
         _ => Cell { token, confidence: (i % 10) as f32 / 10.0, prompt: false, belief: None },
     };
@@ -49,6 +51,20 @@ fn frame(app: &App, step: usize) -> Frame {
         decoded_now: vec![7, 10, 13],
         remasked_now: vec![],
         elapsed: Duration::from_millis(15),
+    }
+}
+
+/// What the model believes about masked position `i` of the test frames: 'e' likeliest, surer
+/// the further `i` is along a cycle of five.
+fn belief(vocab: &Vocab, i: usize, step: usize) -> crate::diffusion::Belief {
+    let p0 = 0.2 + 0.15 * (i % 5) as f32;
+    let rest = 1.0 - p0;
+    let p = [p0, rest / 2.0, rest / 4.0, rest / 8.0, rest / 16.0];
+    let ids: Vec<u32> = "etao ".chars().map(|c| vocab.id(c).expect("in TEXT")).collect();
+    crate::diffusion::Belief {
+        top: std::array::from_fn(|k| (ids[k], p[k])),
+        entropy: p.iter().map(|&q| -q * q.ln()).sum(),
+        step: step as u32,
     }
 }
 
@@ -380,7 +396,7 @@ fn thousands_of_random_keys_and_sizes_never_panic_and_every_state_draws() {
         KeyCode::Tab, KeyCode::BackTab, KeyCode::Enter, KeyCode::Esc, KeyCode::Backspace, KeyCode::Delete,
         KeyCode::Left, KeyCode::Right, KeyCode::Up, KeyCode::Down, KeyCode::Home, KeyCode::End,
     ];
-    let chars: Vec<char> = "abz_ _?+-=tTswmkrc[]ieqxhjl\nÉ{".chars().collect();
+    let chars: Vec<char> = "abz_ _?+-=tTswmkrc[]ieqxhjlv,.\nÉ{".chars().collect();
     let modifiers = [KeyModifiers::NONE, KeyModifiers::SHIFT, KeyModifiers::CONTROL, KeyModifiers::ALT];
     for i in 0..3000 {
         let code = if rng.random_range(0..3) == 0 {
@@ -390,6 +406,14 @@ fn thousands_of_random_keys_and_sizes_never_panic_and_every_state_draws() {
         };
         let key = KeyEvent::new(code, modifiers[rng.random_range(0..modifiers.len())]);
         a.handle_key(key);
+        if rng.random_range(0..10) == 0 {
+            // Clicks and the wheel anywhere, on terminals of any size.
+            let kinds = [MouseEventKind::Down(MouseButton::Left), MouseEventKind::ScrollUp, MouseEventKind::ScrollDown, MouseEventKind::Moved];
+            let size = Rect::new(0, 0, rng.random_range(1..130), rng.random_range(1..45));
+            let (column, row) = (rng.random_range(0..140), rng.random_range(0..50));
+            let mouse = MouseEvent { kind: kinds[rng.random_range(0..kinds.len())], column, row, modifiers: KeyModifiers::NONE };
+            a.handle_mouse(mouse, super::body_area(&a, size));
+        }
         if rng.random_range(0..50) == 0 {
             a.paste("pasted _text_\n");
         }
@@ -614,3 +638,5 @@ fn esc_on_the_train_screen_ends_editing_first_and_quits_after() {
     assert!(a.handle_key(key(KeyCode::Esc)).is_empty(), "quitting is no effect for the event loop");
     assert!(a.quit);
 }
+
+mod inspecting;

@@ -1,5 +1,7 @@
 //! Styles, the confidence gradient, and the `NO_COLOR` fallback.
 
+use super::denoise_grid::SHADES;
+use super::watch_state::View;
 use ratatui::prelude::*;
 
 /// The colour scale of confidence (and of the decode-order view).
@@ -129,10 +131,19 @@ pub fn gradient(confidence: f32) -> Color {
 
 /// `confidence low ██████████ high   x this step   A prompt   ░ masked`; shorter when narrow.
 /// The key to the cell styles; `remasking` adds the style of a taken-back cell.
-/// `by_order`: the decode-order view's key (early → late) instead of confidence's.
-pub fn legend(theme: &Theme, width: u16, revising: bool, by_order: bool) -> Line<'static> {
+/// The decode-order view's key reads early → late; the uncertainty view's adds the shades of
+/// masked cells, unsure → sure.
+pub fn legend(theme: &Theme, width: u16, revising: bool, view: View) -> Line<'static> {
     let wide = width >= 72;
+    let by_order = view == View::Order;
     let mut spans = vec![];
+    if view == View::Uncertainty {
+        spans.push(Span::raw("unsure "));
+        for (k, &shade) in SHADES.iter().enumerate() {
+            spans.push(Span::styled(shade.to_string(), theme.confidence((k as f32 + 0.5) / SHADES.len() as f32)));
+        }
+        spans.push(Span::raw(if wide { " sure   " } else { " sure  " }));
+    }
     if wide {
         spans.push(Span::styled(if by_order { "revealed " } else { "confidence " }, theme.dim));
     }

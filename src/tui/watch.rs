@@ -1,19 +1,21 @@
 //! Watch screen: the block being denoised, a status line and the confidence legend.
 
 use super::decode_keys::DecodeKeys;
-use super::denoise_grid::DenoiseGrid;
+use super::denoise_grid::{DenoiseGrid, MAX_COLUMNS};
+use super::inspector;
 use super::shared::{Action, ModelInfo, Screen};
 use super::theme::{Theme, legend};
 use super::watch_state::{View, WatchState};
 use crate::diffusion::Strategy;
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 /// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
 pub const BINDINGS: &[(&str, &str)] = &[
     ("space", "pause"),
-    ("←/→", "scrub"),
+    ("←/→ ,/.", "scrub"),
+    ("x", "inspect a cell"),
     ("+/-", "rule parameter"),
     ("t/T", "temperature"),
     ("s", "strategy"),
@@ -35,22 +37,65 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("q", "quit"),
 ];
 
+/// Where the screen draws its parts: the grid's box, the inspector's (while open), the status
+/// lines and the legend.
+struct Areas {
+    grid: Rect,
+    inspector: Option<Rect>,
+    status: Rect,
+    legend: Rect,
+}
+
+fn areas(w: &WatchState, area: Rect) -> Areas {
+    let [top, status, legend] = Layout::vertical([Constraint::Min(3), Constraint::Length(3), Constraint::Length(1)]).areas(area);
+    if w.inspected.is_none() {
+        return Areas { grid: top, inspector: None, status, legend };
+    }
+    // Beside the grid where the terminal is wide enough for both, else below it.
+    let [grid, inspector] = if top.width >= MAX_COLUMNS + 2 + inspector::WIDTH {
+        Layout::horizontal([Constraint::Min(MAX_COLUMNS + 2), Constraint::Length(inspector::WIDTH)]).areas(top)
+    } else {
+        Layout::vertical([Constraint::Min(3), Constraint::Length(inspector::HEIGHT)]).areas(top)
+    };
+    Areas { grid, inspector: Some(inspector), status, legend }
+}
+
+/// The grid of the screen as drawn in `area` (the body), and the rectangle inside its box.
+fn grid<'a>(w: &'a WatchState, model: &'a ModelInfo, theme: &'a Theme, reveal: Option<(&'a [Option<usize>], usize)>, area: Rect) -> (DenoiseGrid<'a>, Rect) {
+    let inner = Block::default().borders(Borders::ALL).inner(areas(w, area).grid);
+    let grid = DenoiseGrid {
+        frame: w.frame(),
+        history: w.history(),
+        vocab: &model.config.vocab,
+        theme,
+        max_cols: MAX_COLUMNS,
+        reveal,
+        uncertainty: w.view == View::Uncertainty,
+        cursor: w.inspected_in_view(),
+    };
+    (grid, inner)
+}
+
+/// The window position under screen cell (`x`, `y`) when the screen is drawn in `area`.
+pub fn position_at(w: &WatchState, model: &ModelInfo, theme: &Theme, area: Rect, x: u16, y: u16) -> Option<usize> {
+    let (grid, inner) = grid(w, model, theme, None, area);
+    grid.window_position_at(inner, x, y)
+}
+
 /// The screen, for the model being watched; `note` replaces the hint line.
 pub fn render(w: &WatchState, model: &ModelInfo, note: Option<&str>, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let [grid_area, status_area, legend_area] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(3), Constraint::Length(1)]).areas(area);
-    let block = Block::default().borders(Borders::ALL).title(format!(" {} ", model.name));
-    let inner = block.inner(grid_area);
-    block.render(grid_area, buf);
-    let by_order = w.view == View::Order;
-    let reveal = if by_order { w.reveal_steps() } else { None };
+    let parts = areas(w, area);
+    Block::default().borders(Borders::ALL).title(format!(" {} ", model.name)).render(parts.grid, buf);
+    let reveal = if w.view == View::Order { w.reveal_steps() } else { None };
     let reveal = reveal.as_ref().map(|(steps, last)| (steps.as_slice(), *last));
-    DenoiseGrid { frame: w.frame(), history: w.history(), vocab: &model.config.vocab, theme, max_cols: 64, reveal }
-        .render(inner, buf);
-
+    let (grid, inner) = grid(w, model, theme, reveal, area);
+    grid.render(inner, buf);
+    if let (Some(rect), Some(i)) = (parts.inspector, w.inspected_in_view()) {
+        inspector::render(&w.frames, w.cursor, i, &model.config.vocab, theme, rect, buf);
+    }
     let [progress, settings] = status_lines(w, model, theme);
-    Paragraph::new(vec![progress, settings, hint_line(w, note, theme)]).render(status_area, buf);
-    Paragraph::new(legend(theme, legend_area.width, w.settings.revises(), by_order)).render(legend_area, buf);
+    Paragraph::new(vec![progress, settings, hint_line(w, note, theme)]).render(parts.status, buf);
+    Paragraph::new(legend(theme, parts.legend.width, w.settings.revises(), w.view)).render(parts.legend, buf);
 }
 
 /// Progress of the step on screen, then the settings that produced it.
@@ -89,8 +134,10 @@ fn hint_line(w: &WatchState, note: Option<&str>, theme: &Theme) -> Line<'static>
         "starting the model…".to_string()
     } else if w.at_end() {
         "done · c continues with the next block · r regenerates with a new seed".to_string()
+    } else if w.inspected.is_some() {
+        "inspector · arrows move the cell (or click one) · ,/. scrub · x or esc closes".to_string()
     } else if !w.playing {
-        "paused · ←/→ scrub through the steps · space resumes".to_string()
+        "paused · ←/→ scrub through the steps · x inspects a cell · space resumes".to_string()
     } else if w.cursor + 1 >= w.frames.len() {
         "computing…".to_string()
     } else {
@@ -99,13 +146,35 @@ fn hint_line(w: &WatchState, note: Option<&str>, theme: &Theme) -> Line<'static>
     Line::styled(text, theme.dim)
 }
 
+/// A click selects a cell for the inspector (and opens it); the wheel scrubs.
+pub(super) fn handle_mouse(w: &mut WatchState, model: &ModelInfo, theme: &Theme, mouse: MouseEvent, body: Rect) {
+    match mouse.kind {
+        MouseEventKind::Down(MouseButton::Left) => {
+            // The grid as it was drawn: with the inspector open or not.
+            if let Some(i) = position_at(w, model, theme, body, mouse.column, mouse.row) {
+                w.inspected = Some(i);
+            }
+        }
+        MouseEventKind::ScrollUp => w.step_back(),
+        MouseEventKind::ScrollDown => w.step_forward(),
+        _ => {}
+    }
+}
+
 /// The Watch screen's keys (the global ones are handled by `App::handle_key`).
 pub(super) fn handle_key(w: &mut WatchState, key: KeyEvent) -> Vec<Action> {
+    let inspecting = w.inspected.is_some();
     match key.code {
+        KeyCode::Esc if inspecting => w.inspected = None,
         KeyCode::Esc => return vec![Action::Quit],
         KeyCode::Char(' ') => w.playing = !w.playing,
-        KeyCode::Right | KeyCode::Char('l') => w.step_forward(),
-        KeyCode::Left | KeyCode::Char('h') => w.step_back(),
+        KeyCode::Char('x') => w.toggle_inspector(),
+        KeyCode::Right if inspecting => w.move_inspected(1),
+        KeyCode::Left if inspecting => w.move_inspected(-1),
+        KeyCode::Down if inspecting => w.move_inspected(MAX_COLUMNS as isize),
+        KeyCode::Up if inspecting => w.move_inspected(-(MAX_COLUMNS as isize)),
+        KeyCode::Right | KeyCode::Char('l') | KeyCode::Char('.') => w.step_forward(),
+        KeyCode::Left | KeyCode::Char('h') | KeyCode::Char(',') => w.step_back(),
         KeyCode::Char('+') | KeyCode::Char('=') => {
             w.settings.adjust(true);
             return vec![Action::RestartBlock];
@@ -150,12 +219,7 @@ pub(super) fn handle_key(w: &mut WatchState, key: KeyEvent) -> Vec<Action> {
             w.settings.cache = !w.settings.cache;
             return vec![Action::RestartBlock];
         }
-        KeyCode::Char('v') => {
-            w.view = match w.view {
-                View::Confidence => View::Order,
-                View::Order => View::Confidence,
-            };
-        }
+        KeyCode::Char('v') => w.view = w.view.next(),
         KeyCode::Char('p') => return vec![Action::NextPalette],
         KeyCode::Char('r') => {
             w.settings.seed = w.settings.seed.wrapping_add(1);

@@ -20,7 +20,7 @@ pub fn mark_reveals(steps: &mut [Option<usize>], frame: &Frame) {
     }
 }
 
-/// How committed characters are coloured.
+/// How the grid colours its cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum View {
     /// By the model's confidence when it committed them.
@@ -28,6 +28,20 @@ pub enum View {
     Confidence,
     /// By the step that revealed them: the order the block was written in.
     Order,
+    /// Masked positions shaded by how sure the model already is of them (the entropy of its
+    /// belief), so one sees where it has made up its mind before it commits anything.
+    Uncertainty,
+}
+
+impl View {
+    /// The next view, as `v` cycles them.
+    pub fn next(self) -> View {
+        match self {
+            View::Confidence => View::Order,
+            View::Order => View::Uncertainty,
+            View::Uncertainty => View::Confidence,
+        }
+    }
 }
 
 
@@ -59,6 +73,8 @@ pub struct WatchState {
     pub since_advance: Duration,
     /// The worker finished the current job.
     pub done: bool,
+    /// The window position the cell inspector shows, while it is open.
+    pub inspected: Option<usize>,
 }
 
 impl Default for WatchState {
@@ -80,6 +96,7 @@ impl Default for WatchState {
             speed: DEFAULT_SPEED,
             since_advance: Duration::ZERO,
             done: false,
+            inspected: None,
         }
     }
 }
@@ -191,6 +208,28 @@ impl WatchState {
             mark_reveals(&mut steps, f);
         }
         Some((steps, current.step))
+    }
+
+    /// Opens the cell inspector on the first position still masked on screen (the first of the
+    /// window when none is), or closes it.
+    pub fn toggle_inspector(&mut self) {
+        self.inspected = match self.inspected {
+            Some(_) => None,
+            None => Some(self.frame().and_then(|f| f.cells.iter().position(|c| c.is_masked())).unwrap_or(0)),
+        };
+    }
+
+    /// Moves the inspected cell by `delta` positions, within the window on screen.
+    pub fn move_inspected(&mut self, delta: isize) {
+        let len = self.frame().map_or(1, |f| f.cells.len()).max(1);
+        if let Some(i) = self.inspected.as_mut() {
+            *i = i.saturating_add_signed(delta).min(len - 1);
+        }
+    }
+
+    /// The inspected position, if the inspector is open and the window on screen has it.
+    pub fn inspected_in_view(&self) -> Option<usize> {
+        self.inspected.filter(|&i| self.frame().is_some_and(|f| i < f.cells.len()))
     }
 
     pub fn masked_in_view(&self) -> usize {

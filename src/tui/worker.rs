@@ -91,14 +91,20 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send + Sync>, device: Devic
                         Err(TryRecvError::Empty) => {}
                         Err(TryRecvError::Disconnected) => return,
                     }
+                    // Every frame carries the model's belief about every masked position, for the
+                    // inspector and the uncertainty view (a full pass more per step).
+                    let looked = |mut frame: Frame| {
+                        crate::diffusion::look(&mut frame, model.as_ref(), &job.options);
+                        GenMsg::Frame { job: job.id, frame }
+                    };
                     if let Some(initial) = generation.begin_block()
-                        && !send(GenMsg::Frame { job: job.id, frame: initial })
+                        && !send(looked(initial))
                     {
                         return;
                     }
                     match generation.step(model.as_ref()) {
                         Some(frame) => {
-                            if !send(GenMsg::Frame { job: job.id, frame }) {
+                            if !send(looked(frame)) {
                                 return;
                             }
                         }
