@@ -85,6 +85,14 @@ impl Generation {
         }
     }
 
+    /// The same generation carried on from `cells` (the output from its first position, as far as
+    /// a run reached: its characters, prompt and written, keep their cells), rather than from the
+    /// prompt alone. A viewer that pauses a run, changes a cell and resumes starts one so.
+    pub fn resumed_from(self, cells: Vec<Cell>) -> Self {
+        assert!(cells.len() <= self.length, "resumed past the output's length");
+        Generation { cells, ..self }
+    }
+
     /// The same generation with each window decoded by the stepper `new_stepper` makes.
     pub fn with_stepper(self, new_stepper: NewStepper) -> Self {
         Generation { new_stepper, ..self }

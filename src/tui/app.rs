@@ -75,7 +75,35 @@ impl App {
     fn launch(&mut self, prompt: Vec<u32>, length: usize, history: Vec<Cell>) -> Effect {
         self.next_job += 1;
         self.watch.start_job(self.next_job, prompt.clone(), length, history);
-        Effect::Generate(GenJob { id: self.next_job, prompt, length, overlap: self.overlap, options: self.watch.settings, elastic: None })
+        Effect::Generate(GenJob { id: self.next_job, prompt, length, overlap: self.overlap, options: self.watch.settings, elastic: None, resume: None })
+    }
+
+    /// Pins `ch` at the inspected cell of the paused run (or unpins it, `None`): the run goes on
+    /// from the step on screen with that cell given (or masked again), keeping the steps before.
+    fn steer(&mut self, ch: Option<char>) -> Option<Effect> {
+        let token = match ch {
+            Some(c) => match self.vocab().id(c) {
+                Some(id) => Some(id),
+                None => {
+                    self.note = Some(format!("the model does not know {c:?}"));
+                    return None;
+                }
+            },
+            None => None,
+        };
+        self.next_job += 1;
+        let cells = self.watch.steer(self.next_job, token)?;
+        let job = GenJob {
+            id: self.next_job,
+            prompt: crate::diffusion::cell::tokens(&cells),
+            length: self.watch.job_length,
+            overlap: self.overlap,
+            options: self.watch.settings,
+            elastic: None,
+            resume: Some(cells),
+        };
+        self.note = Some(if token.is_some() { "pinned · space resumes · backspace unpins" } else { "unpinned · space resumes" }.into());
+        Some(Effect::Generate(job))
     }
 
     /// Fills a prompt with elastic gaps: the worker chooses their lengths, then generates.
@@ -157,7 +185,7 @@ impl App {
             }
             return vec![];
         }
-        let editing = self.screen == Screen::Infill || self.train.editing;
+        let editing = self.screen == Screen::Infill || self.train.editing || (self.screen == Screen::Watch && self.watch.pinning);
         match key.code {
             KeyCode::Tab => return self.show(self.screen.next(false)),
             KeyCode::BackTab => return self.show(self.screen.next(true)),
@@ -211,6 +239,7 @@ impl App {
             Action::Fill => self.fill(),
             Action::PickElastic { worse } => self.pick_elastic(worse),
             Action::NewRace(seed) => Some(self.start_race(seed)),
+            Action::Steer(ch) => self.steer(ch),
             Action::Work(effect) => Some(effect),
         };
         effect.into_iter().collect()

@@ -74,7 +74,7 @@ pub fn render(frames: &[Frame], upto: usize, i: usize, vocab: &Vocab, theme: &Th
     let mut lines: Vec<Line> = Vec::new();
     let last_written = points.iter().rev().find(|p| matches!(p.mark, Some(Mark::Written | Mark::Polished)));
     lines.push(match (cell.prompt, cell.is_masked(), last_written) {
-        (true, _, _) => Line::styled(format!("'{}' given (the prompt)", show(cell.token)), theme.prompt),
+        (true, _, _) => Line::styled(format!("'{}' given by you", show(cell.token)), theme.prompt),
         (_, true, _) => Line::styled("masked", theme.masked),
         (_, false, Some(p)) => Line::from(vec![
             Span::styled(format!("'{}'", show(cell.token)), theme.confidence(cell.confidence)),
@@ -92,7 +92,7 @@ pub fn render(frames: &[Frame], upto: usize, i: usize, vocab: &Vocab, theme: &Th
         _ => points.len(),
     };
     lines.push(spark_line(&points[..until], theme, inner.width));
-    lines.push(marks_line(&points, theme));
+    lines.push(if cell.prompt { Line::styled("given or pinned: the model reads it, never writes it", theme.dim) } else { marks_line(&points, theme) });
     for (line, y) in lines.into_iter().zip(inner.y..inner.bottom()) {
         line.render(Rect { y, height: 1, ..inner }, buf);
     }

@@ -61,6 +61,8 @@ pub enum Action {
     PickElastic { worse: bool },
     /// A new race on the Compare screen, from this seed.
     NewRace(u64),
+    /// Pin this character at the inspected cell of the paused Watch run, or unpin it (`None`).
+    Steer(Option<char>),
     /// Work the screen prepared itself, for the event loop.
     Work(Effect),
 }

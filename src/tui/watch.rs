@@ -134,8 +134,10 @@ fn hint_line(w: &WatchState, note: Option<&str>, theme: &Theme) -> Line<'static>
         "starting the model…".to_string()
     } else if w.at_end() {
         "done · c continues with the next block · r regenerates with a new seed".to_string()
+    } else if w.pinning {
+        "type the character to pin at this cell (esc cancels)".to_string()
     } else if w.inspected.is_some() {
-        "inspector · arrows move the cell (or click one) · ,/. scrub · x or esc closes".to_string()
+        "inspector · arrows or a click move the cell · ,/. scrub · enter pins a character · x/esc close".to_string()
     } else if !w.playing {
         "paused · ←/→ scrub through the steps · x inspects a cell · space resumes".to_string()
     } else if w.cursor + 1 >= w.frames.len() {
@@ -164,7 +166,20 @@ pub(super) fn handle_mouse(w: &mut WatchState, model: &ModelInfo, theme: &Theme,
 /// The Watch screen's keys (the global ones are handled by `App::handle_key`).
 pub(super) fn handle_key(w: &mut WatchState, key: KeyEvent) -> Vec<Action> {
     let inspecting = w.inspected.is_some();
+    if w.pinning {
+        match key.code {
+            KeyCode::Char(c) => return vec![Action::Steer(Some(c))],
+            KeyCode::Enter => return vec![Action::Steer(Some('\n'))],
+            _ => w.pinning = false,
+        }
+        return vec![];
+    }
     match key.code {
+        KeyCode::Enter if inspecting => {
+            w.playing = false;
+            w.pinning = w.inspected_in_view().is_some_and(|i| w.frame().is_some_and(|f| f.cells[i].is_masked()));
+        }
+        KeyCode::Backspace if inspecting => return vec![Action::Steer(None)],
         KeyCode::Esc if inspecting => w.inspected = None,
         KeyCode::Esc => return vec![Action::Quit],
         KeyCode::Char(' ') => w.playing = !w.playing,

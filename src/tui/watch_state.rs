@@ -75,6 +75,13 @@ pub struct WatchState {
     pub done: bool,
     /// The window position the cell inspector shows, while it is open.
     pub inspected: Option<usize>,
+    /// The next character typed is pinned at the inspected cell.
+    pub pinning: bool,
+    /// Positions (in the whole output) the user pinned a character at, in this job.
+    pub pins: Vec<usize>,
+    /// The current job carries on a paused one from this frame's step and block (after a pin):
+    /// its frames count on from them, after the frames kept from before.
+    pub branch: Option<(usize, usize)>,
 }
 
 impl Default for WatchState {
@@ -97,6 +104,9 @@ impl Default for WatchState {
             since_advance: Duration::ZERO,
             done: false,
             inspected: None,
+            pinning: false,
+            pins: Vec::new(),
+            branch: None,
         }
     }
 }
@@ -129,12 +139,47 @@ impl WatchState {
         self.cursor = 0;
         self.done = false;
         self.since_advance = Duration::ZERO;
+        (self.pinning, self.branch) = (false, None);
+        self.pins.clear();
+    }
+
+    /// Pins `token` at the inspected cell if it is masked (`Some`), or unpins it if the user
+    /// pinned it (`None`), in the frame on screen; the frames after it are dropped and job `job`
+    /// carries on from there. Returns the output as it stands at that frame, the change made,
+    /// for the job to start from; `None` (and nothing changed) if there is nothing to change.
+    pub fn steer(&mut self, job: u64, token: Option<u32>) -> Option<Vec<Cell>> {
+        self.pinning = false;
+        let i = self.inspected_in_view()?;
+        let frame = self.frame()?;
+        let (position, cell) = (frame.offset + i, frame.cells[i]);
+        let changed = match token {
+            Some(t) if cell.is_masked() => Cell { belief: cell.belief, ..Cell::given(t) },
+            None if self.pins.contains(&position) => Cell { belief: cell.belief, ..Cell::MASKED },
+            _ => return None,
+        };
+        let (step, block) = (frame.step, frame.block);
+        self.frames.truncate(self.cursor + 1);
+        self.frames[self.cursor].cells[i] = changed;
+        // The output as it stood at the frame on screen: the job's start, then each frame in turn.
+        let mut cells = self.job_history.clone();
+        for f in &self.frames {
+            crate::diffusion::cell::merge(&mut cells, f.offset, &f.cells);
+        }
+        match token {
+            Some(_) => self.pins.push(position),
+            None => self.pins.retain(|&p| p != position),
+        }
+        (self.job, self.done, self.branch, self.playing) = (job, false, Some((step, block)), false);
+        Some(cells)
     }
 
     /// A frame from the worker. Frames of an earlier block of the same job replace the view
     /// when playback reaches them; stale jobs are ignored.
-    pub fn push_frame(&mut self, job: u64, frame: Frame) {
+    pub fn push_frame(&mut self, job: u64, mut frame: Frame) {
         if job == self.job {
+            if let Some((step, block)) = self.branch {
+                (frame.step, frame.block) = (frame.step + step, frame.block + block);
+            }
             self.frames.push(frame);
         }
     }

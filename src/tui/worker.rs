@@ -25,6 +25,9 @@ pub struct GenJob {
     /// A prompt with elastic gaps: the worker chooses their lengths first (`elastic::resolve`),
     /// reports them (`GenMsg::Resolved`) and generates from `prompt` with those lengths.
     pub elastic: Option<crate::elastic::ElasticPrompt>,
+    /// A run carried on from these cells (a paused run with a cell pinned or unpinned), rather
+    /// than from `prompt` alone.
+    pub resume: Option<Vec<Cell>>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +84,9 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send + Sync>, device: Devic
                     }
                 }
                 let mut generation = crate::kind::generation(model.as_ref(), &job.prompt, job.length, job.overlap, job.options);
+                if let Some(cells) = job.resume.take() {
+                    generation = generation.resumed_from(cells);
+                }
                 'steps: loop {
                     match commands.try_recv() {
                         Ok(GenCommand::Run(next)) => {

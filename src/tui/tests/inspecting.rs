@@ -105,3 +105,51 @@ fn a_cells_history_marks_the_steps_that_looked_wrote_and_took_it_back() {
     other_block[4].block = 1;
     assert_eq!(history(&other_block, 4, 8).len(), 1, "only the block on screen");
 }
+
+#[test]
+fn a_pinned_character_stays_and_the_run_goes_on_around_it_from_the_step_it_was_pinned_at() {
+    use crate::diffusion::Denoiser;
+    use crate::tui::app::{Effect, ModelInfo};
+    use crate::tui::worker::{GenJob, GenMsg};
+    use burn::prelude::Device;
+    let device = Device::flex();
+    let (config, model) = crate::shipped::load(&device).unwrap();
+    let denoiser = crate::kind::ModelDenoiser::new(model, device);
+    let mut a = App::new(ModelInfo { name: "shipped".into(), config, backend: "flex".into() }, crate::tui::theme::Theme::new(false));
+    // What the generation worker does with a job.
+    let run = |a: &mut App, job: GenJob| {
+        let mut g = crate::kind::generation(&denoiser as &dyn Denoiser, &job.prompt, job.length, job.overlap, job.options);
+        if let Some(cells) = job.resume {
+            g = g.resumed_from(cells);
+        }
+        while let Some(frame) = g.step(&denoiser) {
+            a.on_gen(GenMsg::Frame { job: job.id, frame });
+        }
+        a.on_gen(GenMsg::Done { job: job.id, cells: g.cells().to_vec() });
+    };
+    let Effect::Generate(job) = a.generate_fresh() else { panic!("a job") };
+    run(&mut a, job);
+    let unpinned = a.watch.full_text();
+    let before: Vec<_> = a.watch.frames[..=5].to_vec();
+    a.watch.cursor = 5;
+    a.handle_key(chr('x'));
+    let i = a.watch.inspected.unwrap();
+    assert!(a.watch.frames[5].cells[i].is_masked());
+    let pin = if a.vocab().char(unpinned[i]) == Some('Z') { 'Q' } else { 'Z' };
+    a.handle_key(key(KeyCode::Enter));
+    assert!(a.watch.pinning && !a.watch.playing);
+    let effects = a.handle_key(chr(pin));
+    let [Effect::Generate(job)] = effects.as_slice() else { panic!("a job carrying on the run: {effects:?}") };
+    assert!(job.resume.as_ref().is_some_and(|c| c[i].prompt && c[i].token == a.vocab().id(pin).unwrap()));
+    run(&mut a, job.clone());
+    let pinned = a.watch.full_text();
+    assert_eq!(a.vocab().char(pinned[i]), Some(pin), "the pinned character is in the finished text");
+    assert_ne!(pinned, unpinned, "the run went another way around it");
+    assert_eq!(a.watch.frames[..5], before[..5], "the steps before the pin are kept");
+    assert_eq!(a.watch.frames[6].step, a.watch.frames[5].step + 1, "and the run counts on from them");
+    // Backspace unpins: paused again before the end, the cell is masked once more.
+    a.watch.cursor = 7;
+    let effects = a.handle_key(key(KeyCode::Backspace));
+    assert!(matches!(effects.as_slice(), [Effect::Generate(_)]), "{effects:?}");
+    assert!(a.watch.frames[7].cells[i].is_masked() && a.watch.pins.is_empty());
+}
