@@ -216,8 +216,10 @@ impl App {
         if self.error.is_some() || self.help {
             return;
         }
-        if self.screen == Screen::Watch {
-            super::watch::handle_mouse(&mut self.watch, &self.model, &self.theme, mouse, body);
+        match self.screen {
+            Screen::Watch => super::watch::handle_mouse(&mut self.watch, &self.model, &self.theme, mouse, body),
+            Screen::Compare => super::compare::handle_mouse(&mut self.compare, mouse, body),
+            _ => {}
         }
     }
 

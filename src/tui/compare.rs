@@ -7,7 +7,7 @@ use super::theme::Theme;
 use super::worker::RaceMsg;
 use crate::race::{Clock, LaneFrame, Score, frame_at};
 use crate::vocab::Vocab;
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
 use std::time::Duration;
@@ -20,6 +20,7 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("c", "clock"),
     ("r", "race again (next seed)"),
     ("[/]", "speed"),
+    ("click", "a cell's candidates"),
     ("tab", "screens"),
     ("?", "help"),
     ("q", "quit"),
@@ -51,6 +52,8 @@ pub struct CompareState {
     pub started: bool,
     pub seed: u64,
     pub error: Option<String>,
+    /// A clicked cell: its lane and position, whose belief the lane's status line shows.
+    pub selected: Option<(usize, usize)>,
 }
 
 impl Default for CompareState {
@@ -66,6 +69,7 @@ impl Default for CompareState {
             started: false,
             seed: 0,
             error: None,
+            selected: None,
         }
     }
 }
@@ -136,6 +140,57 @@ pub fn handle_key(c: &mut CompareState, key: KeyEvent) -> Vec<Action> {
     vec![]
 }
 
+/// The rectangle each lane's text is drawn in, when the screen is drawn in `area`.
+fn text_areas(c: &CompareState, area: Rect) -> Vec<Rect> {
+    let [lanes_area, _] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    Layout::vertical(c.lanes.iter().map(|_| Constraint::Fill(1)))
+        .split(lanes_area)
+        .iter()
+        .map(|&lane| {
+            let inner = Block::default().borders(Borders::ALL).inner(lane);
+            Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas::<2>(inner)[0]
+        })
+        .collect()
+}
+
+/// How a lane's text is laid out in its area: columns, and the first row of text shown (the
+/// end of the text stays in view).
+fn text_placement(len: usize, area: Rect) -> (usize, usize) {
+    let cols = area.width.clamp(1, 96) as usize;
+    (cols, len.div_ceil(cols).saturating_sub(area.height as usize))
+}
+
+/// A click on a lane's text selects the cell under it (a click elsewhere clears it).
+pub fn handle_mouse(c: &mut CompareState, mouse: MouseEvent, body: Rect) {
+    if mouse.kind != MouseEventKind::Down(MouseButton::Left) {
+        return;
+    }
+    let at = Position { x: mouse.column, y: mouse.row };
+    for (k, area) in text_areas(c, body).into_iter().enumerate() {
+        let Some(frame) = c.lanes.get(k).and_then(|lane| lane.frames.get(c.shown(lane))) else { continue };
+        if area.contains(at) {
+            let (cols, first_row) = text_placement(frame.cells.len(), area);
+            let pos = (first_row + (at.y - area.y) as usize) * cols + (at.x - area.x) as usize;
+            c.selected = ((at.x - area.x) < cols as u16 && pos < frame.cells.len()).then_some((k, pos));
+            return;
+        }
+    }
+    c.selected = None;
+}
+
+/// The selected cell's belief, for its lane's status line.
+fn selected_line(cell: &crate::diffusion::Cell, pos: usize, vocab: &Vocab, theme: &Theme) -> String {
+    let show = |id: u32| super::denoise_grid::glyph(vocab, id, theme.mask_glyph);
+    match cell.belief {
+        Some(b) => {
+            let top: Vec<String> = b.top.iter().filter(|(_, p)| *p >= 0.005).map(|&(id, p)| format!("{} {:.0}%", show(id), 100.0 * p)).collect();
+            format!("cell {} '{}' · step {}: {} · entropy {:.2}", pos + 1, show(cell.token), b.step, top.join(" · "), b.entropy)
+        }
+        None if cell.prompt => format!("cell {} '{}' · the prompt", pos + 1, show(cell.token)),
+        None => format!("cell {} '{}' · the model has not looked here yet", pos + 1, show(cell.token)),
+    }
+}
+
 pub fn render(c: &CompareState, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let [lanes_area, status_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
     let status = format!(
@@ -155,12 +210,13 @@ pub fn render(c: &CompareState, theme: &Theme, area: Rect, buf: &mut Buffer) {
         return;
     }
     let areas = Layout::vertical(c.lanes.iter().map(|_| Constraint::Fill(1))).split(lanes_area);
-    for (lane, &area) in c.lanes.iter().zip(areas.iter()) {
-        render_lane(c, lane, theme, area, buf);
+    for (k, (lane, &area)) in c.lanes.iter().zip(areas.iter()).enumerate() {
+        let selected = c.selected.filter(|&(l, _)| l == k).map(|(_, pos)| pos);
+        render_lane(c, lane, selected, theme, area, buf);
     }
 }
 
-fn render_lane(c: &CompareState, lane: &Lane, theme: &Theme, area: Rect, buf: &mut Buffer) {
+fn render_lane(c: &CompareState, lane: &Lane, selected: Option<usize>, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let block = Block::default().borders(Borders::ALL).title(Span::styled(format!(" {} ", lane.title), theme.title));
     let inner = block.inner(area);
     block.render(area, buf);
@@ -174,11 +230,13 @@ fn render_lane(c: &CompareState, lane: &Lane, theme: &Theme, area: Rect, buf: &m
         return;
     };
     if let Some(vocab) = &lane.vocab {
-        draw_text(frame, vocab, theme, text_area, buf);
+        draw_text(frame, selected, vocab, theme, text_area, buf);
     }
     let at_end = i + 1 >= lane.frames.len();
     let masked = frame.cells.iter().filter(|c| c.is_masked()).count();
+    let picked = selected.zip(lane.vocab.as_ref()).and_then(|(pos, vocab)| frame.cells.get(pos).map(|cell| selected_line(cell, pos, vocab, theme)));
     let line = match (&lane.score, at_end) {
+        _ if picked.is_some() => picked.expect("some"),
         (Some(Ok(s)), true) => format!(
             "done · {} passes · {:.0} ms · {:.0} chars/s · judge {:.2} · distinct {:.2}",
             s.passes, s.millis, s.chars_per_sec, s.judge_nll, s.distinct_bigrams
@@ -197,10 +255,8 @@ fn render_lane(c: &CompareState, lane: &Lane, theme: &Theme, area: Rect, buf: &m
 }
 
 /// The lane's text as cells: prompt, masked, written this step, and written earlier by confidence.
-fn draw_text(frame: &LaneFrame, vocab: &Vocab, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let cols = area.width.clamp(1, 96) as usize;
-    let rows = frame.cells.len().div_ceil(cols);
-    let first_row = rows.saturating_sub(area.height as usize);
+fn draw_text(frame: &LaneFrame, selected: Option<usize>, vocab: &Vocab, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let (cols, first_row) = text_placement(frame.cells.len(), area);
     for (pos, cell) in frame.cells.iter().enumerate().skip(first_row * cols) {
         let (r, col) = (pos / cols - first_row, pos % cols);
         if r >= area.height as usize {
@@ -215,6 +271,7 @@ fn draw_text(frame: &LaneFrame, vocab: &Vocab, theme: &Theme, area: Rect, buf: &
         } else {
             theme.confidence(cell.confidence)
         };
+        let style = if selected == Some(pos) { style.patch(theme.cursor) } else { style };
         let ch = super::denoise_grid::glyph(vocab, cell.token, theme.mask_glyph);
         buf[(area.x + col as u16, area.y + r as u16)].set_char(ch).set_style(style);
     }

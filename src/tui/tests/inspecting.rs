@@ -153,3 +153,24 @@ fn a_pinned_character_stays_and_the_run_goes_on_around_it_from_the_step_it_was_p
     assert!(matches!(effects.as_slice(), [Effect::Generate(_)]), "{effects:?}");
     assert!(a.watch.frames[7].cells[i].is_masked() && a.watch.pins.is_empty());
 }
+
+#[test]
+fn a_click_on_a_compare_lane_shows_that_cells_belief_in_its_status_line() {
+    let size = Rect::new(0, 0, 80, 20);
+    let mut a = super::app(false);
+    super::racing(&mut a);
+    a.compare.playing = false;
+    a.compare.passes = 6.0;
+    a.screen = crate::tui::app::Screen::Compare;
+    let screen = draw(&a, size.width, size.height);
+    // The lanes' texts, top and bottom: find the first character of the second lane's text.
+    let rows: Vec<&str> = screen.lines().collect();
+    let second = rows.iter().rposition(|l| l.contains("autoregressive · b")).unwrap() + 1;
+    let column = rows[second].chars().position(|c| c == 'I').unwrap() as u16;
+    click(&mut a, MouseEventKind::Down(MouseButton::Left), column, second as u16, size);
+    assert_eq!(a.compare.selected, Some((1, 0)));
+    let shown = draw(&a, size.width, size.height);
+    assert!(shown.contains("cell 1 'I'"), "{shown}");
+    click(&mut a, MouseEventKind::Down(MouseButton::Left), 0, 0, size);
+    assert_eq!(a.compare.selected, None, "a click off the lanes clears it");
+}
