@@ -1,11 +1,12 @@
 //! Application state and the keys every screen shares (tab, ?, q, R, Ctrl-C, closing popups);
-//! each screen's own keys live in its module (`watch`, `infill`, `train_screen`) beside its
-//! bindings list and its drawing. Pure: keys change state and return `Effect`s that the event
-//! loop carries out, so every transition is testable without a terminal or a model.
+//! each screen is a `Component` with its own key table and drawing, in its module (`watch`,
+//! `infill`, `compare`, `life`, `train_screen`). Pure: keys change state and return `Effect`s
+//! that the event loop carries out, so every transition is testable without a terminal or a model.
 
 pub use super::effect::Effect;
 pub use super::shared::{Action, ModelInfo, Screen};
 use super::compare::CompareState;
+use super::component::{Component, Context};
 use super::infill::InfillState;
 use super::life::LifeState;
 use super::popup::ErrorPopup;
@@ -201,13 +202,8 @@ impl App {
             _ => {}
         }
         self.note = None;
-        let actions = match self.screen {
-            Screen::Watch => super::watch::handle_key(&mut self.watch, key),
-            Screen::Infill => super::infill::handle_key(&mut self.infill, key),
-            Screen::Compare => super::compare::handle_key(&mut self.compare, key),
-            Screen::Life => super::life::handle_key(&mut self.life, self.watch.settings, key),
-            Screen::Train => super::train_screen::handle_key(&mut self.train, key),
-        };
+        let (screen, ctx) = self.component_mut();
+        let actions = screen.handle_key(key, &ctx);
         actions.into_iter().flat_map(|action| self.act(action)).collect()
     }
 
@@ -216,11 +212,8 @@ impl App {
         if self.error.is_some() || self.help {
             return;
         }
-        match self.screen {
-            Screen::Watch => super::watch::handle_mouse(&mut self.watch, &self.model, &self.theme, mouse, body),
-            Screen::Compare => super::compare::handle_mouse(&mut self.compare, mouse, body),
-            _ => {}
-        }
+        let (screen, ctx) = self.component_mut();
+        screen.handle_mouse(mouse, body, &ctx);
     }
 
     /// Carries out what a screen's key asked of the app; returns the work for the event loop.
@@ -316,12 +309,47 @@ impl App {
         }
     }
 
-    /// Advances playback; returns whether anything on screen changed.
-    /// Also returns work that came due (the Life screen's next generation).
-    pub fn tick(&mut self, dt: Duration) -> (bool, Option<Effect>) {
-        let compare = self.screen == Screen::Compare && self.compare.tick(dt);
-        let life = if self.screen == Screen::Life { self.life.tick(dt, self.watch.settings) } else { None };
-        (self.watch.tick(dt) || compare || life.is_some(), life)
+    /// Time passes: the Watch screen plays on wherever one is, and the screen shown keeps its
+    /// clock. Returns whether to redraw, and the work that came due (Life's next generation).
+    pub fn tick(&mut self, dt: Duration) -> (bool, Vec<Effect>) {
+        let watched = self.watch.tick(dt);
+        let (shown, actions) = match self.screen {
+            Screen::Watch => (false, Vec::new()),
+            _ => {
+                let (screen, ctx) = self.component_mut();
+                screen.tick(dt, &ctx)
+            }
+        };
+        (watched || shown, actions.into_iter().flat_map(|action| self.act(action)).collect())
+    }
+
+    /// What the screens read of the app.
+    pub fn screen_context(&self) -> Context<'_> {
+        Context { model: &self.model, theme: &self.theme, note: self.note.as_deref(), settings: self.watch.settings }
+    }
+
+    /// The screen shown.
+    pub fn component(&self) -> &dyn Component {
+        match self.screen {
+            Screen::Watch => &self.watch,
+            Screen::Infill => &self.infill,
+            Screen::Compare => &self.compare,
+            Screen::Life => &self.life,
+            Screen::Train => &self.train,
+        }
+    }
+
+    /// The screen shown, to change, with what it reads of the rest of the app.
+    fn component_mut(&mut self) -> (&mut dyn Component, Context<'_>) {
+        let ctx = Context { model: &self.model, theme: &self.theme, note: self.note.as_deref(), settings: self.watch.settings };
+        let screen: &mut dyn Component = match self.screen {
+            Screen::Watch => &mut self.watch,
+            Screen::Infill => &mut self.infill,
+            Screen::Compare => &mut self.compare,
+            Screen::Life => &mut self.life,
+            Screen::Train => &mut self.train,
+        };
+        (screen, ctx)
     }
 
     pub fn on_gen(&mut self, msg: GenMsg) {

@@ -2,6 +2,7 @@
 //! replayed on one clock (forward passes or compute time), each lane ending with a scoreboard.
 //! The race itself runs on the racer thread (`worker::spawn_racer`); this screen replays it.
 
+use super::component::{self, Binding, Component, Context, Keys};
 use super::shared::Action;
 use super::theme::Theme;
 use super::worker::RaceMsg;
@@ -14,17 +15,6 @@ use std::time::Duration;
 
 pub use super::worker::{RaceSetup, RaceSource};
 
-/// The keys of this screen (its footer and the `?` overlay read them).
-pub const BINDINGS: &[(&str, &str)] = &[
-    ("space", "pause"),
-    ("c", "clock"),
-    ("r", "race again (next seed)"),
-    ("[/]", "speed"),
-    ("click", "a cell's candidates"),
-    ("tab", "screens"),
-    ("?", "help"),
-    ("q", "quit"),
-];
 
 /// Forward passes shown per second at speed ×1 (every lane makes one per tick).
 const PASSES_PER_SEC: f64 = 25.0;
@@ -126,18 +116,48 @@ impl CompareState {
     }
 }
 
-/// The Compare screen's keys (a new race is `App`'s to start: races share its job numbers and
-/// the Watch screen's settings).
-pub fn handle_key(c: &mut CompareState, key: KeyEvent) -> Vec<Action> {
-    match key.code {
-        KeyCode::Char(' ') => c.playing = !c.playing,
-        KeyCode::Char('c') => c.toggle_clock(),
-        KeyCode::Char('r') | KeyCode::Enter => return vec![Action::NewRace(c.seed + 1)],
-        KeyCode::Char(']') => c.speed = (c.speed * 2.0).min(16.0),
-        KeyCode::Char('[') => c.speed = (c.speed / 2.0).max(1.0 / 16.0),
-        _ => {}
+/// The Compare screen's keys, in the order they are tried and listed (a new race is `App`'s to
+/// start: races share its job numbers and the Watch screen's settings).
+const KEYS: &[Binding<CompareState>] = &[
+    Binding { keys: Keys::Plain(&[KeyCode::Char(' ')]), shown: "space", does: "pause", run: |c, _, _| {
+        c.playing = !c.playing;
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('c')]), shown: "c", does: "clock", run: |c, _, _| {
+        c.toggle_clock();
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('r'), KeyCode::Enter]), shown: "r", does: "race again (next seed)", run: |c, _, _| vec![Action::NewRace(c.seed + 1)] },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('['), KeyCode::Char(']')]), shown: "[/]", does: "speed", run: |c, key, _| {
+        c.speed = if key.code == KeyCode::Char(']') { (c.speed * 2.0).min(16.0) } else { (c.speed / 2.0).max(1.0 / 16.0) };
+        vec![]
+    } },
+    Binding::app("click", "a cell's candidates"),
+    Binding::app("tab", "screens"),
+    Binding::app("?", "help"),
+    Binding::app("q", "quit"),
+];
+
+impl Component for CompareState {
+    fn bindings(&self) -> Vec<(&'static str, &'static str)> {
+        component::listed(KEYS)
     }
-    vec![]
+
+    fn handle_key(&mut self, key: KeyEvent, ctx: &Context) -> Vec<Action> {
+        component::handle(KEYS, self, key, ctx)
+    }
+
+    fn handle_mouse(&mut self, mouse: MouseEvent, body: Rect, _: &Context) {
+        handle_mouse(self, mouse, body);
+    }
+
+    fn render(&self, ctx: &Context, area: Rect, buf: &mut Buffer) {
+        render(self, ctx.theme, area, buf);
+    }
+
+    fn tick(&mut self, dt: Duration, _: &Context) -> (bool, Vec<Action>) {
+        (CompareState::tick(self, dt), Vec::new())
+    }
 }
 
 /// The rectangle each lane's text is drawn in, when the screen is drawn in `area`.
@@ -161,7 +181,7 @@ fn text_placement(len: usize, area: Rect) -> (usize, usize) {
 }
 
 /// A click on a lane's text selects the cell under it (a click elsewhere clears it).
-pub fn handle_mouse(c: &mut CompareState, mouse: MouseEvent, body: Rect) {
+fn handle_mouse(c: &mut CompareState, mouse: MouseEvent, body: Rect) {
     if mouse.kind != MouseEventKind::Down(MouseButton::Left) {
         return;
     }
@@ -191,7 +211,7 @@ fn selected_line(cell: &crate::diffusion::Cell, pos: usize, vocab: &Vocab, theme
     }
 }
 
-pub fn render(c: &CompareState, theme: &Theme, area: Rect, buf: &mut Buffer) {
+fn render(c: &CompareState, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let [lanes_area, status_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
     let status = format!(
         "{} clock: {} · speed ×{} · seed {}",

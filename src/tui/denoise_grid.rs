@@ -3,7 +3,7 @@
 //! Every position keeps its cell while it resolves (newlines are drawn as `↵` rather than
 //! breaking the line), so the eye can follow characters appearing in place.
 
-use super::theme::Theme;
+use super::theme::{SHADES, Theme};
 use super::watch_state::Cell;
 use crate::diffusion::Frame;
 use crate::vocab::Vocab;
@@ -33,9 +33,6 @@ pub const MAX_COLUMNS: u16 = 64;
 pub fn certainty(belief: &crate::diffusion::Belief) -> f32 {
     (-belief.entropy).exp()
 }
-
-/// The shade a masked cell takes in the uncertainty view, from unsure to sure.
-pub const SHADES: [char; 4] = ['░', '▒', '▓', '█'];
 
 fn shade(certainty: f32) -> char {
     SHADES[((certainty * SHADES.len() as f32) as usize).min(SHADES.len() - 1)]

@@ -1,25 +1,11 @@
 //! Key bindings: the one-line footer of each screen and the `?` overlay.
 
-use super::shared::Screen;
 use super::theme::Theme;
 use ratatui::prelude::*;
 
-/// (keys, what they do) on `screen`: each screen's own list, which its footer and the `?`
-/// overlay both read.
-pub fn bindings(screen: Screen) -> &'static [(&'static str, &'static str)] {
-    match screen {
-        Screen::Watch => super::watch::BINDINGS,
-        Screen::Infill => super::infill::BINDINGS,
-        Screen::Compare => super::compare::BINDINGS,
-        Screen::Life => super::life::BINDINGS,
-        Screen::Train => super::train_screen::BINDINGS,
-    }
-}
-
-/// The screen's bindings on one line, `?` first: however narrow the terminal (the line wraps and
-/// its end may be cut), it shows where every key is listed.
-pub fn footer(screen: Screen, theme: &Theme) -> Line<'static> {
-    let list = bindings(screen);
+/// A screen's bindings (its key table's listed rows) on one line, `?` first: however narrow the
+/// terminal (the line wraps and its end may be cut), it shows where every key is listed.
+pub fn footer(list: &[(&'static str, &'static str)], theme: &Theme) -> Line<'static> {
     let help_first = list.iter().filter(|(k, _)| *k == "?").chain(list.iter().filter(|(k, _)| *k != "?"));
     let mut spans = Vec::new();
     for (i, (keys, what)) in help_first.enumerate() {
@@ -32,13 +18,14 @@ pub fn footer(screen: Screen, theme: &Theme) -> Line<'static> {
     Line::from(spans)
 }
 
-pub fn render_overlay(screen: Screen, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let mut lines: Vec<Line> = bindings(screen)
+/// The `?` overlay: every listed key of the screen titled `title`.
+pub fn render_overlay(title: &str, list: &[(&'static str, &'static str)], theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let mut lines: Vec<Line> = list
         .iter()
         .map(|(k, what)| Line::from(vec![Span::styled(format!("{k:>14}  "), theme.key), Span::raw(*what)]))
         .collect();
     lines.push(Line::default());
     lines.push(Line::styled("Masked cells (░) resolve step by step, coloured by the model's confidence.", theme.dim));
     lines.push(Line::styled("Any key closes this help.", theme.dim));
-    super::popup::render(&format!("Help — {}", screen.title()), lines, 64, theme, area, buf);
+    super::popup::render(&format!("Help — {title}"), lines, 64, theme, area, buf);
 }

@@ -11,23 +11,10 @@ use super::theme::Theme;
 use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use super::component::{self, Binding, Component, Context, Keys};
 use super::shared::{Action, Screen};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-/// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
-pub const BINDINGS: &[(&str, &str)] = &[
-    ("type", "edit; _ is a gap"),
-    ("shift+arrows", "select"),
-    ("ctrl-g", "selection → gap"),
-    ("alt+=/alt+-", "grow/shrink gap"),
-    ("ctrl-e", "elastic gap"),
-    ("alt+↑/↓", "other length"),
-    ("ctrl-n", "newline"),
-    ("enter", "fill the gaps"),
-    ("ctrl-u", "clear"),
-    ("esc", "back"),
-    ("tab", "screens"),
-];
 
 pub const GAP: char = DEFAULT_MASK_CHAR;
 use crate::elastic::ELASTIC_MARK;
@@ -240,7 +227,7 @@ impl InfillState {
     }
 }
 
-pub fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf: &mut Buffer) {
+fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let [editor, info] = Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(area);
     let unknown = state.unknown_positions(vocab);
     let mut is_unknown = vec![false; state.text.len()];
@@ -317,28 +304,10 @@ pub fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf
     Paragraph::new(vec![status]).wrap(Wrap { trim: true }).block(Block::default().borders(Borders::TOP)).render(info, buf);
 }
 
-/// The Infill screen's keys: the editor, and Enter to fill the gaps.
-pub(super) fn handle_key(s: &mut InfillState, key: KeyEvent) -> Vec<Action> {
+/// Arrows, home and end move the cursor; with shift they select.
+fn move_cursor(s: &mut InfillState, key: KeyEvent) {
     let shift = key.modifiers.contains(KeyModifiers::SHIFT);
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    let alt = key.modifiers.contains(KeyModifiers::ALT);
-    s.message = None;
     match key.code {
-        KeyCode::Esc => return vec![Action::Show(Screen::Watch)],
-        KeyCode::Enter if alt || shift => s.insert('\n'),
-        KeyCode::Enter => return vec![Action::Fill],
-        KeyCode::Char('n') if ctrl => s.insert('\n'),
-        KeyCode::Char('g') if ctrl => s.make_gap(),
-        KeyCode::Char('u') if ctrl => *s = InfillState::default(),
-        KeyCode::Char('e') if ctrl => s.toggle_elastic(),
-        KeyCode::Up | KeyCode::Down if alt => return vec![Action::PickElastic { worse: key.code == KeyCode::Down }],
-        KeyCode::Char('=') | KeyCode::Char('+') if alt => s.grow_gap(),
-        KeyCode::Char('-') if alt => s.shrink_gap(),
-        KeyCode::Up if ctrl => s.grow_gap(),
-        KeyCode::Down if ctrl => s.shrink_gap(),
-        KeyCode::Char(c) if !ctrl && !alt => s.insert(c),
-        KeyCode::Backspace => s.backspace(),
-        KeyCode::Delete => s.delete(),
         KeyCode::Left => s.left(shift),
         KeyCode::Right => s.right(shift),
         KeyCode::Up => s.up(shift),
@@ -347,7 +316,81 @@ pub(super) fn handle_key(s: &mut InfillState, key: KeyEvent) -> Vec<Action> {
         KeyCode::End => s.end(shift),
         _ => {}
     }
-    vec![]
+}
+
+/// The Infill screen's keys, in the order they are tried and listed: the editor takes every
+/// character typed, so its commands are ctrl and alt keys.
+const KEYS: &[Binding<InfillState>] = &[
+    Binding { keys: Keys::Typed, shown: "type", does: "edit; _ is a gap", run: |s, key, _| {
+        if let KeyCode::Char(c) = key.code {
+            s.insert(c);
+        }
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Left, KeyCode::Right, KeyCode::Up, KeyCode::Down, KeyCode::Home, KeyCode::End]), shown: "shift+arrows", does: "select", run: |s, key, _| {
+        move_cursor(s, key);
+        vec![]
+    } },
+    Binding { keys: Keys::Ctrl(&[KeyCode::Char('g')]), shown: "ctrl-g", does: "selection → gap", run: |s, _, _| {
+        s.make_gap();
+        vec![]
+    } },
+    Binding { keys: Keys::Alt(&[KeyCode::Char('='), KeyCode::Char('+'), KeyCode::Char('-')]), shown: "alt+=/alt+-", does: "grow/shrink gap", run: |s, key, _| {
+        if key.code == KeyCode::Char('-') { s.shrink_gap() } else { s.grow_gap() }
+        vec![]
+    } },
+    Binding { keys: Keys::Ctrl(&[KeyCode::Up, KeyCode::Down]), shown: "", does: "grow/shrink gap", run: |s, key, _| {
+        if key.code == KeyCode::Down { s.shrink_gap() } else { s.grow_gap() }
+        vec![]
+    } },
+    Binding { keys: Keys::Ctrl(&[KeyCode::Char('e')]), shown: "ctrl-e", does: "elastic gap", run: |s, _, _| {
+        s.toggle_elastic();
+        vec![]
+    } },
+    Binding { keys: Keys::Alt(&[KeyCode::Up, KeyCode::Down]), shown: "alt+↑/↓", does: "other length", run: |_, key, _| {
+        vec![Action::PickElastic { worse: key.code == KeyCode::Down }]
+    } },
+    Binding { keys: Keys::Ctrl(&[KeyCode::Char('n')]), shown: "ctrl-n", does: "newline", run: |s, _, _| {
+        s.insert('\n');
+        vec![]
+    } },
+    Binding { keys: Keys::Alt(&[KeyCode::Enter]), shown: "", does: "newline", run: |s, _, _| {
+        s.insert('\n');
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Enter]), shown: "enter", does: "fill the gaps", run: |s, key, _| {
+        // Shift+enter is a newline where the terminal tells it apart.
+        if key.modifiers.contains(KeyModifiers::SHIFT) {
+            s.insert('\n');
+            return vec![];
+        }
+        vec![Action::Fill]
+    } },
+    Binding { keys: Keys::Ctrl(&[KeyCode::Char('u')]), shown: "ctrl-u", does: "clear", run: |s, _, _| {
+        *s = InfillState::default();
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Backspace, KeyCode::Delete]), shown: "", does: "delete", run: |s, key, _| {
+        if key.code == KeyCode::Backspace { s.backspace() } else { s.delete() }
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Esc]), shown: "esc", does: "back", run: |_, _, _| vec![Action::Show(Screen::Watch)] },
+    Binding::app("tab", "screens"),
+];
+
+impl Component for InfillState {
+    fn bindings(&self) -> Vec<(&'static str, &'static str)> {
+        component::listed(KEYS)
+    }
+
+    fn handle_key(&mut self, key: KeyEvent, ctx: &Context) -> Vec<Action> {
+        self.message = None;
+        component::handle(KEYS, self, key, ctx)
+    }
+
+    fn render(&self, ctx: &Context, area: Rect, buf: &mut Buffer) {
+        render(self, &ctx.model.config.vocab, ctx.theme, area, buf);
+    }
 }
 
 #[cfg(test)]

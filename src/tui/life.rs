@@ -4,6 +4,7 @@
 //! what it reports and asks for the next generation when it is time.
 
 use super::effect::{Effect, LifeCommand};
+use super::component::{self, Binding, Component, Context, Keys};
 use super::shared::Action;
 use super::theme::Theme;
 use crate::diffusion::DecodeOptions;
@@ -18,16 +19,6 @@ use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-/// The keys of this screen (its footer and the `?` overlay read them).
-pub const BINDINGS: &[(&str, &str)] = &[
-    ("space", "pause"),
-    ("n", "next generation"),
-    ("[/]", "speed"),
-    ("r", "reseed"),
-    ("tab", "screens"),
-    ("?", "help"),
-    ("q", "quit"),
-];
 
 /// The grid's size unless `life --width --height` says otherwise.
 pub const DEFAULT_SIZE: (usize, usize) = (32, 32);
@@ -112,32 +103,47 @@ impl LifeState {
     }
 }
 
-/// The Life screen's keys; `options` decode the masked cells (the Watch screen's settings).
-pub fn handle_key(l: &mut LifeState, options: DecodeOptions, key: KeyEvent) -> Vec<Action> {
-    let effect = match key.code {
-        KeyCode::Char(' ') => {
-            l.playing = !l.playing;
-            None
-        }
-        KeyCode::Char('n') => {
-            l.playing = false;
-            l.next(options)
-        }
-        KeyCode::Char(']') => {
-            l.speed = (l.speed * 2.0).min(16.0);
-            None
-        }
-        KeyCode::Char('[') => {
-            l.speed = (l.speed / 2.0).max(1.0 / 8.0);
-            None
-        }
-        KeyCode::Char('r') => Some(l.reseed(l.seed + 1, options)),
-        _ => None,
-    };
-    effect.into_iter().map(Action::Work).collect()
+/// The Life screen's keys, in the order they are tried and listed; the masked cells are decoded
+/// with the Watch screen's settings.
+const KEYS: &[Binding<LifeState>] = &[
+    Binding { keys: Keys::Plain(&[KeyCode::Char(' ')]), shown: "space", does: "pause", run: |l, _, _| {
+        l.playing = !l.playing;
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('n')]), shown: "n", does: "next generation", run: |l, _, ctx| {
+        l.playing = false;
+        l.next(ctx.settings).into_iter().map(Action::Work).collect()
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('['), KeyCode::Char(']')]), shown: "[/]", does: "speed", run: |l, key, _| {
+        l.speed = if key.code == KeyCode::Char(']') { (l.speed * 2.0).min(16.0) } else { (l.speed / 2.0).max(1.0 / 8.0) };
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('r')]), shown: "r", does: "reseed", run: |l, _, ctx| vec![Action::Work(l.reseed(l.seed + 1, ctx.settings))] },
+    Binding::app("tab", "screens"),
+    Binding::app("?", "help"),
+    Binding::app("q", "quit"),
+];
+
+impl Component for LifeState {
+    fn bindings(&self) -> Vec<(&'static str, &'static str)> {
+        component::listed(KEYS)
+    }
+
+    fn handle_key(&mut self, key: KeyEvent, ctx: &Context) -> Vec<Action> {
+        component::handle(KEYS, self, key, ctx)
+    }
+
+    fn render(&self, ctx: &Context, area: Rect, buf: &mut Buffer) {
+        render(self, ctx.theme, area, buf);
+    }
+
+    fn tick(&mut self, dt: Duration, ctx: &Context) -> (bool, Vec<Action>) {
+        let next = LifeState::tick(self, dt, ctx.settings);
+        (next.is_some(), next.into_iter().map(Action::Work).collect())
+    }
 }
 
-pub fn render(l: &LifeState, theme: &Theme, area: Rect, buf: &mut Buffer) {
+fn render(l: &LifeState, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let [grid_area, status_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
     let (Some(life), Some(vocab)) = (&l.life, &l.vocab) else {
         let what = l.error.as_deref().map_or("writing the seed text…".to_string(), |e| format!("cannot start: {e}"));

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod compare;
+pub mod component;
 pub mod decode_keys;
 pub mod denoise_grid;
 pub mod effect;
@@ -77,16 +78,12 @@ pub fn render(app: &App, frame: &mut ratatui::Frame) {
     }
     let [header, body, footer] = layout(app, area);
     render_header(app, header, buf);
-    match app.screen {
-        Screen::Watch => watch::render(&app.watch, &app.model, app.note.as_deref(), &app.theme, body, buf),
-        Screen::Infill => infill::render(&app.infill, app.vocab(), &app.theme, body, buf),
-        Screen::Compare => compare::render(&app.compare, &app.theme, body, buf),
-        Screen::Life => life::render(&app.life, &app.theme, body, buf),
-        Screen::Train => train_screen::render(&app.train, &app.theme, body, buf),
-    }
-    Paragraph::new(help::footer(app.screen, &app.theme)).wrap(ratatui::widgets::Wrap { trim: true }).render(footer, buf);
+    let screen = app.component();
+    screen.render(&app.screen_context(), body, buf);
+    let bindings = screen.bindings();
+    Paragraph::new(help::footer(&bindings, &app.theme)).wrap(ratatui::widgets::Wrap { trim: true }).render(footer, buf);
     if app.help {
-        help::render_overlay(app.screen, &app.theme, body, buf);
+        help::render_overlay(app.screen.title(), &bindings, &app.theme, body, buf);
     }
     if let Some(error) = &app.error {
         popup::render_error(error, &app.theme, body, buf);
@@ -95,7 +92,7 @@ pub fn render(app: &App, frame: &mut ratatui::Frame) {
 
 /// The header (tabs), the screen's body and the footer (its keys) in the terminal's `area`.
 fn layout(app: &App, area: Rect) -> [Rect; 3] {
-    let footer_lines = popup::wrapped_rows(&help::footer(app.screen, &app.theme).to_string(), area.width).clamp(1, 4);
+    let footer_lines = popup::wrapped_rows(&help::footer(&app.component().bindings(), &app.theme).to_string(), area.width).clamp(1, 4);
     Layout::vertical([Constraint::Length(1), Constraint::Min(5), Constraint::Length(footer_lines)]).areas(area)
 }
 
@@ -159,7 +156,7 @@ impl Workers {
     fn perform(&mut self, effect: Effect) {
         match effect {
             Effect::Generate(job) => {
-                let _ = self.gen_tx.send(GenCommand::Run(job));
+                let _ = self.gen_tx.send(GenCommand::Run(Box::new(job)));
             }
             Effect::StartRace(race, options) => {
                 let _ = self.race_tx.send((race, options));
@@ -341,7 +338,7 @@ fn event_loop(
         let now = Instant::now();
         let (changed, due) = app.tick(now - last_tick);
         dirty |= changed;
-        if let Some(effect) = due {
+        for effect in due {
             workers.perform(effect);
         }
         last_tick = now;

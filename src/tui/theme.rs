@@ -1,8 +1,10 @@
 //! Styles, the confidence gradient, and the `NO_COLOR` fallback.
 
-use super::denoise_grid::SHADES;
 use super::watch_state::View;
 use ratatui::prelude::*;
+
+/// The shade a masked cell takes in the uncertainty view, from unsure to sure.
+pub const SHADES: [char; 4] = ['░', '▒', '▓', '█'];
 
 /// The colour scale of confidence (and of the decode-order view).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -1,6 +1,7 @@
 //! Train screen: pick data and a preset, train on a worker thread, watch the loss fall.
 
 use super::effect::Effect;
+use super::component::{self, Binding, Component, Context, Keys};
 use super::shared::Action;
 use super::theme::Theme;
 use crate::data::{BUILT_IN_NAME, DataSource};
@@ -13,19 +14,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 use crossterm::event::{KeyCode, KeyEvent};
 
-/// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
-pub const BINDINGS: &[(&str, &str)] = &[
-    ("↑/↓", "field"),
-    ("←/→", "change"),
-    ("e", "edit data path"),
-    ("enter", "start"),
-    ("x", "stop & save"),
-    ("w", "watch the result"),
-    ("R", "record"),
-    ("tab", "screens"),
-    ("?", "help"),
-    ("q", "quit"),
-];
 
 pub const FIELDS: [&str; 5] = ["data", "preset", "steps", "batch", "lr"];
 /// Columns of the field names: short, so that the built-in corpus's name fits at 80 columns.
@@ -222,7 +210,7 @@ fn keep_tail(text: String, room: usize) -> String {
     format!("…{tail}")
 }
 
-pub fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer) {
+fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let sample_rows = if area.height < 24 { 3 } else { 6 };
     let [top, chart_area, sample_area] =
         Layout::vertical([Constraint::Length(7), Constraint::Min(3), Constraint::Length(sample_rows)]).areas(area);
@@ -295,37 +283,73 @@ fn render_chart(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffe
         .render(area, buf);
 }
 
-/// The Train screen's keys (while editing the data path, keys type into it).
-pub(super) fn handle_key(t: &mut TrainScreenState, key: KeyEvent) -> Vec<Action> {
-    if t.editing {
-        match key.code {
-            KeyCode::Enter | KeyCode::Esc => t.editing = false,
-            KeyCode::Backspace => {
-                t.data.pop();
-            }
-            KeyCode::Char(c) => t.data.push(c),
-            _ => {}
+/// The Train screen's keys, in the order they are tried and listed.
+const KEYS: &[Binding<TrainScreenState>] = &[
+    Binding { keys: Keys::Plain(&[KeyCode::Up, KeyCode::Down, KeyCode::Char('k'), KeyCode::Char('j')]), shown: "↑/↓", does: "field", run: |t, key, _| {
+        t.select(matches!(key.code, KeyCode::Down | KeyCode::Char('j')));
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Left, KeyCode::Right, KeyCode::Char('h'), KeyCode::Char('l')]), shown: "←/→", does: "change", run: |t, key, _| {
+        t.change(matches!(key.code, KeyCode::Right | KeyCode::Char('l')));
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('e')]), shown: "e", does: "edit data path", run: |t, _, _| {
+        t.editing = t.field == 0 && !t.running;
+        vec![]
+    } },
+    // Enter starts wherever the selection is, as the footer says; `e` edits the data path.
+    Binding { keys: Keys::Plain(&[KeyCode::Enter, KeyCode::Char('s')]), shown: "enter", does: "start", run: |t, _, _| {
+        if t.running { vec![] } else { vec![Action::Work(t.start())] }
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('x')]), shown: "x", does: "stop & save", run: |t, _, _| {
+        if !t.running {
+            return vec![];
         }
-        return vec![];
-    }
-    match key.code {
-        KeyCode::Esc => return vec![Action::Quit],
-        KeyCode::Up | KeyCode::Char('k') => t.select(false),
-        KeyCode::Down | KeyCode::Char('j') => t.select(true),
-        KeyCode::Left | KeyCode::Char('h') => t.change(false),
-        KeyCode::Right | KeyCode::Char('l') => t.change(true),
-        KeyCode::Char('e') => t.editing = t.field == 0 && !t.running,
-        // Enter starts wherever the selection is, as the footer says; `e` edits the data path.
-        KeyCode::Enter | KeyCode::Char('s') if !t.running => return vec![Action::Work(t.start())],
-        KeyCode::Char('x') if t.running => {
-            t.message = Some("stopping after this step; saving a checkpoint…".into());
-            return vec![Action::Work(Effect::StopTraining)];
+        t.message = Some("stopping after this step; saving a checkpoint…".into());
+        vec![Action::Work(Effect::StopTraining)]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('w')]), shown: "w", does: "watch the result", run: |t, _, _| match &t.finished {
+        Some(path) => vec![Action::Work(Effect::LoadCheckpoint(path.clone()))],
+        None => {
+            t.message = Some("no finished checkpoint yet: train one first".into());
+            vec![]
         }
-        KeyCode::Char('w') => match &t.finished {
-            Some(path) => return vec![Action::Work(Effect::LoadCheckpoint(path.clone()))],
-            None => t.message = Some("no finished checkpoint yet: train one first".into()),
-        },
-        _ => {}
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Esc]), shown: "", does: "quit", run: |_, _, _| vec![Action::Quit] },
+    Binding::app("R", "record"),
+    Binding::app("tab", "screens"),
+    Binding::app("?", "help"),
+    Binding::app("q", "quit"),
+];
+
+/// While the data path is edited.
+const EDITING: &[Binding<TrainScreenState>] = &[
+    Binding { keys: Keys::Typed, shown: "type", does: "the data path", run: |t, key, _| {
+        if let KeyCode::Char(c) = key.code {
+            t.data.push(c);
+        }
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Backspace]), shown: "backspace", does: "delete", run: |t, _, _| {
+        t.data.pop();
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Enter, KeyCode::Esc]), shown: "enter", does: "done", run: |t, _, _| {
+        t.editing = false;
+        vec![]
+    } },
+];
+
+impl Component for TrainScreenState {
+    fn bindings(&self) -> Vec<(&'static str, &'static str)> {
+        component::listed(KEYS)
     }
-    vec![]
+
+    fn handle_key(&mut self, key: KeyEvent, ctx: &Context) -> Vec<Action> {
+        component::handle(if self.editing { EDITING } else { KEYS }, self, key, ctx)
+    }
+
+    fn render(&self, ctx: &Context, area: Rect, buf: &mut Buffer) {
+        render(self, ctx.theme, area, buf);
+    }
 }

@@ -1,5 +1,6 @@
 //! Watch screen: the block being denoised, a status line and the confidence legend.
 
+use super::component::{self, Binding, Component, Context, Keys};
 use super::decode_keys::DecodeKeys;
 use super::denoise_grid::{DenoiseGrid, MAX_COLUMNS};
 use super::inspector;
@@ -10,32 +11,6 @@ use crate::diffusion::Strategy;
 use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph};
-
-/// The keys of this screen (its footer and the `?` overlay read them); `App` handles them.
-pub const BINDINGS: &[(&str, &str)] = &[
-    ("space", "pause"),
-    ("←/→ ,/.", "scrub"),
-    ("x", "inspect a cell"),
-    ("+/-", "rule parameter"),
-    ("t/T", "temperature"),
-    ("s", "strategy"),
-    ("w", "span"),
-    ("n", "lanes"),
-    ("N", "lane stretch"),
-    ("m", "remask"),
-    ("o", "polish"),
-    ("k", "kv cache"),
-    ("v", "view"),
-    ("p", "palette"),
-    ("r", "regenerate"),
-    ("c", "continue"),
-    ("[/]", "speed"),
-    ("i", "infill"),
-    ("R", "record"),
-    ("tab", "screens"),
-    ("?", "help"),
-    ("q", "quit"),
-];
 
 /// Where the screen draws its parts: the grid's box, the inspector's (while open), the status
 /// lines and the legend.
@@ -83,7 +58,7 @@ pub fn position_at(w: &WatchState, model: &ModelInfo, theme: &Theme, area: Rect,
 }
 
 /// The screen, for the model being watched; `note` replaces the hint line.
-pub fn render(w: &WatchState, model: &ModelInfo, note: Option<&str>, theme: &Theme, area: Rect, buf: &mut Buffer) {
+fn render(w: &WatchState, model: &ModelInfo, note: Option<&str>, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let parts = areas(w, area);
     Block::default().borders(Borders::ALL).title(format!(" {} ", model.name)).render(parts.grid, buf);
     let reveal = if w.view == View::Order { w.reveal_steps() } else { None };
@@ -149,7 +124,7 @@ fn hint_line(w: &WatchState, note: Option<&str>, theme: &Theme) -> Line<'static>
 }
 
 /// A click selects a cell for the inspector (and opens it); the wheel scrubs.
-pub(super) fn handle_mouse(w: &mut WatchState, model: &ModelInfo, theme: &Theme, mouse: MouseEvent, body: Rect) {
+fn handle_mouse(w: &mut WatchState, model: &ModelInfo, theme: &Theme, mouse: MouseEvent, body: Rect) {
     match mouse.kind {
         MouseEventKind::Down(MouseButton::Left) => {
             // The grid as it was drawn: with the inspector open or not.
@@ -163,92 +138,132 @@ pub(super) fn handle_mouse(w: &mut WatchState, model: &ModelInfo, theme: &Theme,
     }
 }
 
-/// The Watch screen's keys (the global ones are handled by `App::handle_key`).
-pub(super) fn handle_key(w: &mut WatchState, key: KeyEvent) -> Vec<Action> {
-    let inspecting = w.inspected.is_some();
-    if w.pinning {
-        match key.code {
-            KeyCode::Char(c) => return vec![Action::Steer(Some(c))],
-            KeyCode::Enter => return vec![Action::Steer(Some('\n'))],
-            _ => w.pinning = false,
+/// The Watch screen's keys, in the order they are tried and listed.
+const KEYS: &[Binding<WatchState>] = &[
+    Binding { keys: Keys::Plain(&[KeyCode::Char(' ')]), shown: "space", does: "pause", run: |w, _, _| {
+        w.playing = !w.playing;
+        vec![]
+    } },
+    // With the inspector open the arrows move its cell; `,`/`.` (and vi's h/l) always scrub.
+    Binding { keys: Keys::Plain(&[KeyCode::Left, KeyCode::Right, KeyCode::Up, KeyCode::Down]), shown: "←/→ ,/.", does: "scrub", run: |w, key, _| {
+        let forward = matches!(key.code, KeyCode::Right | KeyCode::Down);
+        match (w.inspected.is_some(), key.code) {
+            (true, KeyCode::Left | KeyCode::Right) => w.move_inspected(if forward { 1 } else { -1 }),
+            (true, _) => w.move_inspected(if forward { 1 } else { -1 } * MAX_COLUMNS as isize),
+            (false, KeyCode::Left) => w.step_back(),
+            (false, KeyCode::Right) => w.step_forward(),
+            (false, _) => {}
         }
-        return vec![];
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char(','), KeyCode::Char('.'), KeyCode::Char('h'), KeyCode::Char('l')]), shown: "", does: "scrub", run: |w, key, _| {
+        if matches!(key.code, KeyCode::Char('.') | KeyCode::Char('l')) { w.step_forward() } else { w.step_back() }
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('x')]), shown: "x", does: "inspect a cell", run: |w, _, _| {
+        w.toggle_inspector();
+        vec![]
+    } },
+    // The inspector's own keys, which its hint line names.
+    Binding { keys: Keys::Plain(&[KeyCode::Enter]), shown: "", does: "pin a character at the inspected cell", run: |w, _, _| {
+        w.playing = false;
+        w.pinning = w.inspected_in_view().is_some_and(|i| w.frame().is_some_and(|f| f.cells[i].is_masked()));
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Backspace]), shown: "", does: "unpin the inspected cell", run: |w, _, _| {
+        if w.inspected.is_some() { vec![Action::Steer(None)] } else { vec![] }
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Esc]), shown: "", does: "close the inspector, or quit", run: |w, _, _| {
+        if w.inspected.take().is_some() { vec![] } else { vec![Action::Quit] }
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('+'), KeyCode::Char('='), KeyCode::Char('-'), KeyCode::Char('_')]), shown: "+/-", does: "rule parameter", run: |w, key, _| {
+        w.settings.adjust(matches!(key.code, KeyCode::Char('+') | KeyCode::Char('=')));
+        vec![Action::RestartBlock]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('t'), KeyCode::Char('T')]), shown: "t/T", does: "temperature", run: |w, key, _| {
+        w.settings.adjust_temperature(key.code == KeyCode::Char('T'));
+        vec![Action::RestartBlock]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('s')]), shown: "s", does: "strategy", run: |w, _, _| {
+        w.settings.cycle_strategy();
+        vec![Action::RestartBlock]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('w')]), shown: "w", does: "span", run: |w, _, _| {
+        w.settings.cycle_span();
+        vec![Action::RestartBlock]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('n')]), shown: "n", does: "lanes", run: |w, _, _| {
+        w.settings.cycle_lanes();
+        vec![Action::RestartBlock]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('N')]), shown: "N", does: "lane stretch", run: |w, _, _| {
+        w.settings.cycle_stretch();
+        vec![Action::RestartBlock]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('m')]), shown: "m", does: "remask", run: |w, _, _| {
+        w.settings.cycle_remask();
+        vec![Action::RestartBlock]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('o')]), shown: "o", does: "polish", run: |w, _, _| {
+        w.settings.cycle_polish();
+        vec![Action::RestartBlock]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('k')]), shown: "k", does: "kv cache", run: |w, _, _| {
+        w.settings.cache = !w.settings.cache;
+        vec![Action::RestartBlock]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('v')]), shown: "v", does: "view", run: |w, _, _| {
+        w.view = w.view.next();
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('p')]), shown: "p", does: "palette", run: |_, _, _| vec![Action::NextPalette] },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('r')]), shown: "r", does: "regenerate", run: |w, _, _| {
+        w.settings.seed = w.settings.seed.wrapping_add(1);
+        w.playing = true;
+        vec![Action::GenerateFresh]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('c')]), shown: "c", does: "continue", run: |w, _, _| {
+        w.playing = true;
+        vec![Action::ContinueBlock]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('['), KeyCode::Char(']')]), shown: "[/]", does: "speed", run: |w, key, _| {
+        if key.code == KeyCode::Char(']') { w.faster() } else { w.slower() }
+        vec![]
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Char('i')]), shown: "i", does: "infill", run: |_, _, _| vec![Action::Show(Screen::Infill)] },
+    Binding::app("R", "record"),
+    Binding::app("tab", "screens"),
+    Binding::app("?", "help"),
+    Binding::app("q", "quit"),
+];
+
+/// While a character is to be pinned: the next one typed is it.
+const PINNING: &[Binding<WatchState>] = &[
+    Binding { keys: Keys::Typed, shown: "type", does: "the character to pin", run: |_, key, _| match key.code {
+        KeyCode::Char(c) => vec![Action::Steer(Some(c))],
+        _ => vec![],
+    } },
+    Binding { keys: Keys::Plain(&[KeyCode::Enter]), shown: "enter", does: "pin a newline", run: |_, _, _| vec![Action::Steer(Some('\n'))] },
+    Binding { keys: Keys::Plain(&[KeyCode::Esc]), shown: "esc", does: "cancel", run: |w, _, _| {
+        w.pinning = false;
+        vec![]
+    } },
+];
+
+impl Component for WatchState {
+    fn bindings(&self) -> Vec<(&'static str, &'static str)> {
+        component::listed(KEYS)
     }
-    match key.code {
-        KeyCode::Enter if inspecting => {
-            w.playing = false;
-            w.pinning = w.inspected_in_view().is_some_and(|i| w.frame().is_some_and(|f| f.cells[i].is_masked()));
-        }
-        KeyCode::Backspace if inspecting => return vec![Action::Steer(None)],
-        KeyCode::Esc if inspecting => w.inspected = None,
-        KeyCode::Esc => return vec![Action::Quit],
-        KeyCode::Char(' ') => w.playing = !w.playing,
-        KeyCode::Char('x') => w.toggle_inspector(),
-        KeyCode::Right if inspecting => w.move_inspected(1),
-        KeyCode::Left if inspecting => w.move_inspected(-1),
-        KeyCode::Down if inspecting => w.move_inspected(MAX_COLUMNS as isize),
-        KeyCode::Up if inspecting => w.move_inspected(-(MAX_COLUMNS as isize)),
-        KeyCode::Right | KeyCode::Char('l') | KeyCode::Char('.') => w.step_forward(),
-        KeyCode::Left | KeyCode::Char('h') | KeyCode::Char(',') => w.step_back(),
-        KeyCode::Char('+') | KeyCode::Char('=') => {
-            w.settings.adjust(true);
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('-') | KeyCode::Char('_') => {
-            w.settings.adjust(false);
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('t') => {
-            w.settings.adjust_temperature(false);
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('T') => {
-            w.settings.adjust_temperature(true);
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('s') => {
-            w.settings.cycle_strategy();
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('w') => {
-            w.settings.cycle_span();
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('m') => {
-            w.settings.cycle_remask();
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('n') => {
-            w.settings.cycle_lanes();
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('N') => {
-            w.settings.cycle_stretch();
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('o') => {
-            w.settings.cycle_polish();
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('k') => {
-            w.settings.cache = !w.settings.cache;
-            return vec![Action::RestartBlock];
-        }
-        KeyCode::Char('v') => w.view = w.view.next(),
-        KeyCode::Char('p') => return vec![Action::NextPalette],
-        KeyCode::Char('r') => {
-            w.settings.seed = w.settings.seed.wrapping_add(1);
-            w.playing = true;
-            return vec![Action::GenerateFresh];
-        }
-        KeyCode::Char('c') => {
-            w.playing = true;
-            return vec![Action::ContinueBlock];
-        }
-        KeyCode::Char('[') => w.slower(),
-        KeyCode::Char(']') => w.faster(),
-        KeyCode::Char('i') => return vec![Action::Show(Screen::Infill)],
-        _ => {}
+
+    fn handle_key(&mut self, key: KeyEvent, ctx: &Context) -> Vec<Action> {
+        component::handle(if self.pinning { PINNING } else { KEYS }, self, key, ctx)
     }
-    vec![]
+
+    fn handle_mouse(&mut self, mouse: MouseEvent, body: Rect, ctx: &Context) {
+        handle_mouse(self, ctx.model, ctx.theme, mouse, body);
+    }
+
+    fn render(&self, ctx: &Context, area: Rect, buf: &mut Buffer) {
+        render(self, ctx.model, ctx.note, ctx.theme, area, buf);
+    }
 }

@@ -42,7 +42,7 @@ pub enum GenMsg {
 
 /// Commands to the generation worker.
 pub enum GenCommand {
-    Run(GenJob),
+    Run(Box<GenJob>),
     /// Swap in another model (e.g. one just trained).
     Model(Box<dyn Denoiser + Send + Sync>),
 }
@@ -60,7 +60,7 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send + Sync>, device: Devic
                 let job = match pending.take() {
                     Some(job) => job,
                     None => match commands.recv() {
-                        Ok(GenCommand::Run(job)) => job,
+                        Ok(GenCommand::Run(job)) => *job,
                         Ok(GenCommand::Model(m)) => {
                             model = m;
                             continue;
@@ -90,7 +90,7 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send + Sync>, device: Devic
                 'steps: loop {
                     match commands.try_recv() {
                         Ok(GenCommand::Run(next)) => {
-                            pending = Some(next);
+                            pending = Some(*next);
                             break 'steps;
                         }
                         Ok(GenCommand::Model(m)) => model = m,
