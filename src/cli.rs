@@ -203,30 +203,14 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     options.validate()?;
     let device = args.device.device()?;
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
-    let elastic = crate::elastic::ElasticPrompt::parse(&args.prompt, args.mask_char, &ckpt.vocab).context("in --prompt")?;
-    let prompt = if elastic.gaps() == 0 {
-        elastic.pieces[0].clone()
-    } else {
-        if ckpt.model.kind != crate::kind::ModelKind::Masked {
-            bail!("{name}: elastic gaps (`{}*`) need a masked-diffusion model", args.mask_char);
-        }
-        crate::elastic::check_max_gap(args.max_gap)?;
-        let judge = args.judge.load(&device)?;
-        let model = ModelDenoiser::new(model.clone(), device.clone());
-        let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &elastic, args.max_gap, options.seed)?;
-        for (k, ranking) in rankings.iter().enumerate() {
-            let best: Vec<String> = ranking.iter().take(3).map(|c| format!("{} (score {:.1})", c.length, c.score)).collect();
-            eprintln!("elastic gap {}: {} characters (best lengths: {})", k + 1, ranking[0].length, best.join(", "));
-        }
-        prompt
-    };
+    let (prompt, elastic_gaps) = generation_prompt(&args, &ckpt, &model, &name, &device)?;
     ckpt.model.kind.check_prompt(&prompt).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let context = ckpt.model.context;
     if args.overlap >= context {
         bail!("--overlap must be less than the model's context: 0 to {} characters, got {}", context - 1, args.overlap);
     }
     // A prompt with gaps is filled in place, even when every elastic gap closed (length 0).
-    let has_gaps = prompt.contains(&MASK_ID) || elastic.gaps() > 0;
+    let has_gaps = prompt.contains(&MASK_ID) || elastic_gaps > 0;
     let length = args.length.unwrap_or(if has_gaps { prompt.len() } else { ckpt.model.context });
     if length < prompt.len() {
         bail!("--length {length} is shorter than the prompt ({} characters)", prompt.len());
@@ -247,13 +231,8 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let denoiser = ModelDenoiser::new(model, device);
     let mut generation = crate::kind::generation(&denoiser, &prompt, length, args.overlap, options);
     let (mut steps, mut decoded, mut millis) = (0usize, 0usize, 0.0f64);
-    // A bar on stderr for long jobs (indicatif hides it when stderr is not a terminal).
     let to_fill = prompt.iter().filter(|&&t| t == MASK_ID).count() + (length - prompt.len());
-    let bar = ProgressBar::new(to_fill as u64);
-    bar.set_style(ProgressStyle::with_template("{wide_bar} {pos}/{len} characters, ETA {eta}").expect("valid template"));
-    if to_fill <= ckpt.model.context {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = progress_bar(to_fill, context);
     // The text streams out block by block as it becomes final, so memory does not grow with
     // --length and long runs show their output as they go.
     let mut out = std::io::stdout().lock();
@@ -282,17 +261,55 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     if let Some(recorder) = recorder {
         recorder.finish()?;
     }
-    if ckpt.model.kind == crate::kind::ModelKind::Uniform {
-        // Every step rewrites every position; what a step "decodes" is what it changed.
-        eprintln!("{steps} steps over {to_fill} characters, {decoded} changes, {:.1} ms/step", millis / steps.max(1) as f64);
-    } else {
-        eprintln!(
-            "{steps} steps, {decoded} characters, {:.2} characters/step, {:.1} ms/step",
-            decoded as f64 / steps.max(1) as f64,
-            millis / steps.max(1) as f64
-        );
-    }
+    eprintln!("{}", summary(ckpt.model.kind, steps, to_fill, decoded, millis));
     Ok(())
+}
+
+/// The ids `generate` starts from: `--prompt` with MASK at its gaps, each elastic gap (`_*`)
+/// given the length the judge chose (reported on stderr); and how many elastic gaps it had.
+fn generation_prompt(
+    args: &GenerateArgs,
+    ckpt: &crate::checkpoint::CheckpointConfig,
+    model: &crate::model::Model,
+    name: &str,
+    device: &burn::prelude::Device,
+) -> Result<(Vec<u32>, usize)> {
+    let elastic = crate::elastic::ElasticPrompt::parse(&args.prompt, args.mask_char, &ckpt.vocab).context("in --prompt")?;
+    if elastic.gaps() == 0 {
+        return Ok((elastic.pieces[0].clone(), 0));
+    }
+    if ckpt.model.kind != crate::kind::ModelKind::Masked {
+        bail!("{name}: elastic gaps (`{}*`) need a masked-diffusion model", args.mask_char);
+    }
+    crate::elastic::check_max_gap(args.max_gap)?;
+    let judge = args.judge.load(device)?;
+    let model = ModelDenoiser::new(model.clone(), device.clone());
+    let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &elastic, args.max_gap, args.decode.seed)?;
+    for (k, ranking) in rankings.iter().enumerate() {
+        let best: Vec<String> = ranking.iter().take(3).map(|c| format!("{} (score {:.1})", c.length, c.score)).collect();
+        eprintln!("elastic gap {}: {} characters (best lengths: {})", k + 1, ranking[0].length, best.join(", "));
+    }
+    Ok((prompt, elastic.gaps()))
+}
+
+/// A bar on stderr for jobs longer than a window (indicatif hides it when stderr is not a terminal).
+fn progress_bar(to_fill: usize, context: usize) -> ProgressBar {
+    let bar = ProgressBar::new(to_fill as u64);
+    bar.set_style(ProgressStyle::with_template("{wide_bar} {pos}/{len} characters, ETA {eta}").expect("valid template"));
+    if to_fill <= context {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// The last line `generate` writes on stderr: steps, characters and speed.
+fn summary(kind: ModelKind, steps: usize, to_fill: usize, decoded: usize, millis: f64) -> String {
+    let per_step = millis / steps.max(1) as f64;
+    if kind == ModelKind::Uniform {
+        // Every step rewrites every position; what a step "decodes" is what it changed.
+        return format!("{steps} steps over {to_fill} characters, {decoded} changes, {per_step:.1} ms/step");
+    }
+    format!("{steps} steps, {decoded} characters, {:.2} characters/step, {per_step:.1} ms/step", decoded as f64 / steps.max(1) as f64)
 }
 
 fn run_eval(args: EvalArgs) -> Result<()> {

@@ -101,103 +101,113 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
     let mut rows = Vec::new();
-    let mut push = |row: Row, rows: &mut Vec<Row>| {
+    let mut push = |row: Row| {
         report(&row);
         rows.push(row);
     };
-    let vocab = 66;
     let mut rng = StdRng::seed_from_u64(0);
     for &preset in &opts.presets {
-        let config = preset.config(vocab);
-        let name = format!("{preset:?}").to_lowercase();
-        let seq = config.context;
+        let config = preset.config(VOCAB);
         opts.device.seed(0);
-        let model = config.init(&opts.device);
-        let denoiser = ModelDenoiser::new(model.clone(), opts.device.clone());
-
+        let denoiser = ModelDenoiser::new(config.init(&opts.device), opts.device.clone());
+        let name = format!("{preset:?}").to_lowercase();
         if opts.cases.contains(&Case::Denoise) {
-            // Logits everywhere, as the PyTorch twin computes them; then at the 8 positions a step
-            // with the default span asks for, as the sampler runs it.
-            let tokens = random_tokens(seq, vocab, 0.5, &mut rng);
-            let span = DecodeOptions::default().span;
-            for (positions, id, label) in [
-                ((0..seq).collect::<Vec<_>>(), String::new(), String::new()),
-                ((0..span).collect(), format!("_at{span}"), format!(", logits at {span} positions")),
-            ] {
-                let t = median_time(3, opts.runs.max(5), || {
-                    std::hint::black_box(denoiser.logits(&tokens, crate::diffusion::Time::MaskRate(0.5), &positions));
-                });
-                let gflop = (positions.len() == seq).then(|| forward_flops(&config, 1, seq) / 1e9);
-                let case = format!("{name}: denoising step, 1×{seq}{label}");
-                push(Row { id: format!("{name}/denoise_1x{seq}{id}"), case, median: t, throughput: None, gflop }, &mut rows);
-            }
+            denoise_rows(&name, &config, &denoiser, opts, &mut rng, &mut push);
         }
-
         if opts.cases.contains(&Case::Generate) {
             // Untrained weights commit about one position per step, so fix the step count.
             let options = DecodeOptions { strategy: crate::diffusion::Strategy::Steps, steps: 64, ..DecodeOptions::default() };
+            let seq = config.context;
             let (t, _) = time_generation(&denoiser, options, seq, opts.runs);
             let gflop = Some(64.0 * forward_flops(&config, 1, seq) / 1e9);
             let throughput = Some((seq as f64 / t.as_secs_f64(), "chars/s"));
-            push(Row { id: format!("{name}/generate_64_steps"), case: format!("{name}: generate {seq} chars in 64 steps"), median: t, throughput, gflop }, &mut rows);
+            push(Row { id: format!("{name}/generate_64_steps"), case: format!("{name}: generate {seq} chars in 64 steps"), median: t, throughput, gflop });
         }
-
         if opts.cases.contains(&Case::Train) {
-            // AdamW everywhere, as the PyTorch twin trains (bench/pytorch_reference.py); more rows
-            // price Muon's Newton–Schulz iterations, and the autoregressive kind (causal
-            // attention, every position predicted), at the first batch size.
-            let adamw = crate::train::TrainSettings { muon_lr: None, ..crate::train::TrainSettings::for_preset(preset) };
-            let muon = crate::train::TrainSettings { muon_lr: Some(0.02), ..adamw.clone() };
-            let mut cases: Vec<(usize, &crate::train::TrainSettings, ModelKind)> =
-                opts.train_batches.iter().map(|&b| (b, &adamw, ModelKind::Masked)).collect();
-            // And, where the CPU has AMX tiles (which training multiplies on in bf16), the same
-            // Muon step in f32, to show what they buy.
-            let muon_f32 = crate::train::TrainSettings { matmul: Matmul::F32, ..muon.clone() };
-            if let Some(&b) = opts.train_batches.first() {
-                cases.extend([(b, &muon, ModelKind::Masked), (b, &muon, ModelKind::Ar)]);
-                if crate::fused::amx::available() {
-                    cases.push((b, &muon_f32, ModelKind::Masked));
-                }
-            }
-            for (batch, settings, kind) in cases {
-                let ad = opts.device.clone().autodiff();
-                let mut model = ModelConfig { kind, ..config.clone() }.init(&ad);
-                let mut optim = settings.optimizer();
-                let runs = if batch * seq * config.n_embd > 8 * 256 * 256 * 8 { 2 } else { opts.runs };
-                let t = median_time(1, runs, || {
-                    let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, vocab, 0.0, &mut rng)).collect();
-                    let batch = kind.batch(&windows, MaskSchedule::Stratified, vocab, &mut rng);
-                    model = train_step(model.clone(), &mut optim, &batch, 1e-4, settings.matmul, &ad).0;
-                });
-                let tokens = (batch * seq) as f64;
-                let throughput = Some((tokens / t.as_secs_f64(), "tokens/s"));
-                let gflop = Some(3.0 * forward_flops(&config, batch, seq) / 1e9);
-                let (id_suffix, label) = match (kind, settings.muon_lr.is_some(), settings.matmul) {
-                    (ModelKind::Ar, _, _) => ("_muon_ar", " with Muon, autoregressive"),
-                    (_, true, Matmul::F32) => ("_muon_f32", " with Muon, f32 matmuls"),
-                    (_, true, _) => ("_muon", " with Muon"),
-                    _ => ("", ""),
-                };
-                let id = format!("{name}/train_{batch}x{seq}{id_suffix}");
-                push(Row { id, case: format!("{name}: training step, {batch}×{seq}{label}"), median: t, throughput, gflop }, &mut rows);
-            }
+            train_rows(preset, &name, &config, opts, &mut rng, &mut push);
         }
     }
-    if opts.cases.contains(&Case::Generate) {
-        // The experience a user gets: the shipped model with the default decoding settings.
-        if let Ok((ckpt, model)) = crate::shipped::load(&opts.device) {
-            let seq = ckpt.model.context;
-            let denoiser = ModelDenoiser::new(model, opts.device.clone());
-            let (t, steps) = time_generation(&denoiser, DecodeOptions::default(), seq, opts.runs);
-            let case = format!("shipped: generate {seq} chars, default decoding ({steps} steps)");
-            let throughput = Some((seq as f64 / t.as_secs_f64(), "chars/s"));
-            push(Row { id: "shipped/generate_default".into(), case, median: t, throughput, gflop: None }, &mut rows);
-        }
+    if opts.cases.contains(&Case::Generate)
+        && let Some(row) = shipped_generate_row(opts)
+    {
+        push(row);
     }
     if opts.cases.contains(&Case::Render) {
-        push(render_row(), &mut rows);
+        push(render_row());
     }
     rows
+}
+
+/// The vocabulary of the untrained models the cases time (the shipped model's size).
+const VOCAB: usize = 66;
+
+/// Logits everywhere, as the PyTorch twin computes them; then at the 8 positions a step with the
+/// default span asks for, as the sampler runs it.
+fn denoise_rows(name: &str, config: &ModelConfig, denoiser: &ModelDenoiser, opts: &BenchOptions, rng: &mut StdRng, push: &mut impl FnMut(Row)) {
+    let seq = config.context;
+    let tokens = random_tokens(seq, VOCAB, 0.5, rng);
+    let span = DecodeOptions::default().span;
+    for (positions, id, label) in [
+        ((0..seq).collect::<Vec<_>>(), String::new(), String::new()),
+        ((0..span).collect(), format!("_at{span}"), format!(", logits at {span} positions")),
+    ] {
+        let t = median_time(3, opts.runs.max(5), || {
+            std::hint::black_box(denoiser.logits(&tokens, crate::diffusion::Time::MaskRate(0.5), &positions));
+        });
+        let gflop = (positions.len() == seq).then(|| forward_flops(config, 1, seq) / 1e9);
+        let case = format!("{name}: denoising step, 1×{seq}{label}");
+        push(Row { id: format!("{name}/denoise_1x{seq}{id}"), case, median: t, throughput: None, gflop });
+    }
+}
+
+/// AdamW everywhere, as the PyTorch twin trains (bench/pytorch_reference.py); more rows price
+/// Muon's Newton–Schulz iterations, and the autoregressive kind (causal attention, every position
+/// predicted), at the first batch size; and, where the CPU has AMX tiles (which training
+/// multiplies on in bf16), the same Muon step in f32, to show what they buy.
+fn train_rows(preset: Preset, name: &str, config: &ModelConfig, opts: &BenchOptions, rng: &mut StdRng, push: &mut impl FnMut(Row)) {
+    let seq = config.context;
+    let adamw = crate::train::TrainSettings { muon_lr: None, ..crate::train::TrainSettings::for_preset(preset) };
+    let muon = crate::train::TrainSettings { muon_lr: Some(0.02), ..adamw.clone() };
+    let muon_f32 = crate::train::TrainSettings { matmul: Matmul::F32, ..muon.clone() };
+    let mut cases: Vec<(usize, &crate::train::TrainSettings, ModelKind)> = opts.train_batches.iter().map(|&b| (b, &adamw, ModelKind::Masked)).collect();
+    if let Some(&b) = opts.train_batches.first() {
+        cases.extend([(b, &muon, ModelKind::Masked), (b, &muon, ModelKind::Ar)]);
+        if crate::fused::amx::available() {
+            cases.push((b, &muon_f32, ModelKind::Masked));
+        }
+    }
+    for (batch, settings, kind) in cases {
+        let ad = opts.device.clone().autodiff();
+        let mut model = ModelConfig { kind, ..config.clone() }.init(&ad);
+        let mut optim = settings.optimizer();
+        let runs = if batch * seq * config.n_embd > 8 * 256 * 256 * 8 { 2 } else { opts.runs };
+        let t = median_time(1, runs, || {
+            let windows: Vec<Vec<u32>> = (0..batch).map(|_| random_tokens(seq, VOCAB, 0.0, rng)).collect();
+            let batch = kind.batch(&windows, MaskSchedule::Stratified, VOCAB, rng);
+            model = train_step(model.clone(), &mut optim, &batch, 1e-4, settings.matmul, &ad).0;
+        });
+        let throughput = Some(((batch * seq) as f64 / t.as_secs_f64(), "tokens/s"));
+        let gflop = Some(3.0 * forward_flops(config, batch, seq) / 1e9);
+        let (id_suffix, label) = match (kind, settings.muon_lr.is_some(), settings.matmul) {
+            (ModelKind::Ar, _, _) => ("_muon_ar", " with Muon, autoregressive"),
+            (_, true, Matmul::F32) => ("_muon_f32", " with Muon, f32 matmuls"),
+            (_, true, _) => ("_muon", " with Muon"),
+            _ => ("", ""),
+        };
+        let id = format!("{name}/train_{batch}x{seq}{id_suffix}");
+        push(Row { id, case: format!("{name}: training step, {batch}×{seq}{label}"), median: t, throughput, gflop });
+    }
+}
+
+/// The experience a user gets: the shipped model with the default decoding settings.
+fn shipped_generate_row(opts: &BenchOptions) -> Option<Row> {
+    let (ckpt, model) = crate::shipped::load(&opts.device).ok()?;
+    let seq = ckpt.model.context;
+    let denoiser = ModelDenoiser::new(model, opts.device.clone());
+    let (t, steps) = time_generation(&denoiser, DecodeOptions::default(), seq, opts.runs);
+    let case = format!("shipped: generate {seq} chars, default decoding ({steps} steps)");
+    let throughput = Some((seq as f64 / t.as_secs_f64(), "chars/s"));
+    Some(Row { id: "shipped/generate_default".into(), case, median: t, throughput, gflop: None })
 }
 
 /// Median time of a full unconditional generation of `seq` characters, and its step count.

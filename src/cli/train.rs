@@ -8,7 +8,7 @@ use crate::diffusion::masking::MaskSchedule;
 use crate::fused::Matmul;
 use crate::kind::ModelKind;
 use crate::model::Preset;
-use crate::train::{TrainEvent, TrainSettings, format_duration, parse_duration, train};
+use crate::train::{TrainEvent, TrainOutcome, TrainSettings, format_duration, parse_duration, train};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -176,32 +176,11 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
     let settings = train_settings(&args)?;
     let data = train_data(&args)?;
     let device = args.device.device()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\ninterrupted again: exiting without saving");
-                std::process::exit(130);
-            }
-            eprintln!("\nstopping after this step and saving (Ctrl-C again to quit at once)…");
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
-
+    let stop = stop_on_ctrl_c()?;
     // A timed run's bar counts seconds of its budget, a counted one steps.
     let timed = settings.time_budget.is_some();
     let bar_position = |step: usize, wall_seconds: f64| if timed { wall_seconds.round() as u64 } else { step as u64 };
-    let bar = ProgressBar::new(settings.time_budget.map_or(settings.steps as u64, |b| b.round() as u64));
-    bar.set_style(
-        ProgressStyle::with_template(if timed {
-            "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} ETA {eta}"
-        } else {
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}"
-        })
-        .expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
+    let bar = progress_bar(&settings);
     // A hidden bar (stderr is not a terminal) drops println, so log lines go straight to stderr.
     let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
     let mut last_val = String::new();
@@ -249,22 +228,55 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
         TrainEvent::Finished { .. } => bar.finish_and_clear(),
     };
     let outcome = train(&settings, &data, &args.out, &device, args.resume, &stop, &mut on_event)?;
+    Ok(report(&outcome, &args.out))
+}
+
+/// A flag the first Ctrl-C raises (training stops after its step and saves); a second one exits
+/// at once.
+fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let raised = stop.clone();
+    ctrlc::set_handler(move || {
+        if raised.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting without saving");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step and saving (Ctrl-C again to quit at once)…");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+/// A bar on stderr: seconds of the budget for a timed run, steps for a counted one.
+fn progress_bar(settings: &TrainSettings) -> ProgressBar {
+    let timed = settings.time_budget.is_some();
+    let bar = ProgressBar::new(settings.time_budget.map_or(settings.steps as u64, |b| b.round() as u64));
+    bar.set_style(
+        ProgressStyle::with_template(if timed {
+            "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} ETA {eta}"
+        } else {
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}"
+        })
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// What a run ended with, on stderr, and the exit code: 130 when interrupted (with how to go on).
+fn report(outcome: &TrainOutcome, out: &std::path::Path) -> ExitCode {
     let steps = outcome.config.training.steps;
     if outcome.interrupted {
         eprintln!(
             "interrupted at step {steps}; checkpoint saved in {}. Continue with:\n  tiny-diffusion train --out {} --resume",
-            args.out.display(),
-            args.out.display()
+            out.display(),
+            out.display()
         );
-        return Ok(ExitCode::from(130));
+        return ExitCode::from(130);
     }
-    eprintln!(
-        "done: {steps} steps in {}; checkpoint in {}",
-        format_duration(outcome.config.training.wall_seconds),
-        args.out.display()
-    );
-    if let Some(r) = outcome.last_eval {
+    eprintln!("done: {steps} steps in {}; checkpoint in {}", format_duration(outcome.config.training.wall_seconds), out.display());
+    if let Some(r) = &outcome.last_eval {
         eprintln!("validation: {} {:.4} nats, {:.3} bits/char", outcome.config.model.kind.loss_name(), r.loss, r.bits_per_char);
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
