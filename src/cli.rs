@@ -191,7 +191,7 @@ fn run_tui(args: TuiArgs) -> Result<()> {
     let session = crate::tui::Session {
         record: args.record.as_deref(),
         look: args.look.look(),
-        race: crate::tui::compare::RaceSource::Load { watched: args.checkpoint.clone() },
+        race: crate::race::RaceSource::Load { watched: args.checkpoint.clone() },
         life_checkpoint: args.checkpoint.clone(),
         ..crate::tui::Session::on(crate::tui::shared::Screen::Watch)
     };

@@ -7,6 +7,9 @@ use crate::vocab::MASK_ID;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+/// The grid's size (columns, rows) unless `life --width --height` says otherwise.
+pub const DEFAULT_SIZE: (usize, usize) = (32, 32);
+
 /// Conway's rules on a toroidal grid of `width` columns: a live cell with two or three live
 /// neighbours lives on, a dead cell with exactly three comes alive, every other cell is dead.
 pub fn conway(alive: &[bool], width: usize) -> Vec<bool> {
@@ -89,6 +92,16 @@ impl Life {
         self.alive = alive;
         self.generation += 1;
     }
+}
+
+/// The masked-diffusion model the game runs on: the one at `checkpoint`, or the shipped one when
+/// none is given or the checkpoint is of another kind (the game masks and rewrites cells).
+pub fn load_model(checkpoint: Option<&std::path::Path>, device: &burn::prelude::Device) -> anyhow::Result<(crate::kind::ModelDenoiser, crate::vocab::Vocab)> {
+    let (config, model) = crate::shipped::load_or(checkpoint, &crate::shipped::DIFFUSION, device)
+        .ok()
+        .filter(|(c, _, _)| c.model.kind == crate::kind::ModelKind::Masked)
+        .map_or_else(|| crate::shipped::DIFFUSION.load(device), |(c, m, _)| Ok((c, m)))?;
+    Ok((crate::kind::ModelDenoiser::new(model, device.clone()), config.vocab))
 }
 
 /// Seed text for a grid: the model's own writing, `n` characters from an empty prompt.

@@ -76,6 +76,42 @@ impl Clock {
     }
 }
 
+/// Everything a race needs, loaded: its lanes, the judge, each lane's prompt, the length.
+pub struct RaceSetup {
+    pub entrants: Vec<Entrant>,
+    pub judge: crate::judge::Judge,
+    pub prompts: Vec<Vec<u32>>,
+    pub length: usize,
+}
+
+/// Where the Compare screen's lanes come from: given (`tiny-diffusion compare`), or loaded on
+/// first use: the shipped model of each kind, with the watched checkpoint in place of its kind's.
+pub enum RaceSource {
+    Ready(RaceSetup),
+    Load { watched: Option<PathBuf> },
+}
+
+impl RaceSource {
+    /// The setup, loading it if it is not loaded yet.
+    pub fn load(self, device: &burn::prelude::Device) -> Result<RaceSetup> {
+        let watched = match self {
+            RaceSource::Ready(setup) => return Ok(setup),
+            RaceSource::Load { watched } => watched,
+        };
+        let mut lanes = entrants(&[], &[], device)?;
+        if let Some(path) = watched {
+            let mine = entrants(&[], &[path], device)?.remove(0);
+            let same_kind = lanes.iter().position(|e| e.config.model.kind == mine.config.model.kind);
+            if let Some(i) = same_kind {
+                lanes[i] = mine;
+            }
+        }
+        let length = lanes.iter().map(|e| e.config.model.context).min().unwrap_or(0);
+        let judge = crate::judge::Judge::load(None, device)?;
+        Ok(RaceSetup { prompts: vec![Vec::new(); lanes.len()], entrants: lanes, judge, length })
+    }
+}
+
 /// The whole output of a lane after one step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaneFrame {

@@ -23,7 +23,7 @@ pub struct LifeArgs {
 pub fn run_life(args: LifeArgs) -> Result<()> {
     // As large as the terminal allows, up to the default: its border, the header, the status line
     // and two footer lines take 4 rows more, the border 2 columns.
-    let (default_w, default_h) = crate::tui::life::DEFAULT_SIZE;
+    let (default_w, default_h) = crate::life::DEFAULT_SIZE;
     let (cols, rows) = crossterm::terminal::size().map_or((default_w, default_h), |(c, r)| (c as usize, r as usize));
     let width = args.width.unwrap_or(default_w.min(cols.saturating_sub(2)).max(3));
     let height = args.height.unwrap_or(default_h.min(rows.saturating_sub(7)).max(3));

@@ -13,7 +13,6 @@ use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
 use std::time::Duration;
 
-pub use super::worker::{RaceSetup, RaceSource};
 
 
 /// Forward passes shown per second at speed ×1 (every lane makes one per tick).

@@ -20,8 +20,6 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 
-/// The grid's size unless `life --width --height` says otherwise.
-pub const DEFAULT_SIZE: (usize, usize) = (32, 32);
 /// Pause between generations at speed ×1.
 const INTERVAL: Duration = Duration::from_millis(1200);
 
@@ -54,7 +52,7 @@ pub struct LifeState {
 impl Default for LifeState {
     fn default() -> Self {
         LifeState {
-            size: DEFAULT_SIZE,
+            size: crate::life::DEFAULT_SIZE,
             life: None,
             vocab: None,
             masked: None,
@@ -192,12 +190,8 @@ pub fn spawn_lifer(checkpoint: Option<PathBuf>, device: Device, commands: Receiv
             let mut life: Option<Life> = None;
             while let Ok(command) = commands.recv() {
                 if loaded.is_none() {
-                    let model = crate::shipped::load_or(checkpoint.as_deref(), &crate::shipped::DIFFUSION, &device)
-                        .ok()
-                        .filter(|(c, _, _)| c.model.kind == crate::kind::ModelKind::Masked)
-                        .map_or_else(|| crate::shipped::DIFFUSION.load(&device), |(c, m, _)| Ok((c, m)));
-                    match model {
-                        Ok((config, model)) => loaded = Some((ModelDenoiser::new(model, device.clone()), config.vocab)),
+                    match crate::life::load_model(checkpoint.as_deref(), &device) {
+                        Ok(model) => loaded = Some(model),
                         Err(e) => {
                             send(LifeMsg::Failed(format!("{e:#}")));
                             return;

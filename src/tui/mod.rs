@@ -188,7 +188,7 @@ impl Workers {
 pub struct Session<'a> {
     pub record: Option<&'a std::path::Path>,
     pub look: crate::record::Look,
-    pub race: compare::RaceSource,
+    pub race: crate::race::RaceSource,
     /// The model the Life screen plays with (the shipped masked-diffusion model when None).
     pub life_checkpoint: Option<PathBuf>,
     /// The Life screen's grid, columns × rows.
@@ -204,9 +204,9 @@ impl Session<'_> {
         Session {
             record: None,
             look: crate::record::Look::default(),
-            race: compare::RaceSource::Load { watched: None },
+            race: crate::race::RaceSource::Load { watched: None },
             life_checkpoint: None,
-            life_size: life::DEFAULT_SIZE,
+            life_size: crate::life::DEFAULT_SIZE,
             clock: crate::race::Clock::default(),
             screen,
         }

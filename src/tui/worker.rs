@@ -166,41 +166,6 @@ pub fn spawn_trainer(
         .expect("spawn trainer thread");
 }
 
-/// Everything a race needs, loaded: its lanes, the judge, each lane's prompt, the length.
-pub struct RaceSetup {
-    pub entrants: Vec<crate::race::Entrant>,
-    pub judge: crate::judge::Judge,
-    pub prompts: Vec<Vec<u32>>,
-    pub length: usize,
-}
-
-/// Where the Compare screen's lanes come from: given (`tiny-diffusion compare`), or loaded on
-/// first use: the shipped model of each kind, with the watched checkpoint in place of its kind's.
-pub enum RaceSource {
-    Ready(RaceSetup),
-    Load { watched: Option<PathBuf> },
-}
-
-impl RaceSource {
-    fn load(self, device: &Device) -> anyhow::Result<RaceSetup> {
-        let watched = match self {
-            RaceSource::Ready(setup) => return Ok(setup),
-            RaceSource::Load { watched } => watched,
-        };
-        let mut entrants = crate::race::entrants(&[], &[], device)?;
-        if let Some(path) = watched {
-            let mine = crate::race::entrants(&[], &[path], device)?.remove(0);
-            let same_kind = entrants.iter().position(|e| e.config.model.kind == mine.config.model.kind);
-            if let Some(i) = same_kind {
-                entrants[i] = mine;
-            }
-        }
-        let length = entrants.iter().map(|e| e.config.model.context).min().unwrap_or(0);
-        let judge = crate::judge::Judge::load(None, device)?;
-        Ok(RaceSetup { prompts: vec![Vec::new(); entrants.len()], entrants, judge, length })
-    }
-}
-
 #[derive(Debug, Clone)]
 pub enum RaceMsg {
     /// The lanes of race `race`: titles and vocabularies.
@@ -211,12 +176,12 @@ pub enum RaceMsg {
 }
 
 /// Runs races on their own thread, lane after lane; a newer race preempts the current one.
-pub fn spawn_racer(source: RaceSource, device: Device, commands: Receiver<(u64, DecodeOptions)>, send: impl Fn(RaceMsg) -> bool + Send + 'static) {
+pub fn spawn_racer(source: crate::race::RaceSource, device: Device, commands: Receiver<(u64, DecodeOptions)>, send: impl Fn(RaceMsg) -> bool + Send + 'static) {
     thread::Builder::new()
         .name("racer".into())
         .spawn(move || {
             let mut source = Some(source);
-            let mut setup: Option<RaceSetup> = None;
+            let mut setup: Option<crate::race::RaceSetup> = None;
             let mut next = commands.recv().ok();
             while let Some((race, options)) = next.take() {
                 if setup.is_none() {
