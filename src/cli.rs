@@ -78,7 +78,8 @@ pub struct TuiArgs {
 /// How cells are coloured, on screen and in recordings.
 #[derive(Args, Debug, Default, Clone, Copy)]
 pub struct LookArgs {
-    /// Colour committed characters by the model's confidence, or by the step that revealed them.
+    /// Colour committed characters by the model's confidence, or by the step that revealed them;
+    /// or shade masked cells by how sure the model already is of them.
     #[arg(long, value_enum, default_value_t)]
     pub view: crate::tui::watch_state::View,
     /// The colour scale: `viridis` is colour-blind safe and reads in grayscale.
@@ -236,7 +237,13 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     // The text streams out block by block as it becomes final, so memory does not grow with
     // --length and long runs show their output as they go.
     let mut out = std::io::stdout().lock();
-    while let Some(frame) = generation.step(&denoiser) {
+    // A recording in the uncertainty view shades every masked cell: the model is asked about all
+    // of them after each step (a full pass more), as the Watch screen does.
+    let look = recorder.is_some() && args.look.view == crate::tui::watch_state::View::Uncertainty;
+    while let Some(mut frame) = generation.step(&denoiser) {
+        if look {
+            crate::diffusion::look(&mut frame, &denoiser, &options);
+        }
         steps += 1;
         decoded = decoded + frame.decoded_now.len() - frame.remasked_now.len();
         bar.set_position(decoded as u64);

@@ -28,10 +28,12 @@ pub struct DenoiseGrid<'a> {
 /// Widest row of the grid, for readability on wide terminals (the Watch screen and recordings).
 pub const MAX_COLUMNS: u16 = 64;
 
-/// How sure a belief is, from 0 to 1: e^(−entropy), the reciprocal of its perplexity (1 for a
-/// certain choice, ½ for an even choice of two characters).
-pub fn certainty(belief: &crate::diffusion::Belief) -> f32 {
-    (-belief.entropy).exp()
+/// How sure a belief is, from 0 (an even guess over all `vocab_size` ids) to 1 (certain):
+/// 1 − entropy / ln(vocab_size). A character model is rarely near-certain far ahead, so this
+/// spreads its shades wider than a probability would: an even choice of two characters out of 66
+/// is 0.83, of eight 0.5.
+pub fn certainty(belief: &crate::diffusion::Belief, vocab_size: usize) -> f32 {
+    (1.0 - belief.entropy / (vocab_size.max(2) as f32).ln()).clamp(0.0, 1.0)
 }
 
 fn shade(certainty: f32) -> char {
@@ -107,7 +109,7 @@ impl Widget for DenoiseGrid<'_> {
                 Some(i) => {
                     let frame = self.frame.expect("window cells come from a frame");
                     let cell = frame.cells[i];
-                    let unsure = cell.belief.filter(|_| self.uncertainty && cell.is_masked()).map(|b| certainty(&b));
+                    let unsure = cell.belief.filter(|_| self.uncertainty && cell.is_masked()).map(|b| certainty(&b, self.vocab.size()));
                     let style = if frame.remasked_now.contains(&i) {
                         self.theme.remasked
                     } else if let Some(c) = unsure {

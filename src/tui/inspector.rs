@@ -3,7 +3,7 @@
 //! the entropy — and how sure it was of its likeliest character at every step of the block so far,
 //! with the steps at which the position was written, taken back or polished.
 
-use super::denoise_grid::{certainty, glyph};
+use super::denoise_grid::glyph;
 use super::theme::Theme;
 use crate::diffusion::{Belief, Frame};
 use crate::vocab::Vocab;
@@ -48,9 +48,9 @@ pub fn history(frames: &[Frame], upto: usize, i: usize) -> Vec<Point> {
         .collect()
 }
 
-/// Rows the panel needs: its border, a line for the cell, five candidates, the entropy, the
-/// history and its marks.
-pub const HEIGHT: u16 = 11;
+/// Rows the panel needs: its border, a line for the cell, the step its belief is from (when not
+/// the one on screen), five candidates, the entropy, the history and its marks.
+pub const HEIGHT: u16 = 12;
 /// Columns it needs.
 pub const WIDTH: u16 = 36;
 
@@ -83,6 +83,10 @@ pub fn render(frames: &[Frame], upto: usize, i: usize, vocab: &Vocab, theme: &Th
         (_, false, None) => Line::styled(format!("'{}' from an earlier block · {:.0}%", show(cell.token), 100.0 * cell.confidence), theme.dim),
     });
     match cell.belief {
+        Some(b) if b.step as usize != frame.step => {
+            lines.push(Line::styled(format!("as the model saw it at step {}:", b.step), theme.dim));
+            lines.extend(candidates(&b, cell.token, &show, theme, inner.width));
+        }
         Some(b) => lines.extend(candidates(&b, cell.token, &show, theme, inner.width)),
         None => lines.push(Line::styled("the model has not looked here yet", theme.dim)),
     }
@@ -99,7 +103,7 @@ pub fn render(frames: &[Frame], upto: usize, i: usize, vocab: &Vocab, theme: &Th
 }
 
 /// The candidates as bars with percentages (the written character's in the key colour), then
-/// the entropy and the step the belief is from.
+/// the entropy.
 fn candidates(b: &Belief, token: u32, show: &dyn Fn(u32) -> char, theme: &Theme, width: u16) -> Vec<Line<'static>> {
     let bar_width = width.saturating_sub(10).max(1) as f32;
     let mut lines: Vec<Line> = b
@@ -118,7 +122,8 @@ fn candidates(b: &Belief, token: u32, show: &dyn Fn(u32) -> char, theme: &Theme,
             ])
         })
         .collect();
-    lines.push(Line::styled(format!("entropy {:.2} · {:.0}% sure · step {}", b.entropy, 100.0 * certainty(b), b.step), theme.dim));
+    // e^entropy: as unsure as an even choice between that many characters.
+    lines.push(Line::styled(format!("entropy {:.2} (≈{:.1} choices)", b.entropy, b.entropy.exp()), theme.dim));
     lines
 }
 
