@@ -13,7 +13,7 @@ use ratatui::prelude::*;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::component::{self, Binding, Component, Context, Keys};
 use super::shared::{Action, Screen};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 
 pub const GAP: char = DEFAULT_MASK_CHAR;
@@ -227,16 +227,69 @@ impl InfillState {
     }
 }
 
+/// Where the editor draws each position of the text (and the cursor's place after its end): rows
+/// wrap at `width` characters, whole characters rather than words, so that a click finds the
+/// character under it; a newline shows as ↵ at the end of its row.
+fn placements(text: &[char], width: usize) -> Vec<(usize, usize)> {
+    let width = width.max(1);
+    let (mut row, mut col) = (0, 0);
+    let mut at = Vec::with_capacity(text.len() + 1);
+    for i in 0..=text.len() {
+        if col == width {
+            (row, col) = (row + 1, 0);
+        }
+        at.push((row, col));
+        if text.get(i) == Some(&'\n') {
+            (row, col) = (row + 1, 0);
+        } else {
+            col += 1;
+        }
+    }
+    at
+}
+
+/// The rectangle inside the editor's box, when the screen is drawn in `area`.
+fn editor_inner(area: Rect) -> Rect {
+    let [editor, _] = Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(area);
+    Block::default().borders(Borders::ALL).inner(editor)
+}
+
+/// The first row shown: the cursor's row stays in view.
+fn first_row(at: &[(usize, usize)], cursor: usize, height: u16) -> usize {
+    at[cursor.min(at.len() - 1)].0.saturating_sub((height as usize).saturating_sub(1))
+}
+
+/// A click puts the cursor on the character under it (or at the end of the row, past it); a drag
+/// selects from there, for ctrl-g to make a gap of.
+fn handle_mouse(s: &mut InfillState, mouse: MouseEvent, body: Rect) {
+    let inner = editor_inner(body);
+    if !inner.contains(Position { x: mouse.column, y: mouse.row }) {
+        return;
+    }
+    let at = placements(&s.text, inner.width as usize);
+    let row = first_row(&at, s.cursor, inner.height) + (mouse.row - inner.y) as usize;
+    let col = (mouse.column - inner.x) as usize;
+    // The last position of that row at or before the column: the row's end when past it.
+    let target = at.iter().rposition(|&(r, c)| r == row && c <= col).unwrap_or(s.text.len());
+    match mouse.kind {
+        MouseEventKind::Down(MouseButton::Left) => s.move_to(target, false),
+        MouseEventKind::Drag(MouseButton::Left) => s.move_to(target, true),
+        _ => {}
+    }
+}
+
 fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let [editor, info] = Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(area);
     let unknown = state.unknown_positions(vocab);
     let mut is_unknown = vec![false; state.text.len()];
     unknown.iter().for_each(|&i| is_unknown[i] = true);
     let selection = state.selection();
-    // Characters of one style go into one span: a long paste is a few spans, not one per key.
-    let mut lines = vec![Line::default()];
-    let mut run = (String::new(), Style::new());
-    for i in 0..=state.text.len() {
+    Block::default().borders(Borders::ALL).title(" Prompt — _ marks a gap ").render(editor, buf);
+    let inner = editor_inner(area);
+    let at = placements(&state.text, inner.width as usize);
+    let first = first_row(&at, state.cursor, inner.height);
+    for (i, &(row, col)) in at.iter().enumerate() {
+        let Some(y) = row.checked_sub(first).filter(|&r| r < inner.height as usize) else { continue };
         let c = state.text.get(i).copied();
         let mut style = match c {
             Some(GAP) => theme.masked,
@@ -249,34 +302,14 @@ fn render(state: &InfillState, vocab: &Vocab, theme: &Theme, area: Rect, buf: &m
         if i == state.cursor {
             style = theme.cursor;
         }
-        if style != run.1 && !run.0.is_empty() {
-            let (text, style) = std::mem::take(&mut run);
-            lines.last_mut().expect("at least one line").push_span(Span::styled(text, style));
-        }
-        run.1 = style;
-        run.0.push(match c {
+        let ch = match c {
             Some(GAP) => theme.mask_glyph,
             Some('\n') => '↵',
             Some(c) => c,
             None => ' ',
-        });
-        if c == Some('\n') {
-            let (text, style) = std::mem::take(&mut run);
-            lines.last_mut().expect("at least one line").push_span(Span::styled(text, style));
-            lines.push(Line::default());
-        }
+        };
+        buf[(inner.x + col as u16, inner.y + y as u16)].set_char(ch).set_style(style);
     }
-    lines.last_mut().expect("at least one line").push_span(Span::styled(run.0, run.1));
-    // Scroll so the cursor's row stays in view.
-    let inner = editor.width.saturating_sub(2);
-    let before: String = state.text[..state.cursor.min(state.text.len())].iter().collect();
-    let cursor_row = super::popup::wrapped_rows(&before, inner).saturating_sub(1);
-    let scroll = cursor_row.saturating_sub(editor.height.saturating_sub(3));
-    Paragraph::new(lines)
-        .wrap(Wrap { trim: false })
-        .scroll((scroll, 0))
-        .block(Block::default().borders(Borders::ALL).title(" Prompt — _ marks a gap "))
-        .render(editor, buf);
 
     let status = if let Some(msg) = &state.message {
         Line::styled(msg.clone(), theme.warning)
@@ -386,6 +419,10 @@ impl Component for InfillState {
     fn handle_key(&mut self, key: KeyEvent, ctx: &Context) -> Vec<Action> {
         self.message = None;
         component::handle(KEYS, self, key, ctx)
+    }
+
+    fn handle_mouse(&mut self, mouse: MouseEvent, body: Rect, _: &Context) {
+        handle_mouse(self, mouse, body);
     }
 
     fn render(&self, ctx: &Context, area: Rect, buf: &mut Buffer) {

@@ -408,7 +408,7 @@ fn thousands_of_random_keys_and_sizes_never_panic_and_every_state_draws() {
         a.handle_key(key);
         if rng.random_range(0..10) == 0 {
             // Clicks and the wheel anywhere, on terminals of any size.
-            let kinds = [MouseEventKind::Down(MouseButton::Left), MouseEventKind::ScrollUp, MouseEventKind::ScrollDown, MouseEventKind::Moved];
+            let kinds = [MouseEventKind::Down(MouseButton::Left), MouseEventKind::Drag(MouseButton::Left), MouseEventKind::ScrollUp, MouseEventKind::ScrollDown, MouseEventKind::Moved];
             let size = Rect::new(0, 0, rng.random_range(1..130), rng.random_range(1..45));
             let (column, row) = (rng.random_range(0..140), rng.random_range(0..50));
             let mouse = MouseEvent { kind: kinds[rng.random_range(0..kinds.len())], column, row, modifiers: KeyModifiers::NONE };

@@ -1,4 +1,4 @@
-//! The cell inspector, the uncertainty view and the mouse on the Watch screen.
+//! The cell inspector, the uncertainty view and the mouse (Watch, Compare, Infill).
 
 use super::{chr, draw, frame, key, watching};
 use crate::tui::app::App;
@@ -173,4 +173,25 @@ fn a_click_on_a_compare_lane_shows_that_cells_belief_in_its_status_line() {
     assert!(shown.contains("cell 1 'I'"), "{shown}");
     click(&mut a, MouseEventKind::Down(MouseButton::Left), 0, 0, size);
     assert_eq!(a.compare.selected, None, "a click off the lanes clears it");
+}
+
+#[test]
+fn in_infill_a_click_places_the_cursor_and_a_drag_selects_a_span_for_ctrl_g_to_make_a_gap() {
+    let size = Rect::new(0, 0, 80, 24);
+    let mut a = super::app(false);
+    a.screen = crate::tui::app::Screen::Infill;
+    a.infill = crate::tui::infill::InfillState::with_text("To be, or not to be:\nthat is the question.");
+    let screen = draw(&a, size.width, size.height);
+    let (row, line) = screen.lines().enumerate().find(|(_, l)| l.contains("not to")).unwrap();
+    let column = line.chars().collect::<String>().split("not").next().unwrap().chars().count() as u16;
+    click(&mut a, MouseEventKind::Down(MouseButton::Left), column, row as u16, size);
+    assert_eq!((a.infill.cursor, a.infill.selection()), (10, None), "the cursor on the n of not");
+    click(&mut a, MouseEventKind::Drag(MouseButton::Left), column + 3, row as u16, size);
+    assert_eq!(a.infill.selection(), Some((10, 13)));
+    a.handle_key(crossterm::event::KeyEvent::new(KeyCode::Char('g'), KeyModifiers::CONTROL));
+    assert_eq!(a.infill.as_string(), "To be, or ___ to be:\nthat is the question.");
+    // Past the end of a row: the end of that row.
+    let (row, _) = draw(&a, size.width, size.height).lines().enumerate().find(|(_, l)| l.contains("that is")).unwrap();
+    click(&mut a, MouseEventKind::Down(MouseButton::Left), 70, row as u16, size);
+    assert_eq!(a.infill.cursor, a.infill.text.len());
 }
