@@ -51,6 +51,8 @@ pub fn history(frames: &[Frame], upto: usize, i: usize) -> Vec<Point> {
 /// Rows the panel needs: its border, a line for the cell, the step its belief is from (when not
 /// the one on screen), five candidates, the entropy, the history and its marks.
 pub const HEIGHT: u16 = 12;
+/// Rows it keeps on a short terminal: the cell and its likeliest candidates.
+pub const MIN_HEIGHT: u16 = 5;
 /// Columns it needs.
 pub const WIDTH: u16 = 36;
 

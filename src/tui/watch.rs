@@ -26,11 +26,15 @@ fn areas(w: &WatchState, area: Rect) -> Areas {
     if w.inspected.is_none() {
         return Areas { grid: top, inspector: None, status, legend };
     }
-    // Beside the grid where the terminal is wide enough for both, else below it.
+    // Beside the grid where the terminal is wide enough for both, else below it, leaving the
+    // grid the rows its window needs (the panel's last lines go first on a short terminal).
     let [grid, inspector] = if top.width >= MAX_COLUMNS + 2 + inspector::WIDTH {
         Layout::horizontal([Constraint::Min(MAX_COLUMNS + 2), Constraint::Length(inspector::WIDTH)]).areas(top)
     } else {
-        Layout::vertical([Constraint::Min(3), Constraint::Length(inspector::HEIGHT)]).areas(top)
+        let cols = top.width.saturating_sub(2).clamp(1, MAX_COLUMNS) as usize;
+        let window_rows = w.frame().map_or(1, |f| f.cells.len().div_ceil(cols)) as u16;
+        let panel = inspector::HEIGHT.min(top.height.saturating_sub(window_rows + 2)).max(inspector::MIN_HEIGHT);
+        Layout::vertical([Constraint::Min(3), Constraint::Length(panel)]).areas(top)
     };
     Areas { grid, inspector: Some(inspector), status, legend }
 }

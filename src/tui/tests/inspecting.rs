@@ -195,3 +195,13 @@ fn in_infill_a_click_places_the_cursor_and_a_drag_selects_a_span_for_ctrl_g_to_m
     click(&mut a, MouseEventKind::Down(MouseButton::Left), 70, row as u16, size);
     assert_eq!(a.infill.cursor, a.infill.text.len());
 }
+
+#[test]
+fn on_a_short_terminal_the_panel_gives_way_to_the_window() {
+    let mut a = watching();
+    a.handle_key(chr('x'));
+    let screen = draw(&a, 80, 20);
+    // The test window is 120 characters: two rows of the 64-column grid, both shown.
+    assert!(screen.contains("ROMEO:↵B") && screen.contains("Ju"), "{screen}");
+    assert!(screen.contains("cell 9 · step 1") && screen.contains("65.0%"), "{screen}");
+}
