@@ -132,7 +132,7 @@ fn infill_screen_flags_unknown_characters() {
 fn the_learning_rate_field_scales_both_optimisers_and_shows_halves_exactly() {
     let mut a = app(true);
     a.screen = Screen::Train;
-    a.train.field = 4; // lr
+    a.train.field = super::train_screen::Field::Lr;
     a.handle_key(key(KeyCode::Left));
     let settings = a.train.settings();
     assert_eq!(settings.lr, 1.5e-3);
@@ -144,7 +144,7 @@ fn the_learning_rate_field_scales_both_optimisers_and_shows_halves_exactly() {
 fn train_screen_with_a_run_in_progress() {
     let mut a = app(true);
     a.screen = Screen::Train;
-    a.train.field = 1; // preset
+    a.train.field = super::train_screen::Field::Preset;
     let effects = a.handle_key(key(KeyCode::Enter));
     assert!(matches!(effects.as_slice(), [Effect::StartTraining { .. }]));
     a.on_train(TrainMsg::Event(TrainEvent::Started { step: 0, total_steps: 500, params: 100_000, resumed: false, wall_seconds: 0.0 }));
@@ -274,7 +274,7 @@ fn enter_on_the_train_screen_starts_training_even_with_the_data_path_selected() 
     a.handle_key(key(KeyCode::Tab));
     a.handle_key(key(KeyCode::Tab));
     assert_eq!(a.screen, Screen::Train);
-    assert_eq!(a.train.field, 0, "the data path is selected first");
+    assert_eq!(a.train.field, super::train_screen::Field::Data, "the data path is selected first");
     let effects = a.handle_key(key(KeyCode::Enter));
     assert!(matches!(effects.as_slice(), [Effect::StartTraining { .. }]), "{effects:?}");
     assert!(!a.train.editing);

@@ -15,7 +15,29 @@ use std::time::Instant;
 use crossterm::event::{KeyCode, KeyEvent};
 
 
-pub const FIELDS: [&str; 5] = ["data", "preset", "steps", "batch", "lr"];
+/// The settings the screen shows, in order; each names itself, shows its value and changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Data,
+    Preset,
+    Steps,
+    Batch,
+    Lr,
+}
+
+impl Field {
+    pub const ALL: [Field; 5] = [Field::Data, Field::Preset, Field::Steps, Field::Batch, Field::Lr];
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::Data => "data",
+            Field::Preset => "preset",
+            Field::Steps => "steps",
+            Field::Batch => "batch",
+            Field::Lr => "lr",
+        }
+    }
+}
 /// Columns of the field names: short, so that the built-in corpus's name fits at 80 columns.
 const LABEL_WIDTH: usize = 8;
 const PRESETS: [Preset; 3] = [Preset::Tiny, Preset::Small, Preset::Base];
@@ -28,7 +50,7 @@ pub struct TrainScreenState {
     pub steps: usize,
     pub batch: usize,
     pub lr: f64,
-    pub field: usize,
+    pub field: Field,
     pub editing: bool,
     pub out: PathBuf,
     pub running: bool,
@@ -56,7 +78,7 @@ impl Default for TrainScreenState {
             steps: 500,
             batch: defaults.batch,
             lr: defaults.lr,
-            field: 0,
+            field: Field::Data,
             editing: false,
             out: PathBuf::from("checkpoints/tui-run"),
             running: false,
@@ -76,8 +98,8 @@ impl Default for TrainScreenState {
 
 impl TrainScreenState {
     pub fn select(&mut self, down: bool) {
-        let n = FIELDS.len();
-        self.field = if down { (self.field + 1) % n } else { (self.field + n - 1) % n };
+        let (i, n) = (Field::ALL.iter().position(|&f| f == self.field).expect("listed"), Field::ALL.len());
+        self.field = Field::ALL[if down { (i + 1) % n } else { (i + n - 1) % n }];
     }
 
     /// ←/→ on the selected field.
@@ -87,7 +109,7 @@ impl TrainScreenState {
             return;
         }
         match self.field {
-            1 => {
+            Field::Preset => {
                 let i = PRESETS.iter().position(|&p| p == self.preset).unwrap_or(0);
                 let n = PRESETS.len();
                 self.preset = PRESETS[if up { (i + 1) % n } else { (i + n - 1) % n }];
@@ -95,10 +117,11 @@ impl TrainScreenState {
                 self.batch = d.batch;
                 self.lr = d.lr;
             }
-            2 => self.steps = if up { (self.steps * 2).min(1_000_000) } else { (self.steps / 2).max(10) },
-            3 => self.batch = if up { (self.batch * 2).min(256) } else { (self.batch / 2).max(1) },
-            4 => self.lr = if up { (self.lr * 2.0).min(0.1) } else { (self.lr / 2.0).max(1e-6) },
-            _ => {}
+            Field::Steps => self.steps = if up { (self.steps * 2).min(1_000_000) } else { (self.steps / 2).max(10) },
+            Field::Batch => self.batch = if up { (self.batch * 2).min(256) } else { (self.batch / 2).max(1) },
+            Field::Lr => self.lr = if up { (self.lr * 2.0).min(0.1) } else { (self.lr / 2.0).max(1e-6) },
+            // Typed, after `e`.
+            Field::Data => {}
         }
     }
 
@@ -180,15 +203,15 @@ impl TrainScreenState {
     }
 }
 
-fn field_value(s: &TrainScreenState, i: usize) -> String {
-    match i {
-        0 if s.editing => s.data.clone(),
-        0 if s.data.trim().is_empty() => BUILT_IN_NAME.to_string(),
-        0 => s.data.clone(),
-        1 => format!("{:?}", s.preset).to_lowercase(),
-        2 => s.steps.to_string(),
-        3 => s.batch.to_string(),
-        _ => match s.settings().muon_lr {
+fn field_value(s: &TrainScreenState, field: Field) -> String {
+    match field {
+        Field::Data if s.editing => s.data.clone(),
+        Field::Data if s.data.trim().is_empty() => BUILT_IN_NAME.to_string(),
+        Field::Data => s.data.clone(),
+        Field::Preset => format!("{:?}", s.preset).to_lowercase(),
+        Field::Steps => s.steps.to_string(),
+        Field::Batch => s.batch.to_string(),
+        Field::Lr => match s.settings().muon_lr {
             Some(muon) => format!("{} (Muon {})", short_lr(s.lr), short_lr(muon)),
             None => short_lr(s.lr),
         },
@@ -216,14 +239,13 @@ fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer) {
         Layout::vertical([Constraint::Length(7), Constraint::Min(3), Constraint::Length(sample_rows)]).areas(area);
     let [form, stats] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
 
-    let lines: Vec<Line> = FIELDS
+    let lines: Vec<Line> = Field::ALL
         .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let selected = i == s.field;
+        .map(|&field| {
+            let (selected, name) = (field == s.field, field.name());
             let marker = if selected { "▶ " } else { "  " };
             let room = (form.width as usize).saturating_sub(2 + 2 + LABEL_WIDTH + 1);
-            let mut value = keep_tail(field_value(s, i), room);
+            let mut value = keep_tail(field_value(s, field), room);
             if selected && s.editing {
                 value.push('▏');
             }
@@ -294,7 +316,7 @@ const KEYS: &[Binding<TrainScreenState>] = &[
         vec![]
     } },
     Binding { keys: Keys::Plain(&[KeyCode::Char('e')]), shown: "e", does: "edit data path", run: |t, _, _| {
-        t.editing = t.field == 0 && !t.running;
+        t.editing = t.field == Field::Data && !t.running;
         vec![]
     } },
     // Enter starts wherever the selection is, as the footer says; `e` edits the data path.
