@@ -327,18 +327,29 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
              with `tiny-diffusion import FILE --heads N --out DIR` and use that directory"
         )
     })?;
+    check_tensors(inventory, &expected_shapes(&config, detected))?;
+    let vocab = file_vocab(detected, vocab_size, options)?;
+    Ok((detected, config, vocab))
+}
 
-    let expected = expected_shapes(&config, detected);
+/// The file holds exactly the tensors `expected` names, with those shapes, in float32.
+fn check_tensors(inventory: &Inventory, expected: &BTreeMap<String, Vec<usize>>) -> Result<()> {
     let missing: Vec<&String> = expected.keys().filter(|k| !inventory.contains_key(*k)).collect();
     ensure!(missing.is_empty(), "missing key(s): {}", summarize(missing.into_iter()));
     let unexpected: Vec<&String> = inventory.keys().filter(|k| !expected.contains_key(*k)).collect();
     ensure!(unexpected.is_empty(), "unexpected key(s): {}", summarize(unexpected.into_iter()));
-    for (name, want) in &expected {
+    for (name, want) in expected {
         let (got, dtype) = &inventory[name];
         ensure!(got == want, "{name} has shape {got:?}, expected {want:?} for this model");
         ensure!(dtype == "f32", "{name} is {dtype}; only float32 weights can be imported (call .float() before saving)");
     }
+    Ok(())
+}
 
+/// The vocabulary of a file in `detected` layout whose embedding has `vocab_size` rows: given
+/// (`--vocab`, `--vocab-from`), or the one its layout implies.
+fn file_vocab(detected: Layout, vocab_size: usize, options: &ImportOptions) -> Result<Vocab> {
+    let shakespeare_chars = TINY_SHAKESPEARE_CHARS.chars().count();
     let vocab = match (detected, &options.vocab) {
         (_, Some(v)) => v.clone(),
         (Layout::V1, None) => Vocab::from_chars(&(1u8..128).map(char::from).collect::<String>()),
@@ -358,7 +369,7 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
         vocab.size() - 1,
         if detected.has_mask_id() { " and the mask" } else { "" }
     );
-    Ok((detected, config, vocab))
+    Ok(vocab)
 }
 
 /// PyTorch names and `[out, in]` shapes of every tensor of `config` in `layout`.
