@@ -3,7 +3,7 @@
 //! never prints, so the CLI progress bar and the TUI train screen can both drive it.
 
 use crate::checkpoint::{self, CheckpointConfig, TrainingMeta};
-use crate::data::{DataSource, random_windows};
+use crate::data::{Corpus, DataSource, random_windows};
 use crate::diffusion::masking::MaskSchedule;
 use crate::kind::ModelKind;
 use crate::data::Batch;
@@ -248,6 +248,23 @@ pub struct TrainOutcome {
 /// Trains a model and writes checkpoints to `out`. With `resume`, continues from the optimizer
 /// state and step count saved in `out` (the settings' `steps` may be raised to train longer).
 /// Setting `stop` ends the run after the current step, with a checkpoint.
+/// The run's checkpoint config, model, optimizer and text: the checkpoint in `out` (with its
+/// optimizer state) when resuming, else a model of `settings`' shape, seeded by them.
+fn start(settings: &TrainSettings, data: &DataSource, out: &Path, resume: bool, device: &Device) -> Result<(CheckpointConfig, Model, ModuleOptimizer, Corpus)> {
+    let ad_device = device.clone().autodiff();
+    if resume {
+        let (ckpt, model, optim) = checkpoint::load_resumable(out, &ad_device, settings.optimizer())?;
+        let corpus = data.load(Some(ckpt.vocab.clone()))?;
+        return Ok((ckpt, model, optim, corpus));
+    }
+    let corpus = data.load(None)?;
+    let config = settings.model_config(corpus.vocab.size());
+    config.validate().map_err(anyhow::Error::msg)?;
+    device.seed(settings.seed);
+    let model = config.init(&ad_device);
+    Ok((CheckpointConfig::new(config, corpus.vocab.clone()), model, settings.optimizer(), corpus))
+}
+
 pub fn train(
     settings: &TrainSettings,
     data: &DataSource,
@@ -259,18 +276,7 @@ pub fn train(
 ) -> Result<TrainOutcome> {
     let ad_device = device.clone().autodiff();
     checkpoint::ensure_writable(out)?;
-    let (mut ckpt, mut model, mut optim, corpus) = if resume {
-        let (ckpt, model, optim) = checkpoint::load_resumable(out, &ad_device, settings.optimizer())?;
-        let corpus = data.load(Some(ckpt.vocab.clone()))?;
-        (ckpt, model, optim, corpus)
-    } else {
-        let corpus = data.load(None)?;
-        let config = settings.model_config(corpus.vocab.size());
-        config.validate().map_err(anyhow::Error::msg)?;
-        device.seed(settings.seed);
-        let model = config.init(&ad_device);
-        (CheckpointConfig::new(config, corpus.vocab.clone()), model, settings.optimizer(), corpus)
-    };
+    let (mut ckpt, mut model, mut optim, corpus) = start(settings, data, out, resume, device)?;
     let model_config = ckpt.model.clone();
     let seq_len = settings.seq_len.min(model_config.context);
     ensure!(seq_len >= 2, "--seq-len must be at least 2");
