@@ -152,7 +152,7 @@ impl Sampler {
         let provisional: Vec<usize> = (0..self.cells.len()).filter(|&i| self.provisional[i]).collect();
         let looping = self.options.remask == Remask::Loop && super::remdm::loop_revises(self.step, self.options.steps);
         if masked.is_empty() && provisional.is_empty() && !looping {
-            // Polish passes follow every schedule, ReMDM's too (which once stepped on forever here).
+            // Polish passes follow every schedule, ReMDM's too: its odds have nothing left to do here.
             if self.polish_left() {
                 return self.polish_step(model, rng, block, offset);
             }
