@@ -14,6 +14,7 @@ use super::theme::Theme;
 use super::train_screen::TrainScreenState;
 use super::watch_state::{Cell, WatchState};
 use super::worker::{GenJob, GenMsg, TrainMsg};
+use crate::diffusion::cell;
 use crate::data::BUILT_IN_NAME;
 use crate::vocab::{MASK_ID, Vocab};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent};
@@ -96,7 +97,7 @@ impl App {
         let cells = self.watch.steer(self.next_job, token)?;
         let job = GenJob {
             id: self.next_job,
-            prompt: crate::diffusion::cell::tokens(&cells),
+            prompt: cell::tokens(&cells),
             length: self.watch.job_length,
             overlap: self.overlap,
             options: self.watch.settings,
@@ -110,7 +111,7 @@ impl App {
     /// Fills a prompt with elastic gaps: the worker chooses their lengths, then generates.
     fn launch_elastic(&mut self, elastic: crate::elastic::ElasticPrompt) -> Effect {
         let provisional = elastic.resolve(&vec![0; elastic.gaps()]);
-        let Effect::Generate(job) = self.launch(provisional.clone(), provisional.len(), prompt_cells(&provisional)) else {
+        let Effect::Generate(job) = self.launch(provisional.clone(), provisional.len(), cell::given(&provisional)) else {
             unreachable!("launch generates")
         };
         Effect::Generate(GenJob { elastic: Some(elastic), ..job })
@@ -121,7 +122,7 @@ impl App {
         self.watch.block_base = 0;
         let prompt = self.watch.base_prompt.clone();
         let length = if self.watch.base_in_place { prompt.len() } else { prompt.len().max(self.context()) };
-        let history = prompt_cells(&prompt);
+        let history = cell::given(&prompt);
         self.launch(prompt, length, history)
     }
 
@@ -360,7 +361,7 @@ impl App {
                 Ok(rankings) => {
                     // `r` fills this prompt again, with the lengths chosen, even where a gap closed.
                     (self.watch.base_prompt, self.watch.base_in_place) = (prompt.clone(), true);
-                    self.watch.start_job(job, prompt.clone(), prompt.len(), prompt_cells(&prompt));
+                    self.watch.start_job(job, prompt.clone(), prompt.len(), cell::given(&prompt));
                     let chosen: Vec<String> = rankings.iter().filter_map(|r| r.first()).map(|c| c.length.to_string()).collect();
                     self.note = Some(format!("elastic gap: {} characters · i, then alt+↑/↓, for another length", chosen.join(", ")));
                     self.infill.elastic = Some(super::infill::ElasticChoice { rankings, chosen: 0 });
@@ -416,8 +417,4 @@ impl App {
         self.note = Some(format!("loaded {}", self.model.name));
         self.generate_on_watch(Vec::new(), false)
     }
-}
-
-fn prompt_cells(prompt: &[u32]) -> Vec<Cell> {
-    crate::diffusion::cell::given(prompt)
 }
