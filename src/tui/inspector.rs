@@ -80,7 +80,7 @@ pub fn render(frames: &[Frame], upto: usize, i: usize, vocab: &Vocab, theme: &Th
         (_, true, _) => Line::styled("masked", theme.masked),
         (_, false, Some(p)) => Line::from(vec![
             Span::styled(format!("'{}'", show(cell.token)), theme.confidence(cell.confidence)),
-            Span::raw(format!(" written at step {} · {:.0}%", p.step, 100.0 * cell.confidence)),
+            Span::raw(format!(" {} at step {} · {:.0}%", if p.mark == Some(Mark::Polished) { "polished" } else { "written" }, p.step, 100.0 * cell.confidence)),
         ]),
         (_, false, None) => Line::styled(format!("'{}' from an earlier block · {:.0}%", show(cell.token), 100.0 * cell.confidence), theme.dim),
     });
