@@ -64,11 +64,13 @@ impl CheckpointConfig {
         );
         config.model.validate().map_err(anyhow::Error::msg).context("config.json describes an invalid model")?;
         ensure!(
-            config.model.vocab_size == config.vocab.size(),
-            "config.json: model vocab_size {} does not match the vocabulary ({} ids)",
+            config.model.vocab_ids() == config.vocab.size(),
+            "config.json: model vocab_size {} does not match the vocabulary ({} ids{})",
             config.model.vocab_size,
-            config.vocab.size()
+            config.vocab.size(),
+            if config.model.edits { " and 2 length states" } else { "" }
         );
+        ensure!(!config.model.edits || config.model.kind == crate::kind::ModelKind::Masked, "config.json: only a masked model has length states");
         ensure!(config.mask_id == MASK_ID, "config.json: unsupported mask id {}", config.mask_id);
         Ok(config)
     }

@@ -120,6 +120,10 @@ pub struct GenerateArgs {
     /// Longest fill of an elastic gap (`_*`).
     #[arg(long, default_value_t = crate::elastic::DEFAULT_MAX_GAP)]
     pub max_gap: usize,
+    /// Choose elastic gaps' lengths by the judge's search over every length, even with a model
+    /// that knows the length states (which otherwise grows and shrinks the gap itself).
+    #[arg(long)]
+    pub length_search: bool,
     #[command(flatten)]
     pub judge: JudgeArgs,
     /// Total characters of output, prompt included [default: the prompt's length if it has
@@ -289,8 +293,14 @@ fn generation_prompt(
         bail!("{name}: elastic gaps (`{}*`) need a masked-diffusion model", args.mask_char);
     }
     crate::elastic::check_max_gap(args.max_gap)?;
-    let judge = args.judge.load(device)?;
     let model = ModelDenoiser::new(model.clone(), device.clone());
+    if ckpt.model.edits && !args.length_search {
+        let mut steps = 0;
+        let (prompt, lengths) = crate::elastic::grow(&model, &elastic, args.max_gap, args.decode.seed, &mut |_| steps += 1)?;
+        eprintln!("elastic gaps grown by the model in {steps} steps: {} characters", lengths.iter().map(usize::to_string).collect::<Vec<_>>().join(", "));
+        return Ok((prompt, elastic.gaps()));
+    }
+    let judge = args.judge.load(device)?;
     let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &elastic, args.max_gap, args.decode.seed)?;
     for (k, ranking) in rankings.iter().enumerate() {
         let best: Vec<String> = ranking.iter().take(3).map(|c| format!("{} (score {:.1})", c.length, c.score)).collect();

@@ -6,11 +6,18 @@
 //! character of the fill credited `LENGTH_CREDIT` nats. The best score wins. A fill of the wrong
 //! length shows at its boundary (a word cut short, or padded), and the text after the gap pays
 //! for it. docs/infill.md has what was measured.
+//!
+//! A model trained with length states (`train --edits`) needs no search: `learned` decodes the
+//! gap once, letting it grow and shrink (`grow`).
 
-use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Remask, Strategy};
+use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Frame, Remask, Strategy, cell};
+use std::time::Instant;
 use crate::judge::Judge;
 use crate::vocab::{MASK_ID, Vocab, VocabError};
 use rayon::prelude::*;
+
+pub mod learned;
+pub use learned::{GapBounds, GapStep};
 
 /// Marks an elastic gap in a prompt, after the mask character.
 pub const ELASTIC_MARK: char = '*';
@@ -52,30 +59,46 @@ pub const SEARCH: DecodeOptions = DecodeOptions {
 };
 /// Characters of context on each side that candidate fills are decoded and judged in.
 const CONTEXT_CHARS: usize = 96;
+/// Most digits of a start count after an elastic gap (`_*12`).
+const START_DIGITS: usize = 2;
+
+/// Whether `text[i]` belongs to an elastic gap's marker rather than the text: the `*` after a
+/// mask character, or a digit of the start count after it (as `ElasticPrompt::parse` reads them).
+pub fn in_marker(text: &[char], i: usize, mask_char: char) -> bool {
+    let star = |j: usize| j >= 1 && text[j] == ELASTIC_MARK && text[j - 1] == mask_char;
+    star(i) || (1..=START_DIGITS).any(|k| i >= k && star(i - k) && text[i - k + 1..=i].iter().all(char::is_ascii_digit))
+}
 
 /// A prompt split at its elastic gaps: the pieces between them (each may hold fixed gaps).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElasticPrompt {
     pub pieces: Vec<Vec<u32>>,
+    /// Each gap's `_*N` count, the masks a learned gap starts from (`None`: `learned::START_MASKS`).
+    pub starts: Vec<Option<usize>>,
     /// The vocabulary the pieces' ids are in.
     pub vocab: Vocab,
 }
 
 impl ElasticPrompt {
-    /// Parses `prompt`, where `{mask_char}*` is an elastic gap and other `mask_char`s fixed gaps.
+    /// Parses `prompt`, where `{mask_char}*` is an elastic gap (`{mask_char}*N`: one a learned
+    /// gap starts from N masks, N of at most two digits) and other `mask_char`s fixed gaps.
     pub fn parse(prompt: &str, mask_char: char, vocab: &Vocab) -> Result<ElasticPrompt, VocabError> {
         let marker = format!("{mask_char}{ELASTIC_MARK}");
-        let mut pieces = Vec::new();
+        let (mut pieces, mut starts) = (Vec::new(), Vec::new());
         let mut offset = 0;
-        for part in prompt.split(marker.as_str()) {
-            let ids = vocab.encode_prompt(part, mask_char).map_err(|e| match e {
-                VocabError::UnknownChar { ch, pos } => VocabError::UnknownChar { ch, pos: pos + offset },
+        for (k, part) in prompt.split(marker.as_str()).enumerate() {
+            let digits = if k == 0 { 0 } else { part.chars().take(START_DIGITS).take_while(char::is_ascii_digit).count() };
+            if k > 0 {
+                starts.push(part[..digits].parse().ok());
+            }
+            let ids = vocab.encode_prompt(&part[digits..], mask_char).map_err(|e| match e {
+                VocabError::UnknownChar { ch, pos } => VocabError::UnknownChar { ch, pos: pos + offset + digits },
                 other => other,
             })?;
             offset += part.chars().count() + 2;
             pieces.push(ids);
         }
-        Ok(ElasticPrompt { pieces, vocab: vocab.clone() })
+        Ok(ElasticPrompt { pieces, starts, vocab: vocab.clone() })
     }
 
     pub fn gaps(&self) -> usize {
@@ -154,12 +177,52 @@ pub fn resolve(model: &(dyn Denoiser + Sync), judge: &Judge, prompt: &ElasticPro
     let mut rankings = Vec::new();
     for k in 0..prompt.gaps() {
         // The text before this gap, with earlier elastic gaps at their chosen lengths.
-        let before = ElasticPrompt { pieces: prompt.pieces[..=k].to_vec(), vocab: prompt.vocab.clone() }.resolve(&lengths);
+        let before = ElasticPrompt { pieces: prompt.pieces[..=k].to_vec(), starts: Vec::new(), vocab: prompt.vocab.clone() }.resolve(&lengths);
         let ranking = rank_lengths(model, judge, &prompt.vocab, &before, &prompt.pieces[k + 1], max_gap, seed)?;
         lengths.push(ranking[0].length);
         rankings.push(ranking);
     }
     Ok((prompt.resolve(&lengths), rankings))
+}
+
+/// Fills every elastic gap of `prompt` with a model that knows the length states, left to right
+/// (each with the gaps before it filled, and the text after it up to the next one), each gap at
+/// most `max_gap` long. `on_frame` sees the whole prompt after every step, as one frame: the
+/// gap's cells in place (later elastic gaps as the masks they start from) and what the step
+/// wrote and resized. Returns the prompt with the gaps filled (its fixed gaps still masked), and
+/// each gap's length. Draws at `learned::TEMPERATURE`, from `seed`.
+pub fn grow(model: &dyn Denoiser, prompt: &ElasticPrompt, max_gap: usize, seed: u64, on_frame: &mut dyn FnMut(Frame)) -> anyhow::Result<(Vec<u32>, Vec<usize>)> {
+    let options = DecodeOptions { temperature: learned::TEMPERATURE, seed, ..DecodeOptions::DEFAULT };
+    let start = |k: usize| prompt.starts.get(k).copied().flatten().unwrap_or(learned::START_MASKS).min(max_gap);
+    let mut done = prompt.pieces[0].clone();
+    let (mut lengths, mut steps) = (Vec::new(), 0);
+    for k in 0..prompt.gaps() {
+        let bounds = GapBounds { start: start(k), max_len: max_gap };
+        // What follows the gap, as it stands: later gaps at their starting lengths.
+        let rest = ElasticPrompt { pieces: prompt.pieces[k + 1..].to_vec(), starts: Vec::new(), vocab: prompt.vocab.clone() };
+        let rest = cell::given(&rest.resolve(&(k + 1..prompt.gaps()).map(start).collect::<Vec<_>>()));
+        let head = cell::given(&done);
+        let mut last = Instant::now();
+        let mut show = |s: &GapStep| {
+            let at = head.len();
+            on_frame(Frame {
+                block: 0,
+                step: steps + s.step,
+                offset: 0,
+                cells: head.iter().chain(&s.cells).chain(&rest).copied().collect(),
+                decoded_now: s.written.iter().map(|i| at + i).collect(),
+                remasked_now: Vec::new(),
+                resized_now: s.resized.iter().map(|&(i, r)| (at + i, r)).collect(),
+                elapsed: std::mem::replace(&mut last, Instant::now()).elapsed(),
+            });
+        };
+        let (fill, taken) = learned::fill(model, &done, &prompt.pieces[k + 1], bounds, &options, &mut show)?;
+        steps += taken;
+        lengths.push(fill.len());
+        done.extend(fill);
+        done.extend_from_slice(&prompt.pieces[k + 1]);
+    }
+    Ok((done, lengths))
 }
 
 #[cfg(test)]
@@ -175,6 +238,25 @@ mod tests {
         assert_eq!(vocab.decode(&p.resolve(&[3, 0]), '_'), "ab ___ c__d");
         let err = ElasticPrompt::parse("ab_*cz", '_', &vocab).unwrap_err();
         assert_eq!(err, VocabError::UnknownChar { ch: 'z', pos: 5 }, "positions count in the whole prompt");
+        assert_eq!(p.starts, vec![None, None]);
+    }
+
+    #[test]
+    fn the_marker_is_the_star_and_the_count_after_a_mask() {
+        let text: Vec<char> = "a*_*12c_*123".chars().collect();
+        let marked: Vec<usize> = (0..text.len()).filter(|&i| in_marker(&text, i, '_')).collect();
+        assert_eq!(marked, vec![3, 4, 5, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_count_after_an_elastic_gap_is_where_a_learned_gap_starts() {
+        let vocab = Vocab::from_text("abc 123").unwrap();
+        let p = ElasticPrompt::parse("a_*3 b_*12c_*123", '_', &vocab).unwrap();
+        assert_eq!(p.starts, vec![Some(3), Some(12), Some(12)], "at most two digits");
+        assert_eq!(vocab.decode(&p.pieces[1], '_'), " b");
+        assert_eq!(vocab.decode(&p.pieces[3], '_'), "3", "a third digit is text");
+        let err = ElasticPrompt::parse("a_*3 z", '_', &vocab).unwrap_err();
+        assert_eq!(err, VocabError::UnknownChar { ch: 'z', pos: 5 });
     }
 
     /// The shipped model, its judge and its vocabulary.

@@ -153,9 +153,30 @@ impl ModelDenoiser {
     }
 }
 
+impl ModelDenoiser {
+    /// The logits of `positions`, every output of the head: a forward pass of the whole window.
+    fn all_logits(&self, tokens: &[u32], time: Time, positions: &[usize]) -> Vec<f32> {
+        let (input, timesteps) = self.inputs(tokens, time);
+        // Every position in order is the plain forward pass: no gathering needed.
+        let all = positions.iter().copied().eq(0..tokens.len());
+        let positions = (!all).then(|| self.ints(positions.iter().copied()));
+        let logits = crate::fused::on_own_pool(|| self.model.forward_at(input, timesteps, positions));
+        logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
+    }
+
+    /// A model with length states reads as one without to every sampler: its rows lose them.
+    fn without_states(&self, logits: Vec<f32>) -> Vec<f32> {
+        let config = &self.model.config;
+        if !config.edits {
+            return logits;
+        }
+        logits.chunks_exact(config.vocab_size).flat_map(|row| &row[..config.vocab_ids()]).copied().collect()
+    }
+}
+
 impl Denoiser for ModelDenoiser {
     fn vocab_size(&self) -> usize {
-        self.model.config.vocab_size
+        self.model.config.vocab_ids()
     }
 
     fn context(&self) -> usize {
@@ -171,12 +192,15 @@ impl Denoiser for ModelDenoiser {
             let mut cache = self.causal_cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             return autoregressive::next_char_logits(&self.model, tokens, positions, &mut cache);
         }
-        let (input, timesteps) = self.inputs(tokens, time);
-        // Every position in order is the plain forward pass: no gathering needed.
-        let all = positions.iter().copied().eq(0..tokens.len());
-        let positions = (!all).then(|| self.ints(positions.iter().copied()));
-        let logits = crate::fused::on_own_pool(|| self.model.forward_at(input, timesteps, positions));
-        logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
+        self.without_states(self.all_logits(tokens, time, positions))
+    }
+
+    fn length_states(&self) -> bool {
+        self.model.config.edits
+    }
+
+    fn edit_logits(&self, tokens: &[u32], positions: &[usize]) -> Option<Vec<f32>> {
+        self.length_states().then(|| self.all_logits(tokens, Time::MaskRate(0.0), positions))
     }
 
     fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: &[Range<usize>], refresh: bool) -> Vec<f32> {
@@ -191,6 +215,6 @@ impl Denoiser for ModelDenoiser {
             _ => self.model.forward_caching(input, timesteps, Some(self.ints(positions.iter().copied()))),
         });
         self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(me, kv);
-        logits.try_into_vec_as::<f32>().expect("logits are readable as f32")
+        self.without_states(logits.try_into_vec_as::<f32>().expect("logits are readable as f32"))
     }
 }

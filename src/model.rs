@@ -41,6 +41,11 @@ pub struct ModelConfig {
     /// What the model is trained to do. Checkpoints written before kinds existed are masked.
     #[serde(default)]
     pub kind: ModelKind,
+    /// Whether the head also predicts the two length states of `diffusion::edits` (expand,
+    /// delete) after the vocabulary's ids: a masked model trained for gaps that find their own
+    /// length. `vocab_size` counts them. Checkpoints written before them have none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub edits: bool,
 }
 
 /// What a model is trained to predict. The transformer is the same for every kind but for its
@@ -80,13 +85,18 @@ impl Preset {
             Preset::Small => (4, 4, 256, 256),
             Preset::Base => (6, 6, 384, 256),
         };
-        ModelConfig { vocab_size, n_layer, n_head, n_embd, context, n_timesteps: 0, kind: ModelKind::Masked }
+        ModelConfig { vocab_size, n_layer, n_head, n_embd, context, n_timesteps: 0, kind: ModelKind::Masked, edits: false }
     }
 }
 
 impl ModelConfig {
     pub fn head_dim(&self) -> usize {
         self.n_embd / self.n_head
+    }
+
+    /// Ids of the vocabulary (MASK and the characters), without the length states.
+    pub fn vocab_ids(&self) -> usize {
+        self.vocab_size.saturating_sub(if self.edits { crate::diffusion::edits::STATES } else { 0 })
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -107,7 +117,7 @@ impl ModelConfig {
         if !self.head_dim().is_multiple_of(2) {
             return Err(format!("head dim {} must be even for rotary embeddings", self.head_dim()));
         }
-        if self.vocab_size < 2 || self.n_layer == 0 || self.context == 0 {
+        if self.vocab_ids() < 2 || self.n_layer == 0 || self.context == 0 {
             return Err("vocab_size, n_layer and context must be positive".into());
         }
         Ok(())

@@ -320,6 +320,7 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
         context: options.context.unwrap_or(REFERENCE_CONTEXT),
         n_timesteps,
         kind: detected.kind(),
+        edits: false,
     };
     config.validate().map_err(|e| {
         anyhow::anyhow!(

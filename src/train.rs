@@ -4,7 +4,8 @@
 
 use crate::checkpoint::{self, CheckpointConfig, TrainingMeta};
 use crate::data::{Corpus, DataSource, random_windows};
-use crate::diffusion::masking::MaskSchedule;
+use crate::diffusion::edits;
+use crate::diffusion::masking::{self, MaskSchedule};
 use crate::kind::ModelKind;
 use crate::data::Batch;
 use crate::fused::Matmul;
@@ -67,6 +68,14 @@ pub struct TrainSettings {
     /// How the step multiplies matrices (settings saved before this existed: the default).
     #[serde(default)]
     pub matmul: Matmul,
+    /// Start from this checkpoint's weights (a directory, or `shipped`) with a fresh optimizer,
+    /// instead of new weights: fine-tuning. The model keeps its shape and vocabulary.
+    #[serde(default)]
+    pub init: Option<String>,
+    /// Teach the length states (`diffusion::edits`): gap rows in every batch. An `init` model
+    /// without them gets them.
+    #[serde(default)]
+    pub edits: bool,
     pub eval_every: usize,
     /// Validation windows per evaluation.
     pub eval_windows: usize,
@@ -108,6 +117,8 @@ impl TrainSettings {
             n_embd: None,
             n_head: None,
             matmul: Matmul::default(),
+            init: None,
+            edits: false,
             eval_every: 250,
             eval_windows: 64,
             sample_every: 500,
@@ -125,6 +136,7 @@ impl TrainSettings {
             // A model trained on shorter windows gets that context, so eval and decoding use it too.
             context: self.seq_len.min(preset.context),
             kind: self.kind,
+            edits: self.edits,
             ..preset
         }
     }
@@ -257,12 +269,44 @@ fn start(settings: &TrainSettings, data: &DataSource, out: &Path, resume: bool, 
         let corpus = data.load(Some(ckpt.vocab.clone()))?;
         return Ok((ckpt, model, optim, corpus));
     }
+    if let Some(init) = &settings.init {
+        let (mut ckpt, mut model) = init_model(init, &ad_device)?;
+        if settings.edits && !ckpt.model.edits {
+            ensure!(ckpt.model.kind == ModelKind::Masked, "--edits needs a masked-diffusion model; {init} is {}", ckpt.model.kind);
+            model = crate::diffusion::edits::add_states(model);
+            ckpt.model = model.config.clone();
+        }
+        ckpt.training = TrainingMeta::default();
+        let corpus = data.load(Some(ckpt.vocab.clone()))?;
+        return Ok((ckpt, model, settings.optimizer(), corpus));
+    }
     let corpus = data.load(None)?;
     let config = settings.model_config(corpus.vocab.size());
     config.validate().map_err(anyhow::Error::msg)?;
     device.seed(settings.seed);
     let model = config.init(&ad_device);
     Ok((CheckpointConfig::new(config, corpus.vocab.clone()), model, settings.optimizer(), corpus))
+}
+
+/// The checkpoint a fine-tuning run starts from: a directory, or `shipped`.
+pub fn init_model(init: &str, device: &Device) -> Result<(CheckpointConfig, Model)> {
+    if init == "shipped" {
+        return crate::shipped::load(device);
+    }
+    checkpoint::load(Path::new(init), device)
+}
+
+/// One training batch of `seq_len`-character rows: the kind's objective, with gap rows for a
+/// model learning the length states.
+fn training_batch(config: &ModelConfig, settings: &TrainSettings, corpus: &Corpus, seq_len: usize, rng: &mut StdRng) -> Batch {
+    if !config.edits {
+        let windows = random_windows(&corpus.train, settings.batch, seq_len, rng);
+        return config.kind.batch(&windows, settings.mask_schedule, config.vocab_size, rng);
+    }
+    let windows = random_windows(&corpus.train, settings.batch, seq_len + edits::GAP_ROWS.slack(), rng);
+    let rates = masking::draw_rates(settings.batch, settings.mask_schedule, rng);
+    let is_letter = |id: u32| corpus.vocab.char(id).is_some_and(char::is_alphabetic);
+    edits::training_batch(&windows, seq_len, &rates, config.vocab_ids(), &is_letter, rng)
 }
 
 pub fn train(
@@ -284,6 +328,10 @@ pub fn train(
         seq_len <= corpus.max_seq_len(),
         "the text is too short for --seq-len {seq_len}: its validation split has {} characters",
         corpus.val.len()
+    );
+    ensure!(
+        !model_config.edits || seq_len + edits::GAP_ROWS.slack() <= corpus.train.len(),
+        "the text is too short to teach length states with --seq-len {seq_len}"
     );
     ensure!(settings.batch > 0, "--batch must be positive");
     let start_step = ckpt.training.steps;
@@ -328,8 +376,7 @@ pub fn train(
             break;
         }
         let t0 = Instant::now();
-        let windows = random_windows(&corpus.train, settings.batch, seq_len, &mut rng);
-        let batch = model_config.kind.batch(&windows, settings.mask_schedule, model_config.vocab_size, &mut rng);
+        let batch = training_batch(&model_config, settings, &corpus, seq_len, &mut rng);
         let lr = settings.lr_at(step, meta.wall_seconds);
         let loss;
         (model, loss) = train_step(model, &mut optim, &batch, lr, settings.matmul, &ad_device);

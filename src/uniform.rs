@@ -57,7 +57,7 @@ impl UniformSampler {
     }
 
     fn frame(&self, block: usize, offset: usize, changed: Vec<usize>, elapsed: Duration) -> Frame {
-        Frame { block, step: self.step, offset, cells: self.cells.clone(), decoded_now: changed, remasked_now: Vec::new(), elapsed }
+        Frame { block, step: self.step, offset, cells: self.cells.clone(), decoded_now: changed, remasked_now: Vec::new(), resized_now: Vec::new(), elapsed }
     }
 }
 

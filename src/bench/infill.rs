@@ -1,8 +1,9 @@
 //! `tiny-diffusion bench infill`: held-out lines with one word taken out, filled through gaps of
-//! the wrong length and of the right one, against an elastic gap whose length the model chooses.
+//! the wrong length and of the right one, against an elastic gap whose length the judge's search
+//! chooses, and (for a model with length states) one that the model grows and shrinks itself.
 
 use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser};
-use crate::elastic::{DEFAULT_MAX_GAP, rank_lengths};
+use crate::elastic::{DEFAULT_MAX_GAP, GapBounds, learned, rank_lengths};
 use crate::eval::words;
 use crate::judge::Judge;
 use crate::vocab::{MASK_ID, Vocab};
@@ -74,13 +75,13 @@ fn middle_word(line: &str) -> Option<(usize, &str)> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InfillRow {
-    /// "fixed ×1.5" or "elastic".
+    /// "fixed ×1.5", "elastic" (the judge's search) or "learned" (the length states).
     pub gap: String,
     pub fills: usize,
     /// Share of fills whose word at the gap is a word of the training text.
     pub valid_word_rate: f64,
     pub exact_rate: f64,
-    /// Median |chosen length − true length| (elastic only).
+    /// Median |chosen length − true length| (elastic and learned only).
     pub median_length_error: Option<f64>,
     pub ms_per_fill: f64,
 }
@@ -135,6 +136,18 @@ pub fn run(model: &(dyn Denoiser + Sync), judge: &Judge, vocab: &Vocab, dictiona
         errors.push(best.length.abs_diff(c.word.len()));
     }
     rows.push(summarize("elastic".into(), &results, Some(errors)));
+    if model.length_states() {
+        let (mut results, mut errors) = (Vec::new(), Vec::new());
+        let learned = DecodeOptions { temperature: learned::TEMPERATURE, seed: options.seed, ..DecodeOptions::DEFAULT };
+        let bounds = GapBounds { start: learned::START_MASKS, max_len: DEFAULT_MAX_GAP };
+        for c in cases {
+            let start = Instant::now();
+            let (fill, _) = learned::fill(model, &c.before, &c.after, bounds, &learned, &mut |_| {})?;
+            results.push(outcome(c, vocab, &vocab.decode(&fill, '_'), start.elapsed().as_secs_f64() * 1e3));
+            errors.push(fill.len().abs_diff(c.word.len()));
+        }
+        rows.push(summarize("learned".into(), &results, Some(errors)));
+    }
     Ok(rows)
 }
 

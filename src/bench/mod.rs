@@ -240,6 +240,7 @@ fn render_row() -> Row {
         cells: (0..n).map(cell).collect(),
         decoded_now: (1..n).step_by(17).collect(),
         remasked_now: vec![],
+        resized_now: vec![],
         elapsed: Duration::from_millis(10),
     };
     let draw = crate::tui::watch_preview(config, frame);

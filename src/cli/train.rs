@@ -81,6 +81,14 @@ pub struct TrainArgs {
     /// (f32 elsewhere), or `f32` throughout [default: bf16; with --resume, the checkpoint's].
     #[arg(long, value_enum)]
     pub matmul: Option<Matmul>,
+    /// Start from this checkpoint's weights (a directory, or `shipped`) with a fresh optimizer:
+    /// fine-tuning. The model keeps its shape and vocabulary.
+    #[arg(long, conflicts_with_all = ["resume", "preset", "kind", "layers", "width", "heads", "timesteps"])]
+    pub init: Option<String>,
+    /// Teach the model the length states (expand, delete) with which an elastic gap `_*` finds
+    /// its length while it is decoded; an --init model without them gets them.
+    #[arg(long)]
+    pub edits: bool,
     /// Checkpoint directory.
     #[arg(long, default_value = "checkpoints/run")]
     pub out: PathBuf,
@@ -145,6 +153,18 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
         s.n_layer = args.layers;
         s.n_embd = args.width;
         s.n_head = args.heads;
+        s.edits = args.edits;
+    } else if args.edits && !s.edits {
+        bail!("--edits cannot be added to a run being resumed; start one with --init {} --edits", args.out.display());
+    }
+    if let Some(init) = &args.init {
+        // The settings describe the model the run starts from, so that they say what it trains.
+        let (ckpt, _) = crate::train::init_model(init, &burn::prelude::Device::flex())
+            .with_context(|| format!("--init {init}: not a checkpoint directory (or `shipped`)"))?;
+        let m = &ckpt.model;
+        (s.kind, s.n_layer, s.n_embd, s.n_head, s.timesteps) = (m.kind, Some(m.n_layer), Some(m.n_embd), Some(m.n_head), m.n_timesteps);
+        s.seq_len = s.seq_len.min(m.context);
+        s.init = Some(init.clone());
     }
     if let Some(muon_lr) = args.muon_lr {
         if !(muon_lr >= 0.0 && muon_lr.is_finite()) {

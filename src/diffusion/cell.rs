@@ -2,6 +2,7 @@
 //! character, whether the user gave it, how sure the model was when it wrote it, and what the model
 //! believed about it the last time it looked.
 
+use super::edits::Resize;
 use crate::vocab::MASK_ID;
 use std::time::Duration;
 
@@ -102,6 +103,9 @@ pub struct Frame {
     pub decoded_now: Vec<usize>,
     /// Positions whose character this step took back (masked again), with `--remask`.
     pub remasked_now: Vec<usize>,
+    /// Positions where a gap that finds its own length changed it in this step
+    /// (`diffusion::edits`), left to right.
+    pub resized_now: Vec<(usize, Resize)>,
     pub elapsed: Duration,
 }
 
@@ -114,6 +118,14 @@ impl Frame {
     /// How many positions of the window are still masked.
     pub fn masked(&self) -> usize {
         self.cells.iter().filter(|c| c.is_masked()).count()
+    }
+
+    /// What the step did to a gap's length, for a status line: " · 1 split · 2 gone", or nothing.
+    pub fn resizes(&self) -> String {
+        let count = |r: Resize| self.resized_now.iter().filter(|x| x.1 == r).count();
+        // A split marks both its halves.
+        let (split, gone) = (count(Resize::Split) / 2, count(Resize::Vanished));
+        [(split, "split"), (gone, "gone")].iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!(" · {n} {what}")).collect()
     }
 }
 

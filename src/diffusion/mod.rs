@@ -2,6 +2,7 @@
 
 pub mod cell;
 pub mod decode;
+pub mod edits;
 pub mod generation;
 pub mod masking;
 pub mod remdm;

@@ -43,6 +43,19 @@ pub trait Denoiser {
         let _ = (rows, refresh);
         self.logits(tokens, time, positions)
     }
+
+    /// Whether the model knows the length states (`edit_logits` answers).
+    fn length_states(&self) -> bool {
+        false
+    }
+
+    /// Logits at `positions` over the vocabulary and then the two length states
+    /// (`edits::STATES`), `[positions.len(), vocab + 2]`, for a model trained with them; `None`
+    /// for any other. `logits` leaves the states out.
+    fn edit_logits(&self, tokens: &[u32], positions: &[usize]) -> Option<Vec<f32>> {
+        let _ = (tokens, positions);
+        None
+    }
 }
 
 /// What a timestep-conditioned model is told at `step` (from 0) of a window of `len` positions
@@ -137,7 +150,7 @@ impl Sampler {
     }
 
     fn frame(&self, block: usize, offset: usize, decoded_now: Vec<usize>, remasked_now: Vec<usize>, elapsed: Duration) -> Frame {
-        Frame { block, step: self.step, offset, cells: self.cells.clone(), decoded_now, remasked_now, elapsed }
+        Frame { block, step: self.step, offset, cells: self.cells.clone(), decoded_now, remasked_now, resized_now: Vec::new(), elapsed }
     }
 
     /// One denoising step. Does nothing (and returns a frame with no decoded positions) when done.

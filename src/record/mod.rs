@@ -187,6 +187,7 @@ mod tests {
             cells: vocab.encode(text).unwrap().iter().enumerate().map(cell).collect(),
             decoded_now: if committed > 0 { vec![committed - 1] } else { vec![] },
             remasked_now: vec![],
+            resized_now: vec![],
             elapsed: Duration::ZERO,
         }
     }

@@ -53,7 +53,7 @@ impl Screen {
             frame.step,
             frame.decoded_now.len(),
             if frame.remasked_now.is_empty() { String::new() } else { format!(" · {} revised", frame.remasked_now.len()) }
-        );
+        ) + &frame.resizes();
         Line::styled(line, self.theme.title).render(status, &mut buf);
         buf
     }

@@ -357,6 +357,16 @@ impl App {
         match msg {
             GenMsg::Frame { job, frame } => self.watch.push_frame(job, frame),
             GenMsg::Done { job, cells } => self.watch.finish(job, cells),
+            GenMsg::Grown { job, prompt, lengths } if job == self.watch.job => {
+                // `r` fills the prompt again with the gaps at the lengths they grew to, as after a
+                // search; the frames of their growing stay for scrubbing.
+                if let Some(elastic) = crate::elastic::ElasticPrompt::parse(&self.infill.as_string(), super::infill::GAP, self.vocab()).ok() {
+                    (self.watch.base_prompt, self.watch.base_in_place) = (elastic.resolve(&lengths), true);
+                }
+                let lengths: Vec<String> = lengths.iter().map(usize::to_string).collect();
+                self.note = Some(format!("elastic gap grown by the model to {} characters", lengths.join(", ")));
+                (self.watch.job_prompt, self.watch.job_length) = (prompt.clone(), prompt.len());
+            }
             GenMsg::Resolved { job, prompt, rankings } if job == self.watch.job => match rankings {
                 Ok(rankings) => {
                     // `r` fills this prompt again, with the lengths chosen, even where a gap closed.
@@ -374,7 +384,7 @@ impl App {
                     })
                 }
             },
-            GenMsg::Resolved { .. } => {}
+            GenMsg::Resolved { .. } | GenMsg::Grown { .. } => {}
         }
     }
 

@@ -3,7 +3,8 @@
 //! Every position keeps its cell while it resolves (newlines are drawn as `↵` rather than
 //! breaking the line), so the eye can follow characters appearing in place.
 
-use super::theme::{SHADES, Theme};
+use super::theme::{SHADES, Theme, VANISHED_GLYPH};
+use crate::diffusion::edits::Resize;
 use super::watch_state::Cell;
 use crate::diffusion::Frame;
 use crate::vocab::Vocab;
@@ -24,6 +25,9 @@ pub struct DenoiseGrid<'a> {
     /// The window position the inspector looks at, drawn reversed.
     pub cursor: Option<usize>,
 }
+
+/// Stands for a vanishing cell where the grid picks glyphs by token: no id is this large.
+const VANISHED: u32 = u32::MAX;
 
 /// Widest row of the grid, for readability on wide terminals (the Watch screen and recordings).
 pub const MAX_COLUMNS: u16 = 64;
@@ -110,8 +114,14 @@ impl Widget for DenoiseGrid<'_> {
                     let frame = self.frame.expect("window cells come from a frame");
                     let cell = frame.cells[i];
                     let unsure = cell.belief.filter(|_| self.uncertainty && cell.is_masked()).map(|b| certainty(&b, self.vocab.size()));
+                    let resized = frame.resized_now.iter().find(|r| r.0 == i).map(|r| r.1);
                     let style = if frame.remasked_now.contains(&i) {
                         self.theme.remasked
+                    } else if let Some(r) = resized {
+                        match r {
+                            Resize::Split => self.theme.split,
+                            Resize::Vanished => self.theme.vanished,
+                        }
                     } else if let Some(c) = unsure {
                         self.theme.confidence(c)
                     } else if cell.is_masked() {
@@ -127,11 +137,12 @@ impl Widget for DenoiseGrid<'_> {
                         if frame.decoded_now.binary_search(&i).is_ok() { self.theme.decoded_now(value) } else { self.theme.confidence(value) }
                     };
                     let style = if self.cursor == Some(i) { style.patch(self.theme.cursor) } else { style };
-                    (cell.token, style, unsure)
+                    (if resized == Some(Resize::Vanished) { VANISHED } else { cell.token }, style, unsure)
                 }
             };
             let ch = match unsure {
                 Some(c) => shade(c),
+                None if token == VANISHED => VANISHED_GLYPH,
                 None => glyph(self.vocab, token, self.theme.mask_glyph),
             };
             buf[(x0 + c as u16, (top + r) as u16)].set_char(ch).set_style(style);

@@ -199,8 +199,8 @@ impl InfillState {
 
     /// Positions whose characters the vocabulary lacks.
     pub fn unknown_positions(&self, vocab: &Vocab) -> Vec<usize> {
-        let elastic_mark = |i: usize| self.text[i] == ELASTIC_MARK && i > 0 && self.text[i - 1] == GAP;
-        (0..self.text.len()).filter(|&i| self.text[i] != GAP && !elastic_mark(i) && vocab.id(self.text[i]).is_none()).collect()
+        let marker = |i: usize| crate::elastic::in_marker(&self.text, i, GAP);
+        (0..self.text.len()).filter(|&i| self.text[i] != GAP && !marker(i) && vocab.id(self.text[i]).is_none()).collect()
     }
 
     /// Ctrl-E: the gap under (or just before) the cursor becomes one elastic gap `_*`, or an

@@ -50,6 +50,7 @@ fn frame(app: &App, step: usize) -> Frame {
         cells: tokens.iter().enumerate().map(cell).collect(),
         decoded_now: vec![7, 10, 13],
         remasked_now: vec![],
+        resized_now: vec![],
         elapsed: Duration::from_millis(15),
     }
 }

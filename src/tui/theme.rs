@@ -34,6 +34,9 @@ impl Palette {
     }
 }
 
+/// How a vanishing cell is drawn in the step it vanishes in.
+pub const VANISHED_GLYPH: char = '×';
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Theme {
     pub color: bool,
@@ -41,6 +44,10 @@ pub struct Theme {
     pub masked: Style,
     /// A cell whose character the step on screen took back (`--remask`).
     pub remasked: Style,
+    /// A mask that a gap finding its own length split in two, in the step on screen (both halves).
+    pub split: Style,
+    /// A mask that vanished from such a gap in the step on screen, drawn as `VANISHED_GLYPH`.
+    pub vanished: Style,
     pub prompt: Style,
     pub cursor: Style,
     pub error: Style,
@@ -65,6 +72,8 @@ impl Theme {
             palette: Palette::Default,
             masked: c(Style::new().fg(Color::Rgb(90, 90, 110)), Style::new().add_modifier(Modifier::DIM)),
             remasked: c(Style::new().fg(Color::White).bg(Color::Rgb(170, 60, 170)).add_modifier(Modifier::BOLD), Style::new().add_modifier(Modifier::REVERSED | Modifier::CROSSED_OUT)),
+            split: c(Style::new().fg(Color::Black).bg(Color::Rgb(90, 200, 220)).add_modifier(Modifier::BOLD), Style::new().add_modifier(Modifier::REVERSED)),
+            vanished: c(Style::new().fg(Color::Rgb(255, 110, 110)).add_modifier(Modifier::BOLD), Style::new().add_modifier(Modifier::CROSSED_OUT)),
             prompt: c(Style::new().fg(Color::Rgb(120, 190, 255)).add_modifier(Modifier::BOLD), Style::new().add_modifier(Modifier::BOLD)),
             cursor: Style::new().add_modifier(Modifier::REVERSED),
             error: c(Style::new().fg(Color::White).bg(Color::Red), Style::new().add_modifier(Modifier::REVERSED | Modifier::UNDERLINED)),
@@ -135,7 +144,7 @@ pub fn gradient(confidence: f32) -> Color {
 /// The key to the cell styles; `remasking` adds the style of a taken-back cell.
 /// The decode-order view's key reads early → late; the uncertainty view's adds the shades of
 /// masked cells, unsure → sure.
-pub fn legend(theme: &Theme, width: u16, revising: bool, view: View) -> Line<'static> {
+pub fn legend(theme: &Theme, width: u16, revising: bool, resizing: bool, view: View) -> Line<'static> {
     let wide = width >= 72;
     let by_order = view == View::Order;
     let mut spans = vec![];
@@ -174,6 +183,16 @@ pub fn legend(theme: &Theme, width: u16, revising: bool, view: View) -> Line<'st
     ]);
     if revising {
         spans.extend([Span::raw(gap), Span::styled(theme.mask_glyph.to_string(), theme.remasked), Span::raw(" revised")]);
+    }
+    if resizing {
+        spans.extend([
+            Span::raw(gap),
+            Span::styled(theme.mask_glyph.to_string(), theme.split),
+            Span::raw(" split"),
+            Span::raw(gap),
+            Span::styled(VANISHED_GLYPH.to_string(), theme.vanished),
+            Span::raw(" gone"),
+        ]);
     }
     Line::from(spans)
 }

@@ -74,7 +74,8 @@ fn render(w: &WatchState, model: &ModelInfo, note: Option<&str>, theme: &Theme, 
     }
     let [progress, settings] = status_lines(w, model, theme);
     Paragraph::new(vec![progress, settings, hint_line(w, note, theme)]).render(parts.status, buf);
-    Paragraph::new(legend(theme, parts.legend.width, w.settings.revises(), w.view)).render(parts.legend, buf);
+    let resizing = w.frames.iter().any(|f| !f.resized_now.is_empty());
+    Paragraph::new(legend(theme, parts.legend.width, w.settings.revises(), resizing, w.view)).render(parts.legend, buf);
 }
 
 /// Progress of the step on screen, then the settings that produced it.
@@ -84,6 +85,7 @@ fn status_lines(w: &WatchState, model: &ModelInfo, theme: &Theme) -> [Line<'stat
         Some(f) => (f.step, f.decoded_now.len(), f.elapsed.as_secs_f64() * 1e3, w.block_base + f.block + 1),
         None => (0, 0, 0.0, w.block_base + 1),
     };
+    let resizes = w.frame().map(|f| f.resizes()).unwrap_or_default();
     let total = match s.strategy {
         Strategy::Steps | Strategy::Random => format!("/{}", s.steps),
         _ => String::new(),
@@ -91,7 +93,7 @@ fn status_lines(w: &WatchState, model: &ModelInfo, theme: &Theme) -> [Line<'stat
     let play = if w.playing { "▶" } else { "⏸" };
     let edits = if s.revises() { format!(" · {} edits", w.edits_in_view()) } else { String::new() };
     let progress = format!(
-        "{play} block {block} · step {step}{total} · {} masked · +{decoded} this step{edits} · {ms:.0} ms/step",
+        "{play} block {block} · step {step}{total} · {} masked · +{decoded} this step{resizes}{edits} · {ms:.0} ms/step",
         w.masked_in_view()
     );
     let settings = format!(

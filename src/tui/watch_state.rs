@@ -11,7 +11,10 @@ pub const DEFAULT_SPEED: usize = 4;
 
 /// Records in `steps` (per window position) what `frame` did: the step that revealed each
 /// position it committed, and none for each it took back. The decode-order view reads it.
-pub fn mark_reveals(steps: &mut [Option<usize>], frame: &Frame) {
+/// A gap that changes its length moves the positions after it: `steps` follows the frame's
+/// length, and positions it no longer holds are left out.
+pub fn mark_reveals(steps: &mut Vec<Option<usize>>, frame: &Frame) {
+    steps.resize(frame.cells.len(), None);
     for &i in &frame.remasked_now {
         steps[i] = None;
     }
@@ -248,10 +251,11 @@ impl WatchState {
     /// masked or given), and the frame's own step.
     pub fn reveal_steps(&self) -> Option<(Vec<Option<usize>>, usize)> {
         let current = self.frame()?;
-        let mut steps = vec![None; current.cells.len()];
+        let mut steps = Vec::new();
         for f in self.frames.iter().take(self.cursor + 1).filter(|f| f.block == current.block) {
             mark_reveals(&mut steps, f);
         }
+        steps.resize(current.cells.len(), None);
         Some((steps, current.step))
     }
 
@@ -296,6 +300,7 @@ mod tests {
             cells: vec![Cell::MASKED; 4],
             decoded_now: vec![],
             remasked_now: vec![],
+            resized_now: vec![],
             elapsed: Duration::ZERO,
         }
     }

@@ -22,8 +22,9 @@ pub struct GenJob {
     pub length: usize,
     pub overlap: usize,
     pub options: DecodeOptions,
-    /// A prompt with elastic gaps: the worker chooses their lengths first (`elastic::resolve`),
-    /// reports them (`GenMsg::Resolved`) and generates from `prompt` with those lengths.
+    /// A prompt with elastic gaps: the worker chooses their lengths first (`elastic::resolve`,
+    /// or `elastic::grow` with a model that knows the length states), reports them
+    /// (`GenMsg::Resolved` or `Grown`) and generates from `prompt` with those lengths.
     pub elastic: Option<crate::elastic::ElasticPrompt>,
     /// A run carried on from these cells (a paused run with a cell pinned or unpinned), rather
     /// than from `prompt` alone.
@@ -34,6 +35,9 @@ pub struct GenJob {
 pub enum GenMsg {
     /// The elastic gaps' lengths were chosen: the prompt with them, and each gap's ranking.
     Resolved { job: u64, prompt: Vec<u32>, rankings: Result<Vec<Vec<crate::elastic::Candidate>>, String> },
+    /// A model with length states grew and shrank the elastic gaps (its frames came before
+    /// this): the prompt with them filled, and their lengths.
+    Grown { job: u64, prompt: Vec<u32>, lengths: Vec<usize> },
     /// First frame of a block (nothing decoded yet), then one per step.
     Frame { job: u64, frame: Frame },
     /// The job finished: the whole buffer and the confidence of each position.
@@ -70,13 +74,17 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send + Sync>, device: Devic
                 };
                 let mut job = job;
                 if let Some(elastic) = job.elastic.take() {
-                    let rankings = resolve_elastic(model.as_ref(), &mut judge, &device, &elastic, job.options);
-                    if let Ok((prompt, _)) = &rankings {
-                        (job.prompt, job.length) = (prompt.clone(), prompt.len());
-                    }
-                    let rankings = rankings.map(|(_, r)| r);
-                    let failed = rankings.is_err();
-                    if !send(GenMsg::Resolved { job: job.id, prompt: job.prompt.clone(), rankings }) {
+                    let message = if model.length_states() {
+                        grow_elastic(model.as_ref(), &elastic, &mut job, &send)
+                    } else {
+                        let rankings = resolve_elastic(model.as_ref(), &mut judge, &device, &elastic, job.options);
+                        if let Ok((prompt, _)) = &rankings {
+                            (job.prompt, job.length) = (prompt.clone(), prompt.len());
+                        }
+                        GenMsg::Resolved { job: job.id, prompt: job.prompt.clone(), rankings: rankings.map(|(_, r)| r) }
+                    };
+                    let failed = matches!(&message, GenMsg::Resolved { rankings: Err(_), .. });
+                    if !send(message) {
                         return;
                     }
                     if failed {
@@ -126,6 +134,23 @@ pub fn spawn_generator(mut model: Box<dyn Denoiser + Send + Sync>, device: Devic
             }
         })
         .expect("spawn generator thread");
+}
+
+/// Lets a model with length states grow and shrink a prompt's elastic gaps, sending a frame a
+/// step, and sets the job to fill what is left of the prompt. Returns the message that says so
+/// (`Grown`, or `Resolved` with the error).
+fn grow_elastic(model: &dyn Denoiser, elastic: &crate::elastic::ElasticPrompt, job: &mut GenJob, send: &impl Fn(GenMsg) -> bool) -> GenMsg {
+    let id = job.id;
+    let grown = crate::elastic::grow(model, elastic, crate::elastic::DEFAULT_MAX_GAP, job.options.seed, &mut |frame| {
+        send(GenMsg::Frame { job: id, frame });
+    });
+    match grown {
+        Ok((prompt, lengths)) => {
+            (job.prompt, job.length) = (prompt.clone(), prompt.len());
+            GenMsg::Grown { job: id, prompt, lengths }
+        }
+        Err(e) => GenMsg::Resolved { job: id, prompt: job.prompt.clone(), rankings: Err(format!("{e:#}")) },
+    }
 }
 
 /// Chooses the lengths of a prompt's elastic gaps with the judge (loaded once).
