@@ -126,8 +126,10 @@ impl TrainSettings {
         }
     }
 
+    /// The shape of a new model over a vocabulary of `vocab_size` ids (MASK and the characters),
+    /// with the length states after them when the settings teach them.
     pub fn model_config(&self, vocab_size: usize) -> ModelConfig {
-        let preset = self.preset.config(vocab_size);
+        let preset = self.preset.config(vocab_size + if self.edits { edits::STATES } else { 0 });
         ModelConfig {
             n_timesteps: self.timesteps,
             n_layer: self.n_layer.unwrap_or(preset.n_layer),

@@ -392,3 +392,45 @@ fn life_refuses_a_grid_too_small_and_a_model_that_cannot_fill_cells() {
     let o = run(&["life", "--checkpoint", concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoints/shipped-ar")]);
     assert!(!o.status.success() && stderr(&o).contains("needs a masked-diffusion model"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_model_taught_the_length_states_grows_an_elastic_gap_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_tiny-diffusion");
+    let run_in = |args: &[&str]| Command::new(bin).args(args).current_dir(dir.path()).output().unwrap();
+    let config = |d: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(dir.path().join(d).join("config.json")).unwrap()).unwrap() };
+    // A plain model, then the same weights fine-tuned with the states added.
+    let o = run_in(&["train", "--preset", "tiny", "--steps", "2", "--out", "plain"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(config("plain")["model"].get("edits").is_none(), "a plain checkpoint reads as before");
+    let o = run_in(&["train", "--init", "plain", "--edits", "--steps", "3", "--out", "grown"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (plain, grown) = (config("plain"), config("grown"));
+    assert_eq!(grown["model"]["edits"], true);
+    assert_eq!(grown["model"]["vocab_size"].as_u64().unwrap(), plain["model"]["vocab_size"].as_u64().unwrap() + 2);
+    assert_eq!(grown["training"]["steps"], 3, "a fine-tuning run counts its own steps");
+    assert_eq!(grown["training"]["settings"]["init"], "plain");
+    // One from scratch has them too.
+    let o = run_in(&["train", "--preset", "tiny", "--edits", "--steps", "2", "--out", "fresh"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(config("fresh")["model"]["vocab_size"], grown["model"]["vocab_size"]);
+    let o = run_in(&["train", "--out", "plain", "--resume", "--edits", "--steps", "4"]);
+    assert!(!o.status.success() && stderr(&o).contains("--init"), "{}", stderr(&o));
+
+    // The gap is grown by the model, within --max-gap; the text around it stays.
+    let (before, after) = ("ROMEO: But soft, what ", " through yonder window");
+    let o = run_in(&["generate", "--checkpoint", "grown", "--prompt", &format!("{before}_*2{after}"), "--max-gap", "6", "--seed", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let out = out.strip_suffix('\n').unwrap();
+    assert!(out.starts_with(before) && out.ends_with(after), "{out:?}");
+    let fill = out[before.len()..out.len() - after.len()].chars().count();
+    assert!(fill <= 6, "{out:?}");
+    assert!(stderr(&o).contains(&format!("grown by the model in")) && stderr(&o).contains(&format!(": {fill} characters")), "{}", stderr(&o));
+    // The judge's search is still there for it.
+    let o = run_in(&["generate", "--checkpoint", "grown", "--prompt", &format!("{before}_*{after}"), "--max-gap", "3", "--length-search"]);
+    assert!(o.status.success() && stderr(&o).contains("elastic gap 1:"), "{}", stderr(&o));
+    // Normal decoding never writes a length state.
+    let o = run_in(&["generate", "--checkpoint", "grown", "--length", "60", "--seed", "1"]);
+    assert!(o.status.success() && !stdout(&o).contains('_') && stdout(&o).trim_end_matches('\n').chars().count() == 60, "{:?}", stdout(&o));
+}

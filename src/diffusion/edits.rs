@@ -65,11 +65,19 @@ impl GapRows {
         self.max_span
     }
 
+    /// Cells a gap may take: its longest span with every *delete* mask after it.
+    fn widest(&self) -> usize {
+        self.max_span + self.max_pads
+    }
+
     /// Whether rows of `seq_len` leave room for a gap with context on both sides.
     fn fits(&self, seq_len: usize) -> bool {
-        seq_len >= 3 * (self.max_span + self.max_pads)
+        seq_len >= self.widest() + 2 * MIN_CONTEXT
     }
 }
+
+/// Characters of text a gap row keeps on each side of its gap, at least.
+const MIN_CONTEXT: usize = 8;
 
 /// One cell of a gap row before it is laid out: what the model reads, what it should predict,
 /// and whether it is asked to.
@@ -108,8 +116,7 @@ pub fn training_batch(windows: &[Vec<u32>], seq_len: usize, rates: &[f32], vocab
 
 /// A window with a span cut out and laid out as a gap, `seq_len` cells long.
 fn gap_row(window: &[u32], seq_len: usize, vocab_ids: usize, is_letter: &dyn Fn(u32) -> bool, rng: &mut impl Rng) -> Vec<GapCell> {
-    let margin = GAP_ROWS.max_span + GAP_ROWS.max_pads;
-    let start = rng.random_range(margin..=seq_len - 2 * margin);
+    let start = rng.random_range(MIN_CONTEXT..=seq_len - GAP_ROWS.widest() - MIN_CONTEXT);
     let span = if rng.random_bool(0.5) {
         word_at(window, start, is_letter)
     } else {
@@ -271,10 +278,10 @@ mod tests {
         let config = crate::model::Preset::Tiny.config(V);
         let model = config.init(&device);
         let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 0, 3, 0], [1, 4]), &device);
-        let before = model.forward(tokens.clone(), None).into_data().to_vec::<f32>().unwrap();
+        let before = model.forward(tokens.clone(), None).into_data().try_to_vec::<f32>().unwrap();
         let grown = add_states(model);
         assert!(grown.config.edits && grown.config.vocab_ids() == V);
-        let after = grown.forward(tokens, None).into_data().to_vec::<f32>().unwrap();
+        let after = grown.forward(tokens, None).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(after.len(), 4 * (V + STATES));
         for (row, old) in after.chunks(V + STATES).zip(before.chunks(V)) {
             assert_eq!(&row[..V], old);

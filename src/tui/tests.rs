@@ -640,4 +640,5 @@ fn esc_on_the_train_screen_ends_editing_first_and_quits_after() {
     assert!(a.quit);
 }
 
+mod growing;
 mod inspecting;
