@@ -208,7 +208,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     options.validate()?;
     let device = args.device.device()?;
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
-    let (prompt, elastic_gaps) = generation_prompt(&args, &ckpt, &model, &name, &device)?;
+    let (prompt, elastic_gaps, grown) = generation_prompt(&args, &ckpt, &model, &name, &device)?;
     ckpt.model.kind.check_prompt(&prompt).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let context = ckpt.model.context;
     if args.overlap >= context {
@@ -233,6 +233,10 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         }
         None => None,
     };
+    // A recording shows the elastic gaps growing and shrinking before the rest is filled.
+    if let Some(recorder) = recorder.as_mut() {
+        grown.iter().try_for_each(|frame| recorder.frame(frame))?;
+    }
     let denoiser = ModelDenoiser::new(model, device);
     let mut generation = crate::kind::generation(&denoiser, &prompt, length, args.overlap, options);
     let (mut steps, mut decoded, mut millis) = (0usize, 0usize, 0.0f64);
@@ -277,17 +281,18 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
 }
 
 /// The ids `generate` starts from: `--prompt` with MASK at its gaps, each elastic gap (`_*`)
-/// given the length the judge chose (reported on stderr); and how many elastic gaps it had.
+/// given the length the judge chose (reported on stderr), or grown by a model that knows the
+/// length states; how many elastic gaps it had; and the frames of their growing.
 fn generation_prompt(
     args: &GenerateArgs,
     ckpt: &crate::checkpoint::CheckpointConfig,
     model: &crate::model::Model,
     name: &str,
     device: &burn::prelude::Device,
-) -> Result<(Vec<u32>, usize)> {
+) -> Result<(Vec<u32>, usize, Vec<crate::diffusion::Frame>)> {
     let elastic = crate::elastic::ElasticPrompt::parse(&args.prompt, args.mask_char, &ckpt.vocab).context("in --prompt")?;
     if elastic.gaps() == 0 {
-        return Ok((elastic.pieces[0].clone(), 0));
+        return Ok((elastic.pieces[0].clone(), 0, Vec::new()));
     }
     if ckpt.model.kind != crate::kind::ModelKind::Masked {
         bail!("{name}: elastic gaps (`{}*`) need a masked-diffusion model", args.mask_char);
@@ -295,10 +300,11 @@ fn generation_prompt(
     crate::elastic::check_max_gap(args.max_gap)?;
     let model = ModelDenoiser::new(model.clone(), device.clone());
     if ckpt.model.edits && !args.length_search {
-        let mut steps = 0;
-        let (prompt, lengths) = crate::elastic::grow(&model, &elastic, args.max_gap, args.decode.seed, &mut |_| steps += 1)?;
-        eprintln!("elastic gaps grown by the model in {steps} steps: {} characters", lengths.iter().map(usize::to_string).collect::<Vec<_>>().join(", "));
-        return Ok((prompt, elastic.gaps()));
+        let mut frames = Vec::new();
+        let (prompt, lengths) = crate::elastic::grow(&model, &elastic, args.max_gap, args.decode.seed, &mut |f| frames.push(f))?;
+        let lengths: Vec<String> = lengths.iter().map(usize::to_string).collect();
+        eprintln!("elastic gaps grown by the model in {} steps: {} characters", frames.len(), lengths.join(", "));
+        return Ok((prompt, elastic.gaps(), frames));
     }
     let judge = args.judge.load(device)?;
     let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &elastic, args.max_gap, args.decode.seed)?;
@@ -306,7 +312,7 @@ fn generation_prompt(
         let best: Vec<String> = ranking.iter().take(3).map(|c| format!("{} (score {:.1})", c.length, c.score)).collect();
         eprintln!("elastic gap {}: {} characters (best lengths: {})", k + 1, ranking[0].length, best.join(", "));
     }
-    Ok((prompt, elastic.gaps()))
+    Ok((prompt, elastic.gaps(), Vec::new()))
 }
 
 /// A bar on stderr for jobs longer than a window (indicatif hides it when stderr is not a terminal).

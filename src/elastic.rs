@@ -10,7 +10,7 @@
 //! A model trained with length states (`train --edits`) needs no search: `learned` decodes the
 //! gap once, letting it grow and shrink (`grow`).
 
-use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions, Denoiser, Frame, Remask, Strategy, cell};
+use crate::diffusion::{Belief, Cell, DEFAULT_OVERLAP, DecodeOptions, Denoiser, Frame, Remask, Strategy, cell};
 use std::time::Instant;
 use crate::judge::Judge;
 use crate::vocab::{MASK_ID, Vocab, VocabError};
@@ -209,7 +209,8 @@ pub fn grow(model: &dyn Denoiser, prompt: &ElasticPrompt, max_gap: usize, seed: 
                 block: 0,
                 step: steps + s.step,
                 offset: 0,
-                cells: head.iter().chain(&s.cells).chain(&rest).copied().collect(),
+                // Beliefs count steps as the frames do, over every gap so far.
+                cells: head.iter().chain(&s.cells).chain(&rest).map(|&c| Cell { belief: c.belief.map(|b| Belief { step: b.step + steps as u32, ..b }), ..c }).collect(),
                 decoded_now: s.written.iter().map(|i| at + i).collect(),
                 remasked_now: Vec::new(),
                 resized_now: s.resized.iter().map(|&(i, r)| (at + i, r)).collect(),

@@ -427,6 +427,12 @@ fn a_model_taught_the_length_states_grows_an_elastic_gap_itself() {
     let fill = out[before.len()..out.len() - after.len()].chars().count();
     assert!(fill <= 6, "{out:?}");
     assert!(stderr(&o).contains(&format!("grown by the model in")) && stderr(&o).contains(&format!(": {fill} characters")), "{}", stderr(&o));
+    // A recording shows every step of the growing: a screen each, then the hold.
+    let cast = dir.path().join("grow.cast");
+    let o = run_in(&["generate", "--checkpoint", "grown", "--prompt", &format!("{before}_*2{after}"), "--max-gap", "6", "--seed", "3", "--record", cast.to_str().unwrap()]);
+    let steps: usize = stderr(&o).split(" in ").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).expect("the steps the growing took");
+    let events = std::fs::read_to_string(&cast).unwrap().lines().count() - 1;
+    assert_eq!(events, steps + 1, "{}", stderr(&o));
     // The judge's search is still there for it.
     let o = run_in(&["generate", "--checkpoint", "grown", "--prompt", &format!("{before}_*{after}"), "--max-gap", "3", "--length-search"]);
     assert!(o.status.success() && stderr(&o).contains("elastic gap 1:"), "{}", stderr(&o));

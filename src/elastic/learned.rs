@@ -9,7 +9,7 @@
 
 use super::CONTEXT_CHARS;
 use crate::diffusion::edits::{Resize, delete_id, expand_id};
-use crate::diffusion::{Cell, DecodeOptions, Denoiser};
+use crate::diffusion::{Belief, Cell, DecodeOptions, Denoiser};
 use crate::vocab::MASK_ID;
 use anyhow::{Result, bail};
 use rand::rngs::StdRng;
@@ -61,12 +61,14 @@ impl GapBounds {
     }
 }
 
-/// One choice at one mask: the id drawn (a character, or a length state) and its probability.
+/// One choice at one mask: the id drawn (a character, or a length state), its probability,
+/// and the distribution it was drawn from as the inspector shows it.
 #[derive(Debug, Clone, Copy)]
 struct Choice {
     at: usize,
     id: u32,
     p: f32,
+    belief: Belief,
 }
 
 /// Fills a gap between `before` and `after` (ids; their nearest `CONTEXT_CHARS` are read; the
@@ -98,8 +100,12 @@ pub fn fill(model: &dyn Denoiser, before: &[u32], after: &[u32], bounds: GapBoun
         let choices: Vec<Choice> = masks
             .iter()
             .zip(logits.chunks_exact(vocab + crate::diffusion::edits::STATES))
-            .map(|(&at, row)| draw(at, row, &allow, options.temperature, &mut rng))
+            .map(|(&at, row)| draw(at, row, &allow, options.temperature, step, &mut rng))
             .collect();
+        // Every mask keeps what the model believed of it this step, edits included.
+        for c in &choices {
+            gap[c.at].belief = Some(c.belief);
+        }
         let best = choices.iter().max_by(|a, b| a.p.total_cmp(&b.p)).copied().expect("a masked gap has a mask");
         let commit: Vec<Choice> = choices.into_iter().filter(|c| c.at == best.at || (c.p >= ALSO_ABOVE && (c.id as usize) < vocab)).collect();
         let state = apply(&gap, &commit, vocab);
@@ -110,8 +116,8 @@ pub fn fill(model: &dyn Denoiser, before: &[u32], after: &[u32], bounds: GapBoun
 }
 
 /// Draws an id for the mask at `at` from `row` (every output of the head) among the `allowed`
-/// ids, at `temperature` (greedy at 0).
-fn draw(at: usize, row: &[f32], allowed: &dyn Fn(u32) -> bool, temperature: f32, rng: &mut StdRng) -> Choice {
+/// ids, at `temperature` (greedy at 0), in step `step`.
+fn draw(at: usize, row: &[f32], allowed: &dyn Fn(u32) -> bool, temperature: f32, step: usize, rng: &mut StdRng) -> Choice {
     let ids: Vec<u32> = (0..row.len() as u32).filter(|&id| allowed(id)).collect();
     let max = ids.iter().map(|&id| row[id as usize]).fold(f32::NEG_INFINITY, f32::max);
     let t = if temperature > 0.0 { temperature } else { 1.0 };
@@ -127,7 +133,11 @@ fn draw(at: usize, row: &[f32], allowed: &dyn Fn(u32) -> bool, temperature: f32,
         None
     }
     .unwrap_or_else(|| weights.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i));
-    Choice { at, id: ids[pick], p: weights[pick] / total }
+    let mut ranked: Vec<usize> = (0..ids.len()).collect();
+    ranked.sort_unstable_by(|&a, &b| weights[b].total_cmp(&weights[a]));
+    let top = std::array::from_fn(|k| ranked.get(k).map_or((MASK_ID, 0.0), |&j| (ids[j], weights[j] / total)));
+    let entropy = weights.iter().map(|&w| w / total).filter(|&q| q > 0.0).map(|q| -q * q.ln()).sum();
+    Choice { at, id: ids[pick], p: weights[pick] / total, belief: Belief { top, entropy, step: step as u32 } }
 }
 
 /// The gap with `commit` applied: characters written, splits as two masks, vanished cells kept

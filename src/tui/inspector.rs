@@ -4,7 +4,8 @@
 //! with the steps at which the position was written, taken back or polished.
 
 use super::denoise_grid::glyph;
-use super::theme::Theme;
+use super::theme::{Theme, VANISHED_GLYPH};
+use crate::diffusion::edits::{delete_id, expand_id};
 use crate::diffusion::{Belief, Frame};
 use crate::vocab::Vocab;
 use ratatui::prelude::*;
@@ -56,6 +57,9 @@ pub const MIN_HEIGHT: u16 = 5;
 /// Columns it needs.
 pub const WIDTH: u16 = 36;
 
+/// How the inspector labels the *expand* state: the mask splitting in two.
+const SPLIT_GLYPH: char = '↔';
+
 const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 /// A bar's last cell, by eighths filled.
 const PARTIAL: [char; 7] = ['▏', '▎', '▍', '▌', '▋', '▊', '▉'];
@@ -68,8 +72,11 @@ pub fn render(frames: &[Frame], upto: usize, i: usize, vocab: &Vocab, theme: &Th
     let inner = block.inner(area);
     block.render(area, buf);
     let points = history(frames, upto, i);
-    // A space shows as ␣ here: a bar's label must be visible.
+    // A space shows as ␣ here: a bar's label must be visible. A gap that finds its own length
+    // also weighs the length states: splitting in two, or vanishing.
     let show = |id: u32| match glyph(vocab, id, theme.mask_glyph) {
+        _ if id == expand_id(vocab.size()) => SPLIT_GLYPH,
+        _ if id == delete_id(vocab.size()) => VANISHED_GLYPH,
         ' ' => '␣',
         c => c,
     };
@@ -91,6 +98,9 @@ pub fn render(frames: &[Frame], upto: usize, i: usize, vocab: &Vocab, theme: &Th
         }
         Some(b) => lines.extend(candidates(&b, cell.token, &show, theme, inner.width)),
         None => lines.push(Line::styled("the model has not looked here yet", theme.dim)),
+    }
+    if cell.belief.is_some_and(|b| b.top.iter().any(|&(id, p)| p > 0.0 && id >= expand_id(vocab.size()))) {
+        lines.push(Line::styled(format!("{SPLIT_GLYPH} split in two · {VANISHED_GLYPH} vanish"), theme.dim));
     }
     // Until the character was last written, or to the step on screen while it is masked.
     let until = match (cell.is_masked(), points.iter().rposition(|p| p.mark.is_some_and(|m| m != Mark::TakenBack))) {

@@ -33,8 +33,12 @@ fn grown() -> crate::tui::app::App {
     };
     let m = Cell::MASKED;
     let w = |c: char| Cell { token: a.vocab().id(c).unwrap(), confidence: 0.9, prompt: false, belief: None };
+    let (expand, delete) = (crate::diffusion::edits::expand_id(a.vocab().size()), crate::diffusion::edits::delete_id(a.vocab().size()));
+    let s_id = a.vocab().id('s').unwrap();
+    let top = [(expand, 0.6), (s_id, 0.3), (delete, 0.1), (0, 0.0), (0, 0.0)];
+    let believed = Cell { belief: Some(crate::diffusion::Belief { top, entropy: 0.9, step: 1 }), ..m };
     let frames = [
-        frame(1, vec![m, m, m], vec![], vec![(0, Resize::Split), (1, Resize::Split)]),
+        frame(1, vec![believed, m, m], vec![], vec![(0, Resize::Split), (1, Resize::Split)]),
         frame(2, vec![m, m, m, m], vec![], vec![(3, Resize::Split), (2, Resize::Split)]),
         frame(3, vec![w('s'), m, m, m], vec![0], vec![(3, Resize::Vanished)]),
         frame(4, vec![w('s'), w('u'), w('n')], vec![1, 2], vec![]),
@@ -63,6 +67,11 @@ fn a_split_cell_and_a_vanishing_one_are_drawn_and_counted_and_the_gap_keeps_its_
     let split_bg = a.theme.split.bg.unwrap();
     let split = terminal.backend().buffer().content().iter().filter(|c| c.symbol() == "░" && c.bg == split_bg).count();
     assert_eq!(split, 3, "both halves of the split mask, and the legend's");
+    // The inspector weighs the length states beside the characters.
+    a.handle_key(chr('x'));
+    let screen = draw(&a, 120, 30);
+    assert!(screen.contains("↔ ") && screen.contains("60.0%") && screen.contains("× ") && screen.contains("↔ split in two · × vanish"), "{screen}");
+    a.handle_key(key(KeyCode::Esc));
     a.watch.cursor = 2;
     let screen = draw(&a, 100, 24);
     assert!(screen.contains("It is the s░░× sun") && screen.contains("· 1 gone"), "a vanishing cell is drawn in its step: {screen}");
