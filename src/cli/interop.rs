@@ -79,7 +79,13 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
 
 pub fn run_export(args: ExportArgs) -> Result<()> {
     let device = burn::prelude::Device::flex();
-    let (config, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
+    let (mut config, mut model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
+    if config.model.edits {
+        // The Python project has no length states: it gets the masked model without them.
+        model = crate::diffusion::edits::remove_states(model);
+        config.model = model.config.clone();
+        eprintln!("{name}'s length states (expand, delete) are left out: the Python project does not know them");
+    }
     pytorch::export(&args.out, &config, &model)?;
     eprintln!("exported {name} to {}", args.out.display());
     Ok(())

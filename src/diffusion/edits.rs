@@ -205,6 +205,16 @@ pub fn add_states(mut model: Model) -> Model {
     model
 }
 
+/// `model` without its length states: the masked model that the Python project can load.
+pub fn remove_states(mut model: Model) -> Model {
+    assert!(model.config.edits, "the model has no length states");
+    let ids = model.config.vocab_ids();
+    model.token_emb.weight = Param::from_tensor(model.token_emb.weight.val().narrow(0, 0, ids));
+    model.lm_head.weight = Param::from_tensor(model.lm_head.weight.val().narrow(1, 0, ids));
+    (model.config.vocab_size, model.config.edits) = (ids, false);
+    model
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +297,9 @@ mod tests {
             assert_eq!(&row[..V], old);
             assert_eq!(&row[V..], &[0.0, 0.0]);
         }
+        let back = remove_states(grown);
+        assert!(!back.config.edits && back.config.vocab_size == V);
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 0, 3, 0], [1, 4]), &device);
+        assert_eq!(back.forward(tokens, None).into_data().try_to_vec::<f32>().unwrap(), before);
     }
 }
