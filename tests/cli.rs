@@ -426,7 +426,7 @@ fn a_model_taught_the_length_states_grows_an_elastic_gap_itself() {
     assert!(out.starts_with(before) && out.ends_with(after), "{out:?}");
     let fill = out[before.len()..out.len() - after.len()].chars().count();
     assert!(fill <= 6, "{out:?}");
-    assert!(stderr(&o).contains(&format!("grown by the model in")) && stderr(&o).contains(&format!(": {fill} characters")), "{}", stderr(&o));
+    assert!(stderr(&o).contains("grown by the model in") && stderr(&o).contains(&format!(": {fill} characters")), "{}", stderr(&o));
     // A recording shows every step of the growing: a screen each, then the hold.
     let cast = dir.path().join("grow.cast");
     let o = run_in(&["generate", "--checkpoint", "grown", "--prompt", &format!("{before}_*2{after}"), "--max-gap", "6", "--seed", "3", "--record", cast.to_str().unwrap()]);

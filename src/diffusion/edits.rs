@@ -246,10 +246,10 @@ mod tests {
         let b = training_batch(&windows, seq, &rates, V, &LETTER, &mut rng);
         assert_eq!(b.inputs.len(), windows.len() * seq);
         let (mut gap_rows, mut expands, mut deletes, mut asked) = (0, 0, 0, 0);
-        for row in 0..windows.len() {
+        for (row, window) in windows.iter().enumerate() {
             let at = row * seq..(row + 1) * seq;
             if b.per_char[row] != 0.0 {
-                assert_eq!(b.targets[at.clone()], windows[row][..seq], "a plain row is its window");
+                assert_eq!(b.targets[at.clone()], window[..seq], "a plain row is its window");
                 continue;
             }
             gap_rows += 1;
@@ -265,7 +265,7 @@ mod tests {
                 asked += 1;
             }
             // The text before the gap is the window's.
-            assert_eq!(b.targets[at.start..first], windows[row][..first - at.start]);
+            assert_eq!(b.targets[at.start..first], window[..first - at.start]);
         }
         let share = gap_rows as f64 / windows.len() as f64;
         assert!((share - GAP_ROWS.share).abs() < 0.08, "gap rows {share}");

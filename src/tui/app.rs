@@ -360,7 +360,7 @@ impl App {
             GenMsg::Grown { job, prompt, lengths } if job == self.watch.job => {
                 // `r` fills the prompt again with the gaps at the lengths they grew to, as after a
                 // search; the frames of their growing stay for scrubbing.
-                if let Some(elastic) = crate::elastic::ElasticPrompt::parse(&self.infill.as_string(), super::infill::GAP, self.vocab()).ok() {
+                if let Ok(elastic) = crate::elastic::ElasticPrompt::parse(&self.infill.as_string(), super::infill::GAP, self.vocab()) {
                     (self.watch.base_prompt, self.watch.base_in_place) = (elastic.resolve(&lengths), true);
                 }
                 let lengths: Vec<String> = lengths.iter().map(usize::to_string).collect();
