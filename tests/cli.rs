@@ -340,9 +340,9 @@ fn an_autoregressive_model_trains_writes_is_judged_and_races() {
 }
 
 #[test]
-fn an_elastic_gap_gets_the_length_the_model_chooses_and_nothing_else_changes() {
+fn an_elastic_gap_gets_the_length_the_judge_chooses_and_nothing_else_changes() {
     let (before, after) = ("ROMEO:\nBut soft, what light through yonder ", " breaks?\nIt is the east.");
-    let o = run(&["generate", "--prompt", &format!("{before}_*{after}"), "--max-gap", "8", "--seed", "1"]);
+    let o = run(&["generate", "--prompt", &format!("{before}_*{after}"), "--max-gap", "8", "--seed", "1", "--length-search"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let out = out.strip_suffix('\n').unwrap();
@@ -354,11 +354,15 @@ fn an_elastic_gap_gets_the_length_the_model_chooses_and_nothing_else_changes() {
 
 #[test]
 fn an_elastic_gap_that_closes_leaves_the_prompt_without_it_not_a_continuation() {
-    // --max-gap 0 leaves length 0 as the only candidate.
-    let o = run(&["generate", "--prompt", "To be, or _* to be", "--max-gap", "0", "--seed", "1"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "To be, or  to be\n");
-    assert!(stderr(&o).contains("elastic gap 1: 0 characters"), "{}", stderr(&o));
+    // --max-gap 0 leaves length 0 as the only candidate, searched or grown.
+    for search in [true, false] {
+        let mut args = vec!["generate", "--prompt", "To be, or _* to be", "--max-gap", "0", "--seed", "1"];
+        args.extend(search.then_some("--length-search"));
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "To be, or  to be\n");
+        assert!(stderr(&o).contains(": 0 characters"), "{}", stderr(&o));
+    }
 }
 
 #[test]
