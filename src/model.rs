@@ -117,8 +117,8 @@ impl ModelConfig {
         if !self.head_dim().is_multiple_of(2) {
             return Err(format!("head dim {} must be even for rotary embeddings", self.head_dim()));
         }
-        if self.vocab_ids() < 2 || self.n_layer == 0 || self.context == 0 {
-            return Err("vocab_size, n_layer and context must be positive".into());
+        if self.vocab_ids() < 2 || self.n_layer == 0 || self.n_embd == 0 || self.context == 0 {
+            return Err("vocab_size, n_layer, n_embd and context must be positive".into());
         }
         Ok(())
     }

@@ -84,7 +84,7 @@ proptest! {
         let parsed: serde_json::Value = serde_json::from_str(&value).unwrap();
         if json["model"].get(field).is_some() { json["model"][field] = parsed } else { json[field] = parsed }
         match CheckpointConfig::from_json(&json.to_string()) {
-            Ok(c) => prop_assert!(c.model.validate().is_ok() && c.model.vocab_size == c.vocab.size()),
+            Ok(c) => prop_assert!(c.model.validate().is_ok() && c.model.vocab_ids() == c.vocab.size()),
             Err(e) => prop_assert!(has_message(&e)),
         }
     }

@@ -196,3 +196,42 @@ fn life_masks_live_cells_and_rewrites_them_generation_after_generation_in_tmux()
     let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
     assert!(exited.contains("EXITED 0"), "{exited}");
 }
+
+#[test]
+fn an_elastic_gap_grows_and_shrinks_on_screen_before_it_settles_in_tmux() {
+    if !tmux_installed() {
+        return;
+    }
+    // The shipped model knows the length states: Enter on an elastic gap animates it.
+    let bin = env!("CARGO_BIN_EXE_tiny-diffusion");
+    let tmux = Tmux::start(&format!("{bin}; echo EXITED $?; sleep 30"), 100, 30);
+    tmux.wait_for("the Watch screen", Duration::from_secs(20), |s| s.contains("step"));
+    tmux.keys(&["i"]);
+    tmux.wait_for("the Infill screen", Duration::from_secs(5), |s| s.contains("Prompt"));
+    tmux.keys(&["C-u"]);
+    tmux.keys(&["-l", "But soft, what light through yonder _*2 breaks? It is the east."]);
+    tmux.keys(&["Enter"]);
+    let grown = tmux.wait_for("the gap grown", Duration::from_secs(20), |s| s.contains("grown by the model to"));
+    let length: usize = grown.split("grown by the model to ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).expect("a length");
+    // Back through the frames: the gap split on the way (it started as two masks).
+    tmux.keys(&["space"]);
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        tmux.keys(&["Left"]);
+        std::thread::sleep(Duration::from_millis(60));
+        let screen = tmux.screen();
+        seen.push(screen.lines().find(|l| l.contains(" · step ")).unwrap_or_default().to_string());
+        if step(&screen) == 1 {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains(" split")), "no frame split the gap: {seen:#?}");
+    tmux.keys(&["space"]);
+    let settled = tmux.wait_for("the fill", Duration::from_secs(5), |s| s.contains(" breaks? It is the east.") && masked_cells(s) == 0);
+    let line = settled.lines().find(|l| l.contains("breaks?")).unwrap();
+    let fill = line.split("yonder ").nth(1).and_then(|r| r.split(" breaks?").next()).expect("the fill in place");
+    assert_eq!(fill.chars().count(), length, "{settled}");
+    tmux.keys(&["q"]);
+    let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
+    assert!(exited.contains("EXITED 0"), "{exited}");
+}

@@ -55,7 +55,11 @@ pub struct GapBounds {
 
 impl GapBounds {
     /// Steps after which *expand* and *delete* are no longer offered, so every gap ends:
-    /// each character takes at most one step and each split adds one, with room to spare.
+    /// each character takes at most one step and each split adds one, with room to spare. A
+    /// model torn between growing and shrinking may step back and forth until then (82 steps on
+    /// one prompt with `--max-gap 24`); forbidding it to turn cost more than it saved, because the
+    /// model could no longer undo a first edit (`bench infill`, 100 lines: real words 0.96 with
+    /// no rule, 0.84 allowing one turn, 0.74 allowing none).
     fn edit_steps(&self) -> usize {
         3 * self.max_len.max(self.start) + 8
     }
@@ -82,10 +86,6 @@ pub fn fill(model: &dyn Denoiser, before: &[u32], after: &[u32], bounds: GapBoun
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut gap = vec![Cell::MASKED; bounds.start];
     let mut step = 0;
-    // A gap either grows or shrinks, never both: a model torn between the two would otherwise
-    // split a mask and delete one in turn until the edit steps ran out (82 steps on one prompt
-    // of a model trained on merges drawn as DreamOn draws them).
-    let mut direction: Option<Resize> = None;
     while gap.iter().any(Cell::is_masked) {
         step += 1;
         let masks: Vec<usize> = (0..gap.len()).filter(|&i| gap[i].is_masked()).collect();
@@ -97,8 +97,8 @@ pub fn fill(model: &dyn Denoiser, before: &[u32], after: &[u32], bounds: GapBoun
         let edits_allowed = step <= bounds.edit_steps();
         let allow = |id: u32| match id {
             MASK_ID => false,
-            id if id == expand_id(vocab) => edits_allowed && gap.len() < bounds.max_len && direction != Some(Resize::Vanished),
-            id if id == delete_id(vocab) => edits_allowed && direction != Some(Resize::Split),
+            id if id == expand_id(vocab) => edits_allowed && gap.len() < bounds.max_len,
+            id if id == delete_id(vocab) => edits_allowed,
             _ => true,
         };
         let choices: Vec<Choice> = masks
@@ -113,7 +113,6 @@ pub fn fill(model: &dyn Denoiser, before: &[u32], after: &[u32], bounds: GapBoun
         let best = choices.iter().max_by(|a, b| a.p.total_cmp(&b.p)).copied().expect("a masked gap has a mask");
         let commit: Vec<Choice> = choices.into_iter().filter(|c| c.at == best.at || (c.p >= ALSO_ABOVE && (c.id as usize) < vocab)).collect();
         let state = apply(&gap, &commit, vocab);
-        direction = direction.or(state.resized.first().map(|r| r.1));
         on_step(&GapStep { step, ..state.clone() });
         gap = state.settled();
     }
@@ -257,9 +256,8 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_that_began_to_grow_never_shrinks() {
-        // A model torn both ways: its first mask splits when the gap's length is even, and
-        // vanishes when it is odd.
+    fn a_torn_model_stops_editing_after_its_edit_steps() {
+        // It splits the first mask when the gap's length is even and deletes it when odd.
         struct Torn;
         impl Denoiser for Torn {
             fn vocab_size(&self) -> usize {
@@ -269,27 +267,27 @@ mod tests {
                 64
             }
             fn logits(&self, _: &[u32], _: Time, _: &[usize]) -> Vec<f32> {
-                unreachable!()
+                unreachable!("a learned gap asks for every output")
             }
             fn edit_logits(&self, tokens: &[u32], positions: &[usize]) -> Option<Vec<f32>> {
-                let len = tokens.len() - 2;
-                let first = positions[0];
-                Some(positions.iter().flat_map(|&p| {
+                let (len, first) = (tokens.len() - 2, positions[0]);
+                let row = |p: usize| {
+                    // Unsure of the characters elsewhere: one commit a step.
                     let mut row = vec![0.0f32; 6];
-                    row[1] = 5.0;
+                    row[1] = if p == first { 5.0 } else { 2.0 };
                     if p == first {
                         row[if len % 2 == 0 { 4 } else { 5 }] = 10.0;
                     }
                     row
-                }).collect())
+                };
+                Some(positions.iter().flat_map(|&p| row(p)).collect())
             }
         }
-        let mut steps = Vec::new();
+        let bounds = GapBounds { start: 2, max_len: 6 };
         let options = DecodeOptions { temperature: 0.0, ..DecodeOptions::DEFAULT };
-        let (fill, _) = fill(&Torn, &[9], &[9], GapBounds { start: 2, max_len: 6 }, &options, &mut |s| steps.push(s.clone())).unwrap();
-        assert!(steps[0].resized.contains(&(0, Resize::Split)));
-        assert!(steps.iter().all(|s| s.resized.iter().all(|r| r.1 == Resize::Split)), "no vanishing after a split");
-        assert!(fill.len() >= 3 && steps.len() <= 2 * 6, "{} steps to {fill:?}", steps.len());
+        let (fill, steps) = fill(&Torn, &[9], &[9], bounds, &options, &mut |_| {}).unwrap();
+        assert!(steps > bounds.edit_steps() && steps <= bounds.edit_steps() + bounds.max_len, "{steps} steps");
+        assert!((2..=3).contains(&fill.len()) && fill.iter().all(|&t| t == 1), "{fill:?}");
     }
 
     #[test]
