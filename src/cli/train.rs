@@ -164,6 +164,8 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
         let m = &ckpt.model;
         (s.kind, s.n_layer, s.n_embd, s.n_head, s.timesteps) = (m.kind, Some(m.n_layer), Some(m.n_embd), Some(m.n_head), m.n_timesteps);
         s.seq_len = s.seq_len.min(m.context);
+        // A model that knows the length states goes on learning them.
+        s.edits |= m.edits;
         s.init = Some(init.clone());
     }
     if let Some(muon_lr) = args.muon_lr {
