@@ -151,13 +151,14 @@ fn apply(gap: &[Cell], commit: &[Choice], vocab: usize) -> GapStep {
     let (mut written, mut resized) = (Vec::new(), Vec::new());
     for (i, &cell) in gap.iter().enumerate() {
         match commit.iter().find(|c| c.at == i) {
+            // Both halves of a split, and a vanishing cell, keep the belief that decided it.
             Some(c) if c.id == expand_id(vocab) => {
                 resized.extend([(cells.len(), Resize::Split), (cells.len() + 1, Resize::Split)]);
-                cells.extend([Cell::MASKED, Cell::MASKED]);
+                cells.extend([cell, cell]);
             }
             Some(c) if c.id == delete_id(vocab) => {
                 resized.push((cells.len(), Resize::Vanished));
-                cells.push(Cell::MASKED);
+                cells.push(cell);
             }
             Some(c) => {
                 written.push(cells.len());
@@ -233,6 +234,8 @@ mod tests {
         assert!(fill.iter().all(|&t| (1..4).contains(&t)), "{fill:?}");
         assert_eq!(steps[0].resized, vec![(0, Resize::Split), (1, Resize::Split)]);
         assert_eq!(steps[0].cells.len(), 2);
+        let split = steps[0].cells[1].belief.expect("a split half keeps the belief that split it");
+        assert_eq!((split.top[0].0, split.step), (4, 1), "expand, at step 1");
         assert!(steps[1..].iter().any(|s| s.resized.contains(&(0, Resize::Split))), "still short: the first mask splits again: {steps:?}");
     }
 
