@@ -177,12 +177,11 @@ mod tests {
     use super::*;
     use crate::diffusion::Time;
 
-    /// A toy model with length states over ids 0..4 (MASK, a, b, c) + expand (4) + delete (5):
-    /// it wants the gap to be `abc`. Each mask reads the gap so far: with fewer cells than
-    /// three it says expand; with more, the surplus say delete; else the character of its place.
-    struct WantsAbc;
+    /// A toy model with length states over ids 0..4 (MASK, a, b, c) + expand (4) + delete (5),
+    /// whose every output a test gives as a function of the window and the positions asked.
+    struct Toy(fn(&[u32], &[usize]) -> Vec<f32>);
 
-    impl Denoiser for WantsAbc {
+    impl Denoiser for Toy {
         fn vocab_size(&self) -> usize {
             4
         }
@@ -193,35 +192,41 @@ mod tests {
             unreachable!("a learned gap asks for every output")
         }
         fn edit_logits(&self, tokens: &[u32], positions: &[usize]) -> Option<Vec<f32>> {
-            // The gap is what lies between the two 9s that frame it in these tests.
-            let start = tokens.iter().position(|&t| t == 9).unwrap() + 1;
-            let len = tokens[start..].iter().position(|&t| t == 9).unwrap();
-            let mut out = Vec::new();
-            for &p in positions {
-                let mut row = vec![0.0f32; 6];
-                let i = p - start;
-                let want = match len.cmp(&3) {
-                    std::cmp::Ordering::Less if i == 0 => 4,
-                    std::cmp::Ordering::Greater if i >= 3 => 5,
-                    _ if i < 3 => 1 + i,
-                    _ => 5,
-                };
-                // Its place's character comes next when an edit is not offered.
-                if i < 3 {
-                    row[1 + i] = 5.0;
-                }
-                // Surer at the left, so one position wins each step.
-                row[want] = 10.0 - i as f32;
-                out.extend(row);
-            }
-            Some(out)
+            Some((self.0)(tokens, positions))
         }
+    }
+
+    /// Wants the gap to be `abc`. Each mask reads the gap so far: with fewer cells than three it
+    /// says expand; with more, the surplus say delete; else the character of its place.
+    fn wants_abc(tokens: &[u32], positions: &[usize]) -> Vec<f32> {
+        // The gap is what lies between the two 9s that frame it in these tests.
+        let start = tokens.iter().position(|&t| t == 9).unwrap() + 1;
+        let len = tokens[start..].iter().position(|&t| t == 9).unwrap();
+        let mut out = Vec::new();
+        for &p in positions {
+            let mut row = vec![0.0f32; 6];
+            let i = p - start;
+            let want = match len.cmp(&3) {
+                std::cmp::Ordering::Less if i == 0 => 4,
+                std::cmp::Ordering::Greater if i >= 3 => 5,
+                _ if i < 3 => 1 + i,
+                _ => 5,
+            };
+            // Its place's character comes next when an edit is not offered.
+            if i < 3 {
+                row[1 + i] = 5.0;
+            }
+            // Surer at the left, so one position wins each step.
+            row[want] = 10.0 - i as f32;
+            out.extend(row);
+        }
+        out
     }
 
     fn run(start: usize, max_len: usize) -> (Vec<u32>, Vec<GapStep>) {
         let mut steps = Vec::new();
         let options = DecodeOptions { temperature: 0.0, ..DecodeOptions::DEFAULT };
-        let (fill, taken) = fill(&WantsAbc, &[9], &[9], GapBounds { start, max_len }, &options, &mut |s| steps.push(s.clone())).unwrap();
+        let (fill, taken) = fill(&Toy(wants_abc), &[9], &[9], GapBounds { start, max_len }, &options, &mut |s| steps.push(s.clone())).unwrap();
         assert_eq!(taken, steps.len());
         (fill, steps)
     }
@@ -261,34 +266,22 @@ mod tests {
     #[test]
     fn a_torn_model_stops_editing_after_its_edit_steps() {
         // It splits the first mask when the gap's length is even and deletes it when odd.
-        struct Torn;
-        impl Denoiser for Torn {
-            fn vocab_size(&self) -> usize {
-                4
-            }
-            fn context(&self) -> usize {
-                64
-            }
-            fn logits(&self, _: &[u32], _: Time, _: &[usize]) -> Vec<f32> {
-                unreachable!("a learned gap asks for every output")
-            }
-            fn edit_logits(&self, tokens: &[u32], positions: &[usize]) -> Option<Vec<f32>> {
-                let (len, first) = (tokens.len() - 2, positions[0]);
-                let row = |p: usize| {
-                    // Unsure of the characters elsewhere: one commit a step.
-                    let mut row = vec![0.0f32; 6];
-                    row[1] = if p == first { 5.0 } else { 2.0 };
-                    if p == first {
-                        row[if len % 2 == 0 { 4 } else { 5 }] = 10.0;
-                    }
-                    row
-                };
-                Some(positions.iter().flat_map(|&p| row(p)).collect())
-            }
-        }
+        let torn = Toy(|tokens, positions| {
+            let (len, first) = (tokens.len() - 2, positions[0]);
+            let row = |p: usize| {
+                // Unsure of the characters elsewhere: one commit a step.
+                let mut row = vec![0.0f32; 6];
+                row[1] = if p == first { 5.0 } else { 2.0 };
+                if p == first {
+                    row[if len % 2 == 0 { 4 } else { 5 }] = 10.0;
+                }
+                row
+            };
+            positions.iter().flat_map(|&p| row(p)).collect()
+        });
         let bounds = GapBounds { start: 2, max_len: 6 };
         let options = DecodeOptions { temperature: 0.0, ..DecodeOptions::DEFAULT };
-        let (fill, steps) = fill(&Torn, &[9], &[9], bounds, &options, &mut |_| {}).unwrap();
+        let (fill, steps) = fill(&torn, &[9], &[9], bounds, &options, &mut |_| {}).unwrap();
         assert!(steps > bounds.edit_steps() && steps <= bounds.edit_steps() + bounds.max_len, "{steps} steps");
         assert!((2..=3).contains(&fill.len()) && fill.iter().all(|&t| t == 1), "{fill:?}");
     }
