@@ -37,6 +37,14 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Waits for the program to end (its command echoes `EXITED $?`), asserts it exited 0, and
+    /// returns the screen it left.
+    fn wait_for_clean_exit(&self) -> String {
+        let exited = self.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
+        assert!(exited.contains("EXITED 0"), "{exited}");
+        exited
+    }
+
     /// Waits until the screen satisfies `pred`, or fails with the last screen.
     fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
@@ -142,8 +150,7 @@ fn tui_animates_pauses_steps_and_quits_in_tmux() {
     tmux.keys(&["Escape"]);
     tmux.wait_for("help to close", Duration::from_secs(5), |s| !s.contains("Help — Watch"));
     tmux.keys(&["q"]);
-    let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
-    assert!(exited.contains("EXITED 0"), "{exited}");
+    let exited = tmux.wait_for_clean_exit();
 
     // The session was recorded as drawn: a valid asciicast, time never running backwards.
     let recording = std::fs::read_to_string(&cast).expect("the recording was saved");
@@ -174,8 +181,7 @@ fn compare_races_the_shipped_models_to_their_scoreboards_in_tmux() {
     tmux.keys(&["c"]);
     tmux.wait_for("the real-time clock", Duration::from_secs(5), |s| s.contains("real time"));
     tmux.keys(&["q"]);
-    let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
-    assert!(exited.contains("EXITED 0"), "{exited}");
+    tmux.wait_for_clean_exit();
 }
 
 #[test]
@@ -193,8 +199,7 @@ fn life_masks_live_cells_and_rewrites_them_generation_after_generation_in_tmux()
     tmux.keys(&["?"]);
     tmux.wait_for("help", Duration::from_secs(5), |s| s.contains("Help — Life") && s.contains("next generation"));
     tmux.keys(&["Escape", "q"]);
-    let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
-    assert!(exited.contains("EXITED 0"), "{exited}");
+    tmux.wait_for_clean_exit();
 }
 
 #[test]
@@ -232,6 +237,5 @@ fn an_elastic_gap_grows_and_shrinks_on_screen_before_it_settles_in_tmux() {
     let fill = line.split("yonder ").nth(1).and_then(|r| r.split(" breaks?").next()).expect("the fill in place");
     assert_eq!(fill.chars().count(), length, "{settled}");
     tmux.keys(&["q"]);
-    let exited = tmux.wait_for("exit", Duration::from_secs(10), |s| s.contains("EXITED"));
-    assert!(exited.contains("EXITED 0"), "{exited}");
+    tmux.wait_for_clean_exit();
 }
