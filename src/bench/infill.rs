@@ -83,6 +83,9 @@ pub struct InfillRow {
     pub exact_rate: f64,
     /// Median |chosen length − true length| (elastic and learned only).
     pub median_length_error: Option<f64>,
+    /// Pearson correlation of the chosen lengths with the true ones (elastic and learned only):
+    /// the median error alone rewards a gap that always picks a typical word's length.
+    pub length_correlation: Option<f64>,
     pub ms_per_fill: f64,
 }
 
@@ -102,15 +105,14 @@ fn is_valid(word: &str, dictionary: &HashSet<String>) -> bool {
 
 pub fn run(model: &(dyn Denoiser + Sync), judge: &Judge, vocab: &Vocab, dictionary: &HashSet<String>, cases: &[Case], options: DecodeOptions) -> Result<Vec<InfillRow>> {
     let mut rows = Vec::new();
-    let summarize = |gap: String, results: &[Outcome], errors: Option<Vec<usize>>| {
+    let summarize = |gap: String, results: &[Outcome], lengths: Option<Vec<(usize, usize)>>| {
         let n = results.len().max(1) as f64;
         let valid = results.iter().filter(|o| is_valid(&o.word, dictionary)).count() as f64 / n;
         let exact = results.iter().filter(|o| o.exact).count() as f64 / n;
-        let median = errors.map(|mut e| {
-            e.sort_unstable();
-            e.get(e.len() / 2).copied().unwrap_or(0) as f64
-        });
-        InfillRow { gap, fills: results.len(), valid_word_rate: valid, exact_rate: exact, median_length_error: median, ms_per_fill: results.iter().map(|o| o.ms).sum::<f64>() / n }
+        let median = lengths.as_deref().map(median_error);
+        let correlation = lengths.as_deref().and_then(correlation);
+        let ms_per_fill = results.iter().map(|o| o.ms).sum::<f64>() / n;
+        InfillRow { gap, fills: results.len(), valid_word_rate: valid, exact_rate: exact, median_length_error: median, length_correlation: correlation, ms_per_fill }
     };
     for factor in FACTORS {
         let mut results = Vec::new();
@@ -127,28 +129,50 @@ pub fn run(model: &(dyn Denoiser + Sync), judge: &Judge, vocab: &Vocab, dictiona
         }
         rows.push(summarize(format!("fixed ×{factor}"), &results, None));
     }
-    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    let (mut results, mut lengths) = (Vec::new(), Vec::new());
     for c in cases {
         let start = Instant::now();
         let ranking = rank_lengths(model, judge, vocab, &c.before, &c.after, DEFAULT_MAX_GAP, options.seed)?;
         let best = &ranking[0];
         results.push(outcome(c, vocab, &best.fill, start.elapsed().as_secs_f64() * 1e3));
-        errors.push(best.length.abs_diff(c.word.len()));
+        lengths.push((best.length, c.word.len()));
     }
-    rows.push(summarize("elastic".into(), &results, Some(errors)));
+    rows.push(summarize("elastic".into(), &results, Some(lengths)));
     if model.length_states() {
-        let (mut results, mut errors) = (Vec::new(), Vec::new());
+        let (mut results, mut lengths) = (Vec::new(), Vec::new());
         let learned = DecodeOptions { temperature: learned::TEMPERATURE, seed: options.seed, ..DecodeOptions::DEFAULT };
         let bounds = GapBounds { start: learned::START_MASKS, max_len: DEFAULT_MAX_GAP };
         for c in cases {
             let start = Instant::now();
             let (fill, _) = learned::fill(model, &c.before, &c.after, bounds, &learned, &mut |_| {})?;
             results.push(outcome(c, vocab, &vocab.decode(&fill, '_'), start.elapsed().as_secs_f64() * 1e3));
-            errors.push(fill.len().abs_diff(c.word.len()));
+            lengths.push((fill.len(), c.word.len()));
         }
-        rows.push(summarize("learned".into(), &results, Some(errors)));
+        rows.push(summarize("learned".into(), &results, Some(lengths)));
     }
     Ok(rows)
+}
+
+/// Median |chosen − true| over (chosen, true) length pairs.
+fn median_error(lengths: &[(usize, usize)]) -> f64 {
+    let mut e: Vec<usize> = lengths.iter().map(|&(chosen, truth)| chosen.abs_diff(truth)).collect();
+    e.sort_unstable();
+    e.get(e.len() / 2).copied().unwrap_or(0) as f64
+}
+
+/// Pearson correlation of chosen with true lengths; none where either never varies.
+fn correlation(lengths: &[(usize, usize)]) -> Option<f64> {
+    let n = lengths.len() as f64;
+    let mean = |f: fn(&(usize, usize)) -> usize| lengths.iter().map(|p| f(p) as f64).sum::<f64>() / n;
+    let (mx, my) = (mean(|p| p.0), mean(|p| p.1));
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for &(x, y) in lengths {
+        let (dx, dy) = (x as f64 - mx, y as f64 - my);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
 /// One fill: the word it makes at the gap, whether it is the removed word, what it took.
@@ -188,8 +212,21 @@ mod tests {
 
     #[test]
     fn recovery_is_the_share_of_the_lost_quality_won_back() {
-        let row = |gap: &str, v: f64| InfillRow { gap: gap.into(), fills: 1, valid_word_rate: v, exact_rate: 0.0, median_length_error: None, ms_per_fill: 0.0 };
+        let row = |gap: &str, v: f64| InfillRow { gap: gap.into(), fills: 1, valid_word_rate: v, exact_rate: 0.0, median_length_error: None, length_correlation: None, ms_per_fill: 0.0 };
         let rows = vec![row("fixed ×1", 0.5), row("fixed ×1.5", 0.1), row("elastic", 0.42)];
         assert!((recovery(&rows, 1.5).unwrap() - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn lengths_are_scored_by_median_error_and_correlation() {
+        let exact = [(3, 3), (5, 5), (8, 8)];
+        assert_eq!(median_error(&exact), 0.0);
+        assert!((correlation(&exact).unwrap() - 1.0).abs() < 1e-12);
+        // Always four: a small median error on short words, and no correlation at all.
+        let constant = [(4, 3), (4, 5), (4, 4), (4, 8)];
+        assert_eq!(median_error(&constant), 1.0);
+        assert_eq!(correlation(&constant), None);
+        let reversed = [(8, 3), (5, 5), (3, 8)];
+        assert!(correlation(&reversed).unwrap() < -0.9);
     }
 }

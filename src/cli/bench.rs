@@ -181,10 +181,11 @@ fn run_bench_infill(args: BenchInfillArgs) -> Result<()> {
         return Ok(());
     }
     println!("{name} · {} held-out lines, one word out · judge {}", cases.len(), judge.name);
-    println!("{:<14}{:>8}{:>8}{:>10}{:>12}", "gap", "valid", "exact", "|Δlen|", "ms/fill");
+    println!("{:<14}{:>8}{:>8}{:>10}{:>8}{:>12}", "gap", "valid", "exact", "|Δlen|", "corr", "ms/fill");
     for r in &rows {
         let err = r.median_length_error.map_or("".to_string(), |e| format!("{e:.0}"));
-        println!("{:<14}{:>8.3}{:>8.3}{:>10}{:>12.0}", r.gap, r.valid_word_rate, r.exact_rate, err, r.ms_per_fill);
+        let corr = r.length_correlation.map_or("".to_string(), |c| format!("{c:.2}"));
+        println!("{:<14}{:>8.3}{:>8.3}{:>10}{:>8}{:>12.0}", r.gap, r.valid_word_rate, r.exact_rate, err, corr, r.ms_per_fill);
     }
     if let Some(r) = recovery {
         println!("recovery against a gap 1.5× too long: {r:.2}");
