@@ -52,7 +52,7 @@ fn same_seed_same_output() {
 fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let file = file.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 14] = [
+    let cases: [(&[&str], &str); 16] = [
         // The TUI's options work without naming the `tui` command.
         (&["--checkpoint", "/nonexistent/ck"], "does not exist"),
         (&["import", "/nonexistent/model.pt", "--out", "/tmp/never"], "does not exist"),
@@ -67,6 +67,8 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
         (&["generate", "--record", "/tmp/never.png"], "FILE.cast (asciicast v2) or FILE.gif"),
         (&["train", "--time", "3 hours", "--out", "/tmp/never"], "write e.g. 3h, 90m"),
         (&["train", "--time", "1h", "--steps", "100", "--out", "/tmp/never"], "cannot be used with"),
+        (&["train", "--batch", "100000", "--out", "/tmp/never"], "invalid value '100000' for '--batch <N>': must be between 1 and 1024"),
+        (&["train", "--init", "shipped", "--layers", "2", "--out", "/tmp/never"], "cannot be used with"),
         (&["generate", "--prompt", "To be _* not", "--max-gap", "100000"], "--max-gap is at most 128"),
     ];
     for (args, expect) in cases {
@@ -315,6 +317,8 @@ fn an_autoregressive_model_trains_writes_is_judged_and_races() {
 
     let o = run_in(&["train", "--kind", "masked", "--steps", "60", "--out", "ar", "--resume"]);
     assert!(!o.status.success() && stderr(&o).contains("--kind"), "{}", stderr(&o));
+    let o = run_in(&["train", "--layers", "3", "--steps", "60", "--out", "ar", "--resume"]);
+    assert!(!o.status.success() && stderr(&o).contains("--layers 3 does not match the checkpoint"), "{}", stderr(&o));
 
     let o = run_in(&["generate", "--checkpoint", "ar", "--prompt", "ROMEO:", "--length", "50"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -4,12 +4,10 @@
 use crate::backend::Backend;
 use crate::checkpoint;
 use crate::data::DataSource;
-use crate::diffusion::masking::MaskSchedule;
 use crate::fused::Matmul;
-use crate::kind::ModelKind;
 use crate::model::Preset;
-use crate::train::{TrainEvent, TrainOutcome, TrainSettings, format_duration, parse_duration, train};
-use anyhow::{Context, Result, bail};
+use crate::train::{SETTINGS, TrainEvent, TrainOutcome, TrainSettings, format_duration, setting, train};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -24,66 +22,12 @@ pub struct TrainArgs {
     /// built-in Tiny Shakespeare; with --resume, the text the checkpoint was trained on].
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// What the model learns: `masked` diffusion, or `ar` (autoregressive: each character from
-    /// those before it) [default: masked; with --resume, the checkpoint's].
-    #[arg(long, value_enum)]
-    pub kind: Option<ModelKind>,
-    /// Model size [default: small; with --resume, the checkpoint's].
-    #[arg(long, value_enum)]
-    pub preset: Option<Preset>,
-    /// Total optimizer steps.
-    #[arg(long, conflicts_with = "time")]
-    pub steps: Option<usize>,
-    /// Train for this much wall time instead of a step count (3h, 90m, 1h30m, 600): the learning
-    /// rate decays with the clock, so the run ends on time on any machine. With --resume, the
-    /// time already trained counts.
-    #[arg(long, value_parser = parse_duration)]
-    pub time: Option<f64>,
-    /// Sequences per step.
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// Characters per training sequence (at most the preset's context).
-    #[arg(long)]
-    pub seq_len: Option<usize>,
-    /// Peak learning rate of AdamW, which trains the embedding and head (every weight when
-    /// --muon-lr is 0); linear warmup, then cosine decay to --min-lr-ratio × lr.
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Train the blocks' weight matrices with Muon at this peak learning rate (0: AdamW for
-    /// every weight). Muon follows --lr's warmup and decay.
-    #[arg(long)]
-    pub muon_lr: Option<f64>,
-    /// Where the cosine decay ends, as a fraction of --lr (1.0: constant after warmup).
-    #[arg(long)]
-    pub min_lr_ratio: Option<f64>,
-    #[arg(long)]
-    pub warmup: Option<usize>,
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// How each sequence's mask rate is drawn.
-    #[arg(long, value_enum)]
-    pub mask_schedule: Option<MaskSchedule>,
-    /// Add a learned timestep embedding with this many buckets (0: none).
-    #[arg(long)]
-    pub timesteps: Option<usize>,
-    /// Override the preset's layer count.
-    #[arg(long)]
-    pub layers: Option<usize>,
-    /// Override the preset's width (embedding size).
-    #[arg(long)]
-    pub width: Option<usize>,
-    /// Override the preset's head count.
-    #[arg(long)]
-    pub heads: Option<usize>,
-    /// How the step multiplies matrices: `bf16` products with f32 sums on CPUs with AMX tiles
-    /// (f32 elsewhere), or `f32` throughout [default: bf16; with --resume, the checkpoint's].
-    #[arg(long, value_enum)]
-    pub matmul: Option<Matmul>,
+    /// The run's settings (`train::SETTINGS`: --preset, --steps, --lr, …).
+    #[command(flatten)]
+    pub settings: SettingFlags,
     /// Start from this checkpoint's weights (a directory, or `shipped`) with a fresh optimizer:
     /// fine-tuning. The model keeps its shape and vocabulary.
-    #[arg(long, conflicts_with_all = ["resume", "preset", "kind", "layers", "width", "heads", "timesteps"])]
+    #[arg(long, conflicts_with = "resume")]
     pub init: Option<String>,
     /// Teach the model the length states (expand, delete) with which an elastic gap `_*` finds
     /// its length while it is decoded; an --init model without them gets them.
@@ -95,67 +39,81 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in --out (its optimizer state and step count).
     #[arg(long)]
     pub resume: bool,
-    /// Validate every N steps (0: only at the end).
-    #[arg(long)]
-    pub eval_every: Option<usize>,
-    /// Print a sample every N steps (0: only at the end).
-    #[arg(long)]
-    pub sample_every: Option<usize>,
-    /// Save a checkpoint every N steps (and always at the end).
-    #[arg(long)]
-    pub save_every: Option<usize>,
     #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
 }
 
+/// The flags of `train::SETTINGS` given on the command line: each one's name and text, in the
+/// table's order (which applies `--preset` first).
+#[derive(Debug, Clone, Default)]
+pub struct SettingFlags(Vec<(&'static str, String)>);
+
+impl SettingFlags {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, text)| text.as_str())
+    }
+}
+
+impl clap::FromArgMatches for SettingFlags {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(SettingFlags(SETTINGS.iter().filter_map(|s| matches.get_one::<String>(s.name).map(|text| (s.name, text.clone()))).collect()))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for SettingFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        SETTINGS.iter().fold(cmd, |cmd, s| {
+            let arg = clap::Arg::new(s.name).long(s.name).value_name(s.value).help(s.help);
+            // A value is read as the run will read it, so a bad one is refused before anything loads.
+            let arg = match s.choices {
+                Some(choices) => arg.value_parser(clap::builder::PossibleValuesParser::new(choices())),
+                None => arg.value_parser(move |text: &str| (s.set)(&mut TrainSettings::for_preset(Preset::Small), text).map(|()| text.to_string())),
+            };
+            let arg = s.conflicts_with.into_iter().fold(arg, |arg, other| arg.conflicts_with(other));
+            // A fine-tuned model keeps the shape of the one it starts from.
+            cmd.arg(if s.shapes_model { arg.conflicts_with("init") } else { arg })
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// The run's settings: the saved ones when resuming (else the preset's recipe), with the
+/// flags given now applied over them.
 fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
-    // Resuming keeps the saved settings; flags given now override them.
-    let preset = args.preset.unwrap_or(Preset::Small);
-    let mut s = if args.resume {
-        let saved = checkpoint::read_config(&args.out)?.training.settings;
-        match saved {
-            Some(v) => serde_json::from_value(v).context("the checkpoint's saved training settings are unreadable")?,
-            None => TrainSettings::for_preset(preset),
-        }
-    } else {
-        TrainSettings::for_preset(preset)
+    let flags = &args.settings;
+    let mut s = match args.resume.then(|| checkpoint::read_config(&args.out)).transpose()?.and_then(|c| c.training.settings) {
+        Some(saved) => serde_json::from_value(saved).context("the checkpoint's saved training settings are unreadable")?,
+        None => TrainSettings::for_preset(Preset::Small),
     };
-    // A resumed model keeps its shape: flags that would change it are refused, not ignored.
-    if args.resume {
-        if let Some(p) = args.preset.filter(|&p| p != s.preset) {
-            bail!("--preset {p:?} does not match the checkpoint in {} ({:?}); leave it out to resume", args.out.display(), s.preset);
+    for (name, text) in &flags.0 {
+        let setting = setting(name);
+        let mut given = s.clone();
+        (setting.set)(&mut given, text).map_err(|e| anyhow!("--{name} {text}: {e}"))?;
+        // A resumed model keeps its kind and shape: a flag that would change them is refused,
+        // not ignored (and the preset's recipe does not replace the saved settings).
+        if args.resume && setting.shapes_model {
+            let saved = (setting.show)(&s);
+            if (setting.show)(&given) != saved {
+                let saved = if saved.is_empty() { "the preset's".to_string() } else { saved };
+                bail!("--{name} {text} does not match the checkpoint in {} ({saved}); leave it out to resume", args.out.display());
+            }
+            continue;
         }
-        if let Some(k) = args.kind.filter(|&k| k != s.kind) {
-            bail!("--kind {k:?} does not match the checkpoint in {} ({:?}); leave it out to resume", args.out.display(), s.kind);
-        }
-        if args.layers.is_some() || args.width.is_some() || args.heads.is_some() {
-            bail!("--layers, --width and --heads cannot change a model being resumed; leave them out");
-        }
+        s = given;
     }
-    macro_rules! apply {
-        ($($field:ident = $arg:expr),*) => { $(if let Some(v) = $arg { s.$field = v; })* };
-    }
-    apply!(steps = args.steps, batch = args.batch, seq_len = args.seq_len, lr = args.lr,
-        warmup_steps = args.warmup, weight_decay = args.weight_decay, seed = args.seed,
-        mask_schedule = args.mask_schedule, timesteps = args.timesteps, eval_every = args.eval_every,
-        sample_every = args.sample_every, save_every = args.save_every, min_lr_ratio = args.min_lr_ratio,
-        matmul = args.matmul);
-    // The run's length is a step count or a time budget: the one given now replaces the other.
-    if args.steps.is_some() {
-        s.time_budget = None;
-    }
-    if args.time.is_some() {
-        s.time_budget = args.time;
-        s.steps = 0; // not a cap: the saved settings say so rather than keep a stale count
+    if args.resume && args.edits && !s.edits {
+        bail!("--edits cannot be added to a run being resumed; start one with --init {} --edits", args.out.display());
     }
     if !args.resume {
-        s.kind = args.kind.unwrap_or_default();
-        s.n_layer = args.layers;
-        s.n_embd = args.width;
-        s.n_head = args.heads;
         s.edits = args.edits;
-    } else if args.edits && !s.edits {
-        bail!("--edits cannot be added to a run being resumed; start one with --init {} --edits", args.out.display());
     }
     if let Some(init) = &args.init {
         // The settings describe the model the run starts from, so that they say what it trains.
@@ -168,21 +126,7 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
         s.edits |= m.edits;
         s.init = Some(init.clone());
     }
-    if let Some(muon_lr) = args.muon_lr {
-        if !(muon_lr >= 0.0 && muon_lr.is_finite()) {
-            bail!("--muon-lr must be a positive number, or 0 to train every weight with AdamW");
-        }
-        s.muon_lr = (muon_lr > 0.0).then_some(muon_lr);
-    }
-    if !(0.0..=1.0).contains(&s.min_lr_ratio) {
-        bail!("--min-lr-ratio must be between 0 and 1");
-    }
-    if !(s.lr > 0.0 && s.lr.is_finite()) {
-        bail!("--lr must be a positive number");
-    }
-    if s.steps == 0 && s.time_budget.is_none() {
-        bail!("--steps must be at least 1");
-    }
+    s.validate()?;
     Ok(s)
 }
 

@@ -133,7 +133,7 @@ fn infill_screen_flags_unknown_characters() {
 fn the_learning_rate_field_scales_both_optimisers_and_shows_halves_exactly() {
     let mut a = app(true);
     a.screen = Screen::Train;
-    a.train.field = super::train_screen::Field::Lr;
+    a.train.field = super::train_screen::Field::Setting("lr");
     a.handle_key(key(KeyCode::Left));
     let settings = a.train.settings();
     assert_eq!(settings.lr, 1.5e-3);
@@ -145,7 +145,7 @@ fn the_learning_rate_field_scales_both_optimisers_and_shows_halves_exactly() {
 fn train_screen_with_a_run_in_progress() {
     let mut a = app(true);
     a.screen = Screen::Train;
-    a.train.field = super::train_screen::Field::Preset;
+    a.train.field = super::train_screen::Field::Setting("preset");
     let effects = a.handle_key(key(KeyCode::Enter));
     assert!(matches!(effects.as_slice(), [Effect::StartTraining { .. }]));
     a.on_train(TrainMsg::Event(TrainEvent::Started { step: 0, total_steps: 500, params: 100_000, resumed: false, wall_seconds: 0.0 }));

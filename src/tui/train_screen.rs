@@ -6,7 +6,7 @@ use super::shared::Action;
 use super::theme::Theme;
 use crate::data::{BUILT_IN_NAME, DataSource};
 use crate::model::Preset;
-use crate::train::{TrainEvent, TrainSettings};
+use crate::train::{SETTINGS, TrainEvent, TrainSettings, setting};
 use ratatui::prelude::*;
 use ratatui::symbols::Marker;
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Wrap};
@@ -15,41 +15,39 @@ use std::time::Instant;
 use crossterm::event::{KeyCode, KeyEvent};
 
 
-/// The settings the screen shows, in order; each names itself, shows its value and changes.
+/// A row of the screen's form: the data path, or one of the training settings that the
+/// Train screen steps (`train::SETTINGS`, those with a `step`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
     Data,
-    Preset,
-    Steps,
-    Batch,
-    Lr,
+    Setting(&'static str),
 }
 
 impl Field {
-    pub const ALL: [Field; 5] = [Field::Data, Field::Preset, Field::Steps, Field::Batch, Field::Lr];
+    /// The rows, in order.
+    fn all() -> Vec<Field> {
+        std::iter::once(Field::Data).chain(SETTINGS.iter().filter(|s| s.step.is_some()).map(|s| Field::Setting(s.name))).collect()
+    }
 
     fn name(self) -> &'static str {
         match self {
             Field::Data => "data",
-            Field::Preset => "preset",
-            Field::Steps => "steps",
-            Field::Batch => "batch",
-            Field::Lr => "lr",
+            Field::Setting(name) => name,
         }
     }
 }
+
 /// Columns of the field names: short, so that the built-in corpus's name fits at 80 columns.
 const LABEL_WIDTH: usize = 8;
-const PRESETS: [Preset; 3] = [Preset::Tiny, Preset::Small, Preset::Base];
+/// A run started here is short: a first model in minutes.
+const FIRST_STEPS: usize = 500;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainScreenState {
     /// The path typed in the data field; empty means the built-in corpus.
     pub data: String,
-    pub preset: Preset,
-    pub steps: usize,
-    pub batch: usize,
-    pub lr: f64,
+    /// The settings the rows step; the checkpoint cadence follows from their steps.
+    pub recipe: TrainSettings,
     pub field: Field,
     pub editing: bool,
     pub out: PathBuf,
@@ -71,13 +69,9 @@ pub struct TrainScreenState {
 
 impl Default for TrainScreenState {
     fn default() -> Self {
-        let defaults = TrainSettings::for_preset(Preset::Tiny);
         TrainScreenState {
             data: String::new(),
-            preset: Preset::Tiny,
-            steps: 500,
-            batch: defaults.batch,
-            lr: defaults.lr,
+            recipe: TrainSettings { steps: FIRST_STEPS, ..TrainSettings::for_preset(Preset::Tiny) },
             field: Field::Data,
             editing: false,
             out: PathBuf::from("checkpoints/tui-run"),
@@ -98,8 +92,9 @@ impl Default for TrainScreenState {
 
 impl TrainScreenState {
     pub fn select(&mut self, down: bool) {
-        let (i, n) = (Field::ALL.iter().position(|&f| f == self.field).expect("listed"), Field::ALL.len());
-        self.field = Field::ALL[if down { (i + 1) % n } else { (i + n - 1) % n }];
+        let all = Field::all();
+        let (i, n) = (all.iter().position(|&f| f == self.field).unwrap_or(0), all.len());
+        self.field = all[if down { (i + 1) % n } else { (i + n - 1) % n }];
     }
 
     /// ←/→ on the selected field.
@@ -108,36 +103,19 @@ impl TrainScreenState {
             self.message = Some("settings are fixed while training runs (x stops)".into());
             return;
         }
-        match self.field {
-            Field::Preset => {
-                let i = PRESETS.iter().position(|&p| p == self.preset).unwrap_or(0);
-                let n = PRESETS.len();
-                self.preset = PRESETS[if up { (i + 1) % n } else { (i + n - 1) % n }];
-                let d = TrainSettings::for_preset(self.preset);
-                self.batch = d.batch;
-                self.lr = d.lr;
-            }
-            Field::Steps => self.steps = if up { (self.steps * 2).min(1_000_000) } else { (self.steps / 2).max(10) },
-            Field::Batch => self.batch = if up { (self.batch * 2).min(256) } else { (self.batch / 2).max(1) },
-            Field::Lr => self.lr = if up { (self.lr * 2.0).min(0.1) } else { (self.lr / 2.0).max(1e-6) },
-            // Typed, after `e`.
-            Field::Data => {}
+        // The data path is typed, after `e`.
+        if let Field::Setting(name) = self.field
+            && let Some(step) = setting(name).step
+        {
+            step(&mut self.recipe, up);
         }
     }
 
+    /// The run the screen starts: its recipe, validating, sampling and saving as often as a
+    /// short run needs.
     pub fn settings(&self) -> TrainSettings {
-        let defaults = TrainSettings::for_preset(self.preset);
-        TrainSettings {
-            steps: self.steps,
-            batch: self.batch,
-            lr: self.lr,
-            // The learning-rate field scales both optimisers, keeping the preset's ratio.
-            muon_lr: defaults.muon_lr.map(|muon| muon * self.lr / defaults.lr),
-            eval_every: (self.steps / 10).max(10),
-            sample_every: (self.steps / 5).max(10),
-            save_every: (self.steps / 4).max(50),
-            ..defaults
-        }
+        let steps = self.recipe.steps;
+        TrainSettings { eval_every: (steps / 10).max(10), sample_every: (steps / 5).max(10), save_every: (steps / 4).max(50), ..self.recipe.clone() }
     }
 
     /// The data field as a source: a typed path, or the built-in corpus when it is empty.
@@ -153,7 +131,7 @@ impl TrainScreenState {
         self.sample = None;
         self.last_bpc = None;
         self.step = 0;
-        self.total = self.steps;
+        self.total = self.recipe.steps;
         self.started = Some(Instant::now());
         self.message = Some(format!("training; checkpoints go to {}", self.out.display()));
         Effect::StartTraining { settings: self.settings(), data: self.data_source(), out: self.out.clone() }
@@ -208,19 +186,8 @@ fn field_value(s: &TrainScreenState, field: Field) -> String {
         Field::Data if s.editing => s.data.clone(),
         Field::Data if s.data.trim().is_empty() => BUILT_IN_NAME.to_string(),
         Field::Data => s.data.clone(),
-        Field::Preset => format!("{:?}", s.preset).to_lowercase(),
-        Field::Steps => s.steps.to_string(),
-        Field::Batch => s.batch.to_string(),
-        Field::Lr => match s.settings().muon_lr {
-            Some(muon) => format!("{} (Muon {})", short_lr(s.lr), short_lr(muon)),
-            None => short_lr(s.lr),
-        },
+        Field::Setting(name) => (setting(name).show)(&s.recipe),
     }
-}
-
-/// Two significant digits, so halving 3e-3 shows 1.5e-3 rather than rounding to 2e-3.
-fn short_lr(lr: f64) -> String {
-    format!("{lr:.1e}").replace(".0e", "e")
 }
 
 /// Long paths keep their end (the file name) visible.
@@ -239,9 +206,9 @@ fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer) {
         Layout::vertical([Constraint::Length(7), Constraint::Min(3), Constraint::Length(sample_rows)]).areas(area);
     let [form, stats] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
 
-    let lines: Vec<Line> = Field::ALL
-        .iter()
-        .map(|&field| {
+    let lines: Vec<Line> = Field::all()
+        .into_iter()
+        .map(|field| {
             let (selected, name) = (field == s.field, field.name());
             let marker = if selected { "▶ " } else { "  " };
             let room = (form.width as usize).saturating_sub(2 + 2 + LABEL_WIDTH + 1);
@@ -261,7 +228,7 @@ fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let train_loss = s.losses.last().map_or("–".into(), |&(_, l)| format!("{l:.3}"));
     let state = if s.running { "training" } else if s.finished.is_some() { "finished" } else { "idle" };
     let stats_lines = vec![
-        Line::from(format!("{state} · step {}/{} · ETA {eta}", s.step, s.total.max(s.steps))),
+        Line::from(format!("{state} · step {}/{} · ETA {eta}", s.step, s.total.max(s.recipe.steps))),
         Line::from(format!("loss {train_loss} · val {val} · {bpc} bpc")),
         Line::from(format!("{:.0} tokens/s", s.tokens_per_sec)),
         Line::from(format!("checkpoint: {}", s.out.display())),
@@ -284,7 +251,7 @@ fn render(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer) {
 }
 
 fn render_chart(s: &TrainScreenState, theme: &Theme, area: Rect, buf: &mut Buffer) {
-    let max_x = (s.total.max(s.steps).max(1)) as f64;
+    let max_x = (s.total.max(s.recipe.steps).max(1)) as f64;
     let all = s.losses.iter().chain(&s.val).map(|&(_, y)| y);
     let max_y = all.clone().fold(0.0f64, f64::max).max(1.0).ceil();
     let min_y = all.fold(f64::INFINITY, f64::min).min(max_y - 0.5).max(0.0).floor();
