@@ -81,10 +81,10 @@ pub struct LookArgs {
     /// Colour committed characters by the model's confidence, or by the step that revealed them;
     /// or shade masked cells by how sure the model already is of them.
     #[arg(long, value_enum, default_value_t)]
-    pub view: crate::tui::watch_state::View,
+    pub view: crate::tui::View,
     /// The colour scale: `viridis` is colour-blind safe and reads in grayscale.
     #[arg(long, value_enum, default_value_t)]
-    pub palette: crate::tui::theme::Palette,
+    pub palette: crate::tui::Palette,
 }
 
 /// Which autoregressive model judges text (its NLL of the text, `judge.rs`).
@@ -198,7 +198,7 @@ fn run_tui(args: TuiArgs) -> Result<()> {
         look: args.look.look(),
         race: crate::race::RaceSource::Load { watched: args.checkpoint.clone() },
         life_checkpoint: args.checkpoint.clone(),
-        ..crate::tui::Session::on(crate::tui::shared::Screen::Watch)
+        ..crate::tui::Session::on(crate::tui::Screen::Watch)
     };
     crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), session)
 }
@@ -247,7 +247,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     // A recording in the uncertainty view shades every masked cell: the model is asked about all
     // of them after each step (a full pass more), as the Watch screen does.
-    let look = recorder.is_some() && args.look.view == crate::tui::watch_state::View::Uncertainty;
+    let look = recorder.is_some() && args.look.view == crate::tui::View::Uncertainty;
     while let Some(mut frame) = generation.step(&denoiser) {
         if look {
             crate::diffusion::look(&mut frame, &denoiser, &options);

@@ -25,6 +25,10 @@ const MAX_EMBD: usize = 4096;
 const MAX_CONTEXT: usize = 16_384;
 const MAX_TIMESTEPS: usize = 100_000;
 
+/// Outputs of a head that knows the length states, after the vocabulary's ids: *expand* and
+/// *delete* (`diffusion::edits`).
+pub const LENGTH_STATES: usize = 2;
+
 /// Model shape. Stored in every checkpoint's `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -96,7 +100,7 @@ impl ModelConfig {
 
     /// Ids of the vocabulary (MASK and the characters), without the length states.
     pub fn vocab_ids(&self) -> usize {
-        self.vocab_size.saturating_sub(if self.edits { crate::diffusion::edits::STATES } else { 0 })
+        self.vocab_size.saturating_sub(if self.edits { LENGTH_STATES } else { 0 })
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -62,7 +62,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
         let (config, model) = crate::shipped::DIFFUSION.load(&device)?;
         let loaded = crate::tui::LoadedModel { config, model, name: crate::shipped::DIFFUSION.name.to_string() };
         let race = crate::race::RaceSource::Ready(crate::race::RaceSetup { entrants, judge, prompts, length });
-        let session = crate::tui::Session { race, clock: args.clock, ..crate::tui::Session::on(crate::tui::shared::Screen::Compare) };
+        let session = crate::tui::Session { race, clock: args.clock, ..crate::tui::Session::on(crate::tui::Screen::Compare) };
         return crate::tui::run(loaded, device, args.device.name(), session);
     }
     let mut rows = Vec::new();

@@ -38,7 +38,7 @@ pub fn run_life(args: LifeArgs) -> Result<()> {
     let session = crate::tui::Session {
         life_checkpoint: args.checkpoint.clone(),
         life_size: (width, height),
-        ..crate::tui::Session::on(crate::tui::shared::Screen::Life)
+        ..crate::tui::Session::on(crate::tui::Screen::Life)
     };
     crate::tui::run(crate::tui::LoadedModel { config, model, name }, device, args.device.name(), session)
 }

@@ -25,11 +25,16 @@ pub mod worker;
 #[cfg(test)]
 mod tests;
 
+// What the command line sets up a session with.
+pub use shared::Screen;
+pub use theme::Palette;
+pub use watch_state::View;
+
 use crate::checkpoint::CheckpointConfig;
 use crate::kind::ModelDenoiser;
 use crate::model::Model;
 use anyhow::{Context, Result};
-use app::{App, Effect, ModelInfo, Screen};
+use app::{App, Effect, ModelInfo};
 use burn::prelude::Device;
 use crossterm::event::{self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event};
 use crossterm::execute;
