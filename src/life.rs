@@ -30,13 +30,20 @@ pub fn conway(alive: &[bool], width: usize) -> Vec<bool> {
         .collect()
 }
 
+/// One square of the grid: its character (the seed text as given, then as the model last wrote
+/// it) and whether the game has it alive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Square {
+    pub cell: Cell,
+    pub alive: bool,
+}
+
 /// A grid of text with a live/dead cell under each character.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Life {
     pub width: usize,
-    /// The seed text as given, then each character as the model last wrote it.
-    pub cells: Vec<Cell>,
-    pub alive: Vec<bool>,
+    /// Row by row.
+    pub squares: Vec<Square>,
     pub generation: usize,
     /// Each generation's decoding draws from this seed, the generation and the window.
     seed: u64,
@@ -49,23 +56,26 @@ impl Life {
         let n = width * height;
         assert!(text.len() >= n && n > 0, "the seed text must fill the grid");
         let mut rng = StdRng::seed_from_u64(seed);
-        let cells = cell::given(&text[..n]);
-        let alive = cells.iter().map(|c| (c.token + rng.random_range(0..256u32)) % 2 == 1).collect();
-        Life { width, cells, alive, generation: 0, seed }
+        let squares = cell::given(&text[..n]).into_iter().map(|cell| Square { cell, alive: (cell.token + rng.random_range(0..256u32)) % 2 == 1 }).collect();
+        Life { width, squares, generation: 0, seed }
     }
 
     pub fn height(&self) -> usize {
-        self.cells.len() / self.width
+        self.squares.len() / self.width
     }
 
     pub fn tokens(&self) -> Vec<u32> {
-        cell::tokens(&self.cells)
+        self.squares.iter().map(|s| s.cell.token).collect()
+    }
+
+    pub fn live(&self) -> usize {
+        self.squares.iter().filter(|s| s.alive).count()
     }
 
     /// The next generation's live cells, masked: what the model is about to rewrite.
     pub fn next_masked(&self) -> (Vec<bool>, Vec<u32>) {
-        let alive = conway(&self.alive, self.width);
-        let masked = self.cells.iter().zip(&alive).map(|(c, &a)| if a { MASK_ID } else { c.token }).collect();
+        let alive = conway(&self.squares.iter().map(|s| s.alive).collect::<Vec<_>>(), self.width);
+        let masked = self.squares.iter().zip(&alive).map(|(s, &a)| if a { MASK_ID } else { s.cell.token }).collect();
         (alive, masked)
     }
 
@@ -85,11 +95,13 @@ impl Life {
                 sampler.step(model, &mut rng, 0, chunk);
             }
             for (i, written) in sampler.cells().iter().enumerate().filter(|&(i, _)| alive[chunk + i]) {
-                self.cells[chunk + i] = Cell { prompt: false, ..*written };
+                self.squares[chunk + i].cell = Cell { prompt: false, ..*written };
                 tokens[chunk + i] = written.token;
             }
         }
-        self.alive = alive;
+        for (square, alive) in self.squares.iter_mut().zip(alive) {
+            square.alive = alive;
+        }
         self.generation += 1;
     }
 }
@@ -164,9 +176,9 @@ mod tests {
         let before = life.tokens();
         life.step(&Sevens, DecodeOptions { temperature: 0.0, ..DecodeOptions::default() });
         for i in 0..25 {
-            assert_eq!(life.cells[i].token, if alive[i] { 7 } else { before[i] }, "cell {i}");
-            assert_eq!(life.cells[i].prompt, !alive[i], "cell {i}: the seed text stays given until written");
+            assert_eq!(life.squares[i].cell.token, if alive[i] { 7 } else { before[i] }, "cell {i}");
+            assert_eq!(life.squares[i].cell.prompt, !alive[i], "cell {i}: the seed text stays given until written");
         }
-        assert_eq!((life.alive.clone(), life.generation), (alive, 1));
+        assert_eq!((life.squares.iter().map(|s| s.alive).collect::<Vec<_>>(), life.generation), (alive, 1));
     }
 }

@@ -385,20 +385,19 @@ impl Block {
 /// full pass: what a denoising step reuses for the rows it does not recompute.
 #[derive(Clone, Debug, Default)]
 pub struct KvCache {
-    pub keys: Vec<Tensor<4>>,
-    pub values: Vec<Tensor<4>>,
+    /// Each block's keys and values, first block first.
+    pub blocks: Vec<(Tensor<4>, Tensor<4>)>,
 }
 
 impl KvCache {
     /// The cache of the first `n` positions only.
     pub fn truncate(self, n: usize) -> KvCache {
-        let cut = |v: Vec<Tensor<4>>| v.into_iter().map(|t| t.narrow(2, 0, n)).collect();
-        KvCache { keys: cut(self.keys), values: cut(self.values) }
+        KvCache { blocks: self.blocks.into_iter().map(|(k, v)| (k.narrow(2, 0, n), v.narrow(2, 0, n))).collect() }
     }
 
     /// How many positions the cached window holds.
     pub fn len(&self) -> usize {
-        self.keys.first().map_or(0, |k| k.dims()[2])
+        self.blocks.first().map_or(0, |(k, _)| k.dims()[2])
     }
 
     pub fn is_empty(&self) -> bool {
@@ -447,13 +446,12 @@ impl Model {
         let t = tokens.dims()[1];
         let rope = self.rope(t, &tokens.device());
         let mut x = self.embed(tokens, timesteps);
-        let mut cache = KvCache { keys: Vec::new(), values: Vec::new() };
+        let mut cache = KvCache::default();
         let last = self.blocks.len() - 1;
         for (i, block) in self.blocks.iter().enumerate() {
             let (k, v);
             (x, k, v) = block.forward(x, &rope, if i == last { positions.as_ref() } else { None });
-            cache.keys.push(k);
-            cache.values.push(v);
+            cache.blocks.push((k, v));
         }
         (fused::linear(&self.lm_head, rms_norm(x)), cache)
     }
@@ -477,9 +475,9 @@ impl Model {
         let rope = self.rope(t, &device).at(&recomputed);
         let mut x = self.embed(tokens.select(1, recomputed), timesteps);
         let last = self.blocks.len() - 1;
-        for (i, block) in self.blocks.iter().enumerate() {
+        for (i, (block, (k, v))) in self.blocks.iter().zip(&cache.blocks).enumerate() {
             let q = (i == last).then_some(&queries);
-            x = block.forward_rows(x, &rope, q, rows, cache.keys[i].clone(), cache.values[i].clone());
+            x = block.forward_rows(x, &rope, q, rows, k.clone(), v.clone());
         }
         fused::linear(&self.lm_head, rms_norm(x))
     }
@@ -494,14 +492,13 @@ impl Model {
         let (start, n) = (cache.as_ref().map_or(0, KvCache::len), tokens.dims()[1]);
         let rope = self.rope(start + n, &tokens.device()).rows(start..start + n);
         let mut x = self.embed(tokens, None);
-        let mut past = cache.map(|c| c.keys.into_iter().zip(c.values));
-        let mut next = KvCache { keys: Vec::new(), values: Vec::new() };
+        let mut past = cache.map(|c| c.blocks.into_iter());
+        let mut next = KvCache::default();
         let last = self.blocks.len() - 1;
         for (i, block) in self.blocks.iter().enumerate() {
             let (k, v);
             (x, k, v) = block.forward_append(x, &rope, last_only && i == last, past.as_mut().and_then(Iterator::next));
-            next.keys.push(k);
-            next.values.push(v);
+            next.blocks.push((k, v));
         }
         (fused::linear(&self.lm_head, rms_norm(x)), next)
     }

@@ -10,6 +10,7 @@ use super::rules::{self, Proposal};
 use crate::model::ModelKind;
 use crate::vocab::MASK_ID;
 use rand::{Rng, RngExt};
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -88,10 +89,10 @@ pub fn look(frame: &mut Frame, model: &dyn Denoiser, options: &DecodeOptions) {
 /// Denoises one window until no position is masked (nor, with `--remask`, awaits its check).
 pub struct Sampler {
     cells: Vec<Cell>,
-    /// Committed characters the next step checks in their full context (`--remask`).
-    provisional: Vec<bool>,
-    /// Whether each position has been masked again once already (it is then final when next committed).
-    remasked: Vec<bool>,
+    /// Positions, in order, whose characters the next step checks in their full context (`--remask`).
+    provisional: Vec<usize>,
+    /// Positions masked again once already: each is final when next committed.
+    remasked: BTreeSet<usize>,
     /// With `--cache`: the rows the denoiser recomputes until the next refresh.
     cache_rows: Option<Vec<Range<usize>>>,
     step: usize,
@@ -115,8 +116,7 @@ impl Sampler {
 
     /// Starts from a partly decoded window (the characters already committed keep their cells).
     pub fn resume(cells: Vec<Cell>, options: DecodeOptions) -> Self {
-        let n = cells.len();
-        Sampler { cells, provisional: vec![false; n], remasked: vec![false; n], cache_rows: None, step: 0, polished: 0, unchanged_passes: 0, options }
+        Sampler { cells, provisional: Vec::new(), remasked: BTreeSet::new(), cache_rows: None, step: 0, polished: 0, unchanged_passes: 0, options }
     }
 
     pub fn cells(&self) -> &[Cell] {
@@ -135,7 +135,7 @@ impl Sampler {
     pub fn is_done(&self) -> bool {
         // ReMDM-loop keeps revising a fully decoded window until its steps are spent.
         let looping = self.options.remask == Remask::Loop && super::remdm::loop_revises(self.step, self.options.steps);
-        !looping && !self.cells.iter().any(Cell::is_masked) && !self.provisional.contains(&true) && !self.polish_left()
+        !looping && !self.cells.iter().any(Cell::is_masked) && self.provisional.is_empty() && !self.polish_left()
     }
 
     /// Whether the finished window still gets polish passes: fewer than `--polish` done, and the
@@ -162,7 +162,7 @@ impl Sampler {
     pub fn step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
         let start = Instant::now();
         let mut masked = self.masked_positions();
-        let provisional: Vec<usize> = (0..self.cells.len()).filter(|&i| self.provisional[i]).collect();
+        let provisional = self.provisional.clone();
         let looping = self.options.remask == Remask::Loop && super::remdm::loop_revises(self.step, self.options.steps);
         if masked.is_empty() && provisional.is_empty() && !looping {
             // Polish passes follow every schedule, ReMDM's too: its odds have nothing left to do here.
@@ -187,13 +187,13 @@ impl Sampler {
         let step = self.step + 1;
 
         let mut remasked_now = Vec::new();
+        self.provisional.clear();
         for (&i, row) in provisional.iter().zip(checks.chunks_exact(vocab)) {
-            self.provisional[i] = false;
             let cell = &mut self.cells[i];
             cell.belief = Some(rules::belief(row, self.options.temperature, step));
             if rules::probability(row, cell.token) < self.options.remask_below {
                 cell.hide();
-                self.remasked[i] = true;
+                self.remasked.insert(i);
                 remasked_now.push(i);
             }
         }
@@ -213,10 +213,13 @@ impl Sampler {
         let mut decoded_now = Vec::with_capacity(chosen.len());
         for p in chosen {
             self.cells[p.position].write(p.token, p.confidence);
-            self.provisional[p.position] = self.options.remask == Remask::LowConfidence && !self.remasked[p.position];
+            if self.options.remask == Remask::LowConfidence && !self.remasked.contains(&p.position) {
+                self.provisional.push(p.position);
+            }
             decoded_now.push(p.position);
         }
         decoded_now.sort_unstable();
+        self.provisional.sort_unstable();
         self.frame(block, offset, decoded_now, remasked_now, start.elapsed())
     }
 }

@@ -163,11 +163,11 @@ fn render(l: &LifeState, theme: &Theme, area: Rect, buf: &mut Buffer) {
         let (ch, style) = if t == MASK_ID {
             ('■', theme.masked)
         } else {
-            (super::denoise_grid::glyph(vocab, t, theme.mask_glyph), theme.confidence(life.cells[i].confidence))
+            (super::denoise_grid::glyph(vocab, t, theme.mask_glyph), theme.confidence(life.squares[i].cell.confidence))
         };
         buf[(inner.x + c, inner.y + r)].set_char(ch).set_style(style);
     }
-    let live = life.alive.iter().filter(|&&a| a).count();
+    let live = life.live();
     let clipped = if (w as u16) > inner.width || (h as u16) > inner.height { " · grid larger than the terminal: clipped" } else { "" };
     let status = format!(
         "{} generation {} · {w}×{h} · {live} live cells{} · speed ×{} · seed {}{clipped}",
