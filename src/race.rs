@@ -26,6 +26,8 @@ pub struct Entrant {
     pub title: String,
     pub config: crate::checkpoint::CheckpointConfig,
     pub denoiser: ModelDenoiser,
+    /// The race's prompt in this lane's vocabulary (empty: free generation).
+    pub prompt: Vec<u32>,
 }
 
 /// The lanes asked for: the shipped model of each of `kinds`, then each of `paths`; with neither,
@@ -46,6 +48,7 @@ pub fn entrants(kinds: &[ModelKind], paths: &[PathBuf], device: &burn::prelude::
             title: lane_title(config.model.kind, &name),
             denoiser: ModelDenoiser::new(model, device.clone()),
             config,
+            prompt: Vec::new(),
         })
         .collect())
 }
@@ -80,7 +83,6 @@ impl Clock {
 pub struct RaceSetup {
     pub entrants: Vec<Entrant>,
     pub judge: crate::judge::Judge,
-    pub prompts: Vec<Vec<u32>>,
     pub length: usize,
 }
 
@@ -108,7 +110,7 @@ impl RaceSource {
         }
         let length = lanes.iter().map(|e| e.config.model.context).min().unwrap_or(0);
         let judge = crate::judge::Judge::load(None, device)?;
-        Ok(RaceSetup { prompts: vec![Vec::new(); lanes.len()], entrants: lanes, judge, length })
+        Ok(RaceSetup { entrants: lanes, judge, length })
     }
 }
 

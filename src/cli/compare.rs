@@ -44,31 +44,30 @@ pub struct CompareArgs {
 pub fn run_compare(args: CompareArgs) -> Result<()> {
     args.decode.validate()?;
     let device = args.device.device()?;
-    let entrants = crate::race::entrants(&args.shipped, &args.checkpoint, &device)?;
+    let mut entrants = crate::race::entrants(&args.shipped, &args.checkpoint, &device)?;
     let judge = args.judge.load(&device)?;
-    let mut prompts = Vec::new();
-    for e in &entrants {
-        let prompt = e.config.vocab.encode_prompt(&args.prompt, DEFAULT_MASK_CHAR).with_context(|| format!("in --prompt, for {}", e.title))?;
-        e.config.model.kind.check_prompt(&prompt).map_err(|m| anyhow::anyhow!("{}: {m}", e.title))?;
-        prompts.push(prompt);
+    for e in &mut entrants {
+        e.prompt = e.config.vocab.encode_prompt(&args.prompt, DEFAULT_MASK_CHAR).with_context(|| format!("in --prompt, for {}", e.title))?;
+        e.config.model.kind.check_prompt(&e.prompt).map_err(|m| anyhow::anyhow!("{}: {m}", e.title))?;
     }
     let context = entrants.iter().map(|e| e.config.model.context).min().unwrap_or(0);
-    let length = args.length.unwrap_or(context.max(prompts[0].len()));
-    if length < prompts[0].len() {
-        bail!("--length {length} is shorter than the prompt ({} characters)", prompts[0].len());
+    let prompt_len = entrants[0].prompt.len();
+    let length = args.length.unwrap_or(context.max(prompt_len));
+    if length < prompt_len {
+        bail!("--length {length} is shorter than the prompt ({prompt_len} characters)");
     }
     if !args.print && std::io::stdout().is_terminal() {
         // The Watch screen shows the shipped diffusion model; the Compare screen opens first.
         let (config, model) = crate::shipped::DIFFUSION.load(&device)?;
         let loaded = crate::tui::LoadedModel { config, model, name: crate::shipped::DIFFUSION.name.to_string() };
-        let race = crate::race::RaceSource::Ready(crate::race::RaceSetup { entrants, judge, prompts, length });
+        let race = crate::race::RaceSource::Ready(crate::race::RaceSetup { entrants, judge, length });
         let session = crate::tui::Session { race, clock: args.clock, ..crate::tui::Session::on(crate::tui::Screen::Compare) };
         return crate::tui::run(loaded, device, args.device.name(), session);
     }
     let mut rows = Vec::new();
-    for (e, prompt) in entrants.iter().zip(&prompts) {
+    for e in &entrants {
         let mut last: Option<LaneFrame> = None;
-        race::run_lane(&e.denoiser, prompt, length, args.decode, |f| {
+        race::run_lane(&e.denoiser, &e.prompt, length, args.decode, |f| {
             last = Some(f);
             true
         });

@@ -183,41 +183,36 @@ fn render(l: &LifeState, theme: &Theme, area: Rect, buf: &mut Buffer) {
 /// Runs the game on its own thread with the masked-diffusion model at `checkpoint` (the shipped
 /// one when none is given, or when the checkpoint is of another kind).
 pub fn spawn_lifer(checkpoint: Option<PathBuf>, device: Device, commands: Receiver<LifeCommand>, send: impl Fn(LifeMsg) -> bool + Send + 'static) {
-    std::thread::Builder::new()
-        .name("life".into())
-        .spawn(move || {
-            let mut loaded: Option<(ModelDenoiser, Vocab)> = None;
-            let mut life: Option<Life> = None;
-            while let Ok(command) = commands.recv() {
-                if loaded.is_none() {
-                    match crate::life::load_model(checkpoint.as_deref(), &device) {
-                        Ok(model) => loaded = Some(model),
-                        Err(e) => {
-                            send(LifeMsg::Failed(format!("{e:#}")));
-                            return;
-                        }
-                    }
-                }
-                let (denoiser, vocab) = loaded.as_ref().expect("loaded above");
-                match command {
-                    LifeCommand::Reseed { seed, size: (w, h), options } => {
-                        let text = crate::life::seed_text(denoiser, w * h, DecodeOptions { seed, ..options });
-                        life = Some(Life::new(&text, w, h, seed));
-                    }
-                    LifeCommand::Step { options } => {
-                        let Some(l) = life.as_mut() else { continue };
-                        let (alive, tokens) = l.next_masked();
-                        if !send(LifeMsg::Masked { tokens, alive }) {
-                            return;
-                        }
-                        l.step(denoiser, options);
-                    }
-                }
-                let grid = LifeMsg::Grid { life: life.clone().expect("seeded"), vocab: vocab.clone() };
-                if !send(grid) {
+    super::worker::spawn("life", move || {
+        let mut inbox = super::worker::Inbox::new(commands);
+        let mut loaded: Option<(ModelDenoiser, Vocab)> = None;
+        let mut life: Option<Life> = None;
+        while let Some(command) = inbox.next() {
+            let (denoiser, vocab) = match super::worker::load_once(&mut loaded, || crate::life::load_model(checkpoint.as_deref(), &device)) {
+                Ok(model) => model,
+                Err(e) => {
+                    send(LifeMsg::Failed(e));
                     return;
                 }
+            };
+            match command {
+                LifeCommand::Reseed { seed, size: (w, h), options } => {
+                    let text = crate::life::seed_text(denoiser, w * h, DecodeOptions { seed, ..options });
+                    life = Some(Life::new(&text, w, h, seed));
+                }
+                LifeCommand::Step { options } => {
+                    let Some(l) = life.as_mut() else { continue };
+                    let (alive, tokens) = l.next_masked();
+                    if !send(LifeMsg::Masked { tokens, alive }) {
+                        return;
+                    }
+                    l.step(denoiser, options);
+                }
             }
-        })
-        .expect("spawn life thread");
+            let grid = LifeMsg::Grid { life: life.clone().expect("seeded"), vocab: vocab.clone() };
+            if !send(grid) {
+                return;
+            }
+        }
+    });
 }

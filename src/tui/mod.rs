@@ -449,7 +449,7 @@ fn toggle_recording(app: &mut App, recorder: &mut Option<crate::record::SessionR
 /// Loads a checkpoint off the UI thread; the generator gets the model before the UI hears of it,
 /// so the next job runs on the new model.
 fn spawn_loader(path: PathBuf, device: Device, gen_tx: Sender<GenCommand>, done: Sender<Msg>) {
-    std::thread::spawn(move || {
+    worker::spawn("loader", move || {
         let result = crate::shipped::load_or_shipped(Some(&path), &device).map(|(config, model, name)| {
             let info = ModelInfo { name, config: config.clone(), backend: String::new() };
             let denoiser = ModelDenoiser::new(model, device);

@@ -1,8 +1,13 @@
 //! Worker threads: the model and the trainer never run on the UI thread.
 //!
-//! The generation worker takes `GenJob`s and streams back one `Frame` per denoising step; a
-//! newer job preempts the current one between steps. The UI records the frames and plays them
-//! back at its own pace, so keys are answered at once even while a step is computing.
+//! Every worker has the same shape (`spawn`): a named thread that takes commands from its
+//! `Inbox`, loads what it needs on the first one (`load_once`), streams messages to a `send` that
+//! says whether the UI still listens, and ends when it no longer does. Between two steps of a job
+//! it asks its inbox whether a newer command preempts it.
+//!
+//! The generation worker takes `GenJob`s and streams back one `Frame` per denoising step. The UI
+//! records the frames and plays them back at its own pace, so keys are answered at once even
+//! while a step is computing.
 
 use crate::data::DataSource;
 use crate::diffusion::{Cell, DecodeOptions, Denoiser, Frame};
@@ -13,6 +18,59 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::thread;
+
+/// Runs `body` on a thread called `name`.
+pub fn spawn(name: &str, body: impl FnOnce() + Send + 'static) {
+    thread::Builder::new().name(name.into()).spawn(body).unwrap_or_else(|e| panic!("cannot start the {name} thread: {e}"));
+}
+
+/// A worker's commands: it waits for the next one when idle, and between the steps of a job
+/// looks whether a newer one has come to preempt it.
+pub struct Inbox<C> {
+    commands: Receiver<C>,
+    /// A command that preempted the job in hand: the next one served.
+    pending: Option<C>,
+    closed: bool,
+}
+
+impl<C> Inbox<C> {
+    pub fn new(commands: Receiver<C>) -> Self {
+        Inbox { commands, pending: None, closed: false }
+    }
+
+    /// The next command (one that preempted the last job first), waiting for it; None once the
+    /// UI has gone.
+    pub fn next(&mut self) -> Option<C> {
+        match self.pending.take() {
+            Some(command) => Some(command),
+            None if self.closed => None,
+            None => self.commands.recv().ok(),
+        }
+    }
+
+    /// Between two steps: whether the job in hand should stop, because a newer command has come
+    /// (kept for `next`) or the UI has gone.
+    pub fn preempted(&mut self) -> bool {
+        if self.pending.is_some() || self.closed {
+            return true;
+        }
+        match self.commands.try_recv() {
+            Ok(command) => self.pending = Some(command),
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => self.closed = true,
+        }
+        true
+    }
+}
+
+/// What a worker loads on its first command (models, a judge), loaded then and kept; the error
+/// as the UI shows it.
+pub fn load_once<T>(slot: &mut Option<T>, load: impl FnOnce() -> anyhow::Result<T>) -> Result<&T, String> {
+    if slot.is_none() {
+        *slot = Some(load().map_err(|e| format!("{e:#}"))?);
+    }
+    Ok(slot.as_ref().expect("loaded above"))
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenJob {
@@ -54,86 +112,70 @@ pub enum GenCommand {
 /// Spawns the generation worker. It hands each message to `send`, which says whether anyone still
 /// listens, and ends when no one does or the command channel closes.
 pub fn spawn_generator(mut model: Box<dyn Denoiser + Send + Sync>, device: Device, commands: Receiver<GenCommand>, send: impl Fn(GenMsg) -> bool + Send + 'static) {
-    thread::Builder::new()
-        .name("generator".into())
-        .spawn(move || {
-            let mut pending: Option<GenJob> = None;
-            // Loaded on the first elastic gap.
-            let mut judge: Option<crate::judge::Judge> = None;
-            loop {
-                let job = match pending.take() {
-                    Some(job) => job,
-                    None => match commands.recv() {
-                        Ok(GenCommand::Run(job)) => *job,
-                        Ok(GenCommand::Model(m)) => {
-                            model = m;
-                            continue;
-                        }
-                        Err(_) => return,
-                    },
+    spawn("generator", move || {
+        let mut inbox = Inbox::new(commands);
+        // Loaded on the first elastic gap that needs it.
+        let mut judge: Option<crate::judge::Judge> = None;
+        while let Some(command) = inbox.next() {
+            let mut job = match command {
+                GenCommand::Run(job) => *job,
+                GenCommand::Model(m) => {
+                    model = m;
+                    continue;
+                }
+            };
+            if let Some(elastic) = job.elastic.take() {
+                let message = if model.length_states() {
+                    grow_elastic(model.as_ref(), &elastic, &mut job, &send)
+                } else {
+                    let judge = load_once(&mut judge, || crate::judge::Judge::load(None, &device));
+                    let rankings = judge.and_then(|judge| resolve_elastic(model.as_ref(), judge, &elastic, job.options));
+                    if let Ok((prompt, _)) = &rankings {
+                        (job.prompt, job.length) = (prompt.clone(), prompt.len());
+                    }
+                    GenMsg::Resolved { job: job.id, prompt: job.prompt.clone(), rankings: rankings.map(|(_, r)| r) }
                 };
-                let mut job = job;
-                if let Some(elastic) = job.elastic.take() {
-                    let message = if model.length_states() {
-                        grow_elastic(model.as_ref(), &elastic, &mut job, &send)
-                    } else {
-                        let rankings = resolve_elastic(model.as_ref(), &mut judge, &device, &elastic, job.options);
-                        if let Ok((prompt, _)) = &rankings {
-                            (job.prompt, job.length) = (prompt.clone(), prompt.len());
-                        }
-                        GenMsg::Resolved { job: job.id, prompt: job.prompt.clone(), rankings: rankings.map(|(_, r)| r) }
-                    };
-                    let failed = matches!(&message, GenMsg::Resolved { rankings: Err(_), .. });
-                    if !send(message) {
-                        return;
-                    }
-                    if failed {
-                        continue;
-                    }
+                let failed = matches!(&message, GenMsg::Resolved { rankings: Err(_), .. });
+                if !send(message) {
+                    return;
                 }
-                let mut generation = crate::kind::generation(model.as_ref(), &job.prompt, job.length, job.overlap, job.options);
-                if let Some(cells) = job.resume.take() {
-                    generation = generation.resumed_from(cells);
-                }
-                'steps: loop {
-                    match commands.try_recv() {
-                        Ok(GenCommand::Run(next)) => {
-                            pending = Some(*next);
-                            break 'steps;
-                        }
-                        Ok(GenCommand::Model(m)) => model = m,
-                        Err(TryRecvError::Empty) => {}
-                        Err(TryRecvError::Disconnected) => return,
-                    }
-                    // Every frame carries the model's belief about every masked position, for the
-                    // inspector and the uncertainty view (a full pass more per step).
-                    let looked = |mut frame: Frame| {
-                        crate::diffusion::look(&mut frame, model.as_ref(), &job.options);
-                        GenMsg::Frame { job: job.id, frame }
-                    };
-                    if let Some(initial) = generation.begin_block()
-                        && !send(looked(initial))
-                    {
-                        return;
-                    }
-                    match generation.step(model.as_ref()) {
-                        Some(frame) => {
-                            if !send(looked(frame)) {
-                                return;
-                            }
-                        }
-                        None => {
-                            let done = GenMsg::Done { job: job.id, cells: generation.cells().to_vec() };
-                            if !send(done) {
-                                return;
-                            }
-                            break 'steps;
-                        }
-                    }
+                if failed {
+                    continue;
                 }
             }
-        })
-        .expect("spawn generator thread");
+            if !generate(model.as_ref(), job, &mut inbox, &send) {
+                return;
+            }
+        }
+    });
+}
+
+/// Runs one job, a frame a step, until it is done or preempted; false once the UI has gone.
+fn generate(model: &(dyn Denoiser + Sync), mut job: GenJob, inbox: &mut Inbox<GenCommand>, send: &impl Fn(GenMsg) -> bool) -> bool {
+    let mut generation = crate::kind::generation(model, &job.prompt, job.length, job.overlap, job.options);
+    if let Some(cells) = job.resume.take() {
+        generation = generation.resumed_from(cells);
+    }
+    // Every frame carries the model's belief about every masked position, for the inspector and
+    // the uncertainty view (a full pass more per step).
+    let looked = |mut frame: Frame| {
+        crate::diffusion::look(&mut frame, model, &job.options);
+        GenMsg::Frame { job: job.id, frame }
+    };
+    while !inbox.preempted() {
+        if let Some(initial) = generation.begin_block()
+            && !send(looked(initial))
+        {
+            return false;
+        }
+        let Some(frame) = generation.step(model) else {
+            return send(GenMsg::Done { job: job.id, cells: generation.cells().to_vec() });
+        };
+        if !send(looked(frame)) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Lets a model with length states grow and shrink a prompt's elastic gaps, sending a frame a
@@ -153,18 +195,13 @@ fn grow_elastic(model: &dyn Denoiser, elastic: &crate::elastic::ElasticPrompt, j
     }
 }
 
-/// Chooses the lengths of a prompt's elastic gaps with the judge (loaded once).
+/// Chooses the lengths of a prompt's elastic gaps with the judge.
 fn resolve_elastic(
     model: &(dyn Denoiser + Sync),
-    judge: &mut Option<crate::judge::Judge>,
-    device: &Device,
+    judge: &crate::judge::Judge,
     elastic: &crate::elastic::ElasticPrompt,
     options: DecodeOptions,
 ) -> Result<(Vec<u32>, Vec<Vec<crate::elastic::Candidate>>), String> {
-    if judge.is_none() {
-        *judge = Some(crate::judge::Judge::load(None, device).map_err(|e| format!("{e:#}"))?);
-    }
-    let judge = judge.as_ref().expect("loaded above");
     crate::elastic::resolve(model, judge, elastic, crate::elastic::DEFAULT_MAX_GAP, options.seed).map_err(|e| format!("{e:#}"))
 }
 
@@ -182,13 +219,10 @@ pub fn spawn_trainer(
     stop: Arc<AtomicBool>,
     send: impl Fn(TrainMsg) + Send + 'static,
 ) {
-    thread::Builder::new()
-        .name("trainer".into())
-        .spawn(move || {
-            let result = train(&settings, &data, &out_dir, &device, false, &stop, &mut |e| send(TrainMsg::Event(e)));
-            send(TrainMsg::Finished(result.map(|_| out_dir).map_err(|e| format!("{e:#}"))));
-        })
-        .expect("spawn trainer thread");
+    spawn("trainer", move || {
+        let result = train(&settings, &data, &out_dir, &device, false, &stop, &mut |e| send(TrainMsg::Event(e)));
+        send(TrainMsg::Finished(result.map(|_| out_dir).map_err(|e| format!("{e:#}"))));
+    });
 }
 
 #[derive(Debug, Clone)]
@@ -202,54 +236,78 @@ pub enum RaceMsg {
 
 /// Runs races on their own thread, lane after lane; a newer race preempts the current one.
 pub fn spawn_racer(source: crate::race::RaceSource, device: Device, commands: Receiver<(u64, DecodeOptions)>, send: impl Fn(RaceMsg) -> bool + Send + 'static) {
-    thread::Builder::new()
-        .name("racer".into())
-        .spawn(move || {
-            let mut source = Some(source);
-            let mut setup: Option<crate::race::RaceSetup> = None;
-            let mut next = commands.recv().ok();
-            while let Some((race, options)) = next.take() {
-                if setup.is_none() {
-                    match source.take().expect("loaded once").load(&device) {
-                        Ok(s) => setup = Some(s),
-                        Err(e) => {
-                            send(RaceMsg::Failed { race, error: format!("{e:#}") });
-                            return;
-                        }
-                    }
-                }
-                let s = setup.as_ref().expect("loaded above");
-                let lanes = s.entrants.iter().map(|e| (e.title.clone(), e.config.vocab.clone())).collect();
-                if !send(RaceMsg::Lanes { race, lanes }) {
+    spawn("racer", move || {
+        let mut inbox = Inbox::new(commands);
+        let mut source = Some(source);
+        let mut setup: Option<crate::race::RaceSetup> = None;
+        while let Some((race, options)) = inbox.next() {
+            let s = match load_once(&mut setup, || source.take().expect("loaded once").load(&device)) {
+                Ok(s) => s,
+                Err(error) => {
+                    send(RaceMsg::Failed { race, error });
                     return;
                 }
-                'lanes: for (lane, (e, prompt)) in s.entrants.iter().zip(&s.prompts).enumerate() {
-                    let mut last = None;
-                    let mut alive = true;
-                    crate::race::run_lane(&e.denoiser, prompt, s.length, options, |frame| {
-                        if let Ok(newer) = commands.try_recv() {
-                            next = Some(newer);
-                            return false;
-                        }
-                        last = Some(frame.clone());
-                        alive = send(RaceMsg::Frame { race, lane, frame });
-                        alive
-                    });
-                    if !alive {
-                        return;
+            };
+            let lanes = s.entrants.iter().map(|e| (e.title.clone(), e.config.vocab.clone())).collect();
+            if !send(RaceMsg::Lanes { race, lanes }) {
+                return;
+            }
+            for (lane, e) in s.entrants.iter().enumerate() {
+                let (mut last, mut alive) = (None, true);
+                crate::race::run_lane(&e.denoiser, &e.prompt, s.length, options, |frame| {
+                    if inbox.preempted() {
+                        return false;
                     }
-                    if next.is_some() {
-                        break 'lanes;
-                    }
-                    let score = crate::race::score(&last.expect("a lane reports its start"), &e.config.vocab, &s.judge);
-                    if !send(RaceMsg::Score { race, lane, score: score.map_err(|e| format!("{e:#}")) }) {
-                        return;
-                    }
+                    last = Some(frame.clone());
+                    alive = send(RaceMsg::Frame { race, lane, frame });
+                    alive
+                });
+                if !alive {
+                    return;
                 }
-                if next.is_none() {
-                    next = commands.recv().ok();
+                if inbox.preempted() {
+                    break;
+                }
+                let score = crate::race::score(&last.expect("a lane reports its start"), &e.config.vocab, &s.judge);
+                if !send(RaceMsg::Score { race, lane, score: score.map_err(|e| format!("{e:#}")) }) {
+                    return;
                 }
             }
-        })
-        .expect("spawn racer thread");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_command_preempts_the_job_in_hand_and_is_served_next() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut inbox = Inbox::new(rx);
+        tx.send(1).unwrap();
+        assert_eq!(inbox.next(), Some(1));
+        assert!(!inbox.preempted(), "nothing newer: the job goes on");
+        tx.send(2).unwrap();
+        assert!(inbox.preempted() && inbox.preempted(), "a newer command stops the job, and keeps stopping it");
+        assert_eq!(inbox.next(), Some(2));
+        drop(tx);
+        assert!(inbox.preempted(), "the UI has gone: the job stops");
+        assert_eq!(inbox.next(), None);
+    }
+
+    #[test]
+    fn a_worker_loads_once_and_reports_a_failed_load() {
+        let mut slot = None;
+        let mut loads = 0;
+        for _ in 0..3 {
+            assert_eq!(load_once(&mut slot, || {
+                loads += 1;
+                Ok(7)
+            }), Ok(&7));
+        }
+        assert_eq!(loads, 1);
+        let mut empty: Option<u32> = None;
+        assert_eq!(load_once(&mut empty, || anyhow::bail!("no model here")), Err("no model here".to_string()));
+    }
 }
