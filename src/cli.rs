@@ -276,7 +276,10 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     if let Some(recorder) = recorder {
         recorder.finish()?;
     }
-    eprintln!("{}", summary(ckpt.model.kind, steps, to_fill, decoded, millis));
+    // A prompt whose only gaps were elastic ones, grown already, left nothing to decode.
+    if to_fill > 0 {
+        eprintln!("{}", summary(ckpt.model.kind, steps, to_fill, decoded, millis));
+    }
     Ok(())
 }
 
@@ -291,8 +294,8 @@ fn generation_prompt(
     device: &burn::prelude::Device,
 ) -> Result<(Vec<u32>, usize, Vec<crate::diffusion::Frame>)> {
     let elastic = crate::elastic::ElasticPrompt::parse(&args.prompt, args.mask_char, &ckpt.vocab).context("in --prompt")?;
-    if elastic.gaps() == 0 {
-        return Ok((elastic.pieces[0].clone(), 0, Vec::new()));
+    if elastic.gaps.is_empty() {
+        return Ok((elastic.head.clone(), 0, Vec::new()));
     }
     if ckpt.model.kind != crate::kind::ModelKind::Masked {
         bail!("{name}: elastic gaps (`{}*`) need a masked-diffusion model", args.mask_char);
@@ -304,7 +307,7 @@ fn generation_prompt(
         let (prompt, lengths) = crate::elastic::grow(&model, &elastic, args.max_gap, args.decode.seed, &mut |f| frames.push(f))?;
         let lengths: Vec<String> = lengths.iter().map(usize::to_string).collect();
         eprintln!("elastic gaps grown by the model in {} steps: {} characters", frames.len(), lengths.join(", "));
-        return Ok((prompt, elastic.gaps(), frames));
+        return Ok((prompt, elastic.gaps.len(), frames));
     }
     let judge = args.judge.load(device)?;
     let (prompt, rankings) = crate::elastic::resolve(&model, &judge, &elastic, args.max_gap, args.decode.seed)?;
@@ -312,7 +315,7 @@ fn generation_prompt(
         let best: Vec<String> = ranking.iter().take(3).map(|c| format!("{} (score {:.1})", c.length, c.score)).collect();
         eprintln!("elastic gap {}: {} characters (best lengths: {})", k + 1, ranking[0].length, best.join(", "));
     }
-    Ok((prompt, elastic.gaps(), Vec::new()))
+    Ok((prompt, elastic.gaps.len(), Vec::new()))
 }
 
 /// A bar on stderr for jobs longer than a window (indicatif hides it when stderr is not a terminal).

@@ -69,14 +69,32 @@ pub fn in_marker(text: &[char], i: usize, mask_char: char) -> bool {
     star(i) || (1..=START_DIGITS).any(|k| i >= k && star(i - k) && text[i - k + 1..=i].iter().all(char::is_ascii_digit))
 }
 
-/// A prompt split at its elastic gaps: the pieces between them (each may hold fixed gaps).
+/// A prompt split at its elastic gaps: the text before the first, then each gap with the text
+/// after it (any of these texts may hold fixed gaps).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElasticPrompt {
-    pub pieces: Vec<Vec<u32>>,
-    /// Each gap's `_*N` count, the masks a learned gap starts from (`None`: `learned::START_MASKS`).
-    pub starts: Vec<Option<usize>>,
-    /// The vocabulary the pieces' ids are in.
+    pub head: Vec<u32>,
+    pub gaps: Vec<ElasticGap>,
+    /// The vocabulary the texts' ids are in.
     pub vocab: Vocab,
+}
+
+/// One elastic gap and the text after it, up to the next elastic gap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElasticGap {
+    /// The `_*N` count: the masks a learned gap starts from (`None`: `learned::START_MASKS`).
+    pub start: Option<usize>,
+    pub after: Vec<u32>,
+}
+
+/// `head` then each of `gaps`, given its length in `lengths`, as masks.
+fn masked(head: &[u32], gaps: &[ElasticGap], lengths: &[usize]) -> Vec<u32> {
+    let mut out = head.to_vec();
+    for (gap, &n) in gaps.iter().zip(lengths) {
+        out.extend(std::iter::repeat_n(MASK_ID, n));
+        out.extend_from_slice(&gap.after);
+    }
+    out
 }
 
 impl ElasticPrompt {
@@ -84,35 +102,28 @@ impl ElasticPrompt {
     /// gap starts from N masks, N of at most two digits) and other `mask_char`s fixed gaps.
     pub fn parse(prompt: &str, mask_char: char, vocab: &Vocab) -> Result<ElasticPrompt, VocabError> {
         let marker = format!("{mask_char}{ELASTIC_MARK}");
-        let (mut pieces, mut starts) = (Vec::new(), Vec::new());
         let mut offset = 0;
-        for (k, part) in prompt.split(marker.as_str()).enumerate() {
-            let digits = if k == 0 { 0 } else { part.chars().take(START_DIGITS).take_while(char::is_ascii_digit).count() };
-            if k > 0 {
-                starts.push(part[..digits].parse().ok());
-            }
-            let ids = vocab.encode_prompt(&part[digits..], mask_char).map_err(|e| match e {
-                VocabError::UnknownChar { ch, pos } => VocabError::UnknownChar { ch, pos: pos + offset + digits },
+        let mut parts = prompt.split(marker.as_str());
+        let mut encode = |text: &str, skipped: usize| {
+            let ids = vocab.encode_prompt(text, mask_char).map_err(|e| match e {
+                VocabError::UnknownChar { ch, pos } => VocabError::UnknownChar { ch, pos: pos + offset + skipped },
                 other => other,
-            })?;
-            offset += part.chars().count() + 2;
-            pieces.push(ids);
+            });
+            offset += skipped + text.chars().count() + marker.chars().count();
+            ids
+        };
+        let head = encode(parts.next().unwrap_or(""), 0)?;
+        let mut gaps = Vec::new();
+        for part in parts {
+            let digits = part.chars().take(START_DIGITS).take_while(char::is_ascii_digit).count();
+            gaps.push(ElasticGap { start: part[..digits].parse().ok(), after: encode(&part[digits..], digits)? });
         }
-        Ok(ElasticPrompt { pieces, starts, vocab: vocab.clone() })
-    }
-
-    pub fn gaps(&self) -> usize {
-        self.pieces.len() - 1
+        Ok(ElasticPrompt { head, gaps, vocab: vocab.clone() })
     }
 
     /// The prompt with each elastic gap given its length in `lengths`.
     pub fn resolve(&self, lengths: &[usize]) -> Vec<u32> {
-        let mut out = self.pieces[0].clone();
-        for (piece, &n) in self.pieces[1..].iter().zip(lengths) {
-            out.extend(std::iter::repeat_n(MASK_ID, n));
-            out.extend_from_slice(piece);
-        }
-        out
+        masked(&self.head, &self.gaps, lengths)
     }
 }
 
@@ -175,10 +186,10 @@ pub fn rank_lengths(model: &(dyn Denoiser + Sync), judge: &Judge, vocab: &Vocab,
 pub fn resolve(model: &(dyn Denoiser + Sync), judge: &Judge, prompt: &ElasticPrompt, max_gap: usize, seed: u64) -> anyhow::Result<(Vec<u32>, Vec<Vec<Candidate>>)> {
     let mut lengths = Vec::new();
     let mut rankings = Vec::new();
-    for k in 0..prompt.gaps() {
+    for (k, gap) in prompt.gaps.iter().enumerate() {
         // The text before this gap, with earlier elastic gaps at their chosen lengths.
-        let before = ElasticPrompt { pieces: prompt.pieces[..=k].to_vec(), starts: Vec::new(), vocab: prompt.vocab.clone() }.resolve(&lengths);
-        let ranking = rank_lengths(model, judge, &prompt.vocab, &before, &prompt.pieces[k + 1], max_gap, seed)?;
+        let before = masked(&prompt.head, &prompt.gaps[..k], &lengths);
+        let ranking = rank_lengths(model, judge, &prompt.vocab, &before, &gap.after, max_gap, seed)?;
         lengths.push(ranking[0].length);
         rankings.push(ranking);
     }
@@ -193,14 +204,14 @@ pub fn resolve(model: &(dyn Denoiser + Sync), judge: &Judge, prompt: &ElasticPro
 /// each gap's length. Draws at `learned::TEMPERATURE`, from `seed`.
 pub fn grow(model: &dyn Denoiser, prompt: &ElasticPrompt, max_gap: usize, seed: u64, on_frame: &mut dyn FnMut(Frame)) -> anyhow::Result<(Vec<u32>, Vec<usize>)> {
     let options = DecodeOptions { temperature: learned::TEMPERATURE, seed, ..DecodeOptions::DEFAULT };
-    let start = |k: usize| prompt.starts.get(k).copied().flatten().unwrap_or(learned::START_MASKS).min(max_gap);
-    let mut done = prompt.pieces[0].clone();
+    let start = |gap: &ElasticGap| gap.start.unwrap_or(learned::START_MASKS).min(max_gap);
+    let mut done = prompt.head.clone();
     let (mut lengths, mut steps) = (Vec::new(), 0);
-    for k in 0..prompt.gaps() {
-        let bounds = GapBounds { start: start(k), max_len: max_gap };
+    for (k, gap) in prompt.gaps.iter().enumerate() {
+        let bounds = GapBounds { start: start(gap), max_len: max_gap };
         // What follows the gap, as it stands: later gaps at their starting lengths.
-        let rest = ElasticPrompt { pieces: prompt.pieces[k + 1..].to_vec(), starts: Vec::new(), vocab: prompt.vocab.clone() };
-        let rest = cell::given(&rest.resolve(&(k + 1..prompt.gaps()).map(start).collect::<Vec<_>>()));
+        let later = &prompt.gaps[k + 1..];
+        let rest = cell::given(&masked(&gap.after, later, &later.iter().map(start).collect::<Vec<_>>()));
         let head = cell::given(&done);
         let mut last = Instant::now();
         let mut show = |s: &GapStep| {
@@ -217,11 +228,11 @@ pub fn grow(model: &dyn Denoiser, prompt: &ElasticPrompt, max_gap: usize, seed: 
                 elapsed: std::mem::replace(&mut last, Instant::now()).elapsed(),
             });
         };
-        let (fill, taken) = learned::fill(model, &done, &prompt.pieces[k + 1], bounds, &options, &mut show)?;
+        let (fill, taken) = learned::fill(model, &done, &gap.after, bounds, &options, &mut show)?;
         steps += taken;
         lengths.push(fill.len());
         done.extend(fill);
-        done.extend_from_slice(&prompt.pieces[k + 1]);
+        done.extend_from_slice(&gap.after);
     }
     Ok((done, lengths))
 }
@@ -234,12 +245,12 @@ mod tests {
     fn elastic_gaps_split_the_prompt_and_fixed_gaps_stay() {
         let vocab = Vocab::from_text("abc de").unwrap();
         let p = ElasticPrompt::parse("ab _* c__d_*", '_', &vocab).unwrap();
-        assert_eq!(p.gaps(), 2);
-        assert_eq!(vocab.decode(&p.pieces[1], '_'), " c__d");
+        assert_eq!(p.gaps.len(), 2);
+        assert_eq!(vocab.decode(&p.gaps[0].after, '_'), " c__d");
         assert_eq!(vocab.decode(&p.resolve(&[3, 0]), '_'), "ab ___ c__d");
         let err = ElasticPrompt::parse("ab_*cz", '_', &vocab).unwrap_err();
         assert_eq!(err, VocabError::UnknownChar { ch: 'z', pos: 5 }, "positions count in the whole prompt");
-        assert_eq!(p.starts, vec![None, None]);
+        assert!(p.gaps.iter().all(|g| g.start.is_none()));
     }
 
     #[test]
@@ -253,9 +264,9 @@ mod tests {
     fn a_count_after_an_elastic_gap_is_where_a_learned_gap_starts() {
         let vocab = Vocab::from_text("abc 123").unwrap();
         let p = ElasticPrompt::parse("a_*3 b_*12c_*123", '_', &vocab).unwrap();
-        assert_eq!(p.starts, vec![Some(3), Some(12), Some(12)], "at most two digits");
-        assert_eq!(vocab.decode(&p.pieces[1], '_'), " b");
-        assert_eq!(vocab.decode(&p.pieces[3], '_'), "3", "a third digit is text");
+        assert_eq!(p.gaps.iter().map(|g| g.start).collect::<Vec<_>>(), vec![Some(3), Some(12), Some(12)], "at most two digits");
+        assert_eq!(vocab.decode(&p.gaps[0].after, '_'), " b");
+        assert_eq!(vocab.decode(&p.gaps[2].after, '_'), "3", "a third digit is text");
         let err = ElasticPrompt::parse("a_*3 z", '_', &vocab).unwrap_err();
         assert_eq!(err, VocabError::UnknownChar { ch: 'z', pos: 5 });
     }

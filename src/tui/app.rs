@@ -110,7 +110,7 @@ impl App {
 
     /// Fills a prompt with elastic gaps: the worker chooses their lengths, then generates.
     fn launch_elastic(&mut self, elastic: crate::elastic::ElasticPrompt) -> Effect {
-        let provisional = elastic.resolve(&vec![0; elastic.gaps()]);
+        let provisional = elastic.resolve(&vec![0; elastic.gaps.len()]);
         let Effect::Generate(job) = self.launch(provisional.clone(), provisional.len(), cell::given(&provisional)) else {
             unreachable!("launch generates")
         };
@@ -258,7 +258,7 @@ impl App {
         }
         let elastic = crate::elastic::ElasticPrompt::parse(&self.infill.as_string(), super::infill::GAP, self.vocab()).ok()?;
         self.infill.elastic = None;
-        if elastic.gaps() > 0 {
+        if elastic.gaps.len() > 0 {
             if self.model.config.model.kind != crate::kind::ModelKind::Masked {
                 self.infill.message = Some("elastic gaps need a masked-diffusion model".into());
                 return None;
@@ -268,7 +268,7 @@ impl App {
             self.note = Some("choosing the elastic gap's length…".into());
             return Some(self.launch_elastic(elastic));
         }
-        let prompt = elastic.pieces[0].clone();
+        let prompt = elastic.head.clone();
         if let Err(why) = self.model.config.model.kind.check_prompt(&prompt) {
             self.infill.message = Some(why);
             return None;
@@ -285,7 +285,7 @@ impl App {
         e.chosen = if worse { (e.chosen + 1).min(n - 1) } else { e.chosen.saturating_sub(1) };
         let lengths: Vec<usize> = e.rankings.iter().enumerate().map(|(k, r)| r[if k == 0 { e.chosen } else { 0 }].length).collect();
         let elastic = crate::elastic::ElasticPrompt::parse(&self.infill.as_string(), super::infill::GAP, self.vocab()).ok()?;
-        if elastic.gaps() != lengths.len() {
+        if elastic.gaps.len() != lengths.len() {
             return None;
         }
         self.note = Some(format!("elastic gap: {} characters · i, then alt+↑/↓, for another length", lengths[0]));

@@ -599,7 +599,7 @@ fn an_elastic_gap_is_resolved_by_the_worker_ranked_on_the_infill_screen_and_anot
     let effects = a.handle_key(key(KeyCode::Enter));
     let [Effect::Generate(job)] = effects.as_slice() else { panic!("{effects:?}") };
     let elastic = job.elastic.clone().expect("the worker chooses the length");
-    assert_eq!(elastic.gaps(), 1);
+    assert_eq!(elastic.gaps.len(), 1);
     // The worker's answer: lengths 3, 5, 0 in that order.
     let cand = |length: usize, fill: &str| Candidate { length, fill: fill.into(), log_likelihood: 0.0, score: -(length as f64) };
     let prompt = elastic.resolve(&[3]);

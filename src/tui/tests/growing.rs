@@ -23,7 +23,7 @@ fn grown() -> crate::tui::app::App {
     assert!(a.infill.unknown_positions(a.vocab()).is_empty(), "the start count is the marker's, not text");
     let effects = a.handle_key(key(KeyCode::Enter));
     let [Effect::Generate(job)] = effects.as_slice() else { panic!("{effects:?}") };
-    assert_eq!(job.elastic.as_ref().unwrap().starts, vec![Some(2)]);
+    assert_eq!(job.elastic.as_ref().unwrap().gaps[0].start, Some(2));
     let (head, tail) = (a.vocab().encode("It is the ").unwrap(), a.vocab().encode(" sun").unwrap());
     let frame = |step: usize, gap: Vec<Cell>, decoded_now: Vec<usize>, resized_now: Vec<(usize, Resize)>| {
         let at = |v: Vec<usize>| v.into_iter().map(|i| i + head.len()).collect();
