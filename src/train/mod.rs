@@ -116,6 +116,30 @@ fn training_batch(config: &ModelConfig, settings: &TrainSettings, corpus: &Corpu
     edits::training_batch(&windows, seq_len, &rates, config.vocab_ids(), &is_letter, rng)
 }
 
+/// Refuses a run that cannot go ahead: windows that do not fit the text, or a resumed run that
+/// has already reached its end.
+fn check_run(settings: &TrainSettings, ckpt: &CheckpointConfig, corpus: &Corpus, seq_len: usize, resume: bool, out: &Path) -> Result<()> {
+    ensure!(seq_len >= 2, "--seq-len must be at least 2");
+    ensure!(
+        seq_len <= corpus.max_seq_len(),
+        "the text is too short for --seq-len {seq_len}: its validation split has {} characters",
+        corpus.val.len()
+    );
+    ensure!(
+        !ckpt.model.edits || seq_len + edits::GAP_ROWS.slack() <= corpus.train.len(),
+        "the text is too short to teach length states with --seq-len {seq_len}"
+    );
+    let (steps, wall_seconds) = (ckpt.training.steps, ckpt.training.wall_seconds);
+    ensure!(
+        !resume || !settings.finished(steps, wall_seconds),
+        "the checkpoint in {} already has {steps} steps in {}; pass a larger --{} to train further",
+        out.display(),
+        format_duration(wall_seconds),
+        if settings.time_budget.is_some() { "time" } else { "steps" }
+    );
+    Ok(())
+}
+
 pub fn train(
     settings: &TrainSettings,
     data: &DataSource,
@@ -131,24 +155,8 @@ pub fn train(
     let (mut ckpt, mut model, mut optim, corpus) = start(settings, data, out, resume, device)?;
     let model_config = ckpt.model.clone();
     let seq_len = settings.seq_len.min(model_config.context);
-    ensure!(seq_len >= 2, "--seq-len must be at least 2");
-    ensure!(
-        seq_len <= corpus.max_seq_len(),
-        "the text is too short for --seq-len {seq_len}: its validation split has {} characters",
-        corpus.val.len()
-    );
-    ensure!(
-        !model_config.edits || seq_len + edits::GAP_ROWS.slack() <= corpus.train.len(),
-        "the text is too short to teach length states with --seq-len {seq_len}"
-    );
+    check_run(settings, &ckpt, &corpus, seq_len, resume, out)?;
     let start_step = ckpt.training.steps;
-    ensure!(
-        !resume || !settings.finished(start_step, ckpt.training.wall_seconds),
-        "the checkpoint in {} already has {start_step} steps in {}; pass a larger --{} to train further",
-        out.display(),
-        format_duration(ckpt.training.wall_seconds),
-        if settings.time_budget.is_some() { "time" } else { "steps" }
-    );
     let mut meta = TrainingMeta {
         data_sha256: Some(corpus.sha256.clone()),
         data_file: Some(data.to_string()),
