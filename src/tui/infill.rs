@@ -4,8 +4,9 @@
 //! Ctrl-G to turn it into a gap (Ctrl-G with no selection inserts a 4-character gap); Alt+= and
 //! Alt+- grow or shrink the gap under the cursor; `_*` is an elastic gap, whose length the model
 //! chooses (Ctrl-E turns the gap under the cursor elastic and back); after a fill, Alt+↑/↓ take the
-//! next or previous length in its ranking. Characters the model's vocabulary lacks are shown in
-//! red and block the run until they are fixed.
+//! next or previous length in its ranking. Ctrl+arrows move by word, ctrl+backspace (or Ctrl-W,
+//! alt+backspace) deletes one. Characters the model's vocabulary lacks are shown in red and block
+//! the run until they are fixed.
 
 use super::theme::Theme;
 use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
@@ -104,6 +105,50 @@ impl InfillState {
 
     pub fn right(&mut self, select: bool) {
         self.move_to(self.cursor + 1, select);
+    }
+
+    /// Where the word before `pos` starts: back over spaces, then over the word (a gap's `_`s
+    /// count as a word, as do letters and digits).
+    fn word_start(&self, pos: usize) -> usize {
+        let word = |c: char| c.is_alphanumeric() || c == GAP || c == ELASTIC_MARK || c == '\'';
+        let mut i = pos;
+        while i > 0 && !word(self.text[i - 1]) {
+            i -= 1;
+        }
+        while i > 0 && word(self.text[i - 1]) {
+            i -= 1;
+        }
+        i
+    }
+
+    /// Where the word after `pos` ends.
+    fn word_end(&self, pos: usize) -> usize {
+        let word = |c: char| c.is_alphanumeric() || c == GAP || c == ELASTIC_MARK || c == '\'';
+        let mut i = pos;
+        while i < self.text.len() && !word(self.text[i]) {
+            i += 1;
+        }
+        while i < self.text.len() && word(self.text[i]) {
+            i += 1;
+        }
+        i
+    }
+
+    pub fn word_left(&mut self, select: bool) {
+        self.move_to(self.word_start(self.cursor), select);
+    }
+
+    pub fn word_right(&mut self, select: bool) {
+        self.move_to(self.word_end(self.cursor), select);
+    }
+
+    /// Deletes the selection, or the word before the cursor.
+    pub fn delete_word(&mut self) {
+        if !self.delete_selection() {
+            let start = self.word_start(self.cursor);
+            self.text.drain(start..self.cursor);
+            self.cursor = start;
+        }
     }
 
     /// Start and end of the line holding the cursor.
@@ -364,6 +409,21 @@ const KEYS: &[Binding<InfillState>] = &[
         move_cursor(s, key);
         vec![]
     } },
+    // As in other editors: ctrl moves by word (with shift, selects), ctrl+backspace and ctrl-w
+    // delete the word before the cursor.
+    Binding { keys: Keys::Ctrl(&[KeyCode::Left, KeyCode::Right]), shown: "", does: "word", run: |s, key, _| {
+        let select = key.modifiers.contains(KeyModifiers::SHIFT);
+        if key.code == KeyCode::Left { s.word_left(select) } else { s.word_right(select) }
+        vec![]
+    } },
+    Binding { keys: Keys::Ctrl(&[KeyCode::Backspace, KeyCode::Char('w'), KeyCode::Char('h')]), shown: "", does: "delete word", run: |s, _, _| {
+        s.delete_word();
+        vec![]
+    } },
+    Binding { keys: Keys::Alt(&[KeyCode::Backspace]), shown: "", does: "delete word", run: |s, _, _| {
+        s.delete_word();
+        vec![]
+    } },
     Binding { keys: Keys::Ctrl(&[KeyCode::Char('g')]), shown: "ctrl-g", does: "selection → gap", run: |s, _, _| {
         s.make_gap();
         vec![]
@@ -433,6 +493,31 @@ impl Component for InfillState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ctrl_moves_and_deletes_by_word_as_other_editors_do() {
+        let ctx_keys = |s: &mut InfillState, code: KeyCode, mods: KeyModifiers| {
+            let vocab = Vocab::from_text("ab").unwrap();
+            let model = crate::tui::shared::ModelInfo { name: String::new(), config: crate::checkpoint::CheckpointConfig::new(crate::model::Preset::Tiny.config(vocab.size()), vocab), backend: String::new() };
+            let theme = Theme::new(false);
+            let ctx = Context { model: &model, theme: &theme, note: None, settings: Default::default() };
+            s.handle_key(KeyEvent::new(code, mods), &ctx);
+        };
+        let mut s = InfillState::with_text("To be, or __ not");
+        ctx_keys(&mut s, KeyCode::Left, KeyModifiers::CONTROL);
+        assert_eq!(s.cursor, 13, "to the start of `not`");
+        ctx_keys(&mut s, KeyCode::Left, KeyModifiers::CONTROL);
+        assert_eq!(s.cursor, 10, "a gap is a word");
+        ctx_keys(&mut s, KeyCode::Right, KeyModifiers::CONTROL | KeyModifiers::SHIFT);
+        assert_eq!(s.selection(), Some((10, 12)), "shift selects by word");
+        ctx_keys(&mut s, KeyCode::End, KeyModifiers::NONE);
+        ctx_keys(&mut s, KeyCode::Backspace, KeyModifiers::CONTROL);
+        assert_eq!(s.as_string(), "To be, or __ ");
+        ctx_keys(&mut s, KeyCode::Char('w'), KeyModifiers::CONTROL);
+        assert_eq!(s.as_string(), "To be, or ");
+        ctx_keys(&mut s, KeyCode::Backspace, KeyModifiers::ALT);
+        assert_eq!((s.as_string().as_str(), s.cursor), ("To be, ", 7));
+    }
 
     #[test]
     fn selection_becomes_a_gap() {
