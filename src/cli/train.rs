@@ -91,7 +91,14 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
     let flags = &args.settings;
     let mut s = match args.resume.then(|| checkpoint::read_config(&args.out)).transpose()?.and_then(|c| c.training.settings) {
         Some(saved) => serde_json::from_value(saved).context("the checkpoint's saved training settings are unreadable")?,
-        None => TrainSettings::for_preset(Preset::Small),
+        None => {
+            // A new run, or one saved before settings were: the preset's recipe, the one asked for.
+            let mut s = TrainSettings::for_preset(Preset::Small);
+            if let Some(preset) = flags.get("preset") {
+                (setting("preset").set)(&mut s, preset).map_err(|e| anyhow!("--preset {preset}: {e}"))?;
+            }
+            s
+        }
     };
     for (name, text) in &flags.0 {
         let setting = setting(name);
