@@ -8,7 +8,7 @@
 //! imported from `gpt.pt` never saw it: its MASK embedding is zero.)
 
 use crate::diffusion::{DecodeOptions, Remask, Strategy};
-use crate::data::Batch;
+use crate::data::{Batch, Position, Row};
 use crate::model::{KvCache, Model};
 use crate::vocab::MASK_ID;
 use burn::prelude::*;
@@ -17,22 +17,12 @@ use burn::prelude::*;
 pub fn shifted_batch(windows: &[Vec<u32>]) -> Batch {
     let batch = windows.len();
     let seq = windows.first().map_or(0, Vec::len);
-    let mut inputs = Vec::with_capacity(batch * seq);
-    let mut targets = Vec::with_capacity(batch * seq);
+    let mut positions = Vec::with_capacity(batch * seq);
     for w in windows {
         assert_eq!(w.len(), seq, "all sequences in a batch have the same length");
-        inputs.extend(reading(w));
-        targets.extend_from_slice(w);
+        positions.extend(reading(w).zip(w).map(|(input, &target)| Position::asked(input, target)));
     }
-    Batch {
-        batch,
-        seq,
-        inputs,
-        targets,
-        weights: vec![1.0; batch * seq],
-        rates: vec![1.0; batch],
-        per_char: vec![1.0 / seq.max(1) as f32; batch],
-    }
+    Batch { batch, seq, positions, rows: vec![Row { rate: 1.0, per_char: 1.0 / seq.max(1) as f32 }; batch] }
 }
 
 /// What the model reads to predict `text`: MASK (start of window), then all but its last character.

@@ -180,20 +180,44 @@ mod tests {
     }
 }
 
-/// A training or validation batch, flattened row-major `[batch, seq]`.
+/// A training or validation batch: `batch` rows of `seq` positions, flattened row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub batch: usize,
     pub seq: usize,
+    pub positions: Vec<Position>,
+    pub rows: Vec<Row>,
+}
+
+/// One position of a batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
     /// What the model reads (MASK where a masked-diffusion batch hides a character).
-    pub inputs: Vec<u32>,
-    /// The character to predict at each position.
-    pub targets: Vec<u32>,
+    pub input: u32,
+    /// The character to predict.
+    pub target: u32,
     /// 1.0 where the loss is taken, 0.0 elsewhere.
-    pub weights: Vec<f32>,
-    /// Each sequence's mask rate, which a timestep-conditioned model is told.
-    pub rates: Vec<f32>,
-    /// Turns a sequence's summed loss into nats per character of the text: 1/(t·seq) for masked
+    pub weight: f32,
+}
+
+/// One row (sequence) of a batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row {
+    /// The row's noise rate, which a timestep-conditioned model is told.
+    pub rate: f32,
+    /// Turns the row's summed loss into nats per character of the text: 1/(t·seq) for masked
     /// diffusion (the ELBO), 1/seq for a model that predicts every character once.
-    pub per_char: Vec<f32>,
+    pub per_char: f32,
+}
+
+impl Position {
+    /// A position whose loss is taken: it reads `input` and predicts `target`.
+    pub fn asked(input: u32, target: u32) -> Self {
+        Position { input, target, weight: 1.0 }
+    }
+
+    /// A position the model reads but is not asked about.
+    pub fn read(token: u32) -> Self {
+        Position { input: token, target: token, weight: 0.0 }
+    }
 }

@@ -2,7 +2,7 @@
 //! evaluation on fixed held-out windows. Training minimises it; `eval` and training's validation
 //! report it. Each kind builds its batches (`ModelKind::batch`).
 
-use crate::data::{Batch, even_windows};
+use crate::data::{Batch, Position, even_windows};
 use crate::diffusion::masking::{MaskSchedule, timestep_bucket};
 use crate::model::Model;
 use burn::prelude::*;
@@ -23,22 +23,22 @@ pub struct EvalResult {
 /// loss times its `per_char`, averaged over sequences).
 pub fn losses(model: &Model, batch: &Batch, device: &Device) -> (Tensor<1>, Tensor<1>) {
     let (b, t) = (batch.batch, batch.seq);
-    let ints = |v: &[u32]| {
-        let data: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+    let ints = |id: fn(&Position) -> u32| {
+        let data: Vec<i64> = batch.positions.iter().map(|p| id(p) as i64).collect();
         Tensor::<2, Int>::from_data(TensorData::new(data, [b, t]), device)
     };
     let timesteps = model.time_emb.as_ref().map(|emb| {
         let n = emb.weight.dims()[0];
-        let ts: Vec<i64> = batch.rates.iter().map(|&r| timestep_bucket(r, n) as i64).collect();
+        let ts: Vec<i64> = batch.rows.iter().map(|r| timestep_bucket(r.rate, n) as i64).collect();
         Tensor::<1, Int>::from_data(TensorData::new(ts, [b]), device)
     });
-    let logits = model.forward(ints(&batch.inputs), timesteps);
+    let logits = model.forward(ints(|p| p.input), timesteps);
     let logp = log_softmax(logits, 2);
-    let nll = -logp.gather(2, ints(&batch.targets).unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2);
-    let weights = Tensor::<2>::from_data(TensorData::new(batch.weights.clone(), [b, t]), device);
+    let nll = -logp.gather(2, ints(|p| p.target).unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2);
+    let weights = Tensor::<2>::from_data(TensorData::new(batch.positions.iter().map(|p| p.weight).collect(), [b, t]), device);
     let weighted_nll = nll * weights.clone();
     let ce = weighted_nll.clone().sum() / weights.sum();
-    let per_char = Tensor::<1>::from_data(TensorData::new(batch.per_char.clone(), [b]), device);
+    let per_char = Tensor::<1>::from_data(TensorData::new(batch.rows.iter().map(|r| r.per_char).collect(), [b]), device);
     let nats_per_char = (weighted_nll.sum_dim(1).squeeze_dim::<1>(1) * per_char).mean();
     (ce, nats_per_char)
 }

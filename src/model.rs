@@ -203,40 +203,38 @@ pub fn rms_norm<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 #[derive(Debug, Clone)]
 pub struct RotaryAngles {
     half: usize,
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    /// (cos, sin) of each position's angle at each frequency, position by position.
+    angles: Vec<(f32, f32)>,
 }
 
 impl RotaryAngles {
     pub fn new(len: usize, head_dim: usize) -> Self {
         let half = head_dim / 2;
         let inv_freq: Vec<f64> = (0..half).map(|i| ROPE_BASE.powf(-((2 * i) as f64) / head_dim as f64)).collect();
-        let mut cos = Vec::with_capacity(len * half);
-        let mut sin = Vec::with_capacity(len * half);
+        let mut angles = Vec::with_capacity(len * half);
         for pos in 0..len {
             for &inv_freq in &inv_freq {
                 let angle = pos as f64 * inv_freq;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
+                angles.push((angle.cos() as f32, angle.sin() as f32));
             }
         }
-        RotaryAngles { half, cos, sin }
+        RotaryAngles { half, angles }
     }
 
     /// Positions covered.
     pub fn len(&self) -> usize {
-        self.cos.len() / self.half.max(1)
+        self.angles.len() / self.half.max(1)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.cos.is_empty()
+        self.angles.is_empty()
     }
 
     /// The tables of positions `0..seq_len` (at most `len()`) as tensors on `device`.
     pub fn rope(&self, seq_len: usize, device: &Device) -> Rope {
         let n = seq_len * self.half;
-        let table = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v[..n].to_vec(), [1, 1, seq_len, self.half]), device);
-        Rope { cos: table(&self.cos), sin: table(&self.sin) }
+        let table = |part: fn(&(f32, f32)) -> f32| Tensor::<4>::from_data(TensorData::new(self.angles[..n].iter().map(part).collect(), [1, 1, seq_len, self.half]), device);
+        Rope { cos: table(|a| a.0), sin: table(|a| a.1) }
     }
 }
 

@@ -6,7 +6,7 @@
 use crate::diffusion::masking::{MaskSchedule, draw_rates};
 use crate::diffusion::rules;
 use crate::diffusion::{Cell, DecodeOptions, Denoiser, Frame, Stepper, Time, cell};
-use crate::data::Batch;
+use crate::data::{Batch, Position, Row};
 use crate::vocab::MASK_ID;
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt};
@@ -23,16 +23,15 @@ pub fn corrupted_batch(windows: &[Vec<u32>], schedule: MaskSchedule, vocab_size:
     let batch = windows.len();
     let seq = windows.first().map_or(0, Vec::len);
     let rates = draw_rates(batch, schedule, rng);
-    let mut inputs = Vec::with_capacity(batch * seq);
-    let mut targets = Vec::with_capacity(batch * seq);
+    let mut positions = Vec::with_capacity(batch * seq);
     for (w, &t) in windows.iter().zip(&rates) {
         assert_eq!(w.len(), seq, "all sequences in a batch have the same length");
         for &c in w {
-            inputs.push(if rng.random::<f32>() < t { random_char(vocab_size, rng) } else { c });
-            targets.push(c);
+            positions.push(Position::asked(if rng.random::<f32>() < t { random_char(vocab_size, rng) } else { c }, c));
         }
     }
-    Batch { batch, seq, inputs, targets, weights: vec![1.0; batch * seq], rates, per_char: vec![1.0 / seq.max(1) as f32; batch] }
+    let rows = rates.iter().map(|&rate| Row { rate, per_char: 1.0 / seq.max(1) as f32 }).collect();
+    Batch { batch, seq, positions, rows }
 }
 
 /// Decodes one window of a uniform model: the positions to write start as random characters,
@@ -108,16 +107,16 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(5);
         let windows = vec![vec![7u32; 4000]; 8];
         let b = corrupted_batch(&windows, MaskSchedule::Stratified, 66, &mut rng);
-        for (row, &t) in b.rates.iter().enumerate() {
-            let inputs = &b.inputs[row * 4000..(row + 1) * 4000];
+        for (row, t) in b.rows.iter().map(|r| r.rate).enumerate() {
+            let inputs: Vec<u32> = b.positions[row * 4000..(row + 1) * 4000].iter().map(|p| p.input).collect();
             // A replacement draws 7 again with probability 1/65.
             let changed = inputs.iter().filter(|&&c| c != 7).count() as f32 / 4000.0;
             let expected = t * 64.0 / 65.0;
             assert!((changed - expected).abs() < 0.03, "row {row}: t {t}, changed {changed}");
             assert!(inputs.iter().all(|&c| c != MASK_ID && (c as usize) < 66));
         }
-        assert!(b.targets.iter().all(|&c| c == 7));
-        assert!(b.weights.iter().all(|&w| w == 1.0), "the loss is on every position");
+        assert!(b.positions.iter().all(|p| p.target == 7));
+        assert!(b.positions.iter().all(|p| p.weight == 1.0), "the loss is on every position");
     }
 
     /// Always predicts character `3` at every position.

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::store::pytorch_reader::PytorchReader;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tiny_diffusion::data::Batch;
+use tiny_diffusion::data::{Batch, Position, Row};
 use tiny_diffusion::vocab::MASK_ID;
 use tiny_diffusion::{checkpoint, train};
 use tiny_diffusion::model::Model;
@@ -117,15 +117,13 @@ fn training_case(name: &str, heads: usize, timesteps: &[usize]) -> (Model, Batch
     let targets = reader.get("targets").unwrap().read().unwrap();
     let inputs: Vec<u32> = e.tokens.iter().map(|&x| x as u32).collect();
     let rates: Vec<f32> = timesteps.iter().map(|&s| (s as f32 + 0.5) / 128.0).collect();
+    let targets = targets.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32);
     let batch = Batch {
         batch: e.shape[0],
         seq: e.shape[1],
-        weights: inputs.iter().map(|&x| if x == MASK_ID { 1.0 } else { 0.0 }).collect(),
-        per_char: rates.iter().map(|&t| 1.0 / (t * e.shape[1] as f32)).collect(),
-        targets: targets.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32).collect(),
-        inputs,
+        positions: inputs.iter().zip(targets).map(|(&input, target)| Position { input, target, weight: if input == MASK_ID { 1.0 } else { 0.0 } }).collect(),
         // The middle of each timestep bucket, so v1 models see the fixture's timesteps.
-        rates,
+        rows: rates.iter().map(|&rate| Row { rate, per_char: 1.0 / (rate * e.shape[1] as f32) }).collect(),
     };
     (model, batch, reader)
 }

@@ -7,7 +7,7 @@
 //! null where it has not looked, as at the prompt), with `looked_now`, the positions it looked at in
 //! this step.
 
-use crate::diffusion::{Belief, Frame};
+use crate::diffusion::{Cell, Frame};
 use crate::vocab::Vocab;
 use anyhow::{Context, Result};
 use std::fs::File;
@@ -49,37 +49,45 @@ struct Line<'a> {
     block: usize,
     step: usize,
     offset: usize,
-    tokens: Vec<u32>,
-    masked: Vec<bool>,
-    prompt: Vec<bool>,
-    confidence: Vec<f32>,
+    tokens: Column<'a, u32>,
+    masked: Column<'a, bool>,
+    prompt: Column<'a, bool>,
+    confidence: Column<'a, f32>,
     decoded_now: &'a [usize],
     remasked_now: &'a [usize],
     elapsed: f64,
     text: String,
-    top: Vec<Option<Vec<(char, f32)>>>,
-    entropy: Vec<Option<f32>>,
+    top: Column<'a, Option<Vec<(char, f32)>>>,
+    entropy: Column<'a, Option<f32>>,
     looked_now: Vec<usize>,
+}
+
+/// One field of every cell of the window, written as a JSON array as it is read off the cells.
+struct Column<'a, T>(&'a [Cell], &'a dyn Fn(&Cell) -> T);
+
+impl<T: serde::Serialize> serde::Serialize for Column<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(self.1))
+    }
 }
 
 fn line(frame: &Frame, vocab: &Vocab, mask_char: char) -> String {
     let cells = &frame.cells;
-    let tokens = frame.tokens();
-    let top = |b: &Belief| b.top.iter().filter(|(_, p)| *p > 0.0).map(|&(id, p)| (vocab.char(id).unwrap_or(mask_char), p)).collect();
+    let top = |c: &Cell| c.belief.map(|b| b.top.iter().filter(|(_, p)| *p > 0.0).map(|&(id, p)| (vocab.char(id).unwrap_or(mask_char), p)).collect());
     let line = Line {
         block: frame.block,
         step: frame.step,
         offset: frame.offset,
-        masked: cells.iter().map(|c| c.is_masked()).collect(),
-        prompt: cells.iter().map(|c| c.prompt).collect(),
-        confidence: cells.iter().map(|c| c.confidence).collect(),
+        tokens: Column(cells, &|c| c.token),
+        masked: Column(cells, &Cell::is_masked),
+        prompt: Column(cells, &|c| c.prompt),
+        confidence: Column(cells, &|c| c.confidence),
         decoded_now: &frame.decoded_now,
         remasked_now: &frame.remasked_now,
         elapsed: frame.elapsed.as_secs_f64() * 1e3,
-        text: vocab.decode(&tokens, mask_char),
-        tokens,
-        top: cells.iter().map(|c| c.belief.as_ref().map(top)).collect(),
-        entropy: cells.iter().map(|c| c.belief.map(|b| b.entropy)).collect(),
+        text: vocab.decode(&frame.tokens(), mask_char),
+        top: Column(cells, &top),
+        entropy: Column(cells, &|c| c.belief.map(|b| b.entropy)),
         looked_now: (0..cells.len()).filter(|&i| cells[i].belief.is_some_and(|b| b.step as usize == frame.step)).collect(),
     };
     serde_json::to_string(&line).expect("a trace line serialises")

@@ -9,7 +9,7 @@
 //! one mask labelled *expand*, and masks labelled *delete* appended to it. The other rows are the
 //! plain masked-diffusion objective, which keeps the model the writer it was.
 
-use crate::data::Batch;
+use crate::data::{Batch, Position};
 use crate::model::Model;
 use crate::vocab::MASK_ID;
 use burn::module::Param;
@@ -107,12 +107,10 @@ pub fn training_batch(windows: &[Vec<u32>], seq_len: usize, rates: &[f32], vocab
         }
         let cells = gap_row(window, seq_len, vocab_ids, is_letter, rng);
         for (i, c) in (row * seq_len..(row + 1) * seq_len).zip(&cells) {
-            batch.inputs[i] = c.input;
-            batch.targets[i] = c.target;
-            batch.weights[i] = if c.asked { 1.0 } else { 0.0 };
+            batch.positions[i] = Position { input: c.input, target: c.target, weight: if c.asked { 1.0 } else { 0.0 } };
         }
         // A gap row is not a draw from the forward process: it has no place in the ELBO.
-        batch.per_char[row] = 0.0;
+        batch.rows[row].per_char = 0.0;
     }
     batch
 }
@@ -247,28 +245,29 @@ mod tests {
         let windows: Vec<Vec<u32>> = (0..400).map(|_| (0..seq + GAP_ROWS.slack()).map(|_| rng.random_range(1..V as u32)).collect()).collect();
         let rates = vec![0.5; windows.len()];
         let b = training_batch(&windows, seq, &rates, V, &LETTER, &mut rng);
-        assert_eq!(b.inputs.len(), windows.len() * seq);
+        assert_eq!(b.positions.len(), windows.len() * seq);
+        let (inputs, targets): (Vec<u32>, Vec<u32>) = b.positions.iter().map(|p| (p.input, p.target)).unzip();
         let (mut gap_rows, mut expands, mut deletes, mut asked) = (0, 0, 0, 0);
         for (row, window) in windows.iter().enumerate() {
             let at = row * seq..(row + 1) * seq;
-            if b.per_char[row] != 0.0 {
-                assert_eq!(b.targets[at.clone()], window[..seq], "a plain row is its window");
+            if b.rows[row].per_char != 0.0 {
+                assert_eq!(targets[at.clone()], window[..seq], "a plain row is its window");
                 continue;
             }
             gap_rows += 1;
-            let asked_at: Vec<usize> = at.clone().filter(|&i| b.weights[i] > 0.0).collect();
+            let asked_at: Vec<usize> = at.clone().filter(|&i| b.positions[i].weight > 0.0).collect();
             assert!(!asked_at.is_empty());
             // The asked cells are one run: the gap, with known characters inside it only.
             let (first, last) = (asked_at[0], *asked_at.last().unwrap());
             assert!(last - first < GAP_ROWS.max_span + GAP_ROWS.max_pads);
             for i in asked_at {
-                assert_eq!(b.inputs[i], MASK_ID);
-                expands += (b.targets[i] == expand_id(V)) as usize;
-                deletes += (b.targets[i] == delete_id(V)) as usize;
+                assert_eq!(inputs[i], MASK_ID);
+                expands += (targets[i] == expand_id(V)) as usize;
+                deletes += (targets[i] == delete_id(V)) as usize;
                 asked += 1;
             }
             // The text before the gap is the window's.
-            assert_eq!(b.targets[at.start..first], window[..first - at.start]);
+            assert_eq!(targets[at.start..first], window[..first - at.start]);
         }
         let share = gap_rows as f64 / windows.len() as f64;
         assert!((share - GAP_ROWS.share).abs() < 0.08, "gap rows {share}");

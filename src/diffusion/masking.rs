@@ -1,6 +1,6 @@
 //! The forward (noising) process used in training: hide a random share of characters.
 
-use crate::data::Batch;
+use crate::data::{Batch, Position, Row};
 use crate::vocab::MASK_ID;
 use rand::{Rng, RngExt};
 
@@ -35,27 +35,22 @@ pub fn draw_rates(batch: usize, schedule: MaskSchedule, rng: &mut impl Rng) -> V
 pub fn mask_batch(sequences: &[Vec<u32>], rates: &[f32], rng: &mut impl Rng) -> Batch {
     let batch = sequences.len();
     let seq = sequences.first().map_or(0, Vec::len);
-    let mut inputs = Vec::with_capacity(batch * seq);
-    let mut targets = Vec::with_capacity(batch * seq);
-    let mut masked = Vec::with_capacity(batch * seq);
+    let mut positions = Vec::with_capacity(batch * seq);
     for (row, &t) in sequences.iter().zip(rates) {
         assert_eq!(row.len(), seq, "all sequences in a batch have the same length");
-        let start = masked.len();
+        let start = positions.len();
         for &tok in row {
             let hide = rng.random::<f32>() < t;
-            inputs.push(if hide { MASK_ID } else { tok });
-            targets.push(tok);
-            masked.push(if hide { 1.0 } else { 0.0 });
+            positions.push(if hide { Position::asked(MASK_ID, tok) } else { Position::read(tok) });
         }
-        if seq > 0 && masked[start..].iter().all(|&m| m == 0.0) {
-            let i = start + rng.random_range(0..seq);
-            inputs[i] = MASK_ID;
-            masked[i] = 1.0;
+        if seq > 0 && positions[start..].iter().all(|p| p.weight == 0.0) {
+            let p = &mut positions[start + rng.random_range(0..seq)];
+            *p = Position::asked(MASK_ID, p.target);
         }
     }
     // The ELBO weighs a sequence's masked losses by 1/t and spreads them over its length.
-    let per_char = rates.iter().map(|&t| 1.0 / (t * seq.max(1) as f32)).collect();
-    Batch { batch, seq, inputs, targets, weights: masked, rates: rates.to_vec(), per_char }
+    let rows = rates.iter().map(|&t| Row { rate: t, per_char: 1.0 / (t * seq.max(1) as f32) }).collect();
+    Batch { batch, seq, positions, rows }
 }
 
 /// Timestep bucket for a mask rate, for models with a timestep embedding.
@@ -74,13 +69,13 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let seqs = vec![vec![5u32; 1000], vec![7u32; 1000]];
         let b = mask_batch(&seqs, &[0.3, MIN_MASK_RATE], &mut rng);
-        let row0 = b.weights[..1000].iter().sum::<f32>();
-        let row1 = b.weights[1000..].iter().sum::<f32>();
+        let row0 = b.positions[..1000].iter().map(|p| p.weight).sum::<f32>();
+        let row1 = b.positions[1000..].iter().map(|p| p.weight).sum::<f32>();
         assert!((250.0..350.0).contains(&row0), "row0 masked {row0}");
         assert!(row1 >= 1.0);
         for i in 0..2000 {
-            assert_eq!(b.inputs[i] == MASK_ID, b.weights[i] == 1.0);
-            assert_ne!(b.targets[i], MASK_ID);
+            assert_eq!(b.positions[i].input == MASK_ID, b.positions[i].weight == 1.0);
+            assert_ne!(b.positions[i].target, MASK_ID);
         }
     }
 
