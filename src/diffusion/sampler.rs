@@ -162,7 +162,8 @@ impl Sampler {
     pub fn step(&mut self, model: &dyn Denoiser, rng: &mut impl Rng, block: usize, offset: usize) -> Frame {
         let start = Instant::now();
         let mut masked = self.masked_positions();
-        let provisional = self.provisional.clone();
+        // Taken: the checks below are this step's, and its commits make the next step's list.
+        let provisional = std::mem::take(&mut self.provisional);
         let looping = self.options.remask == Remask::Loop && super::remdm::loop_revises(self.step, self.options.steps);
         if masked.is_empty() && provisional.is_empty() && !looping {
             // Polish passes follow every schedule, ReMDM's too: its odds have nothing left to do here.
@@ -187,7 +188,6 @@ impl Sampler {
         let step = self.step + 1;
 
         let mut remasked_now = Vec::new();
-        self.provisional.clear();
         for (&i, row) in provisional.iter().zip(checks.chunks_exact(vocab)) {
             let cell = &mut self.cells[i];
             cell.belief = Some(rules::belief(row, self.options.temperature, step));

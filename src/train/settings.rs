@@ -17,6 +17,7 @@ use clap::ValueEnum;
 use clap::builder::PossibleValue;
 use serde::{Deserialize, Serialize};
 use std::fmt::Display;
+use std::ops::{Bound, RangeBounds};
 use std::str::FromStr;
 
 /// Most sequences a step may take: past it a batch's activations outgrow a machine's memory.
@@ -295,7 +296,7 @@ pub const SETTINGS: &[Setting] = &[
         Ok(())
     }, |s| name_of(&s.kind)).shapes_model().choices(choices::<ModelKind>),
     Setting::new("steps", "N", "Total optimizer steps", |s, t| {
-        (s.steps, s.time_budget) = (number(t, 1, MAX_STEPS)?, None);
+        (s.steps, s.time_budget) = (number(t, 1..=MAX_STEPS)?, None);
         Ok(())
     }, |s| s.steps.to_string()).conflicts_with("time").on_screen(|s, up| s.steps = if up { (s.steps * 2).min(1_000_000) } else { (s.steps / 2).max(10) }),
     Setting::new("time", "DURATION", "Train for this much wall time instead of a step count (3h, 90m, 1h30m, 600): the learning rate decays with the clock, so the run ends on time on any machine. With --resume, the time already trained counts", |s, t| {
@@ -303,9 +304,9 @@ pub const SETTINGS: &[Setting] = &[
         (s.time_budget, s.steps) = (Some(parse_duration(t)?), 0);
         Ok(())
     }, |s| s.time_budget.map(format_duration).unwrap_or_default()),
-    Setting::new("batch", "N", "Sequences per step", |s, t| set_number(&mut s.batch, t, 1, MAX_BATCH), |s| s.batch.to_string())
+    Setting::new("batch", "N", "Sequences per step", |s, t| set_number(&mut s.batch, t, 1..=MAX_BATCH), |s| s.batch.to_string())
         .on_screen(|s, up| s.batch = if up { (s.batch * 2).min(256) } else { (s.batch / 2).max(1) }),
-    Setting::new("seq-len", "N", "Characters per training sequence (at most the preset's context)", |s, t| set_number(&mut s.seq_len, t, 2, usize::MAX), |s| s.seq_len.to_string()),
+    Setting::new("seq-len", "N", "Characters per training sequence (at most the preset's context)", |s, t| set_number(&mut s.seq_len, t, 2..), |s| s.seq_len.to_string()),
     Setting::new("lr", "RATE", "Peak learning rate of AdamW, which trains the embedding and head (every weight when --muon-lr is 0); linear warmup, then cosine decay to --min-lr-ratio × lr", |s, t| {
         s.lr = positive(t)?;
         Ok(())
@@ -316,19 +317,19 @@ pub const SETTINGS: &[Setting] = &[
         s.lr = lr;
     }),
     Setting::new("muon-lr", "RATE", "Train the blocks' weight matrices with Muon at this peak learning rate (0: AdamW for every weight). Muon follows --lr's warmup and decay", |s, t| {
-        let rate: f64 = number(t, 0.0, f64::MAX)?;
+        let rate: f64 = number(t, 0.0..)?;
         s.muon_lr = (rate > 0.0).then_some(rate);
         Ok(())
     }, |s| s.muon_lr.map_or("0".into(), short_rate)),
-    Setting::new("min-lr-ratio", "RATIO", "Where the cosine decay ends, as a fraction of --lr (1.0: constant after warmup)", |s, t| set_number(&mut s.min_lr_ratio, t, 0.0, 1.0), |s| s.min_lr_ratio.to_string()),
-    Setting::new("warmup", "N", "Steps of linear warmup (at most a tenth of the run)", |s, t| set_number(&mut s.warmup_steps, t, 0, MAX_STEPS), |s| s.warmup_steps.to_string()),
-    Setting::new("weight-decay", "RATE", "AdamW's decoupled weight decay", |s, t| set_number(&mut s.weight_decay, t, 0.0, 1.0), |s| s.weight_decay.to_string()),
-    Setting::new("seed", "N", "Seeds the weights, the batches and the masks", |s, t| set_number(&mut s.seed, t, 0, u64::MAX), |s| s.seed.to_string()),
+    Setting::new("min-lr-ratio", "RATIO", "Where the cosine decay ends, as a fraction of --lr (1.0: constant after warmup)", |s, t| set_number(&mut s.min_lr_ratio, t, 0.0..=1.0), |s| s.min_lr_ratio.to_string()),
+    Setting::new("warmup", "N", "Steps of linear warmup (at most a tenth of the run)", |s, t| set_number(&mut s.warmup_steps, t, 0..=MAX_STEPS), |s| s.warmup_steps.to_string()),
+    Setting::new("weight-decay", "RATE", "AdamW's decoupled weight decay", |s, t| set_number(&mut s.weight_decay, t, 0.0..=1.0), |s| s.weight_decay.to_string()),
+    Setting::new("seed", "N", "Seeds the weights, the batches and the masks", |s, t| set_number(&mut s.seed, t, 0..), |s| s.seed.to_string()),
     Setting::new("mask-schedule", "SCHEDULE", "How each sequence's mask rate is drawn", |s, t| {
         s.mask_schedule = choice(t)?;
         Ok(())
     }, |s| name_of(&s.mask_schedule)).choices(choices::<MaskSchedule>),
-    Setting::new("timesteps", "N", "Add a learned timestep embedding with this many buckets (0: none)", |s, t| set_number(&mut s.timesteps, t, 0, usize::MAX), |s| s.timesteps.to_string()).shapes_model(),
+    Setting::new("timesteps", "N", "Add a learned timestep embedding with this many buckets (0: none)", |s, t| set_number(&mut s.timesteps, t, 0..), |s| s.timesteps.to_string()).shapes_model(),
     Setting::new("layers", "N", "Override the preset's layer count", |s, t| set_some(&mut s.n_layer, t), |s| show_some(s.n_layer)).shapes_model(),
     Setting::new("width", "N", "Override the preset's width (embedding size)", |s, t| set_some(&mut s.n_embd, t), |s| show_some(s.n_embd)).shapes_model(),
     Setting::new("heads", "N", "Override the preset's head count", |s, t| set_some(&mut s.n_head, t), |s| show_some(s.n_head)).shapes_model(),
@@ -336,9 +337,9 @@ pub const SETTINGS: &[Setting] = &[
         s.matmul = choice(t)?;
         Ok(())
     }, |s| name_of(&s.matmul)).choices(choices::<Matmul>),
-    Setting::new("eval-every", "N", "Validate every N steps (0: only at the end)", |s, t| set_number(&mut s.eval_every, t, 0, MAX_STEPS), |s| s.eval_every.to_string()),
-    Setting::new("sample-every", "N", "Print a sample every N steps (0: only at the end)", |s, t| set_number(&mut s.sample_every, t, 0, MAX_STEPS), |s| s.sample_every.to_string()),
-    Setting::new("save-every", "N", "Save a checkpoint every N steps (and always at the end)", |s, t| set_number(&mut s.save_every, t, 0, MAX_STEPS), |s| s.save_every.to_string()),
+    Setting::new("eval-every", "N", "Validate every N steps (0: only at the end)", |s, t| set_number(&mut s.eval_every, t, 0..=MAX_STEPS), |s| s.eval_every.to_string()),
+    Setting::new("sample-every", "N", "Print a sample every N steps (0: only at the end)", |s, t| set_number(&mut s.sample_every, t, 0..=MAX_STEPS), |s| s.sample_every.to_string()),
+    Setting::new("save-every", "N", "Save a checkpoint every N steps (and always at the end)", |s, t| set_number(&mut s.save_every, t, 0..=MAX_STEPS), |s| s.save_every.to_string()),
 ];
 
 /// The setting called `name`.
@@ -346,28 +347,26 @@ pub fn setting(name: &str) -> &'static Setting {
     SETTINGS.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no setting {name}"))
 }
 
-/// A number in `min..=max` (NaN is not in any range).
-fn number<T: FromStr + PartialOrd + Display>(text: &str, min: T, max: T) -> Result<T, String> {
+/// A number in `range` (NaN is in none); the error names the range.
+fn number<T: FromStr + PartialOrd + Display>(text: &str, range: impl RangeBounds<T>) -> Result<T, String> {
     let value: T = text.trim().parse().map_err(|_| format!("cannot read {text:?} as a number"))?;
-    if !(value >= min && value <= max) {
-        return Err(if max_is_open(&max) { format!("must be at least {min}") } else { format!("must be between {min} and {max}") });
+    if !range.contains(&value) {
+        return Err(match (range.start_bound(), range.end_bound()) {
+            (Bound::Included(min), Bound::Included(max)) => format!("must be between {min} and {max}"),
+            (Bound::Included(min), _) => format!("must be at least {min}"),
+            _ => "is out of range".to_string(),
+        });
     }
     Ok(value)
 }
 
-/// Whether `max` is a type's own limit, not one worth naming in an error.
-fn max_is_open<T: Display>(max: &T) -> bool {
-    let text = max.to_string();
-    text == usize::MAX.to_string() || text == u64::MAX.to_string() || text == f64::MAX.to_string()
-}
-
-fn set_number<T: FromStr + PartialOrd + Display>(field: &mut T, text: &str, min: T, max: T) -> Result<(), String> {
-    *field = number(text, min, max)?;
+fn set_number<T: FromStr + PartialOrd + Display>(field: &mut T, text: &str, range: impl RangeBounds<T>) -> Result<(), String> {
+    *field = number(text, range)?;
     Ok(())
 }
 
 fn set_some(field: &mut Option<usize>, text: &str) -> Result<(), String> {
-    *field = Some(number(text, 1, usize::MAX)?);
+    *field = Some(number(text, 1..)?);
     Ok(())
 }
 
@@ -376,7 +375,7 @@ fn show_some(value: Option<usize>) -> String {
 }
 
 fn positive(text: &str) -> Result<f64, String> {
-    let value: f64 = number(text, 0.0, f64::MAX)?;
+    let value: f64 = number(text, 0.0..)?;
     if value == 0.0 {
         return Err("must be a positive number".into());
     }
