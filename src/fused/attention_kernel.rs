@@ -54,13 +54,18 @@ unsafe fn matmul(dst: *mut f32, dst_rs: usize, m: usize, n: usize, k: usize, lhs
 /// backward pass.
 pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: HeadsMut, probs: Option<&mut [f32]>) {
     let (tq, tk, hd) = (dims.seq_q, dims.seq_kv, dims.head_dim);
-    let head = |i: usize, p: &mut [f32]| {
+    if hd == 0 {
+        return;
+    }
+    let head = |i: usize, p: *mut f32| {
         let (q, k, v) = (q.head(i), k.head(i), v.head(i));
         let (qs, ks, vs) = (q.row_stride as isize, k.row_stride as isize, v.row_stride as isize);
         let (o, os) = out.head(i);
         // SAFETY: the views hold each head (the callers' shapes); head i's output rows are
-        // written by this task only.
-        unsafe { matmul(p.as_mut_ptr(), tk, tq, tk, hd, (q.ptr, qs, 1), (k.ptr, 1, ks), dims.scale) };
+        // written by this task only; `p` has room for tq × tk scores, which the first matmul
+        // writes in full (head_dim > 0) before anything reads them.
+        unsafe { matmul(p, tk, tq, tk, hd, (q.ptr, qs, 1), (k.ptr, 1, ks), dims.scale) };
+        let p = unsafe { std::slice::from_raw_parts_mut(p, tq * tk) };
         for (i, row) in p.chunks_exact_mut(tk).enumerate() {
             // A causal row's hidden keys get probability 0 (and so no gradient backward).
             let (seen, hidden) = row.split_at_mut(dims.visible(i));
@@ -70,8 +75,9 @@ pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: HeadsMut, probs: O
         unsafe { matmul(o, os, tq, hd, tk, (p.as_ptr(), tk as isize, 1), (v.ptr, vs, 1), 1.0) };
     };
     match probs {
-        Some(probs) => probs.par_chunks_exact_mut(tq * tk).enumerate().for_each(|(i, p)| head(i, p)),
-        None => (0..dims.heads).into_par_iter().for_each_init(|| vec![0.0; tq * tk], |p, i| head(i, p)),
+        Some(probs) => probs.par_chunks_exact_mut(tq * tk).enumerate().for_each(|(i, p)| head(i, p.as_mut_ptr())),
+        // Each task's scores in a buffer of its own, not zero-filled: the first matmul writes it.
+        None => (0..dims.heads).into_par_iter().for_each_init(|| Vec::<f32>::with_capacity(tq * tk), |p, i| head(i, p.as_mut_ptr())),
     }
 }
 

@@ -1,11 +1,12 @@
 //! A bias-free linear layer, `y = x · w` (`w` stored `[in, out]`, as Burn's `Linear` does), as
 //! one op whose three matmuls (forward, and `dx = dy · wᵀ`, `dw = xᵀ · dy` backward) run through
 //! [`super::matmul`], in bf16 on the AMX tiles or in f32, reading the transposed operands in
-//! place: what a training step asks for ([`super::Matmul`]). Outside training it also serves
-//! inputs of a few rows (a cached denoising step), through [`super::skinny`], which does not copy
-//! the weight first as gemm does; everything else keeps Burn's `Linear`.
+//! place: what a training step asks for ([`super::Matmul`]). Outside training the same op serves
+//! every input in f32 (its output is not zero-filled and copied, as burn-flex's matmul output is);
+//! inputs of a few rows (a cached denoising step) go through [`super::skinny`], which does not
+//! copy the weight first as gemm does.
 
-use super::{Mat, contiguous_data, matmul, skinny, tensor, training_matmul};
+use super::{Mat, contiguous_data, product, skinny, tensor, training_matmul};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -38,13 +39,11 @@ impl Backward<Flex, 2> for LinearBackward {
         let ([d_in, d_out], rows) = (dims(&w), rows(&x));
         let [x_node, w_node] = ops.parents;
         if let Some(node) = x_node {
-            let mut dx = vec![0.0f32; rows * d_in];
-            matmul(rows, d_in, d_out, Mat::rows(contiguous_data(&dy), d_out), Mat::transposed(contiguous_data(&w), d_out), &mut dx, d_in, false);
+            let dx = product(rows, d_in, d_out, Mat::rows(contiguous_data(&dy), d_out), Mat::transposed(contiguous_data(&w), d_out));
             grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
         }
         if let Some(node) = w_node {
-            let mut dw = vec![0.0f32; d_in * d_out];
-            matmul(d_in, d_out, rows, Mat::transposed(contiguous_data(&x), d_in), Mat::rows(contiguous_data(&dy), d_out), &mut dw, d_out, false);
+            let dw = product(d_in, d_out, rows, Mat::transposed(contiguous_data(&x), d_in), Mat::rows(contiguous_data(&dy), d_out));
             grads.register::<Flex>(node.id, tensor(dw, [d_in, d_out]));
         }
     }
@@ -67,12 +66,13 @@ fn forward(x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let ([d_in, d_out], rows) = (dims(w), rows(x));
     let shape = x.layout().shape();
     assert_eq!(shape[shape.num_dims() - 1], d_in, "fused linear: the input's last dimension must be the weight's first");
-    let mut y = vec![0.0f32; rows * d_out];
-    if training_matmul().is_none() && skinny::serves(rows) {
+    let y = if training_matmul().is_none() && skinny::serves(rows) {
+        let mut y = vec![0.0f32; rows * d_out];
         skinny::matmul(contiguous_data(x), contiguous_data(w), &mut y, rows, d_in, d_out);
+        y
     } else {
-        matmul(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out), &mut y, d_out, false);
-    }
+        product(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out))
+    };
     let mut out_shape: Vec<usize> = shape.iter().copied().collect();
     *out_shape.last_mut().expect("a linear layer's input has dimensions") = d_out;
     tensor(y, Shape::from(out_shape))

@@ -82,3 +82,29 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs:
         );
     }
 }
+
+/// `a · b` (`a` `[m, k]`, `b` `[k, n]`) as a new row-major `[m, n]` buffer, through [`matmul`].
+/// In f32 the product is written straight into fresh memory: zero-filling it first cost a pass
+/// over every linear layer's output (burn-flex's own matmul also copied each output once more to
+/// align it: 3–4% of a denoising step in `perf`, docs/performance.md).
+pub fn product(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
+    if training_matmul() == Some(Matmul::Bf16) || m == 0 || n == 0 || k == 0 {
+        let mut c = vec![0.0f32; m * n];
+        matmul(m, n, k, a, b, &mut c, n, false);
+        return c;
+    }
+    let mut c = Vec::<f32>::with_capacity(m * n);
+    // SAFETY: `c` has room for m × n elements; gemm writes every one of them (k > 0) and, with
+    // `read_dst` false, reads none before; `a` and `b` hold theirs (the caller's contract).
+    unsafe {
+        gemm::gemm(
+            m, n, k,
+            c.as_mut_ptr(), 1, n as isize, false,
+            a.ptr, a.cs as isize, a.rs as isize,
+            b.ptr, b.cs as isize, b.rs as isize,
+            1.0, 1.0, false, false, false, gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        );
+        c.set_len(m * n);
+    }
+    c
+}

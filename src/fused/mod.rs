@@ -28,7 +28,7 @@ use burn::tensor::DType;
 use burn_flex::FlexTensor;
 use linear::FusedLinear;
 pub use amx::Mat;
-pub use matmul::{Matmul, MatmulGuard, matmul, training_matmul};
+pub use matmul::{Matmul, MatmulGuard, matmul, product, training_matmul};
 use pointwise::FusedPointwise;
 use rms_norm::FusedRmsNorm;
 
@@ -62,13 +62,12 @@ pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
     if available(&x) { fused_rope(x, cos, sin) } else { plain::rope(x, cos, sin) }
 }
 
-/// `layer.forward(x)`: in a training step ([`Matmul::apply`]) one fused op whose forward and
-/// backward matmuls run through [`matmul`] in the step's precision; outside training, for the
-/// few rows [`skinny::serves`], the same op through a kernel that reads the weight in place;
-/// Burn's f32 `Linear` otherwise, and wherever the fused ops are not [`available`].
+/// `layer.forward(x)`: one fused op where [`available`] (the model's layers have no bias), whose
+/// forward and backward matmuls run through [`matmul`], in the step's precision in a training step
+/// ([`Matmul::apply`]); outside training, inputs of a few rows ([`skinny::serves`]) go through a
+/// kernel that reads the weight in place. Burn's f32 `Linear` elsewhere.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let rows = x.dims()[..D - 1].iter().product::<usize>();
-    if layer.bias.is_none() && (training_matmul().is_some() || skinny::serves(rows)) && available(&x) {
+    if layer.bias.is_none() && available(&x) {
         Tensor::from_dispatch(<Dispatch as FusedLinear>::fused_linear(x.into_dispatch(), layer.weight.val().into_dispatch()))
     } else {
         layer.forward(x)
