@@ -69,13 +69,24 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs:
         return;
     }
     assert!(c.len() >= (m - 1) * c_rs + n, "output buffer too small");
-    let parallelism = gemm::Parallelism::Rayon(rayon::current_num_threads());
     // SAFETY: `c` holds the output (checked above); `a` and `b` hold theirs (the caller's
-    // contract, as for the AMX kernel). gemm computes dst = alpha·dst + beta·lhs·rhs.
+    // contract, as for the AMX kernel).
+    unsafe { gemm_f32(m, n, k, a, b, c.as_mut_ptr(), c_rs, accumulate) };
+}
+
+/// The gemm crate's f32 product on the current rayon pool: `c (+)= a · b`; gemm computes
+/// dst = alpha·dst + beta·lhs·rhs, and reads `c` only when `accumulate`.
+///
+/// # Safety
+/// `c` must address `m` rows of `n` elements `c_rs` apart, and `a` and `b` memory that holds them.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_f32(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool) {
+    let parallelism = gemm::Parallelism::Rayon(rayon::current_num_threads());
+    // SAFETY: the caller's contract.
     unsafe {
         gemm::gemm(
             m, n, k,
-            c.as_mut_ptr(), 1, c_rs as isize, accumulate,
+            c, 1, c_rs as isize, accumulate,
             a.ptr, a.cs as isize, a.rs as isize,
             b.ptr, b.cs as isize, b.rs as isize,
             1.0, 1.0, false, false, false, parallelism,
@@ -94,16 +105,10 @@ pub fn product(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
         return c;
     }
     let mut c = Vec::<f32>::with_capacity(m * n);
-    // SAFETY: `c` has room for m × n elements; gemm writes every one of them (k > 0) and, with
-    // `read_dst` false, reads none before; `a` and `b` hold theirs (the caller's contract).
+    // SAFETY: `c` has room for m × n elements; gemm writes every one of them (k > 0) and, not
+    // accumulating, reads none before; `a` and `b` hold theirs (the caller's contract).
     unsafe {
-        gemm::gemm(
-            m, n, k,
-            c.as_mut_ptr(), 1, n as isize, false,
-            a.ptr, a.cs as isize, a.rs as isize,
-            b.ptr, b.cs as isize, b.rs as isize,
-            1.0, 1.0, false, false, false, gemm::Parallelism::Rayon(rayon::current_num_threads()),
-        );
+        gemm_f32(m, n, k, a, b, c.as_mut_ptr(), n, false);
         c.set_len(m * n);
     }
     c
