@@ -110,38 +110,38 @@ impl Optimizer for ScaledMuon {
 }
 
 /// `g` (`[rows, cols]`, row-major) orthogonalised by Muon's quintic Newton–Schulz iteration:
-/// Burn's `zeropower_via_newtonschulz`, step for step, with the training step's products (bf16
-/// on the AMX tiles, as Keller Jordan's Muon iterates in bf16, or f32).
+/// Burn's `zeropower_via_newtonschulz`, with the training step's products (bf16 on the AMX tiles,
+/// as Keller Jordan's Muon iterates in bf16, or f32). With `X` the wide one of `g` and `gᵀ` and
+/// `A = X Xᵀ`, each step is `X ← (a I + b A + c A²) X`, grouped as `(a I + A (b I + c A)) X` so that
+/// the only passes outside the products are over `r × r` matrices. A tall `g` is iterated where it
+/// lies (`X` read as its transpose) instead of being copied into its transpose and back.
 fn orthogonalise(g: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
-    // Iterate on the wide orientation, `x xᵀ` being the smaller product.
     let tall = rows > cols;
     let (r, c) = (rows.min(cols), rows.max(cols));
-    let mut x = if tall { transpose(&g, rows, cols) } else { g };
+    let mut x = g;
     let norm = (x.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32).max(NS_EPSILON);
     x.iter_mut().for_each(|v| *v /= norm);
     let (ca, cb, cc) = NS_COEFFICIENTS;
-    let (mut gram, mut poly, mut next) = (vec![0.0f32; r * r], vec![0.0f32; r * r], vec![0.0f32; r * c]);
+    let (mut gram, mut scaled, mut poly, mut next) = (vec![0.0f32; r * r], vec![0.0f32; r * r], vec![0.0f32; r * r], vec![0.0f32; r * c]);
+    // X and Xᵀ as stored: `x` is `[r, c]` when wide, `[c, r]` when tall.
+    let (wide, wide_t) = if tall { (Mat::transposed as fn(&[f32], usize) -> Mat, Mat::rows as fn(&[f32], usize) -> Mat) } else { (Mat::rows as _, Mat::transposed as _) };
+    let stored_cols = if tall { r } else { c };
     for _ in 0..NS_STEPS {
-        // A = x xᵀ;  B = b·A + c·A²;  x ← a·x + B x
-        matmul(r, r, c, Mat::rows(&x, c), Mat::transposed(&x, c), &mut gram, r, false);
-        matmul(r, r, r, Mat::rows(&gram, r), Mat::rows(&gram, r), &mut poly, r, false);
-        poly.iter_mut().zip(&gram).for_each(|(p, &a)| *p = cb * a + cc * *p);
-        next.iter_mut().zip(&x).for_each(|(n, &v)| *n = ca * v);
-        matmul(r, c, r, Mat::rows(&poly, r), Mat::rows(&x, c), &mut next, c, true);
+        matmul(r, r, c, wide(&x, stored_cols), wide_t(&x, stored_cols), &mut gram, r, false);
+        // poly = A (b I + c A) + a I, with `scaled` = b I + c A.
+        scaled.iter_mut().zip(&gram).for_each(|(m, &v)| *m = cc * v);
+        (0..r).for_each(|i| scaled[i * (r + 1)] += cb);
+        matmul(r, r, r, Mat::rows(&gram, r), Mat::rows(&scaled, r), &mut poly, r, false);
+        (0..r).for_each(|i| poly[i * (r + 1)] += ca);
+        if tall {
+            // Xᵀ ← Xᵀ polyᵀ, stored `[c, r]`.
+            matmul(c, r, r, Mat::rows(&x, r), Mat::transposed(&poly, r), &mut next, r, false);
+        } else {
+            matmul(r, c, r, Mat::rows(&poly, r), Mat::rows(&x, c), &mut next, c, false);
+        }
         std::mem::swap(&mut x, &mut next);
     }
-    if tall { transpose(&x, r, c) } else { x }
-}
-
-/// The transpose of a row-major `[rows, cols]` matrix.
-fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; rows * cols];
-    for (i, row) in x.chunks_exact(cols).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            out[j * rows + i] = v;
-        }
-    }
-    out
+    x
 }
 
 #[cfg(test)]
