@@ -123,21 +123,21 @@ fn orthogonalise(g: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
     x.iter_mut().for_each(|v| *v /= norm);
     let (ca, cb, cc) = NS_COEFFICIENTS;
     let (mut gram, mut scaled, mut poly, mut next) = (vec![0.0f32; r * r], vec![0.0f32; r * r], vec![0.0f32; r * r], vec![0.0f32; r * c]);
-    // X and Xᵀ as stored: `x` is `[r, c]` when wide, `[c, r]` when tall.
-    let (wide, wide_t) = if tall { (Mat::transposed as fn(&[f32], usize) -> Mat, Mat::rows as fn(&[f32], usize) -> Mat) } else { (Mat::rows as _, Mat::transposed as _) };
-    let stored_cols = if tall { r } else { c };
+    // X (`[r, c]`) and Xᵀ as `x` holds them: `[r, c]` when wide, `[c, r]` when tall.
+    let x_and_xt = |x: &[f32]| if tall { (Mat::transposed(x, r), Mat::rows(x, r)) } else { (Mat::rows(x, c), Mat::transposed(x, c)) };
     for _ in 0..NS_STEPS {
-        matmul(r, r, c, wide(&x, stored_cols), wide_t(&x, stored_cols), &mut gram, r, false);
+        let (xm, xt) = x_and_xt(&x);
+        matmul(r, r, c, xm, xt, &mut gram, r, false);
         // poly = A (b I + c A) + a I, with `scaled` = b I + c A.
         scaled.iter_mut().zip(&gram).for_each(|(m, &v)| *m = cc * v);
         (0..r).for_each(|i| scaled[i * (r + 1)] += cb);
         matmul(r, r, r, Mat::rows(&gram, r), Mat::rows(&scaled, r), &mut poly, r, false);
         (0..r).for_each(|i| poly[i * (r + 1)] += ca);
         if tall {
-            // Xᵀ ← Xᵀ polyᵀ, stored `[c, r]`.
-            matmul(c, r, r, Mat::rows(&x, r), Mat::transposed(&poly, r), &mut next, r, false);
+            // X ← poly X, held as its transpose: Xᵀ polyᵀ, `[c, r]`.
+            matmul(c, r, r, xt, Mat::transposed(&poly, r), &mut next, r, false);
         } else {
-            matmul(r, c, r, Mat::rows(&poly, r), Mat::rows(&x, c), &mut next, c, false);
+            matmul(r, c, r, Mat::rows(&poly, r), xm, &mut next, c, false);
         }
         std::mem::swap(&mut x, &mut next);
     }
