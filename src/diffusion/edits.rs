@@ -259,7 +259,7 @@ mod tests {
             assert!(!asked_at.is_empty());
             // The asked cells are one run: the gap, with known characters inside it only.
             let (first, last) = (asked_at[0], *asked_at.last().unwrap());
-            assert!(last - first < GAP_ROWS.max_span + GAP_ROWS.max_pads);
+            assert!(last - first < GAP_ROWS.widest());
             for i in asked_at {
                 assert_eq!(inputs[i], MASK_ID);
                 expands += (targets[i] == expand_id(V)) as usize;
