@@ -335,19 +335,19 @@ impl Block {
         (self.finish(x, h, rope, queries, k.clone(), v.clone()), k, v)
     }
 
-    /// Like `forward` for some rows of a window (`x` holds them, `rope` their positions), which
-    /// are the `rows` ranges one after another; the other rows' keys and values come from
-    /// `cache_k` and `cache_v`.
-    pub fn forward_rows(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>, rows: &[Range<usize>], cache_k: Tensor<4>, cache_v: Tensor<4>) -> Tensor<3> {
+    /// Like `forward` for some rows of a window (`x` holds them, `rope` their positions): the
+    /// window's `rows` ranges, each starting at its row of `x` in `starts`, get their keys and
+    /// values from `x`; every other row's come from `cache_k` and `cache_v`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_rows(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>, rows: &[Range<usize>], starts: &[usize], cache_k: Tensor<4>, cache_v: Tensor<4>) -> Tensor<3> {
         let h = rms_norm(x.clone());
         let (k, v) = self.attn.keys_values(h.clone(), rope);
         let [b, heads, _, hd] = k.dims();
-        let (mut k_all, mut v_all, mut at) = (cache_k, cache_v, 0);
-        for r in rows {
+        let (mut k_all, mut v_all) = (cache_k, cache_v);
+        for (r, &at) in rows.iter().zip(starts) {
             let slot = [0..b, 0..heads, r.clone(), 0..hd];
             k_all = k_all.slice_assign(slot.clone(), k.clone().narrow(2, at, r.len()));
             v_all = v_all.slice_assign(slot, v.clone().narrow(2, at, r.len()));
-            at += r.len();
         }
         self.finish(x, h, rope, queries, k_all, v_all)
     }
@@ -435,9 +435,13 @@ impl Model {
 
     /// `forward_at`, also returning every block's keys and values for later `forward_rows` calls.
     pub fn forward_caching(&self, tokens: Tensor<2, Int>, timesteps: Option<Tensor<1, Int>>, positions: Option<Tensor<1, Int>>) -> (Tensor<3>, KvCache) {
-        if let Some(positions) = positions.as_ref().filter(|_| self.config.kind.is_causal()) {
-            // Causal attention aligns its queries with the last keys (`fused::attention`), so a
-            // causal model computes every row and picks the positions afterwards.
+        // Causal attention aligns its queries with the last keys (`fused::attention`), so a causal
+        // model computes every row and picks the positions afterwards. So does a GPU: 256 rows
+        // cost it little more than 8, and one row count is one set of kernels to compile and
+        // autotune instead of one per power of two of the masked count (on lavapipe those took
+        // most of a first `generate`; docs/performance.md).
+        let every_row = self.config.kind.is_causal() || !fused::on_flex(&tokens.device());
+        if let Some(positions) = positions.as_ref().filter(|_| every_row) {
             let (logits, cache) = self.forward_caching(tokens, timesteps, None);
             return (logits.select(1, positions.clone()), cache);
         }
@@ -466,18 +470,27 @@ impl Model {
             let n = v.len();
             Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &device)
         };
-        let recomputed: Vec<usize> = rows.iter().flat_map(|r| r.clone()).collect();
+        // The CPU runs the recomputed rows alone. A GPU runs every row and keeps the recomputed
+        // rows' keys and values (the same numbers, as the others' keys and values still come from
+        // the cache): one row count for every step, as in `forward_caching`.
+        let every_row = !fused::on_flex(&device);
+        let recomputed: Vec<usize> = if every_row { (0..t).collect() } else { rows.iter().flat_map(|r| r.clone()).collect() };
         let row_of = |p: usize| recomputed.iter().position(|&r| r == p).expect("every position lies in a recomputed row") as i64;
+        let starts: Vec<usize> = rows.iter().map(|r| row_of(r.start) as usize).collect();
         let queries = ints(positions.iter().map(|&p| row_of(p)).collect());
-        let recomputed = ints(recomputed.iter().map(|&r| r as i64).collect());
-        let rope = self.rope(t, &device).at(&recomputed);
-        let mut x = self.embed(tokens.select(1, recomputed), timesteps);
+        let (mut x, rope) = if every_row {
+            (self.embed(tokens, timesteps), self.rope(t, &device))
+        } else {
+            let recomputed = ints(recomputed.iter().map(|&r| r as i64).collect());
+            (self.embed(tokens.select(1, recomputed.clone()), timesteps), self.rope(t, &device).at(&recomputed))
+        };
         let last = self.blocks.len() - 1;
         for (i, (block, (k, v))) in self.blocks.iter().zip(&cache.blocks).enumerate() {
-            let q = (i == last).then_some(&queries);
-            x = block.forward_rows(x, &rope, q, rows, k.clone(), v.clone());
+            let q = (i == last && !every_row).then_some(&queries);
+            x = block.forward_rows(x, &rope, q, rows, &starts, k.clone(), v.clone());
         }
-        fused::linear(&self.lm_head, rms_norm(x))
+        let logits = fused::linear(&self.lm_head, rms_norm(x));
+        if every_row { logits.select(1, queries) } else { logits }
     }
 
     /// A causal model's next-character logits after `tokens` (`[1, n]`, the window's rows

@@ -34,7 +34,12 @@ use rms_norm::FusedRmsNorm;
 
 /// Whether `x` lives where the fused ops run: a burn-flex device (with or without autodiff), f32.
 pub fn available<const D: usize>(x: &Tensor<D>) -> bool {
-    matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && x.dtype() == DType::F32
+    on_flex(&x.device()) && x.dtype() == DType::F32
+}
+
+/// Whether `device` is burn-flex's CPU device, the one the fused ops are written for.
+pub fn on_flex(device: &Device) -> bool {
+    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
 /// `softmax(q kᵀ / √d) v` over `[batch, heads, seq, head_dim]`; there may be fewer queries than
