@@ -3,6 +3,8 @@
 
 use super::attention_kernel::{self as kernel, Dims};
 use super::heads::{Heads, HeadsLayout, dims as dims4, readable};
+use super::written;
+use std::mem::MaybeUninit;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -88,13 +90,19 @@ pub(super) fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, causal: bo
     let tk = dims4(&k)[2];
     assert_eq!(dims4(&k), [b, h, tk, hd], "fused attention: keys must match the queries' batch, heads and width");
     assert_eq!(dims4(&v), [b, h, tk, hd], "fused attention: values must match the keys' shape");
-    let mut out = vec![0.0f32; b * h * tq * hd];
     let mut probs = keep_probs.then(|| vec![0.0f32; b * h * tq * tk]);
     // No queries: an empty output. No keys: zeros, as burn-flex's own attention gives.
-    if !out.is_empty() && tk > 0 {
-        let target = HeadsLayout::TokenMajor.heads_mut(&mut out, [b, h, tq, hd]);
-        kernel::forward(Heads::of(&q), Heads::of(&k), Heads::of(&v), dims(&q, &k, causal), target, probs.as_deref_mut());
-    }
+    let n = b * h * tq * hd;
+    let out = if n == 0 || tk == 0 {
+        vec![0.0f32; n]
+    } else {
+        let fill = |out: &mut [MaybeUninit<f32>]| {
+            let target = HeadsLayout::TokenMajor.heads_unwritten(out, [b, h, tq, hd]);
+            kernel::forward(Heads::of(&q), Heads::of(&k), Heads::of(&v), dims(&q, &k, causal), target, probs.as_deref_mut());
+        };
+        // SAFETY: with keys, the kernel writes every row of every head's output.
+        unsafe { written(n, fill) }
+    };
     (HeadsLayout::TokenMajor.tensor(out, [b, h, tq, hd]), probs.map(|p| super::tensor(p, [b, h, tq, tk])))
 }
 

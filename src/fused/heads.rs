@@ -9,6 +9,7 @@
 
 use super::tensor;
 use burn_flex::FlexTensor;
+use std::mem::MaybeUninit;
 
 /// A row-major `[rows, cols]` matrix inside a larger buffer: `ptr` plus the step between rows
 /// (columns are adjacent). Transposition swaps the strides when the view is handed to gemm.
@@ -91,9 +92,18 @@ impl HeadsLayout {
     /// Where each head of `data`, laid out in this order for `shape`, starts: for a kernel to
     /// write them (each head's rows are disjoint from every other head's).
     pub fn heads_mut(self, data: &mut [f32], shape: [usize; 4]) -> HeadsMut {
-        assert_eq!(data.len(), shape.iter().product::<usize>(), "a buffer of the tensor's size");
+        self.heads_at(data.as_mut_ptr(), data.len(), shape)
+    }
+
+    /// [`Self::heads_mut`] of a buffer not yet written (see `super::written`).
+    pub fn heads_unwritten(self, data: &mut [MaybeUninit<f32>], shape: [usize; 4]) -> HeadsMut {
+        self.heads_at(data.as_mut_ptr().cast(), data.len(), shape)
+    }
+
+    fn heads_at(self, ptr: *mut f32, len: usize, shape: [usize; 4]) -> HeadsMut {
+        assert_eq!(len, shape.iter().product::<usize>(), "a buffer of the tensor's size");
         let [batch_stride, head_stride, row_stride, _] = self.strides(shape);
-        HeadsMut { ptr: data.as_mut_ptr(), batch_stride, head_stride, row_stride, heads: shape[1] }
+        HeadsMut { ptr, batch_stride, head_stride, row_stride, heads: shape[1] }
     }
 
     /// `data`, laid out in this order, as the `[batch, heads, seq, head_dim]` tensor `shape`.

@@ -27,6 +27,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use burn_flex::FlexTensor;
 use linear::FusedLinear;
+use std::mem::MaybeUninit;
 pub use amx::Mat;
 pub use matmul::{Matmul, MatmulGuard, matmul, product, training_matmul};
 use pointwise::FusedPointwise;
@@ -99,6 +100,20 @@ fn fused_rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
 fn contiguous_data(x: &FlexTensor) -> &[f32] {
     let start = x.layout().start_offset();
     &x.storage::<f32>()[start..start + x.layout().num_elements()]
+}
+
+/// `n` floats that `fill` writes, not zero-filled first: the fused ops write every element of
+/// their outputs, and zero-filling them was a pass over every activation (memset and the kernel
+/// clearing fresh pages: 3–6% of a `small` denoising step in `perf`, docs/performance.md).
+///
+/// # Safety
+/// `fill` must write every element.
+unsafe fn written(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` wrote all n elements (the caller's contract).
+    unsafe { v.set_len(n) };
+    v
 }
 
 fn tensor(data: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {

@@ -3,7 +3,7 @@
 //! multiplies, an add, a subtract and a concatenation), each with its own backward pass.
 
 use super::heads::{Heads, HeadsLayout, dims as dims4, readable};
-use super::{contiguous_data, tensor};
+use super::{contiguous_data, tensor, written};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -11,6 +11,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Elements per parallel task for the elementwise maps.
 const CHUNK: usize = 16 * 1024;
@@ -95,13 +96,16 @@ impl<C: CheckpointStrategy> FusedPointwise for Autodiff<Flex, C> {
 }
 
 fn relu_squared(x: &FlexTensor) -> FlexTensor {
-    let mut y = vec![0.0f32; x.layout().num_elements()];
-    y.par_chunks_mut(CHUNK).zip(contiguous_data(x).par_chunks(CHUNK)).for_each(|(y, x)| {
-        for (y, &x) in y.iter_mut().zip(x) {
-            let r = x.max(0.0);
-            *y = r * r;
-        }
-    });
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        y.par_chunks_mut(CHUNK).zip(contiguous_data(x).par_chunks(CHUNK)).for_each(|(y, x)| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                let r = x.max(0.0);
+                y.write(r * r);
+            }
+        })
+    };
+    // SAFETY: `x` and `y` have the same length, and each element of `y` is written.
+    let y = unsafe { written(x.layout().num_elements(), fill) };
     tensor(y, x.layout().shape().clone())
 }
 
@@ -115,9 +119,11 @@ fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layou
     let (cos, sin) = (contiguous_data(cos), contiguous_data(sin));
     assert_eq!(cos.len(), seq * half, "rotary tables must cover the sequence");
     let sign = if inverse { -1.0 } else { 1.0 };
-    let mut y = vec![0.0f32; shape.iter().product()];
-    if !y.is_empty() {
-        let (input, output) = (Heads::of(x), layout.heads_mut(&mut y, shape));
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        if y.is_empty() {
+            return;
+        }
+        let (input, output) = (Heads::of(x), layout.heads_unwritten(y, shape));
         // One task per (batch, head): `seq` rows, each rotated by its position's angles.
         (0..shape[0] * shape[1]).into_par_iter().for_each(|i| {
             let (x, (y, y_rs)) = (input.head(i), output.head(i));
@@ -137,6 +143,8 @@ fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layou
                 }
             }
         });
-    }
+    };
+    // SAFETY: one task per head writes each of its rows in full.
+    let y = unsafe { written(shape.iter().product(), fill) };
     layout.tensor(y, shape)
 }

@@ -7,7 +7,8 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
-use super::{contiguous_data as rows, tensor};
+use super::{contiguous_data as rows, tensor, written};
+use std::mem::MaybeUninit;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
@@ -72,16 +73,19 @@ impl<C: CheckpointStrategy> FusedRmsNorm for Autodiff<Flex, C> {
 
 fn forward(x: &FlexTensor, eps: f32) -> FlexTensor {
     let n = last_dim(x);
-    let mut y = vec![0.0f32; x.layout().num_elements()];
     let task = (n * ROWS_PER_TASK).max(1); // an empty tensor has no chunks
-    y.par_chunks_mut(task).zip(rows(x).par_chunks(task)).for_each(|(y, x)| {
-        for (y, x) in y.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-            let r = inv_rms(x, eps);
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = x * r;
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        y.par_chunks_mut(task).zip(rows(x).par_chunks(task)).for_each(|(y, x)| {
+            for (y, x) in y.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                let r = inv_rms(x, eps);
+                for (y, &x) in y.iter_mut().zip(x) {
+                    y.write(x * r);
+                }
             }
-        }
-    });
+        })
+    };
+    // SAFETY: the rows of `x` and `y` pair up, and every element of each row is written.
+    let y = unsafe { written(x.layout().num_elements(), fill) };
     like(y, x)
 }
 
