@@ -265,6 +265,11 @@ impl Rope {
         fused::rope(x, self.cos.clone(), self.sin.clone())
     }
 
+    /// `rms_norm(self.apply(x))`, one pass where the fused ops run: how queries and keys are made.
+    pub fn apply_rms_norm(&self, x: Tensor<4>) -> Tensor<4> {
+        fused::rope_rms_norm(x, self.cos.clone(), self.sin.clone(), RMS_EPS)
+    }
+
     /// The tables, `[1, 1, seq, head_dim / 2]` each.
     pub fn tables(&self) -> (Tensor<4>, Tensor<4>) {
         (self.cos.clone(), self.sin.clone())
@@ -288,13 +293,13 @@ impl Attention {
     /// Keys (rotated, normalised) and values of the rows of `x`, whose positions `rope` holds,
     /// as `[batch, heads, rows, head_dim]`.
     pub fn keys_values(&self, x: Tensor<3>, rope: &Rope) -> (Tensor<4>, Tensor<4>) {
-        let k = rms_norm(rope.apply(self.heads(fused::linear(&self.c_k, x.clone()))));
+        let k = rope.apply_rms_norm(self.heads(fused::linear(&self.c_k, x.clone())));
         (k, self.heads(fused::linear(&self.c_v, x)))
     }
 
     /// The output for the query rows `x_q` (positions in `rope_q`) over the keys and values given.
     pub fn attend(&self, x_q: Tensor<3>, rope_q: &Rope, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
-        let q = rms_norm(rope_q.apply(self.heads(fused::linear(&self.c_q, x_q))));
+        let q = rope_q.apply_rms_norm(self.heads(fused::linear(&self.c_q, x_q)));
         // Merging the heads copies nothing where attention is fused: it writes in this order.
         let y = fused::attention(q, k, v, self.causal).swap_dims(1, 2);
         let [b, t, h, hd] = y.dims();

@@ -80,6 +80,15 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// [`rope`], then [`rms_norm`] over `head_dim`: one pass where [`available`].
+pub fn rope_rms_norm(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> Tensor<4> {
+    if available(&x) {
+        Tensor::from_dispatch(<Dispatch as FusedPointwise>::fused_rope_rms_norm(x.into_dispatch(), cos.into_dispatch(), sin.into_dispatch(), eps as f32))
+    } else {
+        plain::rms_norm(plain::rope(x, cos, sin), eps)
+    }
+}
+
 fn fused_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as FusedAttention>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch(), causal))
 }

@@ -3,12 +3,13 @@
 //! multiplies, an add, a subtract and a concatenation), each with its own backward pass.
 
 use super::heads::{Heads, HeadsLayout, dims as dims4, readable};
+use super::rms_norm::{FusedRmsNorm, inv_rms};
 use super::{contiguous_data, tensor, written};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, backend_extension, tensor::FloatTensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -22,6 +23,8 @@ pub trait FusedPointwise: Backend {
     fn fused_relu_squared(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Half-split rotation of `[batch, heads, seq, head_dim]` by tables `[.., seq, head_dim / 2]`.
     fn fused_rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `fused_rope`, then RMSNorm of each head's rows: the queries' and keys' two ops as one pass.
+    fn fused_rope_rms_norm(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>, eps: f32) -> FloatTensor<Self>;
 }
 
 impl FusedPointwise for Flex {
@@ -29,7 +32,10 @@ impl FusedPointwise for Flex {
         relu_squared(&x.to_contiguous())
     }
     fn fused_rope(x: FlexTensor, cos: FlexTensor, sin: FlexTensor) -> FlexTensor {
-        rope(&readable(x), &cos.to_contiguous(), &sin.to_contiguous(), false, HeadsLayout::HeadMajor)
+        rope(&readable(x), &cos.to_contiguous(), &sin.to_contiguous(), false, HeadsLayout::HeadMajor, None)
+    }
+    fn fused_rope_rms_norm(x: FlexTensor, cos: FlexTensor, sin: FlexTensor, eps: f32) -> FlexTensor {
+        rope(&readable(x), &cos.to_contiguous(), &sin.to_contiguous(), false, HeadsLayout::HeadMajor, Some(eps))
     }
 }
 
@@ -67,7 +73,7 @@ impl Backward<Flex, 3> for RopeBackward {
         let grad_out = readable(grads.consume::<Flex>(&ops.node));
         let [Some(node), _, _] = ops.parents else { return };
         let (cos, sin, layout) = ops.state;
-        grads.register::<Flex>(node.id, rope(&grad_out, &cos, &sin, true, layout));
+        grads.register::<Flex>(node.id, rope(&grad_out, &cos, &sin, true, layout, None));
     }
 }
 
@@ -87,11 +93,19 @@ impl<C: CheckpointStrategy> FusedPointwise for Autodiff<Flex, C> {
         let prep = RopeBackward.prepare::<C>([x.node(), cos.node(), sin.node()]).compute_bound().stateful();
         let x = readable(x.into_primitive());
         let (cos, sin) = (cos.into_primitive().to_contiguous(), sin.into_primitive().to_contiguous());
-        let y = rope(&x, &cos, &sin, false, HeadsLayout::HeadMajor);
+        let y = rope(&x, &cos, &sin, false, HeadsLayout::HeadMajor, None);
         match prep {
             OpsKind::Tracked(prep) => prep.finish((cos, sin, HeadsLayout::of(&x)), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
+    }
+
+    /// Tracked, the two ops, each with its own backward pass; else the one pass.
+    fn fused_rope_rms_norm(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>, eps: f32) -> FloatTensor<Self> {
+        if x.is_tracked() {
+            return Self::fused_rms_norm(Self::fused_rope(x, cos, sin), eps);
+        }
+        Self::from_inner(Flex::fused_rope_rms_norm(Self::inner(x), Self::inner(cos), Self::inner(sin), eps))
     }
 }
 
@@ -110,9 +124,11 @@ fn relu_squared(x: &FlexTensor) -> FlexTensor {
 }
 
 /// `[x1, x2] → [x1·cos + x2·sin, x2·cos − x1·sin]` per row of `head_dim`, or with `inverse` the
-/// opposite rotation `[y1·cos − y2·sin, y1·sin + y2·cos]` (the backward pass). Reads `x` through
-/// its strides ([`readable`]); writes the result laid out as `layout` says.
-fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layout: HeadsLayout) -> FlexTensor {
+/// opposite rotation `[y1·cos − y2·sin, y1·sin + y2·cos]` (the backward pass); with `norm`, each
+/// rotated row is then RMS-normalised with that epsilon, as [`super::rms_norm`] would (the same
+/// arithmetic, in the same pass). Reads `x` through its strides ([`readable`]); writes the result
+/// laid out as `layout` says.
+fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layout: HeadsLayout, norm: Option<f32>) -> FlexTensor {
     let shape = dims4(x);
     let [_, _, seq, head_dim] = shape;
     let half = head_dim / 2;
@@ -131,15 +147,21 @@ fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layou
                 // SAFETY: row `pos` of head i holds head_dim elements in both buffers, and only
                 // this task writes head i's rows of `y`.
                 let (x, y) = unsafe {
-                    (std::slice::from_raw_parts(x.ptr.add(pos * x.row_stride), head_dim), std::slice::from_raw_parts_mut(y.add(pos * y_rs), head_dim))
+                    (std::slice::from_raw_parts(x.ptr.add(pos * x.row_stride), head_dim), std::slice::from_raw_parts_mut(y.add(pos * y_rs).cast::<MaybeUninit<f32>>(), head_dim))
                 };
                 let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
                 let (x1, x2) = x.split_at(half);
                 let (y1, y2) = y.split_at_mut(half);
                 for i in 0..half {
                     let si = sign * s[i];
-                    y1[i] = x1[i] * c[i] + x2[i] * si;
-                    y2[i] = x2[i] * c[i] - x1[i] * si;
+                    y1[i].write(x1[i] * c[i] + x2[i] * si);
+                    y2[i].write(x2[i] * c[i] - x1[i] * si);
+                }
+                if let Some(eps) = norm {
+                    // SAFETY: the loop above wrote the whole row (head_dim is even).
+                    let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                    let r = inv_rms(y, eps);
+                    y.iter_mut().for_each(|v| *v *= r);
                 }
             }
         });

@@ -89,7 +89,7 @@ fn forward(x: &FlexTensor, eps: f32) -> FlexTensor {
     like(y, x)
 }
 
-fn inv_rms(row: &[f32], eps: f32) -> f32 {
+pub(super) fn inv_rms(row: &[f32], eps: f32) -> f32 {
     1.0 / (dot(row, row) / row.len() as f32 + eps).sqrt()
 }
 

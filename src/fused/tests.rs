@@ -189,6 +189,34 @@ fn the_fused_rope_matches_the_plain_one_forward_and_backward() {
 }
 
 #[test]
+fn rotary_then_norm_in_one_pass_is_the_two_ops_bit_for_bit_and_trains_as_they_do() {
+    let eps = crate::model::RMS_EPS;
+    let device = Device::flex();
+    device.seed(9);
+    let rope_tables = crate::model::Rope::new(13, 8, &device);
+    let (cos, sin) = rope_tables.tables();
+    // Strided like the model's heads.
+    let x = Tensor::<4>::random([2, 13, 3, 8], Distribution::Normal(0.0, 2.0), &device).swap_dims(1, 2);
+    let one_pass = rope_rms_norm(x.clone(), cos.clone(), sin.clone(), eps);
+    let two_ops = rms_norm(rope(x.clone(), cos.clone(), sin.clone()), eps);
+    assert_eq!(max_abs_diff(one_pass.clone(), two_ops), 0.0, "the same arithmetic");
+    assert_close("against the plain ops", one_pass, plain::rms_norm(plain::rope(x, cos, sin), eps));
+    // Tracked by autodiff, the gradient is the two ops' (each keeps its own backward pass).
+    let device = Device::flex().autodiff();
+    device.seed(10);
+    let rope_tables = crate::model::Rope::new(13, 8, &device);
+    let (cos, sin) = rope_tables.tables();
+    let x = Tensor::<4>::random([2, 13, 3, 8], Distribution::Normal(0.0, 2.0), &device).swap_dims(1, 2);
+    let w = Tensor::<4>::random([2, 3, 13, 8], Distribution::Normal(0.0, 1.0), &device);
+    // Untracked on the autodiff device (evaluation during training): the one pass.
+    assert_eq!(max_abs_diff(rope_tables.apply_rms_norm(x.clone()), rms_norm(rope_tables.apply(x.clone()), eps)), 0.0);
+    let (y_one, g_one) = value_and_grad(|x| rope_tables.apply_rms_norm(x), &x, &w);
+    let (y_plain, g_plain) = value_and_grad(|x| plain::rms_norm(plain::rope(x, cos.clone(), sin.clone()), eps), &x, &w);
+    assert_close("tracked output", y_one, y_plain);
+    assert_close("tracked gradient", g_one, g_plain);
+}
+
+#[test]
 fn fused_attention_with_no_queries_or_no_keys_gives_empty_or_zero_outputs_and_gradients() {
     let device = Device::flex().autodiff();
     for (queries, keys) in [(0, 5), (4, 0)] {
@@ -211,6 +239,7 @@ fn fused_norm_and_rope_accept_empty_tensors() {
     let rope_tables = crate::model::Rope::new(0, 8, &device);
     assert_eq!(rope_tables.apply(Tensor::<4>::zeros([1, 2, 0, 8], &device)).dims(), [1, 2, 0, 8]);
     assert_eq!(rms_norm(Tensor::<3>::zeros([1, 0, 8], &device), crate::model::RMS_EPS).dims(), [1, 0, 8]);
+    assert_eq!(rope_tables.apply_rms_norm(Tensor::<4>::zeros([1, 2, 0, 8], &device)).dims(), [1, 2, 0, 8]);
 }
 
 #[test]
