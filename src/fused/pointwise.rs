@@ -134,6 +134,8 @@ fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layou
     let half = head_dim / 2;
     let (cos, sin) = (contiguous_data(cos), contiguous_data(sin));
     assert_eq!(cos.len(), seq * half, "rotary tables must cover the sequence");
+    // Each row is written as two halves: an odd width would leave its last element unwritten.
+    assert!(head_dim.is_multiple_of(2), "rotary embeddings need an even head_dim");
     let sign = if inverse { -1.0 } else { 1.0 };
     let fill = |y: &mut [MaybeUninit<f32>]| {
         if y.is_empty() {
@@ -158,7 +160,7 @@ fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layou
                     y2[i].write(x2[i] * c[i] - x1[i] * si);
                 }
                 if let Some(eps) = norm {
-                    // SAFETY: the loop above wrote the whole row (head_dim is even).
+                    // SAFETY: the loop above wrote the whole row (head_dim is even, asserted above).
                     let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
                     let r = inv_rms(y, eps);
                     y.iter_mut().for_each(|v| *v *= r);
