@@ -297,9 +297,20 @@ impl Attention {
         (k, self.heads(fused::linear(&self.c_v, x)))
     }
 
+    /// Queries, keys (both rotated, normalised) and values of every row of `x`, whose positions
+    /// `rope` holds, as `[batch, heads, rows, head_dim]`: one op where the fused kernels run.
+    pub fn queries_keys_values(&self, x: Tensor<3>, rope: &Rope) -> [Tensor<4>; 3] {
+        let (cos, sin) = rope.tables();
+        fused::projections(x, [&self.c_q, &self.c_k, &self.c_v], self.n_head, cos, sin, RMS_EPS)
+    }
+
     /// The output for the query rows `x_q` (positions in `rope_q`) over the keys and values given.
     pub fn attend(&self, x_q: Tensor<3>, rope_q: &Rope, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
-        let q = rope_q.apply_rms_norm(self.heads(fused::linear(&self.c_q, x_q)));
+        self.attend_queries(rope_q.apply_rms_norm(self.heads(fused::linear(&self.c_q, x_q))), k, v)
+    }
+
+    /// The output for the queries `q` over the keys and values given.
+    fn attend_queries(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
         // Merging the heads copies nothing where attention is fused: it writes in this order.
         let y = fused::attention(q, k, v, self.causal).swap_dims(1, 2);
         let [b, t, h, hd] = y.dims();
@@ -336,6 +347,11 @@ impl Block {
     /// block's keys and values of every row.
     pub fn forward(&self, x: Tensor<3>, rope: &Rope, queries: Option<&Tensor<1, Int>>) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
         let h = rms_norm(x.clone());
+        if queries.is_none() {
+            let [q, k, v] = self.attn.queries_keys_values(h, rope);
+            let x = x + self.attn.attend_queries(q, k.clone(), v.clone());
+            return (x.clone() + self.mlp.forward(rms_norm(x)), k, v);
+        }
         let (k, v) = self.attn.keys_values(h.clone(), rope);
         (self.finish(x, h, rope, queries, k.clone(), v.clone()), k, v)
     }

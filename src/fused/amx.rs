@@ -11,6 +11,7 @@
 //! [`available`] says whether this CPU and kernel can run it (x86-64 with AMX-BF16, and Linux
 //! granting the process the tile state); callers fall back to f32 elsewhere.
 
+use super::OutPtr;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -133,13 +134,6 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs:
         }
     });
 }
-
-/// A pointer that parallel tasks write through, each to its own part of the buffer.
-#[derive(Clone, Copy)]
-struct OutPtr<E>(*mut E);
-// SAFETY: every use gives each task a part of the buffer no other task touches.
-unsafe impl<E> Send for OutPtr<E> {}
-unsafe impl<E> Sync for OutPtr<E> {}
 
 /// A packed operand: `strips × kt` tiles of `len` elements, strip by strip, each tile filled by
 /// `fill(strip, p, tile)`. The tasks run over strips, or over `p` (`by_depth`) where the source

@@ -81,7 +81,23 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs:
 /// `c` must address `m` rows of `n` elements `c_rs` apart, and `a` and `b` memory that holds them.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_f32(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool) {
-    let parallelism = gemm::Parallelism::Rayon(rayon::current_num_threads());
+    // SAFETY: the caller's contract.
+    unsafe { gemm_f32_on(gemm::Parallelism::Rayon(rayon::current_num_threads()), m, n, k, a, b, c, c_rs, accumulate) }
+}
+
+/// `c = a · b` in f32 on this thread alone, for a kernel that splits the work itself.
+///
+/// # Safety
+/// As [`gemm_f32`].
+pub(super) unsafe fn product_on_this_thread(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { gemm_f32_on(gemm::Parallelism::None, m, n, k, a, b, c, c_rs, false) }
+}
+
+/// # Safety
+/// As [`gemm_f32`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_f32_on(parallelism: gemm::Parallelism, m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool) {
     // SAFETY: the caller's contract.
     unsafe {
         gemm::gemm(

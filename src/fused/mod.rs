@@ -15,6 +15,7 @@ mod linear;
 mod matmul;
 pub mod plain;
 mod pointwise;
+mod projections;
 mod rms_norm;
 mod skinny;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use std::mem::MaybeUninit;
 pub use amx::Mat;
 pub use matmul::{Matmul, MatmulGuard, matmul, product, training_matmul};
 use pointwise::FusedPointwise;
+use projections::FusedProjections;
 use rms_norm::FusedRmsNorm;
 
 /// Whether `x` lives where the fused ops run: a burn-flex device (with or without autodiff), f32.
@@ -89,6 +91,27 @@ pub fn rope_rms_norm(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> 
     }
 }
 
+/// An attention layer's queries, keys and values of `x` (`[batch, seq, in]`) for `heads` heads,
+/// each `[batch, heads, seq, head_dim]`: `x · w` for each layer, the queries and keys then rotated
+/// by `cos` and `sin` and RMS-normalised ([`rope_rms_norm`]). One op where [`available`] at
+/// inference for the rows gemm serves (the same arithmetic); the separate ops elsewhere.
+pub fn projections(x: Tensor<3>, [q, k, v]: [&Linear; 3], heads: usize, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> [Tensor<4>; 3] {
+    let [b, t, _] = x.dims();
+    let split = |y: Tensor<3>| {
+        let width = y.dims()[2];
+        y.reshape([b, t, heads, width / heads]).swap_dims(1, 2)
+    };
+    let inference = [q, k, v].iter().all(|l| l.bias.is_none() && !l.weight.val().is_require_grad()) && training_matmul().is_none();
+    if !(inference && available(&x) && !skinny::serves(b * t)) {
+        let [q, k, v] = [q, k, v].map(|l| split(linear(l, x.clone())));
+        return [rope_rms_norm(q, cos.clone(), sin.clone(), eps), rope_rms_norm(k, cos, sin, eps), v];
+    }
+    let [w_q, w_k, w_v] = [q, k, v].map(|l| l.weight.val().into_dispatch());
+    let stacked = <Dispatch as FusedProjections>::fused_projections(x.into_dispatch(), w_q, w_k, w_v, cos.into_dispatch(), sin.into_dispatch(), heads, eps as f32);
+    let stacked = Tensor::<4>::from_dispatch(stacked);
+    [0, 1, 2].map(|i| split(stacked.clone().narrow(0, i, 1).reshape([b, t, stacked.dims()[3]])))
+}
+
 fn fused_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as FusedAttention>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch(), causal))
 }
@@ -123,6 +146,25 @@ unsafe fn written(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f
     // SAFETY: `fill` wrote all n elements (the caller's contract).
     unsafe { v.set_len(n) };
     v
+}
+
+/// A pointer that parallel tasks write through, each to its own part of the buffer.
+#[derive(Clone, Copy)]
+struct OutPtr<E>(*mut E);
+// SAFETY: every use gives each task a part of the buffer no other task touches.
+unsafe impl<E> Send for OutPtr<E> {}
+unsafe impl<E> Sync for OutPtr<E> {}
+
+impl<E> OutPtr<E> {
+    /// The element `offset` places past the start (a method, so that a closure captures the
+    /// whole `Sync` wrapper rather than its pointer).
+    ///
+    /// # Safety
+    /// As [`pointer::add`]: the result must lie inside the buffer.
+    unsafe fn add(self, offset: usize) -> *mut E {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.add(offset) }
+    }
 }
 
 fn tensor(data: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {

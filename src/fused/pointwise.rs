@@ -3,7 +3,7 @@
 //! multiplies, an add, a subtract and a concatenation), each with its own backward pass.
 
 use super::heads::{Heads, HeadsLayout, dims as dims4, readable};
-use super::rms_norm::{FusedRmsNorm, inv_rms};
+use super::rms_norm::{FusedRmsNorm, normalise_in_place};
 use super::{contiguous_data, tensor, written};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -123,6 +123,18 @@ fn relu_squared(x: &FlexTensor) -> FlexTensor {
     tensor(y, x.layout().shape().clone())
 }
 
+/// One head's row rotated in place by its position's `cos` and `sin` (half its width each), then
+/// RMS-normalised: the arithmetic of [`rope`] with `norm` for that row.
+pub(super) fn rotate_normalise_in_place(row: &mut [f32], c: &[f32], s: &[f32], eps: f32) {
+    let (y1, y2) = row.split_at_mut(c.len());
+    for i in 0..c.len() {
+        let (x1, x2) = (y1[i], y2[i]);
+        y1[i] = x1 * c[i] + x2 * s[i];
+        y2[i] = x2 * c[i] - x1 * s[i];
+    }
+    normalise_in_place(row, eps);
+}
+
 /// `[x1, x2] → [x1·cos + x2·sin, x2·cos − x1·sin]` per row of `head_dim`, or with `inverse` the
 /// opposite rotation `[y1·cos − y2·sin, y1·sin + y2·cos]` (the backward pass); with `norm`, each
 /// rotated row is then RMS-normalised with that epsilon, as [`super::rms_norm`] would (the same
@@ -161,9 +173,7 @@ fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layou
                 }
                 if let Some(eps) = norm {
                     // SAFETY: the loop above wrote the whole row (head_dim is even, asserted above).
-                    let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
-                    let r = inv_rms(y, eps);
-                    y.iter_mut().for_each(|v| *v *= r);
+                    normalise_in_place(unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) }, eps);
                 }
             }
         });

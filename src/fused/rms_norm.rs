@@ -89,7 +89,13 @@ fn forward(x: &FlexTensor, eps: f32) -> FlexTensor {
     like(y, x)
 }
 
-pub(super) fn inv_rms(row: &[f32], eps: f32) -> f32 {
+/// `row` RMS-normalised in place: the arithmetic of [`forward`] for one row.
+pub(super) fn normalise_in_place(row: &mut [f32], eps: f32) {
+    let r = inv_rms(row, eps);
+    row.iter_mut().for_each(|v| *v *= r);
+}
+
+fn inv_rms(row: &[f32], eps: f32) -> f32 {
     1.0 / (dot(row, row) / row.len() as f32 + eps).sqrt()
 }
 

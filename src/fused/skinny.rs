@@ -6,6 +6,7 @@
 //! against 1.8 ms for one row (gemm's matrix-vector path, which does not pack). This kernel reads
 //! `w` where it lies, sixteen columns by six rows at a time, and keeps those 96 sums in registers.
 
+use super::OutPtr;
 use rayon::prelude::*;
 
 /// Inputs with at most this many rows go through [`matmul`]; more rows amortise gemm's packing.
@@ -36,7 +37,7 @@ pub fn matmul(x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize)
     if k == 0 {
         return y.fill(0.0);
     }
-    let out = Out(y.as_mut_ptr());
+    let out = OutPtr(y.as_mut_ptr()); // each task writes disjoint columns
     (0..n.div_ceil(COLS)).into_par_iter().for_each(|block| {
         let cols = block * COLS..((block + 1) * COLS).min(n);
         // SAFETY: each task writes only its own columns of `y`, which holds m × n elements.
@@ -44,17 +45,12 @@ pub fn matmul(x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize)
     });
 }
 
-/// The output's start, shared by the tasks; each writes disjoint columns.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 /// Every row of the output's columns `cols` (at most `COLS`).
 ///
 /// # Safety
 /// `y` must hold `m × n` elements, and no other thread may write these columns meanwhile.
-unsafe fn columns(x: &[f32], w: &[f32], y: Out, m: usize, k: usize, n: usize, cols: std::ops::Range<usize>) {
+unsafe fn columns(x: &[f32], w: &[f32], y: OutPtr<f32>, m: usize, k: usize, n: usize, cols: std::ops::Range<usize>) {
     let mut r = 0;
     #[cfg(target_arch = "x86_64")]
     if cols.len() == COLS && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -86,7 +82,7 @@ unsafe fn columns(x: &[f32], w: &[f32], y: Out, m: usize, k: usize, n: usize, co
 /// Rows `r0..r0 + R`, columns `c0..c0 + 16`: 2R AVX registers of sums, over `k` in order.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2<const R: usize>(x: &[f32], w: &[f32], y: Out, k: usize, n: usize, r0: usize, c0: usize) {
+unsafe fn tile_avx2<const R: usize>(x: &[f32], w: &[f32], y: OutPtr<f32>, k: usize, n: usize, r0: usize, c0: usize) {
     use std::arch::x86_64::*;
     assert!((r0 + R) * k <= x.len() && (k - 1) * n + c0 + COLS <= w.len());
     let mut acc = [[_mm256_setzero_ps(); 2]; R];

@@ -312,3 +312,66 @@ fn outside_training_any_row_count_gives_burns_linear() {
         assert!(diff < 1e-5, "{rows} rows: {diff}");
     }
 }
+
+/// The attention's three projections of `x` through the one op (`[q, k, v]`, each
+/// `[batch, heads, seq, head_dim]`), called directly: `projections` would take the separate ops
+/// for tracked weights.
+fn one_op_projections(x: Tensor<3>, layers: &[Linear; 3], heads: usize, rope: &crate::model::Rope) -> [Tensor<4>; 3] {
+    let [b, t, _] = x.dims();
+    let (cos, sin) = rope.tables();
+    let [w_q, w_k, w_v] = [0, 1, 2].map(|i| layers[i].weight.val().into_dispatch());
+    let eps = crate::model::RMS_EPS as f32;
+    let stacked = <Dispatch as FusedProjections>::fused_projections(x.into_dispatch(), w_q, w_k, w_v, cos.into_dispatch(), sin.into_dispatch(), heads, eps);
+    let stacked = Tensor::<4>::from_dispatch(stacked);
+    let width = stacked.dims()[3];
+    [0, 1, 2].map(|i| stacked.clone().narrow(0, i, 1).reshape([b, t, heads, width / heads]).swap_dims(1, 2))
+}
+
+/// The same through the separate ops: three linear layers, then rotary + norm for two of them.
+fn separate_projections(x: Tensor<3>, layers: &[Linear; 3], heads: usize, rope: &crate::model::Rope) -> [Tensor<4>; 3] {
+    let [b, t, _] = x.dims();
+    let [q, k, v] = [0, 1, 2].map(|i| {
+        let y = linear(&layers[i], x.clone());
+        let width = y.dims()[2];
+        y.reshape([b, t, heads, width / heads]).swap_dims(1, 2)
+    });
+    [rope.apply_rms_norm(q), rope.apply_rms_norm(k), v]
+}
+
+#[test]
+fn the_three_projections_in_one_op_are_the_separate_ops_bit_for_bit_and_train_as_they_do() {
+    use burn::nn::LinearConfig;
+    // 2 × 40 rows: more than the few-row kernel takes, so both sides multiply through gemm.
+    let (b, t, d, heads) = (2, 40, 32, 2);
+    let setup = |device: &Device| {
+        let layers = [0, 1, 2].map(|_| LinearConfig::new(d, d).with_bias(false).init(device));
+        let x = Tensor::<3>::random([b, t, d], Distribution::Normal(0.0, 1.0), device);
+        (layers, x, crate::model::Rope::new(t, d / heads, device))
+    };
+    let device = Device::flex();
+    device.seed(11);
+    let (layers, x, rope) = setup(&device);
+    let one = one_op_projections(x.clone(), &layers, heads, &rope);
+    let separate = separate_projections(x.clone(), &layers, heads, &rope);
+    let through_api = projections(x, [&layers[0], &layers[1], &layers[2]], heads, rope.tables().0, rope.tables().1, crate::model::RMS_EPS);
+    for (i, ((one, separate), api)) in one.into_iter().zip(separate).zip(through_api).enumerate() {
+        assert_eq!(one.dims(), [b, heads, t, d / heads]);
+        assert_eq!(max_abs_diff(one.clone(), separate), 0.0, "projection {i}: the same arithmetic");
+        assert_eq!(max_abs_diff(one, api), 0.0, "projection {i} through `projections`");
+    }
+    // Tracked by autodiff: the separate ops' outputs and gradients.
+    let device = Device::flex().autodiff();
+    device.seed(12);
+    let (layers, x, rope) = setup(&device);
+    let x = x.require_grad();
+    let w = [0, 1, 2].map(|_| Tensor::<4>::random([b, heads, t, d / heads], Distribution::Normal(0.0, 1.0), &device));
+    let loss = |outputs: [Tensor<4>; 3]| outputs.into_iter().zip(w.clone()).map(|(y, w)| (y * w).sum()).reduce(|a, b| a + b).expect("three terms");
+    let grads_one = loss(one_op_projections(x.clone(), &layers, heads, &rope)).backward();
+    let grads_separate = loss(separate_projections(x.clone(), &layers, heads, &rope)).backward();
+    let grad = |g| x.grad(g).expect("x gets a gradient").unsqueeze::<4>();
+    assert_close("input gradient", grad(&grads_one), grad(&grads_separate));
+    for (i, layer) in layers.iter().enumerate() {
+        let g = |grads| layer.weight.grad(grads).expect("the weight gets a gradient").unsqueeze::<4>();
+        assert_close(&format!("weight {i} gradient"), g(&grads_one), g(&grads_separate));
+    }
+}
