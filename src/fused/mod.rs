@@ -93,16 +93,18 @@ pub fn rope_rms_norm(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> 
 
 /// An attention layer's queries, keys and values of `x` (`[batch, seq, in]`) for `heads` heads,
 /// each `[batch, heads, seq, head_dim]`: `x · w` for each layer, the queries and keys then rotated
-/// by `cos` and `sin` and RMS-normalised ([`rope_rms_norm`]). One op where [`available`] at
-/// inference for the rows gemm serves (the same arithmetic); the separate ops elsewhere.
+/// by `cos` and `sin` and RMS-normalised ([`rope_rms_norm`]). One op, with the same arithmetic,
+/// at inference on burn-flex; the separate ops elsewhere.
 pub fn projections(x: Tensor<3>, [q, k, v]: [&Linear; 3], heads: usize, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> [Tensor<4>; 3] {
     let [b, t, _] = x.dims();
     let split = |y: Tensor<3>| {
         let width = y.dims()[2];
         y.reshape([b, t, heads, width / heads]).swap_dims(1, 2)
     };
-    let inference = [q, k, v].iter().all(|l| l.bias.is_none() && !l.weight.val().is_require_grad()) && training_matmul().is_none();
-    if !(inference && available(&x) && !skinny::serves(b * t)) {
+    // At inference only (burn-flex without autodiff: nothing is tracked; not inside a training
+    // step), and for the rows gemm serves, as `linear` would.
+    let inference = available(&x) && !x.device().is_autodiff() && training_matmul().is_none();
+    if !(inference && [q, k, v].iter().all(|l| l.bias.is_none()) && !skinny::serves(b * t)) {
         let [q, k, v] = [q, k, v].map(|l| split(linear(l, x.clone())));
         return [rope_rms_norm(q, cos.clone(), sin.clone(), eps), rope_rms_norm(k, cos, sin, eps), v];
     }
