@@ -331,8 +331,7 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = fused::linear(&self.c_fc, x);
-        fused::linear(&self.c_proj, fused::relu_squared(h))
+        fused::linear(&self.c_proj, fused::linear_relu_squared(&self.c_fc, x))
     }
 }
 

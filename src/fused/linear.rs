@@ -11,18 +11,25 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
+use super::pointwise::{FusedPointwise, relu_squared_in_place};
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, backend_extension, tensor::FloatTensor};
 use burn::tensor::Shape;
 use burn_flex::FlexTensor;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedLinear: Backend {
     fn fused_linear(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `max(x · w, 0)²`, the MLP's first layer and its activation: squared in place, while the
+    /// product is still in cache, instead of a second op writing a second buffer.
+    fn fused_linear_relu_squared(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl FusedLinear for Flex {
     fn fused_linear(x: FlexTensor, w: FlexTensor) -> FlexTensor {
-        forward(&x.to_contiguous(), &w.to_contiguous())
+        forward(&x.to_contiguous(), &w.to_contiguous(), false)
+    }
+    fn fused_linear_relu_squared(x: FlexTensor, w: FlexTensor) -> FlexTensor {
+        forward(&x.to_contiguous(), &w.to_contiguous(), true)
     }
 }
 
@@ -54,25 +61,37 @@ impl<C: CheckpointStrategy> FusedLinear for Autodiff<Flex, C> {
         match LinearBackward.prepare::<C>([x.node(), w.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, w) = (x.into_primitive().to_contiguous(), w.into_primitive().to_contiguous());
-                let y = forward(&x, &w);
+                let y = forward(&x, &w, false);
                 prep.finish((x, w), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward(&x.into_primitive().to_contiguous(), &w.into_primitive().to_contiguous())),
+            OpsKind::UnTracked(prep) => prep.finish(forward(&x.into_primitive().to_contiguous(), &w.into_primitive().to_contiguous(), false)),
         }
+    }
+
+    /// Tracked, the two ops, each with its own backward pass; else the one.
+    fn fused_linear_relu_squared(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        if x.is_tracked() || w.is_tracked() {
+            return Self::fused_relu_squared(Self::fused_linear(x, w));
+        }
+        Self::from_inner(Flex::fused_linear_relu_squared(Self::inner(x), Self::inner(w)))
     }
 }
 
-fn forward(x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
+/// `x · w`, or with `relu_squared` `max(x · w, 0)²` (the arithmetic of `pointwise`'s op).
+fn forward(x: &FlexTensor, w: &FlexTensor, relu_squared: bool) -> FlexTensor {
     let ([d_in, d_out], rows) = (dims(w), rows(x));
     let shape = x.layout().shape();
     assert_eq!(shape[shape.num_dims() - 1], d_in, "fused linear: the input's last dimension must be the weight's first");
-    let y = if training_matmul().is_none() && skinny::serves(rows) {
+    let mut y = if training_matmul().is_none() && skinny::serves(rows) {
         let mut y = vec![0.0f32; rows * d_out];
         skinny::matmul(contiguous_data(x), contiguous_data(w), &mut y, rows, d_in, d_out);
         y
     } else {
         product(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out))
     };
+    if relu_squared {
+        relu_squared_in_place(&mut y);
+    }
     let mut out_shape: Vec<usize> = shape.iter().copied().collect();
     *out_shape.last_mut().expect("a linear layer's input has dimensions") = d_out;
     tensor(y, Shape::from(out_shape))

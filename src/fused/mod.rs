@@ -114,6 +114,15 @@ pub fn projections(x: Tensor<3>, [q, k, v]: [&Linear; 3], heads: usize, cos: Ten
     [0, 1, 2].map(|i| split(stacked.clone().narrow(0, i, 1).reshape([b, t, stacked.dims()[3]])))
 }
 
+/// `relu_squared(linear(layer, x))`, squared in place where [`linear`] is fused.
+pub fn linear_relu_squared<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    if layer.bias.is_none() && available(&x) {
+        Tensor::from_dispatch(<Dispatch as FusedLinear>::fused_linear_relu_squared(x.into_dispatch(), layer.weight.val().into_dispatch()))
+    } else {
+        relu_squared(layer.forward(x))
+    }
+}
+
 fn fused_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as FusedAttention>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch(), causal))
 }

@@ -113,14 +113,23 @@ fn relu_squared(x: &FlexTensor) -> FlexTensor {
     let fill = |y: &mut [MaybeUninit<f32>]| {
         y.par_chunks_mut(CHUNK).zip(contiguous_data(x).par_chunks(CHUNK)).for_each(|(y, x)| {
             for (y, &x) in y.iter_mut().zip(x) {
-                let r = x.max(0.0);
-                y.write(r * r);
+                y.write(relu_squared_of(x));
             }
         })
     };
     // SAFETY: `x` and `y` have the same length, and each element of `y` is written.
     let y = unsafe { written(x.layout().num_elements(), fill) };
     tensor(y, x.layout().shape().clone())
+}
+
+/// `max(y, 0)²` for each element, in place (the MLP's first layer squares its own output).
+pub(super) fn relu_squared_in_place(y: &mut [f32]) {
+    y.par_chunks_mut(CHUNK).for_each(|y| y.iter_mut().for_each(|y| *y = relu_squared_of(*y)));
+}
+
+fn relu_squared_of(x: f32) -> f32 {
+    let r = x.max(0.0);
+    r * r
 }
 
 /// One head's row rotated in place by its position's `cos` and `sin` (half its width each), then

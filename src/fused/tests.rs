@@ -375,3 +375,27 @@ fn the_three_projections_in_one_op_are_the_separate_ops_bit_for_bit_and_train_as
         assert_close(&format!("weight {i} gradient"), g(&grads_one), g(&grads_separate));
     }
 }
+
+#[test]
+fn the_mlp_layer_squared_in_place_is_the_two_ops_bit_for_bit_and_trains_as_they_do() {
+    use burn::nn::LinearConfig;
+    let device = Device::flex();
+    device.seed(13);
+    let layer = LinearConfig::new(24, 40).with_bias(false).init(&device);
+    // A few rows (the kernel that reads the weight in place) and many (gemm).
+    for rows in [3, 90] {
+        let x = Tensor::<3>::random([1, rows, 24], Distribution::Normal(0.0, 1.0), &device);
+        let one = linear_relu_squared(&layer, x.clone());
+        let two = relu_squared(linear(&layer, x));
+        assert_eq!((one - two).abs().max().into_scalar::<f32>(), 0.0, "{rows} rows");
+    }
+    let device = Device::flex().autodiff();
+    device.seed(14);
+    let layer = LinearConfig::new(24, 40).with_bias(false).init(&device);
+    let x = Tensor::<3>::random([1, 90, 24], Distribution::Normal(0.0, 1.0), &device);
+    let w = Tensor::<3>::random([1, 90, 40], Distribution::Normal(0.0, 1.0), &device);
+    let (y_one, g_one) = value_and_grad(|x| linear_relu_squared(&layer, x), &x, &w);
+    let (y_two, g_two) = value_and_grad(|x| plain::relu_squared(layer.forward(x)), &x, &w);
+    assert_close("tracked output", y_one, y_two);
+    assert_close("tracked gradient", g_one, g_two);
+}
