@@ -6,6 +6,11 @@
 //! and run on one thread. For `base` at batch 8, attention alone took 56 ms per layer against
 //! PyTorch's 22 ms (docs/performance.md). Other backends use the plain compositions; tests check
 //! that both paths give the same outputs and gradients.
+//!
+//! At inference, a few ops span more of a layer — rotary then RMSNorm ([`rope_rms_norm`]), the
+//! three attention projections ([`projections`]), the MLP's first layer with its ReLU²
+//! ([`linear_relu_squared`]) — so that a denoising step hands work between threads fewer times;
+//! each computes what the ops it replaces compute, bit for bit.
 
 pub mod amx;
 mod attention;
