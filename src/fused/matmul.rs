@@ -120,12 +120,7 @@ pub fn product(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
         matmul(m, n, k, a, b, &mut c, n, false);
         return c;
     }
-    let mut c = Vec::<f32>::with_capacity(m * n);
-    // SAFETY: `c` has room for m × n elements; gemm writes every one of them (k > 0) and, not
-    // accumulating, reads none before; `a` and `b` hold theirs (the caller's contract).
-    unsafe {
-        gemm_f32(m, n, k, a, b, c.as_mut_ptr(), n, false);
-        c.set_len(m * n);
-    }
-    c
+    // SAFETY: gemm writes every one of the m × n elements (k > 0) and, not accumulating, reads
+    // none before; `a` and `b` hold theirs (the caller's contract).
+    unsafe { super::written(m * n, |c| gemm_f32(m, n, k, a, b, c.as_mut_ptr().cast(), n, false)) }
 }

@@ -137,11 +137,14 @@ fn relu_squared_of(x: f32) -> f32 {
 pub(super) fn rotate_normalise_in_place(row: &mut [f32], c: &[f32], s: &[f32], eps: f32) {
     let (y1, y2) = row.split_at_mut(c.len());
     for i in 0..c.len() {
-        let (x1, x2) = (y1[i], y2[i]);
-        y1[i] = x1 * c[i] + x2 * s[i];
-        y2[i] = x2 * c[i] - x1 * s[i];
+        (y1[i], y2[i]) = rotated(y1[i], y2[i], c[i], s[i]);
     }
     normalise_in_place(row, eps);
+}
+
+/// One pair `(x1, x2)` of a row rotated by the angle whose cosine and sine are `c` and `s`.
+fn rotated(x1: f32, x2: f32, c: f32, s: f32) -> (f32, f32) {
+    (x1 * c + x2 * s, x2 * c - x1 * s)
 }
 
 /// `[x1, x2] → [x1·cos + x2·sin, x2·cos − x1·sin]` per row of `head_dim`, or with `inverse` the
@@ -176,9 +179,9 @@ fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool, layou
                 let (x1, x2) = x.split_at(half);
                 let (y1, y2) = y.split_at_mut(half);
                 for i in 0..half {
-                    let si = sign * s[i];
-                    y1[i].write(x1[i] * c[i] + x2[i] * si);
-                    y2[i].write(x2[i] * c[i] - x1[i] * si);
+                    let (a, b) = rotated(x1[i], x2[i], c[i], sign * s[i]);
+                    y1[i].write(a);
+                    y2[i].write(b);
                 }
                 if let Some(eps) = norm {
                     // SAFETY: the loop above wrote the whole row (head_dim is even, asserted above).

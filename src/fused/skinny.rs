@@ -45,7 +45,6 @@ pub fn matmul(x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize)
     });
 }
 
-
 /// Every row of the output's columns `cols` (at most `COLS`).
 ///
 /// # Safety
