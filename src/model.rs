@@ -224,12 +224,21 @@ impl Attention {
     /// `rope` holds, as `[batch, heads, rows, head_dim]`: one op where the fused kernels run.
     pub fn queries_keys_values(&self, x: Tensor<3>, rope: &Rope) -> [Tensor<4>; 3] {
         let (cos, sin) = rope.tables();
-        fused::projections(x, [&self.c_q, &self.c_k, &self.c_v], self.n_head, cos, sin, RMS_EPS)
+        if let Some(qkv) = fused::projections(x.clone(), [&self.c_q, &self.c_k, &self.c_v], self.n_head, cos, sin, RMS_EPS) {
+            return qkv.map(|y| self.heads(y));
+        }
+        let (k, v) = self.keys_values(x.clone(), rope);
+        [self.queries(x, rope), k, v]
+    }
+
+    /// Queries (rotated, normalised) of the rows of `x`, whose positions `rope` holds.
+    fn queries(&self, x: Tensor<3>, rope: &Rope) -> Tensor<4> {
+        rope.apply_rms_norm(self.heads(fused::linear(&self.c_q, x)))
     }
 
     /// The output for the query rows `x_q` (positions in `rope_q`) over the keys and values given.
     pub fn attend(&self, x_q: Tensor<3>, rope_q: &Rope, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
-        self.attend_queries(rope_q.apply_rms_norm(self.heads(fused::linear(&self.c_q, x_q))), k, v)
+        self.attend_queries(self.queries(x_q, rope_q), k, v)
     }
 
     /// The output for the queries `q` over the keys and values given.
@@ -271,8 +280,7 @@ impl Block {
         let h = rms_norm(x.clone());
         if queries.is_none() {
             let [q, k, v] = self.attn.queries_keys_values(h, rope);
-            let x = x + self.attn.attend_queries(q, k.clone(), v.clone());
-            return (x.clone() + self.mlp.forward(rms_norm(x)), k, v);
+            return (self.add_mlp(x + self.attn.attend_queries(q, k.clone(), v.clone())), k, v);
         }
         let (k, v) = self.attn.keys_values(h.clone(), rope);
         (self.finish(x, h, rope, queries, k.clone(), v.clone()), k, v)
@@ -307,8 +315,7 @@ impl Block {
         };
         let n = x.dims()[1];
         let (x, h, rope_q) = if last_only { (x.narrow(1, n - 1, 1), h.narrow(1, n - 1, 1), &rope.rows(n - 1..n)) } else { (x, h, rope) };
-        let x = x + self.attn.attend(h, rope_q, k.clone(), v.clone());
-        (x.clone() + self.mlp.forward(rms_norm(x)), k, v)
+        (self.add_mlp(x + self.attn.attend(h, rope_q, k.clone(), v.clone())), k, v)
     }
 
     /// Attention from the query rows over `k`, `v`, then the MLP, each added to the residual.
@@ -317,7 +324,11 @@ impl Block {
             Some(p) => (x.select(1, p.clone()), h.select(1, p.clone()), &rope.at(p)),
             None => (x, h, rope),
         };
-        let x = x + self.attn.attend(h, rope_q, k, v);
+        self.add_mlp(x + self.attn.attend(h, rope_q, k, v))
+    }
+
+    /// The residual stream `x` (attention's output already added) with the MLP's added.
+    fn add_mlp(&self, x: Tensor<3>) -> Tensor<3> {
         x.clone() + self.mlp.forward(rms_norm(x))
     }
 }

@@ -96,27 +96,24 @@ pub fn rope_rms_norm(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> 
     }
 }
 
-/// An attention layer's queries, keys and values of `x` (`[batch, seq, in]`) for `heads` heads,
-/// each `[batch, heads, seq, head_dim]`: `x · w` for each layer, the queries and keys then rotated
-/// by `cos` and `sin` and RMS-normalised ([`rope_rms_norm`]). One op, with the same arithmetic,
-/// at inference on burn-flex; the separate ops elsewhere.
-pub fn projections(x: Tensor<3>, [q, k, v]: [&Linear; 3], heads: usize, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> [Tensor<4>; 3] {
+/// An attention layer's queries, keys and values of `x` (`[batch, seq, in]`), each `x · w`
+/// (`[batch, seq, width]`), the queries and keys rotated by `cos` and `sin` and RMS-normalised
+/// over each of their `heads` heads: what the separate ops ([`linear`], [`rope_rms_norm`]) compute,
+/// bit for bit, as one op. `None` where it does not apply (not burn-flex at inference, or few
+/// enough rows for [`skinny`]); the caller then composes the separate ops.
+pub fn projections(x: Tensor<3>, [q, k, v]: [&Linear; 3], heads: usize, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> Option<[Tensor<3>; 3]> {
     let [b, t, _] = x.dims();
-    let split = |y: Tensor<3>| {
-        let width = y.dims()[2];
-        y.reshape([b, t, heads, width / heads]).swap_dims(1, 2)
-    };
     // At inference only (burn-flex without autodiff: nothing is tracked; not inside a training
     // step), and for the rows gemm serves, as `linear` would.
     let inference = available(&x) && !x.device().is_autodiff() && training_matmul().is_none();
     if !(inference && [q, k, v].iter().all(|l| l.bias.is_none()) && !skinny::serves(b * t)) {
-        let [q, k, v] = [q, k, v].map(|l| split(linear(l, x.clone())));
-        return [rope_rms_norm(q, cos.clone(), sin.clone(), eps), rope_rms_norm(k, cos, sin, eps), v];
+        return None;
     }
     let [w_q, w_k, w_v] = [q, k, v].map(|l| l.weight.val().into_dispatch());
     let stacked = <Dispatch as FusedProjections>::fused_projections(x.into_dispatch(), w_q, w_k, w_v, cos.into_dispatch(), sin.into_dispatch(), heads, eps as f32);
     let stacked = Tensor::<4>::from_dispatch(stacked);
-    [0, 1, 2].map(|i| split(stacked.clone().narrow(0, i, 1).reshape([b, t, stacked.dims()[3]])))
+    let width = stacked.dims()[3];
+    Some([0, 1, 2].map(|i| stacked.clone().narrow(0, i, 1).reshape([b, t, width])))
 }
 
 /// `relu_squared(linear(layer, x))`, squared in place where [`linear`] is fused.
