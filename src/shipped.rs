@@ -57,28 +57,40 @@ pub fn of_kind(kind: ModelKind) -> Option<&'static Shipped> {
 
 impl Shipped {
     pub fn load(&self, device: &Device) -> Result<(CheckpointConfig, Model)> {
-        let Some((config, weights)) = self.files else {
+        let Some((_, weights)) = self.files else {
             return self.load_from_disk(device);
         };
-        let config = CheckpointConfig::from_json(config).with_context(|| format!("the {} checkpoint's config", self.name))?;
+        let config = self.config()?;
         let model = checkpoint::model_from_bytes(&config.model, weights.to_vec(), device)
             .with_context(|| format!("the {} checkpoint's weights", self.name))?;
         Ok((config, model))
     }
 
+    /// The checkpoint's config alone, its weights not read.
+    pub fn config(&self) -> Result<CheckpointConfig> {
+        match self.files {
+            Some((config, _)) => CheckpointConfig::from_json(config).with_context(|| format!("the {} checkpoint's config", self.name)),
+            None => checkpoint::read_config(&self.dir_on_disk()?),
+        }
+    }
+
     /// A build without the compiled-in checkpoints reads them from `checkpoints/<dir>`.
     fn load_from_disk(&self, device: &Device) -> Result<(CheckpointConfig, Model)> {
+        checkpoint::load(&self.dir_on_disk()?, device)
+    }
+
+    /// `checkpoints/<dir>` in the working directory, or else beside the executable.
+    fn dir_on_disk(&self) -> Result<std::path::PathBuf> {
         let relative = Path::new("checkpoints").join(self.dir);
         let beside_exe = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(&relative)));
         let found = std::iter::once(relative.clone()).chain(beside_exe).find(|dir| dir.join(checkpoint::CONFIG_FILE).is_file());
-        let Some(dir) = found else {
-            anyhow::bail!(
+        found.with_context(|| {
+            format!(
                 "this build has no compiled-in models (it was built without the `shipped` feature), and no {} was found \
                  here or beside the program: pass --checkpoint DIR, or copy the checkpoints folder beside it",
                 relative.display()
-            );
-        };
-        checkpoint::load(&dir, device)
+            )
+        })
     }
 }
 

@@ -81,6 +81,22 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
 }
 
 #[test]
+fn init_from_a_checkpoint_without_weights_names_the_missing_file_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoints/shipped/config.json")).unwrap();
+    std::fs::create_dir(dir.path().join("half")).unwrap();
+    std::fs::write(dir.path().join("half/config.json"), config).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
+        .args(["train", "--init", "half", "--steps", "2", "--out", "run"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("--init half") && err.contains("model.safetensors"), "{err}");
+    assert!(!dir.path().join("run/config.json").exists(), "no checkpoint is written");
+}
+
+#[test]
 fn trace_writes_one_json_line_per_step() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.jsonl");

@@ -124,8 +124,7 @@ fn train_settings(args: &TrainArgs) -> Result<TrainSettings> {
     }
     if let Some(init) = &args.init {
         // The settings describe the model the run starts from, so that they say what it trains.
-        let (ckpt, _) = crate::train::init_model(init, &burn::prelude::Device::flex())
-            .with_context(|| format!("--init {init}: not a checkpoint directory (or `shipped`)"))?;
+        let ckpt = crate::train::init_config(init).with_context(|| format!("--init {init}: not a checkpoint directory (or `shipped`)"))?;
         let m = &ckpt.model;
         (s.kind, s.n_layer, s.n_embd, s.n_head, s.timesteps) = (m.kind, Some(m.n_layer), Some(m.n_embd), Some(m.n_head), m.n_timesteps);
         s.seq_len = s.seq_len.min(m.context);

@@ -14,7 +14,7 @@ use crate::diffusion::{DEFAULT_OVERLAP, DecodeOptions};
 use crate::kind::ModelDenoiser;
 use crate::model::{Model, ModelConfig};
 use crate::vocab::{DEFAULT_MASK_CHAR, Vocab};
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::SeedableRng;
@@ -77,7 +77,7 @@ fn start(settings: &TrainSettings, data: &DataSource, out: &Path, resume: bool, 
         return Ok((ckpt, model, optim, corpus));
     }
     if let Some(init) = &settings.init {
-        let (mut ckpt, mut model) = init_model(init, &ad_device)?;
+        let (mut ckpt, mut model) = init_model(init, &ad_device).with_context(|| format!("--init {init}"))?;
         if settings.edits && !ckpt.model.edits {
             ensure!(ckpt.model.kind == ModelKind::Masked, "--edits needs a masked-diffusion model; {init} is {}", ckpt.model.kind);
             model = crate::diffusion::edits::add_states(model);
@@ -101,6 +101,15 @@ pub fn init_model(init: &str, device: &Device) -> Result<(CheckpointConfig, Mode
         return crate::shipped::load(device);
     }
     checkpoint::load(Path::new(init), device)
+}
+
+/// The config of the checkpoint a fine-tuning run starts from, its weights not read: what the
+/// run's settings take from it.
+pub fn init_config(init: &str) -> Result<CheckpointConfig> {
+    if init == "shipped" {
+        return crate::shipped::DIFFUSION.config();
+    }
+    checkpoint::read_config(Path::new(init))
 }
 
 /// One training batch of `seq_len`-character rows: the kind's objective, with gap rows for a
