@@ -89,7 +89,7 @@ pub struct RaceSetup {
 /// Where the Compare screen's lanes come from: given (`tiny-diffusion compare`), or loaded on
 /// first use: the shipped model of each kind, with the watched checkpoint in place of its kind's.
 pub enum RaceSource {
-    Ready(RaceSetup),
+    Ready(Box<RaceSetup>),
     Load { watched: Option<PathBuf> },
 }
 
@@ -97,7 +97,7 @@ impl RaceSource {
     /// The setup, loading it if it is not loaded yet.
     pub fn load(self, device: &burn::prelude::Device) -> Result<RaceSetup> {
         let watched = match self {
-            RaceSource::Ready(setup) => return Ok(setup),
+            RaceSource::Ready(setup) => return Ok(*setup),
             RaceSource::Load { watched } => watched,
         };
         let mut lanes = entrants(&[], &[], device)?;

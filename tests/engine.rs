@@ -189,13 +189,13 @@ fn broken_checkpoints_are_clear_errors() {
     assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
 
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
-    let err = checkpoint::load(dir.path(), &device).err().expect("truncated weights must not load");
+    let Err(err) = checkpoint::load(dir.path(), &device) else { panic!("truncated weights must not load") };
     assert!(format!("{err:#}").contains(checkpoint::WEIGHTS_FILE), "{err:#}");
 
     std::fs::write(&weights, &bytes).unwrap();
     let wider = CheckpointConfig::new(ModelConfig { n_embd: 96, ..config.clone() }, ck.vocab.clone());
     std::fs::write(dir.path().join("config.json"), serde_json::to_string(&wider).unwrap()).unwrap();
-    let err = checkpoint::load(dir.path(), &device).err().expect("wrong shapes must not load");
+    let Err(err) = checkpoint::load(dir.path(), &device) else { panic!("wrong shapes must not load") };
     assert!(format!("{err:#}").contains("config.json's n_embd does not match the weights"), "{err:#}");
 
     std::fs::write(dir.path().join("config.json"), "{\"format_version\": 1").unwrap();

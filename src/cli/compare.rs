@@ -60,7 +60,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
         // The Watch screen shows the shipped diffusion model; the Compare screen opens first.
         let (config, model) = crate::shipped::DIFFUSION.load(&device)?;
         let loaded = crate::tui::LoadedModel { config, model, name: crate::shipped::DIFFUSION.name.to_string() };
-        let race = crate::race::RaceSource::Ready(crate::race::RaceSetup { entrants, judge, length });
+        let race = crate::race::RaceSource::Ready(Box::new(crate::race::RaceSetup { entrants, judge, length }));
         let session = crate::tui::Session { race, clock: args.clock, ..crate::tui::Session::on(crate::tui::Screen::Compare) };
         return crate::tui::run(loaded, device, args.device.name(), session);
     }

@@ -258,7 +258,7 @@ impl App {
         }
         let elastic = crate::elastic::ElasticPrompt::parse(&self.infill.as_string(), super::infill::GAP, self.vocab()).ok()?;
         self.infill.elastic = None;
-        if elastic.gaps.len() > 0 {
+        if !elastic.gaps.is_empty() {
             if self.model.config.model.kind != crate::kind::ModelKind::Masked {
                 self.infill.message = Some("elastic gaps need a masked-diffusion model".into());
                 return None;

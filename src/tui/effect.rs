@@ -13,7 +13,7 @@ pub enum Effect {
     StartRace(u64, crate::diffusion::DecodeOptions),
     /// Ask the life thread for a new grid or the next generation.
     Life(LifeCommand),
-    StartTraining { settings: TrainSettings, data: DataSource, out: PathBuf },
+    StartTraining { settings: Box<TrainSettings>, data: DataSource, out: PathBuf },
     StopTraining,
     LoadCheckpoint(PathBuf),
     /// Start recording the screen to a new file, or stop and save the recording in progress.

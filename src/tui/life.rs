@@ -184,10 +184,10 @@ fn render(l: &LifeState, theme: &Theme, area: Rect, buf: &mut Buffer) {
 /// one when none is given, or when the checkpoint is of another kind).
 pub fn spawn_lifer(checkpoint: Option<PathBuf>, device: Device, commands: Receiver<LifeCommand>, send: impl Fn(LifeMsg) -> bool + Send + 'static) {
     super::worker::spawn("life", move || {
-        let mut inbox = super::worker::Inbox::new(commands);
+        let inbox = super::worker::Inbox::new(commands);
         let mut loaded: Option<(ModelDenoiser, Vocab)> = None;
         let mut life: Option<Life> = None;
-        while let Some(command) = inbox.next() {
+        for command in inbox {
             let (denoiser, vocab) = match super::worker::load_once(&mut loaded, || crate::life::load_model(checkpoint.as_deref(), &device)) {
                 Ok(model) => model,
                 Err(e) => {

@@ -173,7 +173,7 @@ impl Workers {
                 let stop = Arc::new(AtomicBool::new(false));
                 self.stop_training = Some(stop.clone());
                 let tx = self.tx.clone();
-                worker::spawn_trainer(settings, data, out, self.device.clone(), stop, move |m| {
+                worker::spawn_trainer(*settings, data, out, self.device.clone(), stop, move |m| {
                     let _ = tx.send(Msg::Train(m));
                 });
             }

@@ -44,6 +44,8 @@ pub struct ModelInfo {
 
 /// What a key asks of the app, beyond the screen's own state: the app owns the job numbers, the
 /// screen shown, the palette and the decoding settings that several screens use.
+// One action a key press, handled at once: an effect's decoding options inline cost nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Quit,

@@ -134,7 +134,7 @@ impl TrainScreenState {
         self.total = self.recipe.steps;
         self.started = Some(Instant::now());
         self.message = Some(format!("training; checkpoints go to {}", self.out.display()));
-        Effect::StartTraining { settings: self.settings(), data: self.data_source(), out: self.out.clone() }
+        Effect::StartTraining { settings: Box::new(self.settings()), data: self.data_source(), out: self.out.clone() }
     }
 
     pub fn on_event(&mut self, event: TrainEvent) {

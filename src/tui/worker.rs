@@ -33,20 +33,25 @@ pub struct Inbox<C> {
     closed: bool,
 }
 
-impl<C> Inbox<C> {
-    pub fn new(commands: Receiver<C>) -> Self {
-        Inbox { commands, pending: None, closed: false }
-    }
+impl<C> Iterator for Inbox<C> {
+    type Item = C;
 
     /// The next command (one that preempted the last job first), waiting for it; None once the
     /// UI has gone.
-    pub fn next(&mut self) -> Option<C> {
+    fn next(&mut self) -> Option<C> {
         match self.pending.take() {
             Some(command) => Some(command),
             None if self.closed => None,
             None => self.commands.recv().ok(),
         }
     }
+}
+
+impl<C> Inbox<C> {
+    pub fn new(commands: Receiver<C>) -> Self {
+        Inbox { commands, pending: None, closed: false }
+    }
+
 
     /// Between two steps: whether the job in hand should stop, because a newer command has come
     /// (kept for `next`) or the UI has gone.
