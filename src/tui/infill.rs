@@ -18,7 +18,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 
 
 pub const GAP: char = DEFAULT_MASK_CHAR;
-use crate::elastic::ELASTIC_MARK;
+use crate::elastic::{ELASTIC_MARK, in_marker};
 
 /// The lengths tried for the last fill's elastic gaps, best first, and the one shown for the first.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,14 +253,23 @@ impl InfillState {
     pub fn toggle_elastic(&mut self) {
         let at = self.cursor.min(self.text.len());
         let on_gap = |i: usize| self.text.get(i) == Some(&GAP);
-        let Some(inside) = [at, at.wrapping_sub(1)].into_iter().find(|&i| on_gap(i)) else {
+        let on_marker = |i: usize| i < self.text.len() && in_marker(&self.text, i, GAP);
+        // On an elastic gap's marker (`*`, or its start count's digits), or just after it, the
+        // gap is the `_` before the `*`.
+        let marker_gap = [at, at.wrapping_sub(1)].into_iter().find(|&i| on_marker(i)).map(|i| {
+            let star = (0..=i).rev().find(|&j| self.text[j] == ELASTIC_MARK).expect("a marker has its star");
+            star - 1
+        });
+        let Some(inside) = marker_gap.or_else(|| [at, at.wrapping_sub(1)].into_iter().find(|&i| on_gap(i))) else {
             self.message = Some("put the cursor on a gap (_) first".into());
             return;
         };
         let start = (0..=inside).rev().take_while(|&i| on_gap(i)).last().unwrap_or(inside);
         let end = (inside..self.text.len()).take_while(|&i| on_gap(i)).last().map_or(inside + 1, |i| i + 1);
         let replacement: Vec<char> = if self.text.get(end) == Some(&ELASTIC_MARK) {
-            self.text.drain(start..end + 1);
+            // The star and the start count after it.
+            let marker_end = (end..self.text.len()).take_while(|&i| on_marker(i)).last().map_or(end + 1, |i| i + 1);
+            self.text.drain(start..marker_end);
             vec![GAP; 4]
         } else {
             self.text.drain(start..end);
@@ -543,6 +552,24 @@ mod tests {
         assert_eq!(s.as_string(), "ab");
         s.shrink_gap();
         assert_eq!(s.as_string(), "ab", "no gap, nothing to shrink");
+    }
+
+    #[test]
+    fn ctrl_e_turns_a_gap_elastic_and_back_with_its_start_count() {
+        let mut s = InfillState::with_text("a __ b");
+        s.move_to(3, false);
+        s.toggle_elastic();
+        assert_eq!((s.as_string().as_str(), s.cursor), ("a _* b", 4));
+        s.toggle_elastic();
+        assert_eq!(s.as_string(), "a ____ b");
+        // A start count (`_*12`) is part of the marker: toggled back, no digits are left behind;
+        // digits beyond the two a count can have are text.
+        for (text, fixed) in [("a _*12 b", "a ____ b"), ("a _*7b", "a ____b"), ("a _*123", "a ____3")] {
+            let mut s = InfillState::with_text(text);
+            s.move_to(2, false);
+            s.toggle_elastic();
+            assert_eq!((s.as_string().as_str(), s.cursor), (fixed, 6), "{text}");
+        }
     }
 
     #[test]
