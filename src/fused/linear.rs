@@ -3,10 +3,10 @@
 //! [`super::matmul`], in bf16 on the AMX tiles or in f32, reading the transposed operands in
 //! place: what a training step asks for ([`super::Matmul`]). Outside training the same op serves
 //! every input in f32 (its output is not zero-filled and copied, as burn-flex's matmul output is);
-//! inputs of a few rows (a cached denoising step) go through [`super::skinny`], which does not
-//! copy the weight first as gemm does.
+//! inputs go through [`super::unpacked`] where it serves them (any row count with AVX-512, a few
+//! rows with AVX2), which does not copy the weight first as gemm does.
 
-use super::{Mat, contiguous_data, product, skinny, tensor, training_matmul};
+use super::{Mat, contiguous_data, product, tensor, training_matmul, unpacked, written};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -82,10 +82,10 @@ fn forward(x: &FlexTensor, w: &FlexTensor, relu_squared: bool) -> FlexTensor {
     let ([d_in, d_out], rows) = (dims(w), rows(x));
     let shape = x.layout().shape();
     assert_eq!(shape[shape.num_dims() - 1], d_in, "fused linear: the input's last dimension must be the weight's first");
-    let mut y = if training_matmul().is_none() && skinny::serves(rows) {
-        let mut y = vec![0.0f32; rows * d_out];
-        skinny::matmul(contiguous_data(x), contiguous_data(w), &mut y, rows, d_in, d_out);
-        y
+    let mut y = if training_matmul().is_none() && unpacked::serves(rows) {
+        let (x, w) = (contiguous_data(x), contiguous_data(w));
+        // SAFETY: the kernel writes every one of the rows × d_out elements and reads none.
+        unsafe { written(rows * d_out, |y| unpacked::matmul(x, w, std::slice::from_raw_parts_mut(y.as_mut_ptr().cast(), y.len()), rows, d_in, d_out)) }
     } else {
         product(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out))
     };

@@ -22,7 +22,7 @@ pub mod plain;
 mod pointwise;
 mod projections;
 mod rms_norm;
-mod skinny;
+mod unpacked;
 #[cfg(test)]
 mod tests;
 
@@ -77,8 +77,8 @@ pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
 
 /// `layer.forward(x)`: one fused op where [`available`] (the model's layers have no bias), whose
 /// forward and backward matmuls run through [`matmul`], in the step's precision in a training step
-/// ([`Matmul::apply`]); outside training, inputs of a few rows ([`skinny::serves`]) go through a
-/// kernel that reads the weight in place. Burn's f32 `Linear` elsewhere.
+/// ([`Matmul::apply`]); outside training, where [`unpacked::serves`] (any row count with AVX-512, a
+/// few rows with AVX2), through a kernel that reads the weight in place. Burn's f32 `Linear` elsewhere.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     if layer.bias.is_none() && available(&x) {
         Tensor::from_dispatch(<Dispatch as FusedLinear>::fused_linear(x.into_dispatch(), layer.weight.val().into_dispatch()))
@@ -99,14 +99,15 @@ pub fn rope_rms_norm(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> 
 /// An attention layer's queries, keys and values of `x` (`[batch, seq, in]`), each `x · w`
 /// (`[batch, seq, width]`), the queries and keys rotated by `cos` and `sin` and RMS-normalised
 /// over each of their `heads` heads: what the separate ops ([`linear`], [`rope_rms_norm`]) compute,
-/// bit for bit, as one op. `None` where it does not apply (not burn-flex at inference, or few
-/// enough rows for [`skinny`]); the caller then composes the separate ops.
+/// bit for bit, as one op. `None` where it does not apply (not burn-flex at inference, or only a
+/// few rows, [`unpacked::FEW_ROWS`], which the linear ops split by columns instead); the caller
+/// then composes the separate ops.
 pub fn projections(x: Tensor<3>, [q, k, v]: [&Linear; 3], heads: usize, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> Option<[Tensor<3>; 3]> {
     let [b, t, _] = x.dims();
     // At inference only (burn-flex without autodiff: nothing is tracked; not inside a training
-    // step), and for the rows gemm serves, as `linear` would.
+    // step), where the rows go through the kernel `linear` would use for them.
     let inference = available(&x) && !x.device().is_autodiff() && training_matmul().is_none();
-    if !(inference && [q, k, v].iter().all(|l| l.bias.is_none()) && !skinny::serves(b * t)) {
+    if !(inference && [q, k, v].iter().all(|l| l.bias.is_none()) && b * t > unpacked::FEW_ROWS) {
         return None;
     }
     let [w_q, w_k, w_v] = [q, k, v].map(|l| l.weight.val().into_dispatch());

@@ -2,8 +2,8 @@
 //!
 //! Made separately they are three linear ops and two rotary-then-norm ops, each split between the
 //! threads and joined again: five hand-offs a layer, in a denoising step of about fifty ops. Here
-//! each thread takes a block of rows and computes its queries, keys and values (gemm on that
-//! thread alone), then rotates and normalises its queries and keys in place: one hand-off. The
+//! each thread takes a block of rows and computes its queries, keys and values (on that thread
+//! alone, through the kernel the linear op would use for these rows), then rotates and normalises its queries and keys in place: one hand-off. The
 //! output is the three products stacked, each token-major (a head's rows `width` apart, as a
 //! linear layer writes them), which the attention kernel reads through its strides. Each element
 //! is computed as the separate ops compute it.
@@ -11,7 +11,7 @@
 use super::linear::FusedLinear;
 use super::matmul::product_on_this_thread;
 use super::pointwise::{FusedPointwise, rotate_normalise_in_place};
-use super::{Mat, OutPtr, contiguous_data, tensor, written};
+use super::{Mat, OutPtr, contiguous_data, tensor, unpacked, written};
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, backend_extension, tensor::FloatTensor};
 use burn::backend::TensorMetadata;
@@ -88,8 +88,12 @@ fn forward(x: &FlexTensor, w: [&FlexTensor; 3], cos: &FlexTensor, sin: &FlexTens
                 // SAFETY: rows r0..r1 of product p lie inside the 3 × rows × width output, and only
                 // this task writes them; `x`'s rows and `w` are the described matrices.
                 let y = unsafe {
-                    let y = out.add((p * rows + r0) * width);
-                    product_on_this_thread(r1 - r0, width, d_in, Mat::rows(&xs[r0 * d_in..r1 * d_in], d_in), Mat::rows(w, width), y, width);
+                    let (y, x) = (out.add((p * rows + r0) * width), &xs[r0 * d_in..r1 * d_in]);
+                    if unpacked::serves_every_row_count() {
+                        unpacked::matmul_on_this_thread(x, w, OutPtr(y), r1 - r0, d_in, width);
+                    } else {
+                        product_on_this_thread(r1 - r0, width, d_in, Mat::rows(x, d_in), Mat::rows(w, width), y, width);
+                    }
                     std::slice::from_raw_parts_mut(y, (r1 - r0) * width)
                 };
                 if p == 2 {
