@@ -211,7 +211,7 @@ impl Denoiser for ModelDenoiser {
         let me = std::thread::current().id();
         let kept = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&me);
         let (logits, kv) = crate::fused::on_own_pool(|| match kept {
-            Some(kv) if !refresh && kv.len() == tokens.len() => (self.model.forward_rows(input, timesteps, rows, positions, &kv), kv),
+            Some(mut kv) if !refresh && kv.len() == tokens.len() => (self.model.forward_rows(input, timesteps, rows, positions, &mut kv), kv),
             _ => self.model.forward_caching(input, timesteps, Some(self.ints(positions.iter().copied()))),
         });
         self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(me, kv);

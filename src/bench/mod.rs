@@ -10,6 +10,7 @@ use crate::checkpoint::CheckpointConfig;
 use crate::diffusion::masking::MaskSchedule;
 use crate::fused::Matmul;
 use crate::kind::ModelKind;
+use crate::diffusion::decode::CACHE_WINDOW_SPANS;
 use crate::diffusion::{Cell, DecodeOptions, Denoiser, Frame, Generation};
 use crate::kind::ModelDenoiser;
 use crate::model::{ModelConfig, Preset};
@@ -158,6 +159,20 @@ fn denoise_rows(name: &str, config: &ModelConfig, denoiser: &ModelDenoiser, opts
         let case = format!("{name}: denoising step, 1×{seq}{label}");
         push(Row { id: format!("{name}/denoise_1x{seq}{id}"), case, median: t, throughput: None, gflop });
     }
+    // The step the default decoding mostly takes (the Watch screen's): each of the lanes recomputes
+    // a window of CACHE_WINDOW_SPANS spans and reads every other row's keys and values from the
+    // cache of the last full pass; logits at each lane's span.
+    let options = DecodeOptions::default();
+    let (lanes, window) = (options.lanes, CACHE_WINDOW_SPANS * options.span);
+    let rows: Vec<std::ops::Range<usize>> = (0..lanes).map(|l| l * seq / lanes..l * seq / lanes + window).collect();
+    let queried: Vec<usize> = rows.iter().flat_map(|r| r.start..r.start + options.span).collect();
+    let time = crate::diffusion::Time::MaskRate(0.5);
+    denoiser.logits_cached(&tokens, time, &queried, &rows, true);
+    let t = median_time(3, opts.runs.max(5), || {
+        std::hint::black_box(denoiser.logits_cached(&tokens, time, &queried, &rows, false));
+    });
+    let case = format!("{name}: cached step, {lanes} lanes × {window} rows, logits at {}", queried.len());
+    push(Row { id: format!("{name}/denoise_cached_{lanes}x{window}"), case, median: t, throughput: None, gflop: None });
 }
 
 /// AdamW everywhere, as the PyTorch twin trains (bench/pytorch_reference.py); more rows price

@@ -38,8 +38,9 @@ pub trait Denoiser {
 
     /// Like `logits`, but a denoiser that can may recompute only the window's `rows` (which hold
     /// `positions`) and reuse the other rows' keys and values from its last full pass over this
-    /// window; `refresh` asks for a full pass, which becomes the new cache. Approximate: see
-    /// `Model::forward_rows`. Without a cache, this is `logits`.
+    /// window (or, for rows an earlier call since then recomputed, from that call); `refresh` asks
+    /// for a full pass, which becomes the new cache. Approximate: see `Model::forward_rows`.
+    /// Without a cache, this is `logits`.
     fn logits_cached(&self, tokens: &[u32], time: Time, positions: &[usize], rows: &[std::ops::Range<usize>], refresh: bool) -> Vec<f32> {
         let _ = (rows, refresh);
         self.logits(tokens, time, positions)
