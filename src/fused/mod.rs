@@ -77,8 +77,9 @@ pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
 
 /// `layer.forward(x)`: one fused op where [`available`] (the model's layers have no bias), whose
 /// forward and backward matmuls run through [`matmul`], in the step's precision in a training step
-/// ([`Matmul::apply`]); outside training, where [`unpacked::serves`] (any row count with AVX-512, a
-/// few rows with AVX2), through a kernel that reads the weight in place. Burn's f32 `Linear` elsewhere.
+/// ([`Matmul::apply`]); outside training, where [`unpacked::serves`] (any row count with AVX-512,
+/// a few rows with AVX2), through a kernel that reads the weight in place. Burn's f32 `Linear`
+/// elsewhere.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     if layer.bias.is_none() && available(&x) {
         Tensor::from_dispatch(<Dispatch as FusedLinear>::fused_linear(x.into_dispatch(), layer.weight.val().into_dispatch()))

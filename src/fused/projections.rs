@@ -3,10 +3,10 @@
 //! Made separately they are three linear ops and two rotary-then-norm ops, each split between the
 //! threads and joined again: five hand-offs a layer, in a denoising step of about fifty ops. Here
 //! each thread takes a block of rows and computes its queries, keys and values (on that thread
-//! alone, through the kernel the linear op would use for these rows), then rotates and normalises its queries and keys in place: one hand-off. The
-//! output is the three products stacked, each token-major (a head's rows `width` apart, as a
-//! linear layer writes them), which the attention kernel reads through its strides. Each element
-//! is computed as the separate ops compute it.
+//! alone, through the kernel the linear op would use for these rows), then rotates and normalises
+//! its queries and keys in place: one hand-off. The output is the three products stacked, each
+//! token-major (a head's rows `width` apart, as a linear layer writes them), which the attention
+//! kernel reads through its strides. Each element is computed as the separate ops compute it.
 
 use super::linear::FusedLinear;
 use super::matmul::product_on_this_thread;

@@ -10,8 +10,8 @@
 //! from memory, and denoising steps 1–5% faster on a Zen 4 (docs/performance.md). With AVX2 alone
 //! the tile is six rows by sixteen columns, which beats gemm for a few rows only.
 //!
-//! Each output element is one fused multiply-add chain over `k` in order, as gemm's is for `k` up to
-//! its block depth (512 here): the same bits there.
+//! Each output element is one fused multiply-add chain over `k` in order, as gemm's is for `k` up
+//! to its block depth (512 here): the same bits there.
 
 use super::OutPtr;
 use rayon::prelude::*;
