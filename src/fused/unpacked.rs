@@ -7,8 +7,8 @@
 //! matrix-vector path, which does not pack). On a CPU with AVX-512, a tile of six rows by 64
 //! columns (24 of the 32 registers hold sums) runs at the FMA units' peak without the copy, for any
 //! row count: 198–207 GFLOP/s against gemm's 181–193 for `base`'s products with weights coming
-//! from memory, and denoising steps 1–5% faster on a Zen 4 (docs/performance.md). With AVX2 alone
-//! the tile is six rows by sixteen columns, which beats gemm for a few rows only.
+//! from memory on a Zen 4, and faster denoising steps (docs/performance.md has the figures). With
+//! AVX2 alone the tile is six rows by sixteen columns, which beats gemm for a few rows only.
 //!
 //! Each output element is one fused multiply-add chain over `k` in order, as gemm's is for `k` up
 //! to its block depth (512 here): the same bits there.
