@@ -74,7 +74,8 @@ fn random_tokens(n: usize, vocab: usize, masked_share: f64, rng: &mut StdRng) ->
 /// Which measurements to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Case {
-    /// One denoising step (forward pass) at batch 1.
+    /// One denoising step (forward pass) at batch 1: the whole window, logits at a span, and a
+    /// cached step as the default decoding takes it.
     Denoise,
     /// A full generation: untrained weights in a fixed 64 steps, and the shipped model with the default decoding.
     Generate,
