@@ -28,47 +28,74 @@ const ROWS: usize = 6;
 /// Rows per task when there are many: the task's inputs stay in cache while it walks its columns.
 const ROWS_PER_TASK: usize = 256;
 
-/// The register tile this CPU runs: its columns, or `None` where it has neither AVX-512 nor AVX2
-/// with FMA (gemm then serves every input: a scalar loop would be slower than its packing).
-fn tile_columns() -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            return Some(64);
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Some(16);
+/// A register tile, by the instructions it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tile {
+    /// Six rows by 64 columns in `zmm` registers.
+    Avx512,
+    /// Six rows by sixteen columns in `ymm` registers (AVX2 and FMA).
+    Avx2,
+}
+
+impl Tile {
+    /// The tile this CPU runs best, or `None` where it has neither AVX-512 nor AVX2 with FMA (gemm
+    /// then serves every input: a scalar loop would be slower than its packing).
+    fn on_this_cpu() -> Option<Tile> {
+        [Tile::Avx512, Tile::Avx2].into_iter().find(|t| t.available())
+    }
+
+    fn available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return match self {
+            Tile::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            Tile::Avx2 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// The columns a task takes: one tile's.
+    fn columns(self) -> usize {
+        match self {
+            Tile::Avx512 => 64,
+            Tile::Avx2 => 16,
         }
     }
-    None
 }
 
 /// Whether an input of `rows` rows goes through [`matmul`].
 pub fn serves(rows: usize) -> bool {
-    match tile_columns() {
-        Some(64) => true,
-        Some(_) => rows <= FEW_ROWS,
+    match Tile::on_this_cpu() {
+        Some(Tile::Avx512) => true,
+        Some(Tile::Avx2) => rows <= FEW_ROWS,
         None => false,
     }
 }
 
 /// Whether [`matmul_on_this_thread`] serves inputs of any row count here (AVX-512).
 pub fn serves_every_row_count() -> bool {
-    tile_columns() == Some(64)
+    Tile::on_this_cpu() == Some(Tile::Avx512)
 }
 
 /// `y[m, n] = x[m, k] · w[k, n]`, all row-major and contiguous; blocks of columns (and of rows,
 /// when there are many) in parallel. Only where [`serves`].
 pub fn matmul(x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize) {
+    matmul_with(Tile::on_this_cpu().expect("the unpacked kernel runs where it serves"), x, w, y, m, k, n);
+}
+
+/// [`matmul`] through `tile`, which the CPU must have.
+fn matmul_with(tile: Tile, x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize) {
     assert!(x.len() == m * k && w.len() == k * n && y.len() == m * n, "unpacked matmul: operand sizes");
-    let cols = tile_columns().expect("the unpacked kernel runs where it serves");
+    assert!(tile.available(), "the CPU has the {tile:?} tile's instructions");
+    let cols = tile.columns();
     let (col_blocks, row_blocks) = (n.div_ceil(cols), m.div_ceil(ROWS_PER_TASK));
     let out = OutPtr(y.as_mut_ptr()); // each task writes a block of its own
     // Column blocks vary fastest: with one block of rows, each thread reads its own columns of `w`.
     (0..col_blocks * row_blocks).into_par_iter().for_each(|task| {
         let (c0, r0) = ((task % col_blocks) * cols, (task / col_blocks) * ROWS_PER_TASK);
-        // SAFETY: the block lies inside y, which holds m × n elements, and only this task writes it.
-        unsafe { block(x, w, out, m, k, n, r0..(r0 + ROWS_PER_TASK).min(m), c0..(c0 + cols).min(n)) };
+        // SAFETY: the block lies inside y, which holds m × n elements, and only this task writes it;
+        // the CPU has the tile (asserted above).
+        unsafe { block(tile, x, w, out, m, k, n, r0..(r0 + ROWS_PER_TASK).min(m), c0..(c0 + cols).min(n)) };
     });
 }
 
@@ -80,18 +107,20 @@ pub fn matmul(x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize)
 pub unsafe fn matmul_on_this_thread(x: &[f32], w: &[f32], y: OutPtr<f32>, m: usize, k: usize, n: usize) {
     assert!(x.len() == m * k && w.len() == k * n, "unpacked matmul: operand sizes");
     assert!(serves_every_row_count(), "the unpacked kernel on one thread needs AVX-512");
-    for c0 in (0..n).step_by(64) {
-        // SAFETY: the caller's contract.
-        unsafe { block(x, w, y, m, k, n, 0..m, c0..(c0 + 64).min(n)) };
+    for c0 in (0..n).step_by(Tile::Avx512.columns()) {
+        // SAFETY: the caller's contract; the CPU has the tile (asserted above).
+        unsafe { block(Tile::Avx512, x, w, y, m, k, n, 0..m, c0..(c0 + Tile::Avx512.columns()).min(n)) };
     }
 }
 
-/// Rows `rows` of the output's columns `cols` (at most one tile wide).
+/// Rows `rows` of the output's columns `cols` (at most one tile wide) through `tile`; a ragged
+/// block narrower than an AVX2 tile is summed by a plain loop.
 ///
 /// # Safety
-/// `y` must hold `m × n` elements, and no other thread may write this block meanwhile.
+/// `y` must hold `m × n` elements, and no other thread may write this block meanwhile; the CPU
+/// must have `tile`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn block(x: &[f32], w: &[f32], y: OutPtr<f32>, m: usize, k: usize, n: usize, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+unsafe fn block(tile: Tile, x: &[f32], w: &[f32], y: OutPtr<f32>, m: usize, k: usize, n: usize, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
     debug_assert!(rows.end <= m && cols.end <= n);
     if k == 0 {
         for r in rows {
@@ -101,16 +130,15 @@ unsafe fn block(x: &[f32], w: &[f32], y: OutPtr<f32>, m: usize, k: usize, n: usi
         return;
     }
     let mut r = rows.start;
-    let tile_columns = tile_columns();
     #[cfg(target_arch = "x86_64")]
     while r < rows.end {
-        let tile = (rows.end - r).min(ROWS);
+        let tile_rows = (rows.end - r).min(ROWS);
         macro_rules! by_rows {
             ($f:ident $(, $extra:expr)?) => {
-                // SAFETY: the CPU has the tile's features (`tile_columns`); rows r..r + tile and
-                // the block's columns lie inside y.
+                // SAFETY: the CPU has the tile's features (the caller's contract); rows
+                // r..r + tile_rows and the block's columns lie inside y.
                 unsafe {
-                    match tile {
+                    match tile_rows {
                         6 => $f::<6>(x, w, y, k, n, r, cols.start $(, $extra)?),
                         5 => $f::<5>(x, w, y, k, n, r, cols.start $(, $extra)?),
                         4 => $f::<4>(x, w, y, k, n, r, cols.start $(, $extra)?),
@@ -121,12 +149,12 @@ unsafe fn block(x: &[f32], w: &[f32], y: OutPtr<f32>, m: usize, k: usize, n: usi
                 }
             };
         }
-        match tile_columns {
-            Some(64) => by_rows!(tile_avx512, cols.len()),
-            Some(16) if cols.len() == 16 => by_rows!(tile_avx2),
-            _ => break,
+        match tile {
+            Tile::Avx512 => by_rows!(tile_avx512, cols.len()),
+            Tile::Avx2 if cols.len() == 16 => by_rows!(tile_avx2),
+            Tile::Avx2 => break,
         }
-        r += tile;
+        r += tile_rows;
     }
     for r in r..rows.end {
         for j in cols.clone() {
@@ -226,37 +254,40 @@ mod tests {
         (x, w)
     }
 
+    /// Every tile this CPU has, so that an AVX-512 machine tests the AVX2 tile too.
+    fn tiles() -> Vec<Tile> {
+        [Tile::Avx512, Tile::Avx2].into_iter().filter(|t| t.available()).collect()
+    }
+
     #[test]
     fn matches_the_textbook_product_for_ragged_shapes() {
         // Ragged column blocks (17, 65, 130: the vocabulary's head is 66 wide), ragged row tiles,
         // two blocks of rows (300), a depth past gemm's block (600), and nothing to sum (k = 0).
         let shapes = [(1, 7, 3), (5, 33, 17), (4, 16, 16), (9, 64, 65), (64, 256, 40), (3, 0, 16), (0, 8, 16), (300, 40, 130), (7, 600, 66)];
-        let mut ran = 0;
-        for (m, k, n) in shapes.into_iter().filter(|&(m, ..)| serves(m)) {
-            let (x, w) = operands(m, k, n);
-            let mut y = vec![f32::NAN; m * n];
-            matmul(&x, &w, &mut y, m, k, n);
-            for i in 0..m {
-                for j in 0..n {
-                    let want: f32 = (0..k).map(|p| x[i * k + p] * w[p * n + j]).sum();
-                    assert!((y[i * n + j] - want).abs() < 1e-4, "({m}, {k}, {n}) at [{i}, {j}]: {} vs {want}", y[i * n + j]);
+        for tile in tiles() {
+            for (m, k, n) in shapes {
+                let (x, w) = operands(m, k, n);
+                let mut y = vec![f32::NAN; m * n];
+                matmul_with(tile, &x, &w, &mut y, m, k, n);
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f32 = (0..k).map(|p| x[i * k + p] * w[p * n + j]).sum();
+                        assert!((y[i * n + j] - want).abs() < 1e-4, "{tile:?} ({m}, {k}, {n}) at [{i}, {j}]: {} vs {want}", y[i * n + j]);
+                    }
                 }
             }
-            ran += 1;
         }
-        assert!(ran >= shapes.len() - 1 || tile_columns().is_none(), "every shape of a few rows runs where the kernel does");
     }
 
     #[test]
     fn gives_gemms_bits_where_gemm_sums_in_one_block() {
-        for (m, k, n) in [(8, 256, 256), (256, 384, 130)] {
-            if !serves(m) {
-                continue;
+        for tile in tiles() {
+            for (m, k, n) in [(8, 256, 256), (256, 384, 130)] {
+                let (x, w) = operands(m, k, n);
+                let mut y = vec![0.0; m * n];
+                matmul_with(tile, &x, &w, &mut y, m, k, n);
+                assert_eq!(y, product(m, n, k, Mat::rows(&x, k), Mat::rows(&w, n)), "{tile:?} ({m}, {k}, {n})");
             }
-            let (x, w) = operands(m, k, n);
-            let mut y = vec![0.0; m * n];
-            matmul(&x, &w, &mut y, m, k, n);
-            assert_eq!(y, product(m, n, k, Mat::rows(&x, k), Mat::rows(&w, n)), "({m}, {k}, {n})");
         }
     }
 
