@@ -164,9 +164,11 @@ fn denoise_rows(name: &str, config: &ModelConfig, denoiser: &ModelDenoiser, opts
     // a window of CACHE_WINDOW_SPANS spans and reads every other row's keys and values from the
     // cache of the last full pass; logits at each lane's span.
     let options = DecodeOptions::default();
-    let (lanes, window) = (options.lanes, CACHE_WINDOW_SPANS * options.span);
+    // As many lanes as the window holds without their rows overlapping (a short context).
+    let window = (CACHE_WINDOW_SPANS * options.span).clamp(1, seq.max(1));
+    let lanes = options.lanes.min(seq / window).max(1);
     let rows: Vec<std::ops::Range<usize>> = (0..lanes).map(|l| l * seq / lanes..l * seq / lanes + window).collect();
-    let queried: Vec<usize> = rows.iter().flat_map(|r| r.start..r.start + options.span).collect();
+    let queried: Vec<usize> = rows.iter().flat_map(|r| r.start..r.start + options.span.min(window)).collect();
     let time = crate::diffusion::Time::MaskRate(0.5);
     denoiser.logits_cached(&tokens, time, &queried, &rows, true);
     let t = median_time(3, opts.runs.max(5), || {
