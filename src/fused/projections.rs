@@ -78,8 +78,10 @@ fn forward(x: &FlexTensor, w: [&FlexTensor; 3], cos: &FlexTensor, sin: &FlexTens
         // No inputs: every product is zero, and so is its normalised rotation.
         return tensor(vec![0.0; 3 * rows * width], [3, b, t, width]);
     }
-    // One block of rows per thread: every hand-off costs, and gemm keeps one thread busy on each.
+    // One block of rows per thread: every hand-off costs, and each block keeps a thread busy.
     let block = rows.div_ceil(rayon::current_num_threads()).max(1);
+    // The kernel `linear` would use for these rows.
+    let in_place = unpacked::serves(rows);
     let fill = |out: &mut [MaybeUninit<f32>]| {
         let out = OutPtr(out.as_mut_ptr().cast::<f32>());
         (0..rows.div_ceil(block)).into_par_iter().for_each(|task| {
@@ -89,7 +91,7 @@ fn forward(x: &FlexTensor, w: [&FlexTensor; 3], cos: &FlexTensor, sin: &FlexTens
                 // this task writes them; `x`'s rows and `w` are the described matrices.
                 let y = unsafe {
                     let (y, x) = (out.add((p * rows + r0) * width), &xs[r0 * d_in..r1 * d_in]);
-                    if unpacked::serves_every_row_count() {
+                    if in_place {
                         unpacked::matmul_on_this_thread(x, w, OutPtr(y), r1 - r0, d_in, width);
                     } else {
                         product_on_this_thread(r1 - r0, width, d_in, Mat::rows(x, d_in), Mat::rows(w, width), y, width);
@@ -107,7 +109,8 @@ fn forward(x: &FlexTensor, w: [&FlexTensor; 3], cos: &FlexTensor, sin: &FlexTens
             }
         });
     };
-    // SAFETY: the tasks' blocks cover every row of each product, and gemm writes each row in full.
+    // SAFETY: the tasks' blocks cover every row of each product, and each product writes its rows
+    // in full.
     let out = unsafe { written(3 * rows * width, fill) };
     tensor(out, [3, b, t, width])
 }

@@ -341,7 +341,8 @@ fn separate_projections(x: Tensor<3>, layers: &[Linear; 3], heads: usize, rope: 
 #[test]
 fn the_three_projections_in_one_op_are_the_separate_ops_bit_for_bit_and_train_as_they_do() {
     use burn::nn::LinearConfig;
-    // 2 × 40 rows: more than the few-row kernel takes, so both sides multiply through gemm.
+    // 2 × 40 rows: more than a few, so the one op splits rows between threads; both sides multiply
+    // through the kernel `linear` picks for 80 rows (the unpacked tile with AVX-512, else gemm).
     let (b, t, d, heads) = (2, 40, 32, 2);
     let setup = |device: &Device| {
         let layers = [0, 1, 2].map(|_| LinearConfig::new(d, d).with_bias(false).init(device));
@@ -385,7 +386,7 @@ fn the_mlp_layer_squared_in_place_is_the_two_ops_bit_for_bit_and_trains_as_they_
     let device = Device::flex();
     device.seed(13);
     let layer = LinearConfig::new(24, 40).with_bias(false).init(&device);
-    // A few rows (the kernel that reads the weight in place) and many (gemm).
+    // A few rows (the unpacked kernel wherever it runs) and many (gemm unless the CPU has AVX-512).
     for rows in [3, 90] {
         let x = Tensor::<3>::random([1, rows, 24], Distribution::Normal(0.0, 1.0), &device);
         let one = linear_relu_squared(&layer, x.clone());

@@ -72,11 +72,6 @@ pub fn serves(rows: usize) -> bool {
     }
 }
 
-/// Whether [`matmul_on_this_thread`] serves inputs of any row count here (AVX-512).
-pub fn serves_every_row_count() -> bool {
-    Tile::on_this_cpu() == Some(Tile::Avx512)
-}
-
 /// `y[m, n] = x[m, k] · w[k, n]`, all row-major and contiguous; blocks of columns (and of rows,
 /// when there are many) in parallel. Only where [`serves`].
 pub fn matmul(x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize) {
@@ -100,16 +95,17 @@ fn matmul_with(tile: Tile, x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usi
 }
 
 /// `y = x · w` as [`matmul`], on this thread alone, into `y` (`m` rows of `n`, row-major), for a
-/// kernel that splits the work itself. Only where [`serves_every_row_count`].
+/// kernel that splits the work itself: one block of its rows where [`serves`] says this kernel
+/// takes the whole input.
 ///
 /// # Safety
 /// `y` must hold `m × n` elements that no other thread touches meanwhile.
 pub unsafe fn matmul_on_this_thread(x: &[f32], w: &[f32], y: OutPtr<f32>, m: usize, k: usize, n: usize) {
     assert!(x.len() == m * k && w.len() == k * n, "unpacked matmul: operand sizes");
-    assert!(serves_every_row_count(), "the unpacked kernel on one thread needs AVX-512");
-    for c0 in (0..n).step_by(Tile::Avx512.columns()) {
-        // SAFETY: the caller's contract; the CPU has the tile (asserted above).
-        unsafe { block(Tile::Avx512, x, w, y, m, k, n, 0..m, c0..(c0 + Tile::Avx512.columns()).min(n)) };
+    let tile = Tile::on_this_cpu().expect("the unpacked kernel runs where it serves");
+    for c0 in (0..n).step_by(tile.columns()) {
+        // SAFETY: the caller's contract; the CPU has the tile.
+        unsafe { block(tile, x, w, y, m, k, n, 0..m, c0..(c0 + tile.columns()).min(n)) };
     }
 }
 
@@ -293,7 +289,7 @@ mod tests {
 
     #[test]
     fn one_thread_gives_the_parallel_products_bits() {
-        if !serves_every_row_count() {
+        if Tile::on_this_cpu().is_none() {
             return;
         }
         let (m, k, n) = (70, 96, 200);
