@@ -85,7 +85,7 @@ fn forward(x: &FlexTensor, w: &FlexTensor, relu_squared: bool) -> FlexTensor {
     let mut y = if training_matmul().is_none() && unpacked::serves(rows) {
         let (x, w) = (contiguous_data(x), contiguous_data(w));
         // SAFETY: the kernel writes every one of the rows × d_out elements and reads none.
-        unsafe { written(rows * d_out, |y| unpacked::matmul(x, w, std::slice::from_raw_parts_mut(y.as_mut_ptr().cast(), y.len()), rows, d_in, d_out)) }
+        unsafe { written(rows * d_out, |y| unpacked::matmul(x, w, y, rows, d_in, d_out)) }
     } else {
         product(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out))
     };

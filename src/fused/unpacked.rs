@@ -15,6 +15,7 @@
 
 use super::OutPtr;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// "A few rows": with AVX2 alone, inputs of at most this many rows go through [`matmul`] (more
 /// amortise gemm's packing), and the projections op, which splits rows between threads, leaves
@@ -73,18 +74,19 @@ pub fn serves(rows: usize) -> bool {
 }
 
 /// `y[m, n] = x[m, k] · w[k, n]`, all row-major and contiguous; blocks of columns (and of rows,
-/// when there are many) in parallel. Only where [`serves`].
-pub fn matmul(x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize) {
+/// when there are many) in parallel. Every element of `y` is written and none is read, so `y` may
+/// be unfilled memory (`super::written`). Only where [`serves`].
+pub fn matmul(x: &[f32], w: &[f32], y: &mut [MaybeUninit<f32>], m: usize, k: usize, n: usize) {
     matmul_with(Tile::on_this_cpu().expect("the unpacked kernel runs where it serves"), x, w, y, m, k, n);
 }
 
 /// [`matmul`] through `tile`, which the CPU must have.
-fn matmul_with(tile: Tile, x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize) {
+fn matmul_with(tile: Tile, x: &[f32], w: &[f32], y: &mut [MaybeUninit<f32>], m: usize, k: usize, n: usize) {
     assert!(x.len() == m * k && w.len() == k * n && y.len() == m * n, "unpacked matmul: operand sizes");
     assert!(tile.available(), "the CPU has the {tile:?} tile's instructions");
     let cols = tile.columns();
     let (col_blocks, row_blocks) = (n.div_ceil(cols), m.div_ceil(ROWS_PER_TASK));
-    let out = OutPtr(y.as_mut_ptr()); // each task writes a block of its own
+    let out = OutPtr(y.as_mut_ptr().cast::<f32>()); // each task writes a block of its own
     // Column blocks vary fastest: with one block of rows, each thread reads its own columns of `w`.
     (0..col_blocks * row_blocks).into_par_iter().for_each(|task| {
         let (c0, r0) = ((task % col_blocks) * cols, (task / col_blocks) * ROWS_PER_TASK);
@@ -244,6 +246,15 @@ mod tests {
     use super::*;
     use crate::fused::{Mat, product};
 
+    /// `tile`'s product of `x` and `w`, into a buffer of NaNs (so that an element left unwritten
+    /// shows).
+    fn product_with(tile: Tile, x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut y = vec![MaybeUninit::new(f32::NAN); m * n];
+        matmul_with(tile, x, w, &mut y, m, k, n);
+        // SAFETY: every element was initialised (NaN, then the product).
+        y.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+    }
+
     fn operands(m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
         let x = (0..m * k).map(|i| ((i * 31) % 17) as f32 / 17.0 - 0.5).collect();
         let w = (0..k * n).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.5).collect();
@@ -263,8 +274,7 @@ mod tests {
         for tile in tiles() {
             for (m, k, n) in shapes {
                 let (x, w) = operands(m, k, n);
-                let mut y = vec![f32::NAN; m * n];
-                matmul_with(tile, &x, &w, &mut y, m, k, n);
+                let y = product_with(tile, &x, &w, m, k, n);
                 for i in 0..m {
                     for j in 0..n {
                         let want: f32 = (0..k).map(|p| x[i * k + p] * w[p * n + j]).sum();
@@ -280,8 +290,7 @@ mod tests {
         for tile in tiles() {
             for (m, k, n) in [(8, 256, 256), (256, 384, 130)] {
                 let (x, w) = operands(m, k, n);
-                let mut y = vec![0.0; m * n];
-                matmul_with(tile, &x, &w, &mut y, m, k, n);
+                let y = product_with(tile, &x, &w, m, k, n);
                 assert_eq!(y, product(m, n, k, Mat::rows(&x, k), Mat::rows(&w, n)), "{tile:?} ({m}, {k}, {n})");
             }
         }
@@ -294,8 +303,8 @@ mod tests {
         }
         let (m, k, n) = (70, 96, 200);
         let (x, w) = operands(m, k, n);
-        let (mut parallel, mut serial) = (vec![0.0; m * n], vec![f32::NAN; m * n]);
-        matmul(&x, &w, &mut parallel, m, k, n);
+        let parallel = product_with(Tile::on_this_cpu().expect("checked above"), &x, &w, m, k, n);
+        let mut serial = vec![f32::NAN; m * n];
         // SAFETY: `serial` holds m × n elements and nothing else touches it.
         unsafe { matmul_on_this_thread(&x, &w, OutPtr(serial.as_mut_ptr()), m, k, n) };
         assert_eq!(serial, parallel);
