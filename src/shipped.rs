@@ -58,7 +58,7 @@ pub fn of_kind(kind: ModelKind) -> Option<&'static Shipped> {
 impl Shipped {
     pub fn load(&self, device: &Device) -> Result<(CheckpointConfig, Model)> {
         let Some((_, weights)) = self.files else {
-            return self.load_from_disk(device);
+            return checkpoint::load(&self.dir_on_disk()?, device);
         };
         let config = self.config()?;
         let model = checkpoint::model_from_bytes(&config.model, weights.to_vec(), device)
@@ -74,12 +74,8 @@ impl Shipped {
         }
     }
 
-    /// A build without the compiled-in checkpoints reads them from `checkpoints/<dir>`.
-    fn load_from_disk(&self, device: &Device) -> Result<(CheckpointConfig, Model)> {
-        checkpoint::load(&self.dir_on_disk()?, device)
-    }
-
-    /// `checkpoints/<dir>` in the working directory, or else beside the executable.
+    /// Where a build without the compiled-in checkpoints reads them: `checkpoints/<dir>` in the
+    /// working directory, or else beside the executable.
     fn dir_on_disk(&self) -> Result<std::path::PathBuf> {
         let relative = Path::new("checkpoints").join(self.dir);
         let beside_exe = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(&relative)));
