@@ -3,8 +3,8 @@
 //! [`super::matmul`], in bf16 on the AMX tiles or in f32, reading the transposed operands in
 //! place: what a training step asks for ([`super::Matmul`]). Outside training the same op serves
 //! every input in f32 (its output is not zero-filled and copied, as burn-flex's matmul output is);
-//! inputs go through [`super::unpacked`] where it serves them (any row count with AVX-512, a few
-//! rows with AVX2), which does not copy the weight first as gemm does.
+//! inputs go through [`super::unpacked`] where it serves them (a few rows; any row count on a
+//! Zen 4), which does not copy the weight first as gemm does.
 
 use super::{Mat, contiguous_data, product, tensor, training_matmul, unpacked, written};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

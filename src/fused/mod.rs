@@ -77,8 +77,8 @@ pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
 
 /// `layer.forward(x)`: one fused op where [`available`] (the model's layers have no bias), whose
 /// forward and backward matmuls run through [`matmul`], in the step's precision in a training step
-/// ([`Matmul::apply`]); outside training, where [`unpacked::serves`] (any row count with AVX-512,
-/// a few rows with AVX2), through a kernel that reads the weight in place. Burn's f32 `Linear`
+/// ([`Matmul::apply`]); outside training, where [`unpacked::serves`] (a few rows; any row count on
+/// a Zen 4), through a kernel that reads the weight in place. Burn's f32 `Linear`
 /// elsewhere.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     if layer.bias.is_none() && available(&x) {

@@ -303,7 +303,8 @@ fn outside_training_any_row_count_gives_burns_linear() {
     let device = Device::flex();
     device.seed(7);
     // 40 in, 65 out: the last column block is ragged, as the head's (the vocabulary) is. Up to 64
-    // rows go through the unpacked kernel everywhere, more with AVX-512 only (else gemm).
+    // rows go through the unpacked kernel where the CPU has a tile, more on a Zen 4 only (else
+    // gemm).
     let layer = burn::nn::LinearConfig::new(40, 65).with_bias(false).init(&device);
     for rows in [1, 7, unpacked::FEW_ROWS, unpacked::FEW_ROWS + 1, 256] {
         let x = Tensor::<3>::random([1, rows, 40], Distribution::Normal(0.0, 1.0), &device);

@@ -4,11 +4,12 @@
 //! threads each packs every panel it touches. For a few rows that copy costs more than the
 //! arithmetic: with the shipped model's 36 weights cycling through the cache, as a forward pass
 //! does, 8, 30 or 64 rows all took 9–10 ms on an AVX2 Zen 3, against 1.8 ms for one row (gemm's
-//! matrix-vector path, which does not pack). On a CPU with AVX-512, a tile of six rows by 64
-//! columns (24 of the 32 registers hold sums) runs at the FMA units' peak without the copy, for any
-//! row count: 198–207 GFLOP/s against gemm's 181–193 for `base`'s products with weights coming
-//! from memory on a Zen 4, and faster denoising steps (docs/performance.md has the figures). With
-//! AVX2 alone the tile is six rows by sixteen columns, which beats gemm for a few rows only.
+//! matrix-vector path, which does not pack). A register tile that reads the weight in place (six
+//! rows by 64 columns with AVX-512, by sixteen with AVX2) beats gemm up to [`FEW_ROWS`] rows; above
+//! that, gemm's packed panels pay for their copy on most CPUs, and gemm serves. The exception is a
+//! Zen 4, whose AVX-512 runs in 256-bit halves: there the tile ran at the FMA units' peak at any
+//! row count, 198–207 GFLOP/s against gemm's 181–193 for `base`'s products, and it serves every
+//! input ([`Tile::serves_many_rows`]; docs/performance.md has the figures of both).
 //!
 //! Each output element is one fused multiply-add chain over `k` in order, as gemm's is for `k` up
 //! to its block depth (512 here): the same bits there.
@@ -17,9 +18,11 @@ use super::OutPtr;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-/// "A few rows": with AVX2 alone, inputs of at most this many rows go through [`matmul`] (more
-/// amortise gemm's packing), and the projections op, which splits rows between threads, leaves
-/// them to the linear ops, which split columns.
+/// "A few rows": inputs of at most this many rows go through [`matmul`] on every CPU with a tile
+/// (more amortise gemm's packing, but on a Zen 4), and the projections op, which splits rows
+/// between threads, leaves them to the linear ops, which split columns. The crossing point: at 64
+/// rows the AVX-512 tile and gemm ran at the same speed on an Intel Xeon, at 128 gemm was 20–35%
+/// faster.
 pub const FEW_ROWS: usize = 64;
 
 /// Rows per register tile: with AVX-512, 24 registers of sums, four of weights and one of input,
@@ -55,6 +58,14 @@ impl Tile {
         false
     }
 
+    /// Whether the tile beats gemm for many rows too: measured so on a Zen 4 (AMD family 19h), not
+    /// on an Intel Xeon with AVX-512, where gemm ran 256-row products 20–35% faster and whole
+    /// denoising steps 15–25% faster. Unmeasured CPUs take gemm, as for AVX2.
+    fn serves_many_rows(self) -> bool {
+        static ZEN_4: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        self == Tile::Avx512 && *ZEN_4.get_or_init(amd_family_19h)
+    }
+
     /// The columns a task takes: one tile's.
     fn columns(self) -> usize {
         match self {
@@ -64,13 +75,26 @@ impl Tile {
     }
 }
 
+/// Whether the CPU says it is an AMD of family 19h (Zen 3 and Zen 4; of these, only Zen 4 has
+/// AVX-512).
+fn amd_family_19h() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        let vendor = __cpuid(0);
+        let amd = [vendor.ebx, vendor.edx, vendor.ecx].map(u32::to_le_bytes).concat() == b"AuthenticAMD";
+        let eax = __cpuid(1).eax;
+        let family = (eax >> 8) & 0xf;
+        let family = if family == 0xf { family + ((eax >> 20) & 0xff) } else { family };
+        amd && family == 0x19
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Whether an input of `rows` rows goes through [`matmul`].
 pub fn serves(rows: usize) -> bool {
-    match Tile::on_this_cpu() {
-        Some(Tile::Avx512) => true,
-        Some(Tile::Avx2) => rows <= FEW_ROWS,
-        None => false,
-    }
+    Tile::on_this_cpu().is_some_and(|tile| rows <= FEW_ROWS || tile.serves_many_rows())
 }
 
 /// `y[m, n] = x[m, k] · w[k, n]`, all row-major and contiguous; blocks of columns (and of rows,
