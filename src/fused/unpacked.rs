@@ -6,10 +6,11 @@
 //! does, 8, 30 or 64 rows all took 9–10 ms on an AVX2 Zen 3, against 1.8 ms for one row (gemm's
 //! matrix-vector path, which does not pack). A register tile that reads the weight in place (six
 //! rows by 64 columns with AVX-512, by sixteen with AVX2) beats gemm up to [`FEW_ROWS`] rows; above
-//! that, gemm's packed panels pay for their copy on most CPUs, and gemm serves. The exception is a
-//! Zen 4, whose AVX-512 runs in 256-bit halves: there the tile ran at the FMA units' peak at any
-//! row count, 198–207 GFLOP/s against gemm's 181–193 for `base`'s products, and it serves every
-//! input ([`Tile::serves_many_rows`]; docs/performance.md has the figures of both).
+//! that, gemm's packed panels paid for their copy on the CPUs measured (an AVX2 Zen 3, an AVX-512
+//! Intel Xeon), and gemm serves. The exception is a Zen 4, whose AVX-512 runs in 256-bit halves:
+//! there the tile ran at the FMA units' peak at any row count, 198–207 GFLOP/s against gemm's
+//! 181–193 for `base`'s products, and it serves every input ([`Tile::serves_many_rows`];
+//! docs/performance.md has the figures of both).
 //!
 //! Each output element is one fused multiply-add chain over `k` in order, as gemm's is for `k` up
 //! to its block depth (512 here): the same bits there.
@@ -21,7 +22,7 @@ use std::mem::MaybeUninit;
 /// "A few rows": inputs of at most this many rows go through [`matmul`] on every CPU with a tile
 /// (more amortise gemm's packing, but on a Zen 4), and the projections op, which splits rows
 /// between threads, leaves them to the linear ops, which split columns. The crossing point: at 64
-/// rows the AVX-512 tile and gemm ran at the same speed on an Intel Xeon, at 128 gemm was 20–35%
+/// rows the AVX-512 tile and gemm ran at the same speed on an Intel Xeon, at 128 gemm was 20–40%
 /// faster.
 pub const FEW_ROWS: usize = 64;
 
