@@ -404,3 +404,19 @@ fn the_mlp_layer_squared_in_place_is_the_two_ops_bit_for_bit_and_trains_as_they_
     assert_close("tracked output", y_one, y_two);
     assert_close("tracked gradient", g_one, g_two);
 }
+
+#[test]
+fn a_computation_that_panics_on_its_own_pool_lets_the_waiting_workers_go() {
+    // The pool's other workers look for work until the computation ends; a panic ends it too, or
+    // the pool would wait for them forever.
+    use rayon::prelude::*;
+    let result = std::panic::catch_unwind(|| {
+        on_own_pool(|| {
+            let sum: u64 = (0..1000u64).into_par_iter().sum();
+            panic!("a computation that fails after a parallel op ({sum})");
+        })
+    });
+    assert!(result.is_err());
+    // The same thread's pool still serves the next computation.
+    assert_eq!(on_own_pool(|| (0..1000u64).into_par_iter().sum::<u64>()), 499_500);
+}
