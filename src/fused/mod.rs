@@ -220,8 +220,8 @@ pub fn on_own_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// it: a system call on each side and, in a VM, an interrupt between cores, while the op waits for
 /// its second thread. On a 2-vCPU Xeon that was 11% of a denoising step's samples in `perf`;
 /// kept awake for the computation, the workers made the shipped model's default decoding 15–25%
-/// faster and training steps 12–40% (docs/performance.md). The workers wait only as long as `f`
-/// runs: one forward pass, one training step.
+/// faster, and training steps faster too (docs/performance.md). The workers wait only as long as
+/// `f` runs: one forward pass, one training step.
 fn with_workers_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     /// Tells the workers to stop when `f` returns or unwinds.
     struct Done<'a>(&'a AtomicBool);
