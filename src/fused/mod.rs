@@ -35,6 +35,7 @@ use burn_flex::FlexTensor;
 use linear::FusedLinear;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 pub use amx::Mat;
 pub use matmul::{Matmul, MatmulGuard, matmul, product, training_matmul};
 use pointwise::FusedPointwise;
@@ -213,15 +214,21 @@ pub fn on_own_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     })
 }
 
-/// Runs `f` on this worker while every other worker of the pool looks for work without cease,
-/// giving its core up to any other thread that wants it (`sched_yield`) but never going to sleep.
+/// How long a worker kept awake by [`with_workers_awake`] waits for work before it goes back to
+/// rayon's own idling (a few yields, then sleep): far longer than the gaps between a computation's
+/// parallel ops on the CPU (microseconds), far shorter than a computation that hands the pool
+/// nothing (a forward pass on a GPU), which then keeps no core busy.
+const PATIENCE: Duration = Duration::from_millis(20);
+
+/// Runs `f` on this worker while every other worker of the pool looks for work without pause,
+/// giving its core up to any other thread that wants it (`sched_yield`) but not going to sleep,
+/// until `f` returns or no work has come for [`PATIENCE`].
 ///
 /// Between two parallel ops an idle rayon worker goes to sleep on a futex, and the next op wakes
 /// it: a system call on each side and, in a VM, an interrupt between cores, while the op waits for
 /// its second thread. On a 2-vCPU Xeon that was 11% of a denoising step's samples in `perf`;
 /// kept awake for the computation, the workers made the shipped model's default decoding 15–25%
-/// faster, and training steps faster too (docs/performance.md). The workers wait only as long as
-/// `f` runs: one forward pass, one training step.
+/// faster, and training steps faster too (docs/performance.md).
 fn with_workers_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     /// Tells the workers to stop when `f` returns or unwinds.
     struct Done<'a>(&'a AtomicBool);
@@ -234,8 +241,11 @@ fn with_workers_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|scope| {
         for _ in 1..rayon::current_num_threads() {
             scope.spawn(|_| {
-                while !done.load(Ordering::Acquire) {
-                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                let mut last_work = Instant::now();
+                while !done.load(Ordering::Acquire) && last_work.elapsed() < PATIENCE {
+                    if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                        last_work = Instant::now();
+                    } else {
                         std::thread::yield_now();
                     }
                 }
