@@ -406,9 +406,9 @@ fn the_mlp_layer_squared_in_place_is_the_two_ops_bit_for_bit_and_trains_as_they_
 }
 
 #[test]
-fn a_computation_that_panics_on_its_own_pool_lets_the_waiting_workers_go() {
-    // The pool's other workers look for work until the computation ends; a panic ends it too, or
-    // the pool would wait for them forever.
+fn a_computation_that_panics_on_its_own_pool_reaches_its_caller_and_leaves_the_pool_working() {
+    // The pool's other workers look for work while the computation runs; a panic inside must end
+    // the computation for its caller, and the next one on the same thread's pool must run.
     use rayon::prelude::*;
     let result = std::panic::catch_unwind(|| {
         on_own_pool(|| {
