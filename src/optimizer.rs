@@ -9,7 +9,7 @@
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::ParamGroup;
-use crate::fused::{Mat, matmul};
+use crate::fused::{Mat, gram, matmul, transpose};
 use burn::optim::momentum::{Momentum, MomentumConfig};
 use burn::optim::{AdamWConfig, AdjustLrFn, LearningRate, ModuleOptimizer, MuonConfig, MuonState, Optimizer};
 use burn::prelude::*;
@@ -112,36 +112,30 @@ impl Optimizer for ScaledMuon {
 /// `g` (`[rows, cols]`, row-major) orthogonalised by Muon's quintic Newton–Schulz iteration:
 /// Burn's `zeropower_via_newtonschulz`, with the training step's products (bf16 on the AMX tiles,
 /// as Keller Jordan's Muon iterates in bf16, or f32). With `X` the wide one of `g` and `gᵀ` and
-/// `A = X Xᵀ`, each step is `X ← (a I + b A + c A²) X`, grouped as `(a I + A (b I + c A)) X` so that
-/// the only passes outside the products are over `r × r` matrices. A tall `g` is iterated where it
-/// lies (`X` read as its transpose) instead of being copied into its transpose and back.
+/// `A = X Xᵀ`, each step is `X ← (a I + b A + c A²) X`. `A` and `A² = Aᵀ A` are symmetric, so both
+/// come from [`gram`], which multiplies only the blocks on and above the diagonal: a third less
+/// arithmetic for a square weight than three full products. The iteration holds `Xᵀ`, row-major,
+/// which is how `gram` and the last product read it fastest: a tall `g` is `Xᵀ` already, a wide
+/// one is transposed once on the way in and once on the way out.
 fn orthogonalise(g: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
     let tall = rows > cols;
     let (r, c) = (rows.min(cols), rows.max(cols));
-    let mut x = g;
-    let norm = (x.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32).max(NS_EPSILON);
-    x.iter_mut().for_each(|v| *v /= norm);
+    let mut xt = if tall { g } else { transpose(&g, rows, cols) };
+    let norm = (xt.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32).max(NS_EPSILON);
+    xt.iter_mut().for_each(|v| *v /= norm);
     let (ca, cb, cc) = NS_COEFFICIENTS;
-    let (mut gram, mut scaled, mut poly, mut next) = (vec![0.0f32; r * r], vec![0.0f32; r * r], vec![0.0f32; r * r], vec![0.0f32; r * c]);
-    // X (`[r, c]`) and Xᵀ as `x` holds them: `[r, c]` when wide, `[c, r]` when tall.
-    let x_and_xt = |x: &[f32]| if tall { (Mat::transposed(x, r), Mat::rows(x, r)) } else { (Mat::rows(x, c), Mat::transposed(x, c)) };
+    let (mut a, mut poly, mut next) = (vec![0.0f32; r * r], vec![0.0f32; r * r], vec![0.0f32; c * r]);
     for _ in 0..NS_STEPS {
-        let (xm, xt) = x_and_xt(&x);
-        matmul(r, r, c, xm, xt, &mut gram, r, false);
-        // poly = A (b I + c A) + a I, with `scaled` = b I + c A.
-        scaled.iter_mut().zip(&gram).for_each(|(m, &v)| *m = cc * v);
-        (0..r).for_each(|i| scaled[i * (r + 1)] += cb);
-        matmul(r, r, r, Mat::rows(&gram, r), Mat::rows(&scaled, r), &mut poly, r, false);
+        gram(c, r, &xt, &mut a);
+        gram(r, r, &a, &mut poly);
+        // poly = a I + b A + c A², with A² in `poly`.
+        poly.iter_mut().zip(&a).for_each(|(p, &v)| *p = cc * *p + cb * v);
         (0..r).for_each(|i| poly[i * (r + 1)] += ca);
-        if tall {
-            // X ← poly X, held as its transpose: Xᵀ polyᵀ, `[c, r]`.
-            matmul(c, r, r, xt, Mat::transposed(&poly, r), &mut next, r, false);
-        } else {
-            matmul(r, c, r, Mat::rows(&poly, r), xm, &mut next, c, false);
-        }
-        std::mem::swap(&mut x, &mut next);
+        // X ← poly X, held as its transpose: Xᵀ polyᵀ = Xᵀ poly (poly is symmetric).
+        matmul(c, r, r, Mat::rows(&xt, r), Mat::rows(&poly, r), &mut next, r, false);
+        std::mem::swap(&mut xt, &mut next);
     }
-    x
+    if tall { xt } else { transpose(&xt, c, r) }
 }
 
 #[cfg(test)]
@@ -162,8 +156,9 @@ mod tests {
     fn muon_in_a_training_step_takes_the_steps_burns_muon_takes() {
         let device = Device::flex();
         device.seed(3);
-        // Wide and tall, neither side a multiple of the AMX tiles.
-        for shape in [[24, 40], [40, 24]] {
+        // Wide and tall, neither side a multiple of the AMX tiles; the larger two span several of
+        // `gram`'s blocks.
+        for shape in [[24, 40], [40, 24], [150, 100], [100, 150]] {
             let weight = Tensor::<2>::random(shape, burn::tensor::Distribution::Normal(0.0, 1.0), &device);
             let grads = [0, 1].map(|_| Tensor::<2>::random(shape, burn::tensor::Distribution::Normal(0.0, 1.0), &device));
             // Outside a training step (no precision applied) the step is Burn's own Muon.

@@ -39,6 +39,21 @@ impl Mat {
         Mat { ptr: data.as_ptr(), rs: 1, cs: cols }
     }
 
+    /// The rows from `i0` on: the same memory, `i0` rows on (which the caller keeps inside it).
+    pub fn from_row(self, i0: usize) -> Self {
+        Mat { ptr: self.ptr.wrapping_add(i0 * self.rs), ..self }
+    }
+
+    /// The columns from `j0` on: the same memory, `j0` columns on (which the caller keeps inside it).
+    pub fn from_col(self, j0: usize) -> Self {
+        Mat { ptr: self.ptr.wrapping_add(j0 * self.cs), ..self }
+    }
+
+    /// The transpose: the same memory with the strides swapped.
+    pub fn t(self) -> Self {
+        Mat { ptr: self.ptr, rs: self.cs, cs: self.rs }
+    }
+
     /// SAFETY: `(i, j)` lies inside the matrix the caller described.
     unsafe fn at(&self, i: usize, j: usize) -> f32 {
         unsafe { *self.ptr.add(i * self.rs + j * self.cs) }

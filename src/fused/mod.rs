@@ -37,7 +37,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 pub use amx::Mat;
-pub use matmul::{Matmul, MatmulGuard, matmul, product, training_matmul};
+pub use matmul::{Matmul, MatmulGuard, gram, matmul, product, training_matmul, transpose};
 use pointwise::FusedPointwise;
 use projections::FusedProjections;
 use rms_norm::FusedRmsNorm;

@@ -420,3 +420,48 @@ fn a_computation_that_panics_on_its_own_pool_reaches_its_caller_and_leaves_the_p
     // The same thread's pool still serves the next computation.
     assert_eq!(on_own_pool(|| (0..1000u64).into_par_iter().sum::<u64>()), 499_500);
 }
+
+#[test]
+fn gram_multiplies_half_the_blocks_and_mirrors_the_rest_into_the_full_product() {
+    // 150 columns: two whole blocks and a ragged one; 20: less than one block.
+    for (k, m) in [(70, 150), (33, 20), (0, 5)] {
+        let x: Vec<f32> = (0..k * m).map(|i| ((i * 7919 % 1013) as f32 / 1013.0) - 0.5).collect();
+        let expected = |i: usize, j: usize| (0..k).map(|p| x[p * m + i] as f64 * x[p * m + j] as f64).sum::<f64>();
+        let run = |precision: Option<Matmul>| {
+            let _guard = precision.map(Matmul::apply);
+            let mut c = vec![f32::NAN; m * m];
+            on_own_pool(|| gram(k, m, &x, &mut c));
+            c
+        };
+        let mut precisions = vec![(None, 1e-5), (Some(Matmul::F32), 1e-5)];
+        if amx::available() {
+            precisions.push((Some(Matmul::Bf16), 2e-2));
+        }
+        for (precision, tolerance) in precisions {
+            let c = run(precision);
+            for i in 0..m {
+                for j in 0..m {
+                    let (got, want) = (c[i * m + j], expected(i, j));
+                    assert!((got as f64 - want).abs() <= tolerance * (1.0 + want.abs()), "{k}×{m} ({precision:?}): c[{i}, {j}] = {got}, want {want}");
+                    // The mirrored blocks are copies; the diagonal ones sum the same products in the
+                    // same order on both sides (checked in f32: AMX was not at hand to check).
+                    if precision != Some(Matmul::Bf16) {
+                        assert_eq!(got.to_bits(), c[j * m + i].to_bits(), "{k}×{m} ({precision:?}): not symmetric at ({i}, {j})");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn transpose_moves_every_element_across_the_tiles() {
+    let (rows, cols) = (37, 53);
+    let x: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+    let t = transpose(&x, rows, cols);
+    for i in 0..rows {
+        for j in 0..cols {
+            assert_eq!(t[j * rows + i], x[i * cols + j], "({i}, {j})");
+        }
+    }
+}
