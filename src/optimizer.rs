@@ -11,8 +11,11 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::ParamGroup;
 use crate::fused::{Mat, gram, matmul, transpose};
 use burn::optim::momentum::{Momentum, MomentumConfig};
-use burn::optim::{AdamWConfig, AdjustLrFn, LearningRate, ModuleOptimizer, MuonConfig, MuonState, Optimizer};
+use burn::optim::{AdjustLrFn, LearningRate, ModuleOptimizer, MuonConfig, MuonState, Optimizer};
 use burn::prelude::*;
+
+mod adamw;
+pub use adamw::FusedAdamW;
 
 /// Muon's momentum (Nesterov, no dampening) and Newton–Schulz iteration: Burn's and Keller
 /// Jordan's defaults, written once for both the f32 and the bf16 path.
@@ -26,13 +29,13 @@ const NS_EPSILON: f32 = 1e-7;
 /// runs at `muon_lr / lr` times it, so one schedule drives both. `grad_clip` 0 clips nothing.
 pub fn setup_optimizer(lr: f64, muon_lr: Option<f64>, weight_decay: f64, grad_clip: f32) -> ModuleOptimizer {
     let clipping = (grad_clip > 0.0).then_some(GradientClippingConfig::Norm(grad_clip));
-    let adamw = AdamWConfig::new()
-        // PyTorch's default. Burn's 1e-5 damps the updates of every weight whose gradients are
-        // small, and trained measurably slower than PyTorch on the same recipe (docs/training.md).
-        .with_epsilon(1e-8)
-        .with_weight_decay(weight_decay as f32)
-        .with_grad_clipping(clipping.clone())
-        .init();
+    // An epsilon of 1e-8, PyTorch's default: Burn's 1e-5 damps the updates of every weight whose
+    // gradients are small, and trained measurably slower than PyTorch on the same recipe
+    // (docs/training.md).
+    let mut adamw = ModuleOptimizer::from(FusedAdamW::new(1e-8, weight_decay as f32));
+    if let Some(clipping) = &clipping {
+        adamw = adamw.with_grad_clipping(clipping.init());
+    }
     let Some(muon_lr) = muon_lr else { return adamw };
     let muon = ScaledMuon::new(muon_lr / lr);
     // Every parameter under `blocks` is a 2-D linear weight (the norms have no parameters).
