@@ -126,9 +126,11 @@ def run(args):
             for batch, muon in cases:
                 opts = optimizers(model, muon)
                 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                runs = 2 if batch * seq * d > 8 * 256 * 256 * 8 else args.runs
-                # Compiling takes a few steps' time: two warm-up steps keep it out of the median.
-                ms = median_ms(2 if args.compile else 1, runs, lambda: train_step(run_model, opts, batch, seq, gen, args.bf16))
+                # Batches past 8 × 256 are timed twice only, as `tiny-diffusion bench` times them.
+                runs = 2 if batch * seq > 8 * 256 else args.runs
+                # Two warm-up steps, as ours takes: compiling takes a few steps' time, and a
+                # process's first steps fault in its memory.
+                ms = median_ms(2, runs, lambda: train_step(run_model, opts, batch, seq, gen, args.bf16))
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 yield {
                     "case": f"{name}/train_{batch}x{seq}{'_muon' if muon else ''}",
