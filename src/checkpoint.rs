@@ -95,7 +95,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 pub fn weights_to_bytes(model: &Model) -> Result<Vec<u8>> {
-    let mut store = SafetensorsStore::from_bytes(None);
+    // One metadata entry instead of Burn's three: it keeps them in a HashMap, whose order changes
+    // from process to process, so the same weights were written as different bytes.
+    let mut store = SafetensorsStore::from_bytes(None).clear_metadata().metadata("producer", concat!("tiny-diffusion ", env!("CARGO_PKG_VERSION"), " (burn)"));
     model.save_into(&mut store).map_err(|e| anyhow::anyhow!("cannot serialise weights: {e}"))?;
     store.get_bytes().map_err(|e| anyhow::anyhow!("cannot serialise weights: {e}"))
 }
@@ -254,6 +256,16 @@ mod tests {
             // One byte short: the last tensor's range no longer fits.
             let err = check_weights(&config, &bytes[..bytes.len() - 1]).unwrap_err();
             assert!(format!("{err:#}").contains("do not hold"), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn the_same_weights_are_written_as_the_same_bytes() {
+        let model = Preset::Tiny.config(12).init(&Device::flex());
+        let first = weights_to_bytes(&model).unwrap();
+        // Each save builds its own map of metadata: with several entries their order varied.
+        for _ in 0..5 {
+            assert!(weights_to_bytes(&model).unwrap() == first, "two saves of one model differ");
         }
     }
 }
