@@ -49,11 +49,6 @@ impl Mat {
         Mat { ptr: self.ptr.wrapping_add(j0 * self.cs), ..self }
     }
 
-    /// The transpose: the same memory with the strides swapped.
-    pub fn t(self) -> Self {
-        Mat { ptr: self.ptr, rs: self.cs, cs: self.rs }
-    }
-
     /// SAFETY: `(i, j)` lies inside the matrix the caller described.
     unsafe fn at(&self, i: usize, j: usize) -> f32 {
         unsafe { *self.ptr.add(i * self.rs + j * self.cs) }

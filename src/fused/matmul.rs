@@ -195,4 +195,3 @@ pub fn product(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
     // none before; `a` and `b` hold theirs (the caller's contract).
     unsafe { super::written(m * n, |c| gemm_f32(m, n, k, a, b, c.as_mut_ptr().cast(), n, false)) }
 }
-
