@@ -116,8 +116,8 @@ impl Optimizer for ScaledMuon {
 /// Burn's `zeropower_via_newtonschulz`, with the training step's products (bf16 on the AMX tiles,
 /// as Keller Jordan's Muon iterates in bf16, or f32). With `X` the wide one of `g` and `gᵀ` and
 /// `A = X Xᵀ`, each step is `X ← (a I + b A + c A²) X`. `A` and `A² = Aᵀ A` are symmetric, so both
-/// come from [`gram`], which multiplies only the blocks on and above the diagonal: a third less
-/// arithmetic for a square weight than three full products. The iteration holds `Xᵀ`, row-major,
+/// come from [`gram`], which in f32 multiplies only the blocks on and above the diagonal: a third
+/// less arithmetic for a square weight than three full products. The iteration holds `Xᵀ`, row-major,
 /// which is how `gram` and the last product read it fastest: a tall `g` is `Xᵀ` already, a wide
 /// one is transposed once on the way in and once on the way out.
 fn orthogonalise(g: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {

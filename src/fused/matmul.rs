@@ -81,14 +81,14 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs:
 const GRAM_BLOCK: usize = 64;
 
 /// `c = xᵀ · x` for `x` `[k, m]` (row-major, contiguous), into `c` `[m, m]`: the Gram matrix of
-/// x's columns, or for a symmetric `x` its square. The product is symmetric, so only the blocks
-/// on and above the diagonal are multiplied and the others are their mirror images: about half
-/// of [`matmul`]'s arithmetic for large `m`. In the precision of [`matmul`]; in f32 the blocks run
-/// in parallel, each on one thread. Both operands are views of `x` that gemm packs quickly: read
-/// as the transpose of a row-major matrix, the right-hand side made a single-threaded
-/// 256 × 256 × 1024 product 1.5× slower (measured).
-/// In f32 a diagonal block comes out symmetric bit for bit: its two halves sum the same products
-/// in the same order.
+/// x's columns, or for a symmetric `x` its square. In f32 the product's symmetry halves the work:
+/// only the blocks on and above the diagonal are multiplied, in parallel, each on one thread, and
+/// the others are their mirror images. On the AMX tiles (a bf16 training step) it is one product,
+/// as Muon's was before: there each block would pack its operands again, and blocks were not
+/// measured. Both operands are views of `x` that gemm packs quickly: read as the transpose of a
+/// row-major matrix, the right-hand side made a single-threaded 256 × 256 × 1024 product 1.5×
+/// slower (measured). In f32 a diagonal block comes out symmetric bit for bit: its two halves sum
+/// the same products in the same order.
 pub fn gram(k: usize, m: usize, x: &[f32], c: &mut [f32]) {
     assert!(x.len() == k * m && c.len() == m * m, "gram: x is k × m and c is m × m");
     if k == 0 {
@@ -96,24 +96,19 @@ pub fn gram(k: usize, m: usize, x: &[f32], c: &mut [f32]) {
         return;
     }
     let (lhs, rhs) = (Mat::transposed(x, m), Mat::rows(x, m));
+    if training_matmul() == Some(Matmul::Bf16) {
+        return matmul(m, m, k, lhs, rhs, c, m, false);
+    }
     let blocks = m.div_ceil(GRAM_BLOCK);
     let pairs: Vec<(usize, usize)> = (0..blocks).flat_map(|i| (i..blocks).map(move |j| (i, j))).collect();
     let span = |b: usize| (b * GRAM_BLOCK, GRAM_BLOCK.min(m - b * GRAM_BLOCK));
-    if training_matmul() == Some(Matmul::Bf16) {
-        // The AMX kernel splits each block between threads itself.
-        for &(i, j) in &pairs {
-            let ((i0, bi), (j0, bj)) = (span(i), span(j));
-            matmul(bi, bj, k, lhs.from_row(i0), rhs.from_col(j0), &mut c[i0 * m + j0..], m, false);
-        }
-    } else {
-        let out = OutPtr(c.as_mut_ptr());
-        pairs.par_iter().for_each(|&(i, j)| {
-            let ((i0, bi), (j0, bj)) = (span(i), span(j));
-            // SAFETY: the block lies inside `c` (m × m, checked above) and no other task writes
-            // it; the views lie inside `x` (k × m, checked above).
-            unsafe { product_on_this_thread(bi, bj, k, lhs.from_row(i0), rhs.from_col(j0), out.add(i0 * m + j0), m) };
-        });
-    }
+    let out = OutPtr(c.as_mut_ptr());
+    pairs.par_iter().for_each(|&(i, j)| {
+        let ((i0, bi), (j0, bj)) = (span(i), span(j));
+        // SAFETY: the block lies inside `c` (m × m, checked above) and no other task writes it;
+        // the views lie inside `x` (k × m, checked above).
+        unsafe { product_on_this_thread(bi, bj, k, lhs.from_row(i0), rhs.from_col(j0), out.add(i0 * m + j0), m) };
+    });
     for i0 in (GRAM_BLOCK..m).step_by(GRAM_BLOCK) {
         // The rows of a block left of its diagonal block: the mirror of the columns above it.
         in_tiles(GRAM_BLOCK.min(m - i0), i0, |r, j| c[(i0 + r) * m + j] = c[j * m + i0 + r]);
