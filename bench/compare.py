@@ -14,13 +14,20 @@ AVX2-only CPU torch.optim.Muon's bf16 is emulated, and the comparison would flat
 `--device cuda` runs both on the GPU: ours through `--device cuda` (a build with `--features cuda`),
 or `--device wgpu` with `--rust-device wgpu`; the twin on CUDA.
 
+`--isa avx2` holds both sides to AVX2 and FMA on a CPU with AVX-512, to measure the floors' AVX2
+machine's code paths on it: ours must be a build without the `avx512` feature (`cargo build
+--release --no-default-features --features shipped --target-dir target/avx2`, then
+TINY_DIFFUSION_BIN=target/avx2/release/tiny-diffusion), and PyTorch runs with ATEN_CPU_CAPABILITY
+(its own and torch.compile's vector code), MKL_ENABLE_INSTRUCTIONS and ONEDNN_MAX_CPU_ISA set to
+AVX2. The microarchitecture stays the machine's own: this is the AVX2 code, not an AVX2 CPU.
+
 `--rounds N` runs the sides in turn N times and reports each case's median over the rounds: on a
 shared host the speed drifts by tens of percent from minute to minute, and one run of each side
 can land in a fast minute for one and a slow one for the other.
 
 Usage: pip install torch && cargo build --release && python3 bench/compare.py [--threads 2] [--runs 5]
        [--batch 16 64] [--compile] [--bf16] [--ns-f32] [--device cuda [--rust-device wgpu]]
-       [--cases denoise|train|denoise,train] [--rounds 5]
+       [--cases denoise|train|denoise,train] [--rounds 5] [--isa avx2]
 """
 
 import argparse
@@ -80,10 +87,13 @@ def main():
     p.add_argument("--bf16", action="store_true", help="the twin trains under bf16 autocast")
     p.add_argument("--ns-f32", action="store_true", help="the twin's Muon orthogonalises in f32")
     p.add_argument("--device", default="cpu", help="the twin's device: cpu, cuda or mps")
+    p.add_argument("--isa", choices=["native", "avx2"], default="native", help="avx2: both sides held to AVX2 (ours must be built without the avx512 feature)")
     p.add_argument("--rust-device", help="ours: flex, wgpu or cuda [default: flex on the CPU, else cuda]")
     args = p.parse_args()
     rust_device = args.rust_device or ("flex" if args.device == "cpu" else "cuda")
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    if args.isa == "avx2":
+        env.update(ATEN_CPU_CAPABILITY="avx2", MKL_ENABLE_INSTRUCTIONS="AVX2", ONEDNN_MAX_CPU_ISA="AVX2")
     py = [sys.executable, os.path.join(HERE, "pytorch_reference.py"), "--json", "--threads", str(args.threads)] + (["--bf16"] if args.bf16 else []) + (["--ns-f32"] if args.ns_f32 else []) + ["--device", args.device]
     rs = [BIN, "bench", "--json", "--cases", args.cases, "--device", rust_device]
 
@@ -97,6 +107,11 @@ def main():
         tag = f" (round {i + 1} of {args.rounds})" if args.rounds > 1 else ""
         print(f"running tiny-diffusion bench ({args.threads} threads){tag}…", file=sys.stderr)
         rounds["rust"].append(jsonl(rs + rust_sizes, env))
+        if i == 0:
+            kernels = rounds["rust"][0].get("process/kernels", {}).get("kernels", "unknown")
+            if args.isa == "avx2" and kernels != "AVX2":
+                sys.exit(f"--isa avx2: {BIN} ran {kernels} kernels; build it without the avx512 feature (see --help)")
+            print(f"ours ran {kernels} kernels; PyTorch {'is held to AVX2' if args.isa == 'avx2' else 'chooses its own'}", file=sys.stderr)
         print(f"running the PyTorch twin ({args.threads} threads){tag}…", file=sys.stderr)
         rounds["torch"].append(jsonl(py + sizes, env))
         if args.compile:

@@ -6,7 +6,7 @@
 #
 # Build where cargo is, carry the binary (and this repository's bench/ and scripts/) to the GPU
 # machine, and run from the repository root:
-#   cargo build --profile dist --no-default-features --features wgpu,cuda     (62 MiB with wgpu alone)
+#   cargo build --profile dist --no-default-features --features wgpu,cuda,avx512     (62 MiB with wgpu alone)
 #   TINY_DIFFUSION_BIN=target/dist/tiny-diffusion DEVICE=cuda scripts/gpu_bench.sh gpu_bench.json
 # (DEVICE=wgpu for Vulkan, Metal, DX12; the checkpoints are read from checkpoints/ beside it.)
 # RUNS (default 5) sets the timed runs per bench case.

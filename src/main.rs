@@ -13,6 +13,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `println!` into a closed pipe (`tiny-diffusion bench | head`)
+    // panicked; with the default action the process ends quietly, as other command-line tools do.
+    #[cfg(target_os = "linux")]
+    // SAFETY: sets a signal's disposition back to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // SAFETY: sets a plain integer option; mimalloc reads it when it next considers purging.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     run(Cli::parse())

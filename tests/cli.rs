@@ -466,3 +466,17 @@ fn a_model_taught_the_length_states_grows_an_elastic_gap_itself() {
     let o = run_in(&["generate", "--checkpoint", "grown", "--length", "60", "--seed", "1"]);
     assert!(o.status.success() && !stdout(&o).contains('_') && stdout(&o).trim_end_matches('\n').chars().count() == 60, "{:?}", stdout(&o));
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // As `tiny-diffusion bench | head -1` does once head has read its line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tiny-diffusion"))
+        .args(["bench", "--cases", "render", "--runs", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait for the binary");
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}

@@ -104,9 +104,10 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
     if args.json {
         crate::bench::run(&opts, |row| println!("{}", crate::bench::json_row(row)));
         println!("{}", serde_json::json!({ "case": "process/peak_rss", "peak_rss_mb": crate::bench::peak_rss_mib() }));
+        println!("{}", serde_json::json!({ "case": "process/kernels", "kernels": crate::fused::kernels() }));
         return Ok(());
     }
-    println!("backend {} · {threads} threads · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), args.peak_gflops, args.runs);
+    println!("backend {} · {threads} threads · {} kernels · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), crate::fused::kernels(), args.peak_gflops, args.runs);
     println!("{}", crate::bench::header());
     crate::bench::run(&opts, |row| println!("{}", crate::bench::format_row(row, args.peak_gflops)));
     if let Some(mb) = crate::bench::peak_rss_mib() {

@@ -72,6 +72,10 @@ pub fn available() -> bool {
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn detect() -> bool {
     use std::arch::x86_64::__cpuid_count;
+    // AMX comes with AVX-512: a build held to AVX2 (without the `avx512` feature) leaves it too.
+    if !cfg!(feature = "avx512") {
+        return false;
+    }
     // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
     let leaf7 = __cpuid_count(7, 0);
     if leaf7.edx & (1 << 22) == 0 || leaf7.edx & (1 << 24) == 0 {

@@ -123,7 +123,7 @@ pub fn backward(q: Heads, k: Heads, v: Heads, dims: Dims, out: Heads, probs: &[f
 pub fn softmax_in_place(row: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
+        if super::avx512() {
             // SAFETY: the CPU has the features the function is compiled for.
             return unsafe { softmax_avx512(row) };
         }

@@ -42,6 +42,32 @@ use pointwise::FusedPointwise;
 use projections::FusedProjections;
 use rms_norm::FusedRmsNorm;
 
+/// Whether the AVX-512 kernels may run: the CPU has AVX-512F and the build has the `avx512`
+/// feature (without it every kernel stops at AVX2, to measure that path on any x86 CPU).
+pub fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return cfg!(feature = "avx512") && std::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The widest instructions this build's kernels use on this CPU, for benchmark reports.
+pub fn kernels() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2 = false;
+    if amx::available() {
+        "AMX"
+    } else if avx512() {
+        "AVX-512"
+    } else if avx2 {
+        "AVX2"
+    } else {
+        "portable"
+    }
+}
+
 /// Whether `x` lives where the fused ops run: a burn-flex device (with or without autodiff), f32.
 pub fn available<const D: usize>(x: &Tensor<D>) -> bool {
     on_flex(&x.device()) && x.dtype() == DType::F32

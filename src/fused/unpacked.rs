@@ -52,7 +52,7 @@ impl Tile {
     fn available(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         return match self {
-            Tile::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            Tile::Avx512 => super::avx512(),
             Tile::Avx2 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
         };
         #[cfg(not(target_arch = "x86_64"))]
