@@ -52,7 +52,7 @@ fn same_seed_same_output() {
 fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let file = file.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 16] = [
+    let cases: [(&[&str], &str); 22] = [
         // The TUI's options work without naming the `tui` command.
         (&["--checkpoint", "/nonexistent/ck"], "does not exist"),
         (&["import", "/nonexistent/model.pt", "--out", "/tmp/never"], "does not exist"),
@@ -70,6 +70,12 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
         (&["train", "--batch", "100000", "--out", "/tmp/never"], "invalid value '100000' for '--batch <N>': must be between 1 and 1024"),
         (&["train", "--init", "shipped", "--layers", "2", "--out", "/tmp/never"], "cannot be used with"),
         (&["generate", "--prompt", "To be _* not", "--max-gap", "100000"], "--max-gap is at most 128"),
+        (&["bench", "--cases", "train", "--batch", "0"], "--batch must be between 1 and 1024"),
+        (&["bench", "--cases", "render", "--runs", "100000000"], "--runs must be between 1 and 1000"),
+        (&["bench", "--cases", "render", "--peak-gflops", "0"], "--peak-gflops must be a positive number"),
+        (&["bench", "decode", "--length", "0"], "--length must be between 1 and 100000"),
+        (&["bench", "decode", "--length", "100000000"], "--length must be between 1 and 100000"),
+        (&["bench", "infill", "--lines", "0"], "--lines must be between 1 and 1000"),
     ];
     for (args, expect) in cases {
         let o = run(args);

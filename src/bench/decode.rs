@@ -16,6 +16,13 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::time::Instant;
 
+/// The most characters a setting writes per seed (`bench decode --length`): every text is kept
+/// for the judge.
+pub const MAX_LENGTH: usize = 100_000;
+
+/// The most seeds (`bench decode --seed`), each writing `--length` characters per setting.
+pub const MAX_SEEDS: usize = 100;
+
 /// The settings measured when none is named: the defaults, each of their ingredients taken away,
 /// the earlier defaults, and every other rule once (docs/decoding.md). Written as the flags
 /// `generate` takes; each is complete where the defaults would otherwise change it.

@@ -12,6 +12,9 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::time::Instant;
 
+/// The most held-out lines `bench infill --lines` takes.
+pub const MAX_LINES: usize = 1000;
+
 /// Gap lengths tried, as multiples of the removed word's length.
 pub const FACTORS: [f64; 5] = [0.5, 0.75, 1.0, 1.5, 2.0];
 

@@ -5,7 +5,7 @@ use super::JudgeArgs;
 use crate::data::DataSource;
 use crate::kind::ModelDenoiser;
 use crate::model::Preset;
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -98,6 +98,12 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
         Some(BenchCommand::Infill(args)) => return run_bench_infill(args),
         None => {}
     }
+    // Each flag sizes work: a run count or a batch past these is a typo, not a measurement.
+    let max_runs = crate::bench::MAX_RUNS;
+    ensure!((1..=max_runs).contains(&args.runs), "--runs must be between 1 and {max_runs}");
+    let max_batch = crate::train::MAX_BATCH;
+    ensure!(args.batches.iter().all(|b| (1..=max_batch).contains(b)), "--batch must be between 1 and {max_batch}");
+    ensure!(args.peak_gflops.is_finite() && args.peak_gflops > 0.0, "--peak-gflops must be a positive number");
     let device = args.device.device()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, cases: args.cases, device };
@@ -117,7 +123,9 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
 }
 
 fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
-    use crate::bench::decode::{self, DecodeBench};
+    use crate::bench::decode::{self, DecodeBench, MAX_LENGTH, MAX_SEEDS};
+    ensure!((1..=MAX_LENGTH).contains(&args.length), "--length must be between 1 and {MAX_LENGTH}");
+    ensure!((1..=MAX_SEEDS).contains(&args.seeds.len()), "give between 1 and {MAX_SEEDS} --seed values");
     let flags: Vec<String> = if args.settings.is_empty() {
         decode::DEFAULT_GRID.iter().map(|s| s.to_string()).collect()
     } else {
@@ -163,10 +171,11 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
 
 fn run_bench_infill(args: BenchInfillArgs) -> Result<()> {
     use crate::bench::infill;
+    ensure!((1..=infill::MAX_LINES).contains(&args.lines), "--lines must be between 1 and {}", infill::MAX_LINES);
     args.decode.validate()?;
     let device = args.device.device()?;
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
-    anyhow::ensure!(ckpt.model.kind == crate::kind::ModelKind::Masked, "{name}: infill needs a masked-diffusion model");
+    ensure!(ckpt.model.kind == crate::kind::ModelKind::Masked, "{name}: infill needs a masked-diffusion model");
     let judge = args.judge.load(&device)?;
     let corpus = DataSource::BuiltIn.load(Some(ckpt.vocab.clone()))?;
     let dictionary = crate::eval::words(&corpus.vocab.decode(&corpus.train, ' ')).into_iter().collect();
