@@ -6,6 +6,11 @@
 
 use crate::diffusion::{Cell, Denoiser, Frame, cell};
 
+/// The most characters a lane writes (`compare --length`): every step copies each lane's whole
+/// text into its frame, so the memory a race holds grows with the length (100 million characters
+/// grew past 1.9 GB in 15 seconds).
+pub const MAX_LENGTH: usize = 10_000;
+
 use crate::kind::ModelDenoiser;
 use crate::diffusion::DecodeOptions;
 use crate::eval::{text_stats, words};

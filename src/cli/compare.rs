@@ -56,6 +56,10 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     if length < prompt_len {
         bail!("--length {length} is shorter than the prompt ({prompt_len} characters)");
     }
+    let max = crate::race::MAX_LENGTH;
+    if !(1..=max).contains(&length) {
+        bail!("--length must be between 1 and {max} (every lane's whole text is copied each step), got {length}");
+    }
     if !args.print && std::io::stdout().is_terminal() {
         // The Watch screen shows the shipped diffusion model; the Compare screen opens first.
         let (config, model) = crate::shipped::DIFFUSION.load(&device)?;
