@@ -322,9 +322,11 @@ fn infer(inventory: &Inventory, options: &ImportOptions) -> Result<(Layout, Mode
         kind: detected.kind(),
         edits: false,
     };
+    // Say the head count that was used: the one asked for (import's --heads), or the one assumed.
+    let heads = options.heads.map_or(format!("assumed {REFERENCE_HEADS}"), |n| format!("{n} used"));
     config.validate().map_err(|e| {
         anyhow::anyhow!(
-            "{e}: PyTorch files do not store the head count (assumed {REFERENCE_HEADS}); convert the file \
+            "{e}: PyTorch files do not store the head count ({heads}); convert the file \
              with `tiny-diffusion import FILE --heads N --out DIR` and use that directory"
         )
     })?;

@@ -52,7 +52,7 @@ fn same_seed_same_output() {
 fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let file = file.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 24] = [
+    let cases: [(&[&str], &str); 25] = [
         // The TUI's options work without naming the `tui` command.
         (&["--checkpoint", "/nonexistent/ck"], "does not exist"),
         (&["import", "/nonexistent/model.pt", "--out", "/tmp/never"], "does not exist"),
@@ -78,6 +78,7 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
         (&["bench", "infill", "--lines", "0"], "--lines must be between 1 and 1000"),
         (&["compare", "--length", "100000000"], "--length must be between 1 and 10000"),
         (&["compare", "--length", "0"], "--length must be between 1 and 10000"),
+        (&["import", "tests/fixtures/pytorch/v2.pt", "--heads", "5", "--out", "/tmp/never"], "not divisible by n_head 5: PyTorch files do not store the head count (5 used)"),
     ];
     for (args, expect) in cases {
         let o = run(args);
