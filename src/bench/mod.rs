@@ -49,10 +49,10 @@ pub fn forward_flops(c: &ModelConfig, batch: usize, seq: usize) -> f64 {
     2.0 * tokens * (linear + attention)
 }
 
-/// Runs `f` `warmup` times, then `runs` times, and returns the median duration.
 /// The most timed runs a case takes (`bench --runs`).
 pub const MAX_RUNS: usize = 1000;
 
+/// Runs `f` `warmup` times, then `runs` times, and returns the median duration.
 pub fn median_time(warmup: usize, runs: usize, mut f: impl FnMut()) -> Duration {
     for _ in 0..warmup {
         f();
