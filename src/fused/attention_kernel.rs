@@ -127,7 +127,7 @@ pub fn softmax_in_place(row: &mut [f32]) {
             // SAFETY: the CPU has the features the function is compiled for.
             return unsafe { softmax_avx512(row) };
         }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if super::avx2() {
             // SAFETY: as above.
             return unsafe { softmax_avx2(row) };
         }

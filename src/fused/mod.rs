@@ -51,17 +51,21 @@ pub fn avx512() -> bool {
     false
 }
 
+/// Whether the AVX2 kernels may run: the CPU has AVX2 and FMA.
+pub fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// The widest instructions this build's kernels use on this CPU, for benchmark reports.
 pub fn kernels() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    let avx2 = false;
     if amx::available() {
         "AMX"
     } else if avx512() {
         "AVX-512"
-    } else if avx2 {
+    } else if avx2() {
         "AVX2"
     } else {
         "portable"

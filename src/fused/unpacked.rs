@@ -50,13 +50,10 @@ impl Tile {
     }
 
     fn available(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return match self {
+        match self {
             Tile::Avx512 => super::avx512(),
-            Tile::Avx2 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        false
+            Tile::Avx2 => super::avx2(),
+        }
     }
 
     /// Whether the tile beats gemm for many rows too: measured so on a Zen 4 (AMD family 19h), not
