@@ -23,7 +23,9 @@ AVX2. The microarchitecture stays the machine's own: this is the AVX2 code, not 
 
 `--rounds N` runs the sides in turn N times and reports each case's median over the rounds: on a
 shared host the speed drifts by tens of percent from minute to minute, and one run of each side
-can land in a fast minute for one and a slow one for the other.
+can land in a fast minute for one and a slow one for the other. A column then gives the lowest and
+highest of the rounds' own ratios (each round's sides ran minutes apart): how far one run could
+have misled.
 
 Usage: pip install torch && cargo build --release && python3 bench/compare.py [--threads 2] [--runs 5]
        [--batch 16 64] [--compile] [--bf16] [--ns-f32] [--device cuda [--rust-device wgpu]]
@@ -75,6 +77,12 @@ def median_of_rounds(rounds):
     return merged
 
 
+def round_range(ours, theirs, case, key):
+    """The lowest and highest ratio of ours to theirs within one round, over the rounds."""
+    ratios = [o[case][key] / t[case][key] for o, t in zip(ours, theirs) if case in o and case in t]
+    return f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else "—"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
@@ -119,9 +127,9 @@ def main():
             rounds["compiled"].append(jsonl(py + sizes + ["--compile"], env))
     rust, torch, compiled = (median_of_rounds(rounds[side]) for side in ("rust", "torch", "compiled"))
 
-    extra_head = " torch.compile | Rust/compiled |" if args.compile else ""
+    extra_head = (" torch.compile | Rust/compiled |" if args.compile else "") + (" rounds' ratios |" if args.rounds > 1 else "")
     print(f"| case | Rust ({rust_device}) | PyTorch eager | Rust/eager |{extra_head} target | met |")
-    print("|---|---|---|---|" + ("---|---|" if args.compile else "") + "---|---|")
+    print("|---|---|---|---|" + ("---|---|" if args.compile else "") + ("---|" if args.rounds > 1 else "") + "---|---|")
     per_token = {}
     named = {case for case, _, _ in TARGETS}
     others = [(c, "time" if "denoise" in c else "tokens", None) for c in rust if c in torch and c not in named]
@@ -138,6 +146,8 @@ def main():
             cells += [show(c), f"{r[key] / c[key]:.2f}× {word}"] if c else ["—", "—"]
         # The target holds against the compiled twin where it ran, else against eager PyTorch.
         ratio = r[key] / (c or t)[key]
+        if args.rounds > 1:
+            cells.append(round_range(rounds["rust"], rounds["compiled" if c else "torch"], case, key))
         met = target is None or (ratio <= target if kind == "time" else ratio >= target)
         goal = f"{better} {target}" + (" × compiled" if c else "") if target is not None else "—"
         print(f"| {case} | {' | '.join(cells)} | {goal} | {'yes' if met else 'NO'} |")

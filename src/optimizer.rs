@@ -13,6 +13,7 @@ use crate::fused::{Mat, gram, matmul, transpose};
 use burn::optim::momentum::{Momentum, MomentumConfig};
 use burn::optim::{AdjustLrFn, LearningRate, ModuleOptimizer, MuonConfig, MuonState, Optimizer};
 use burn::prelude::*;
+use rayon::prelude::*;
 
 mod adamw;
 pub use adamw::FusedAdamW;
@@ -112,6 +113,17 @@ impl Optimizer for ScaledMuon {
     }
 }
 
+/// The elements [`frobenius_norm`] sums on one thread, before the chunks' sums are added in order.
+const NORM_CHUNK: usize = 1 << 14;
+
+/// √(Σ x²), summed in f64 by chunks on the current pool and the chunks' sums added in order, so the
+/// result does not depend on how the pool split the work (one thread took 0.4 ms of a `base`
+/// training step's 384 × 1536 weight; measured).
+fn frobenius_norm(x: &[f32]) -> f64 {
+    let sums: Vec<f64> = x.par_chunks(NORM_CHUNK).map(|c| c.iter().map(|&v| v as f64 * v as f64).sum()).collect();
+    sums.iter().sum::<f64>().sqrt()
+}
+
 /// `g` (`[rows, cols]`, row-major) orthogonalised by Muon's quintic Newton–Schulz iteration:
 /// Burn's `zeropower_via_newtonschulz`, with the training step's products (bf16 on the AMX tiles,
 /// as Keller Jordan's Muon iterates in bf16, or f32). With `X` the wide one of `g` and `gᵀ` and
@@ -124,8 +136,8 @@ fn orthogonalise(g: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
     let tall = rows > cols;
     let (r, c) = (rows.min(cols), rows.max(cols));
     let mut xt = if tall { g } else { transpose(&g, rows, cols) };
-    let norm = (xt.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32).max(NS_EPSILON);
-    xt.iter_mut().for_each(|v| *v /= norm);
+    let norm = (frobenius_norm(&xt) as f32).max(NS_EPSILON);
+    xt.par_chunks_mut(NORM_CHUNK).for_each(|chunk| chunk.iter_mut().for_each(|v| *v /= norm));
     let (ca, cb, cc) = NS_COEFFICIENTS;
     let (mut a, mut poly, mut next) = (vec![0.0f32; r * r], vec![0.0f32; r * r], vec![0.0f32; c * r]);
     for _ in 0..NS_STEPS {

@@ -115,20 +115,38 @@ pub fn gram(k: usize, m: usize, x: &[f32], c: &mut [f32]) {
     }
 }
 
-/// A row-major `[rows, cols]` matrix's transpose, row-major `[cols, rows]`.
+/// A row-major `[rows, cols]` matrix's transpose, row-major `[cols, rows]`, on the current rayon
+/// pool: each task writes [`TILE`] whole rows of the transpose (columns of `x`), reading `x` a
+/// [`TILE`]-wide strip of each row at a time. Muon transposes every wide weight's update in and
+/// out: in a `base` training step one thread, tile by tile through a closure per element, took
+/// 1.1–1.4 ms each way for the 384 × 1536 weight, this 0.3–0.7 (measured).
 pub fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     assert_eq!(x.len(), rows * cols, "transpose: the matrix is rows × cols");
-    let mut t = vec![0.0f32; x.len()];
-    in_tiles(rows, cols, |i, j| t[j * rows + i] = x[i * cols + j]);
-    t
+    if x.is_empty() {
+        return Vec::new();
+    }
+    let fill = |t: &mut [std::mem::MaybeUninit<f32>]| {
+        t.par_chunks_mut(TILE * rows).enumerate().for_each(|(block, out)| {
+            let (j0, width) = (block * TILE, out.len() / rows);
+            for i in 0..rows {
+                for (dj, &v) in x[i * cols + j0..i * cols + j0 + width].iter().enumerate() {
+                    out[dj * rows + i].write(v);
+                }
+            }
+        });
+    };
+    // SAFETY: the chunks cover the transpose, and each writes all `width` × `rows` of its elements.
+    unsafe { super::written(x.len(), fill) }
 }
+
+/// The side of the square tiles [`in_tiles`] and [`transpose`] work through.
+const TILE: usize = 16;
 
 /// Calls `f(i, j)` for every `i < rows`, `j < cols`, in 16 × 16 tiles: a loop that reads row `i`
 /// and writes column `i` (a transpose) then touches only 16 cache lines of each side at a time.
 /// Row by row, each write went to another line, and Muon's iteration of a 256 × 256 weight took a
 /// third longer (measured).
 fn in_tiles(rows: usize, cols: usize, mut f: impl FnMut(usize, usize)) {
-    const TILE: usize = 16;
     for i0 in (0..rows).step_by(TILE) {
         for j0 in (0..cols).step_by(TILE) {
             for i in i0..(i0 + TILE).min(rows) {
