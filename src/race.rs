@@ -5,12 +5,6 @@
 //! are comparable.
 
 use crate::diffusion::{Cell, Denoiser, Frame, cell};
-
-/// The most characters a lane writes (`compare --length`): every step copies each lane's whole
-/// text into its frame, so the memory a race holds grows with the length (100 million characters
-/// grew past 1.9 GB in 15 seconds).
-pub const MAX_LENGTH: usize = 10_000;
-
 use crate::kind::ModelDenoiser;
 use crate::diffusion::DecodeOptions;
 use crate::eval::{text_stats, words};
@@ -22,6 +16,11 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The most characters a lane writes (`compare --length`): every step copies each lane's whole
+/// text into its frame, so the memory a race holds grows with the length (100 million characters
+/// grew past 1.9 GB in 15 seconds).
+pub const MAX_LENGTH: usize = 10_000;
 
 /// The kinds whose shipped models race when no checkpoint is named.
 pub const DEFAULT_LANES: [ModelKind; 2] = [ModelKind::Masked, ModelKind::Ar];
