@@ -189,8 +189,9 @@ fn muon_steps_match_pytorch() {
         let scale = theirs_step.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         let diff = max_abs_diff(&ours_step, &theirs_step);
         // Each side rounds its new weight to f32 once, so one unit in the last place of the weight
-        // is rounding, not a different step (an embedding's 2e-3 step on weights near 2 is ~10⁴ of
-        // them, and a change in the order of Muon's sums moved it by one).
+        // is rounding, not a different step (for an embedding weight between 2 and 4 that unit,
+        // 2.4e-7, is more than 1e-4 of its 2e-3 step; a change in the order of Muon's sums moved
+        // one weight by it).
         let ulp = |w: f32| f32::from_bits(w.abs().to_bits() + 1) - w.abs();
         let beyond_rounding = ours.iter().zip(&theirs).map(|(o, t)| (o - t).abs() - ulp(*t)).fold(0.0f32, f32::max);
         eprintln!("{key}: max |Δstep| = {diff:.2e} (max |step| {scale:.2e}; beyond a unit in the last place {beyond_rounding:.2e})");
