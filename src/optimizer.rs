@@ -184,6 +184,7 @@ fn gram_run(xt: &[f32], r: usize, c: usize, steps: usize) -> Vec<f32> {
     gram(c, r, xt, &mut gram_r);
     let [mut p, mut q, mut t] = [(); 3].map(|_| vec![0.0f32; r * r]);
     for step in 0..steps {
+        // R is symmetric (up to rounding, once it is P (R P)), so R² is `gram`'s Rᵀ R.
         gram(r, r, &gram_r, &mut p);
         polynomial(&gram_r, &mut p, r);
         if step == 0 {
