@@ -123,10 +123,13 @@ mod cuda {
         let Some(driver) = open(&["libcuda.so.1", "libcuda.so"]) else {
             return Some("the NVIDIA driver's libcuda.so.1 was not found".into());
         };
+        // SAFETY: `driver` is open.
+        let (Some(init), Some(count)) = (unsafe { symbol(driver, "cuInit") }, unsafe { symbol(driver, "cuDeviceGetCount") }) else {
+            return Some("the NVIDIA driver's libcuda.so.1 lacks cuInit or cuDeviceGetCount".into());
+        };
         // SAFETY: the driver API's `CUresult cuInit(unsigned int)` and
         // `CUresult cuDeviceGetCount(int *)`, called as declared.
         let devices = unsafe {
-            let (init, count) = (symbol(driver, "cuInit")?, symbol(driver, "cuDeviceGetCount")?);
             let init: extern "C" fn(c_uint) -> c_int = std::mem::transmute(init);
             let count: extern "C" fn(*mut c_int) -> c_int = std::mem::transmute(count);
             match init(0) {
