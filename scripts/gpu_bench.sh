@@ -14,18 +14,20 @@
 #
 # OUT_DIR gets at most eight files (what the device tool here brings back): gpu_bench.json,
 # rewritten after every phase so that a run cut short still reports what it finished;
-# gpu_bench.log, every command's stderr (the training run's progress too); after `train`, the checkpoint's train-config.json and its
-# weights as model.safetensors.part-aa, -ab, … of 15 MiB (`cat` them back into model.safetensors).
+# gpu_bench.log, every command's stderr (the training run's progress too); after `train`, the
+# checkpoint's train-config.json and its weights as model.safetensors.part-aa, -ab, … of 15 MiB
+# (`cat` them back into model.safetensors).
 #
 # Building for it (this workplace's machines reach no network, so no `cuda` feature: its build
-# script downloads LLVM):
-#   cargo build --profile dist --no-default-features --features wgpu,avx512   # 62 MiB, reads checkpoints/
-#   xz -T2 -6 -k target/dist/tiny-diffusion
-# The tree that travels with a device call is limited to 64 MiB and the tracked files are ~49 MB
-# (the three shipped checkpoints 43 MB): carry the `.xz`, and move checkpoints/shipped-ar and
-# checkpoints/shipped-uniform out of the tree for the call (`git checkout -- checkpoints` after).
+# script downloads LLVM; the device's CUDA is reached through PyTorch's twin alone):
+#   cargo build --profile dist --no-default-features --features wgpu,avx512   # 29 min cold, 61.9 MiB
+#   xz -T2 -6 -k target/dist/tiny-diffusion                                   # 13.4 MiB
+# The tree that travels with a device call is limited to 64 MiB and the tracked files are 47 MiB
+# (the three shipped checkpoints 43 MB), so carry the `.xz`, not the binary: 60.7 MiB with .gl/.
 # Where the GPU machine has no Vulkan loader (`ldconfig -p | grep libvulkan` empty), carry the
-# Debian packages in .gl/ as the device tool's README says; this script unpacks them.
+# Debian packages in .gl/ as the device tool's README says; this script unpacks them. So:
+#   TINY_DIFFUSION_BIN=target/dist/tiny-diffusion.xz scripts/gpu_bench.sh "$OUT"
+#   (carry: .gl, target/dist/tiny-diffusion.xz; then PHASES=train in a second call)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/gpu_bench.sh OUT_DIR}
@@ -104,7 +106,7 @@ esac
 
 # A Vulkan loader carried as Debian packages, and NVIDIA's Vulkan driver where the container
 # mounts it outside the loader's search path.
-if ! ldconfig -p | grep -q libvulkan && compgen -G ".gl/*.deb" > /dev/null; then
+if ! ldconfig -p | grep libvulkan > /dev/null && compgen -G ".gl/*.deb" > /dev/null; then
   say "unpacking the carried Vulkan loader"
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
