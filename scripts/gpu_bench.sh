@@ -142,7 +142,7 @@ for p in $PHASES; do
   case $p in
     parity)
       say "parity: greedy text and validation loss, flex against $DEVICE"
-      for d in flex "$DEVICE"; do
+      for d in $(printf '%s\n' flex "$DEVICE" | uniq); do
         phase "generate-$d" "$PHASE_TIMEOUT" "$BIN" generate --device "$d" --temperature 0 --length 200 --seed 1
         phase "eval-$d" "$PHASE_TIMEOUT" "$BIN" eval --device "$d" --json
       done ;;
