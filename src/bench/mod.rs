@@ -278,10 +278,11 @@ fn render_row() -> Row {
 /// Wide enough for the longest case name, so rows printed as they are measured line up.
 const CASE_WIDTH: usize = 57;
 
-pub fn format_row(row: &Row, peak_gflops: f64) -> String {
+/// A table row; the share of `peak_gflops` where the row counts its FLOPs and a peak applies.
+pub fn format_row(row: &Row, peak_gflops: Option<f64>) -> String {
     let ms = row.median.as_secs_f64() * 1e3;
     let throughput = row.throughput.map_or(String::new(), |(v, unit)| format!("{v:.0} {unit}"));
-    let peak = row.gflop.map_or(String::new(), |g| format!("{:.0}%", 100.0 * g / row.median.as_secs_f64() / peak_gflops));
+    let peak = row.gflop.zip(peak_gflops).map_or(String::new(), |(g, peak)| format!("{:.0}%", 100.0 * g / row.median.as_secs_f64() / peak));
     format!("| {:<CASE_WIDTH$} | {:>10.3} | {:>16} | {:>7} |", row.case, ms, throughput, peak)
 }
 

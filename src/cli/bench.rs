@@ -107,15 +107,23 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
     let device = args.device.device()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, cases: args.cases, device };
+    // The fused CPU kernels run on flex alone, and the FLOP peak is the CPU's: on a GPU neither
+    // describes the run.
+    let kernels = if args.device == Backend::Flex { crate::fused::kernels() } else { "none" };
+    let on_cpu = matches!(args.device, Backend::Flex | Backend::Ndarray);
     if args.json {
         crate::bench::run(&opts, |row| println!("{}", crate::bench::json_row(row)));
         println!("{}", serde_json::json!({ "case": "process/peak_rss", "peak_rss_mb": crate::bench::peak_rss_mib() }));
-        println!("{}", serde_json::json!({ "case": "process/kernels", "kernels": crate::fused::kernels() }));
+        println!("{}", serde_json::json!({ "case": "process/kernels", "kernels": kernels, "device": args.device.name() }));
         return Ok(());
     }
-    println!("backend {} · {threads} threads · {} kernels · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), crate::fused::kernels(), args.peak_gflops, args.runs);
+    if on_cpu {
+        println!("backend {} · {threads} threads · {kernels} kernels · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), args.peak_gflops, args.runs);
+    } else {
+        println!("backend {} · median of {} runs (no % of peak: --peak-gflops is a CPU's)", args.device.name(), args.runs);
+    }
     println!("{}", crate::bench::header());
-    crate::bench::run(&opts, |row| println!("{}", crate::bench::format_row(row, args.peak_gflops)));
+    crate::bench::run(&opts, |row| println!("{}", crate::bench::format_row(row, on_cpu.then_some(args.peak_gflops))));
     if let Some(mb) = crate::bench::peak_rss_mib() {
         println!("peak memory (resident) of this process: {mb:.0} MiB");
     }
