@@ -76,8 +76,8 @@ def parsed(name):
         return json.loads(read(name + ".out"))
     except ValueError:
         return None
-phases = {os.path.basename(p)[:-3]: {"rc": int(read(os.path.basename(p)) or -1), "seconds": int(read(os.path.basename(p)[:-3] + ".secs") or 0)}
-          for p in sorted(glob.glob(os.path.join(work, "*.rc")))}
+names = sorted(os.path.basename(p)[:-len(".rc")] for p in glob.glob(os.path.join(work, "*.rc")))
+phases = {n: {"rc": int(read(n + ".rc")), "seconds": int(read(n + ".secs"))} for n in names}
 text = {d: read(f"generate-{d}.out") for d in ("flex", device)}
 report = {
     "device": device,
