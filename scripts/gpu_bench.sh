@@ -9,7 +9,7 @@
 #   DEVICE              wgpu or cuda; the other is tried if it fails a 4-character generate   [wgpu]
 #   PHASES              any of: parity bench twin train, in that order   [parity bench twin]
 #   RUNS                timed runs per bench case                        [5]
-#   TRAIN_TIME          wall time of the `train` phase (`train --time`)  [4m]
+#   TRAIN_SECONDS       wall time of the `train` phase (`train --time`)  [240]
 #   PHASE_TIMEOUT       seconds any other phase may take                 [180]
 #
 # OUT_DIR gets at most eight files (what the device tool here brings back): gpu_bench.json,
@@ -35,18 +35,13 @@ BIN=${TINY_DIFFUSION_BIN:-target/dist/tiny-diffusion}
 DEVICE=${DEVICE:-wgpu}
 PHASES=${PHASES:-parity bench twin}
 RUNS=${RUNS:-5}
-TRAIN_TIME=${TRAIN_TIME:-4m}
+TRAIN_SECONDS=${TRAIN_SECONDS:-240}
 PHASE_TIMEOUT=${PHASE_TIMEOUT:-180}
 mkdir -p "$OUT"
 LOG="$OUT/gpu_bench.log"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 : > "$LOG"
-
-# Seconds in a `train --time` duration: 4m, 1h30m, 90s, 600.
-seconds() {
-  python3 -c "import re, sys; print(sum(int(n) * {'h': 3600, 'm': 60, 's': 1, '': 1}[u] for n, u in re.findall(r'(\d+)([hms]?)', sys.argv[1])))" "$1"
-}
 
 say() { echo "[gpu_bench $(date +%T)] $*" | tee -a "$LOG" >&2; }
 
@@ -160,9 +155,9 @@ for p in $PHASES; do
     train)
       # The shipped recipe's rates (docs/training.md, long-5) on the `base` preset, the learning
       # rate decaying with the clock.
-      say "training base on $DEVICE for $TRAIN_TIME"
-      phase train $(( $(seconds "$TRAIN_TIME") + 120 )) \
-        "$BIN" train --device "$DEVICE" --preset base --time "$TRAIN_TIME" --batch 16 --seq-len 256 --lr 3e-3 \
+      say "training base on $DEVICE for $TRAIN_SECONDS s"
+      phase train $((TRAIN_SECONDS + 120)) \
+        "$BIN" train --device "$DEVICE" --preset base --time "$TRAIN_SECONDS" --batch 16 --seq-len 256 --lr 3e-3 \
         --muon-lr 0.02 --warmup 200 --min-lr-ratio 0 --eval-every 500 --sample-every 0 --save-every 500 --seed 0 --out "$WORK/base-gpu"
       if [ -f "$WORK/base-gpu/model.safetensors" ]; then
         cp "$WORK/base-gpu/config.json" "$OUT/train-config.json"
