@@ -195,16 +195,20 @@ unsafe fn gemm_f32_on(parallelism: gemm::Parallelism, m: usize, n: usize, k: usi
 }
 
 /// `a · b` (`a` `[m, k]`, `b` `[k, n]`) as a new row-major `[m, n]` buffer, through [`matmul`].
-/// In f32 the product is written straight into fresh memory: zero-filling it first cost a pass
-/// over every linear layer's output (burn-flex's own matmul also copied each output once more to
+/// The product is written straight into fresh memory: zero-filling it first cost a pass over
+/// every linear layer's output (burn-flex's own matmul also copied each output once more to
 /// align it: 3–4% of a denoising step in `perf`, docs/performance.md).
 pub fn product(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
-    if training_matmul() == Some(Matmul::Bf16) || m == 0 || n == 0 || k == 0 {
-        let mut c = vec![0.0f32; m * n];
-        matmul(m, n, k, a, b, &mut c, n, false);
-        return c;
+    if m == 0 || n == 0 || k == 0 {
+        return vec![0.0f32; m * n];
     }
-    // SAFETY: gemm writes every one of the m × n elements (k > 0) and, not accumulating, reads
-    // none before; `a` and `b` hold theirs (the caller's contract).
-    unsafe { super::written(m * n, |c| gemm_f32(m, n, k, a, b, c.as_mut_ptr().cast(), n, false)) }
+    let bf16 = training_matmul() == Some(Matmul::Bf16);
+    // SAFETY: either kernel writes every one of the m × n elements (k > 0) and, not accumulating,
+    // reads none before; `a` and `b` hold theirs (the caller's contract).
+    unsafe {
+        super::written(m * n, |c| {
+            let c = c.as_mut_ptr().cast();
+            if bf16 { amx::matmul_into(m, n, k, a, b, c, n, false) } else { gemm_f32(m, n, k, a, b, c, n, false) }
+        })
+    }
 }

@@ -3,15 +3,18 @@
 //! 16 × 16 × 32 products in one instruction, several times what AVX-512 f32 FMAs do per cycle,
 //! so the training step's matmuls (two thirds of it in f32, docs/performance.md) get cheaper.
 //!
-//! The operands are packed first: `a` into 16-row × 32-column bf16 tiles, `b` into the
-//! pair-interleaved ("VNNI") tiles the instruction reads, both zero-padded to whole tiles. Each
-//! rayon task then owns 32 rows of the output and walks 2 × 2 blocks of 16 × 16 f32 tiles,
-//! keeping four accumulators in tile registers over the whole inner dimension.
+//! The operands are packed first ([`pack`]): `a` into 16-row × 32-column bf16 tiles, `b` into
+//! the pair-interleaved ("VNNI") tiles the instruction reads. Each rayon task then owns 32 rows of
+//! the output and walks 2 × 2 blocks of 16 × 16 f32 tiles, keeping four accumulators in tile
+//! registers over the whole inner dimension.
 //!
 //! [`available`] says whether this CPU and kernel can run it (x86-64 with AMX-BF16, and Linux
 //! granting the process the tile state); callers fall back to f32 elsewhere.
 
+mod pack;
+
 use super::OutPtr;
+use pack::{pack_a, pack_b};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -72,8 +75,9 @@ pub fn available() -> bool {
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn detect() -> bool {
     use std::arch::x86_64::__cpuid_count;
-    // AMX comes with AVX-512: a build held to AVX2 (without the `avx512` feature) leaves it too.
-    if !cfg!(feature = "avx512") {
+    // AMX comes with AVX-512 (the packing uses it): a build held to AVX2 (without the `avx512`
+    // feature) leaves it too.
+    if !super::avx512() {
         return false;
     }
     // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
@@ -93,26 +97,31 @@ fn detect() -> bool {
     false
 }
 
-/// f32 → bf16, rounding to nearest even (NaNs are not produced by training's finite values).
-fn bf16(x: f32) -> u16 {
-    let bits = x.to_bits();
-    ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
-}
-
 /// `c[i, j] (+)= Σ_p a[i, p] · b[p, j]` for `a` `[m, k]`, `b` `[k, n]`, `c` row-major with row
 /// stride `c_rs`; `accumulate` adds to `c` instead of overwriting it. Only call where
 /// [`available`]; runs on the current rayon pool.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool) {
+    assert!(m == 0 || n == 0 || c.len() >= (m - 1) * c_rs + n, "output buffer too small");
+    // SAFETY: `c` holds the output (checked above).
+    unsafe { matmul_into(m, n, k, a, b, c.as_mut_ptr(), c_rs, accumulate) }
+}
+
+/// [`matmul`] into memory that need not be initialised unless `accumulate`: every element of
+/// the output is written.
+///
+/// # Safety
+/// `c` must address `m` rows of `n` elements `c_rs` apart; `a` and `b` memory that holds them.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul_into(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool) {
     assert!(available(), "AMX matmul called on a machine without AMX");
     if m == 0 || n == 0 {
         return;
     }
-    assert!(c.len() >= (m - 1) * c_rs + n, "output buffer too small");
     let (mt, nt, kt) = (m.div_ceil(2 * T) * 2, n.div_ceil(2 * T) * 2, k.div_ceil(K).max(1));
     let pa = pack_a(a, m, k, mt, kt);
     let pb = pack_b(b, k, n, nt, kt);
-    let c_ptr = OutPtr(c.as_mut_ptr());
+    let c_ptr = OutPtr(c);
     (0..mt / 2).into_par_iter().for_each(|row_pair| {
         let _tiles = TileRegisters::configure();
         let mut scratch = [0.0f32; 4 * T * T];
@@ -147,114 +156,6 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs:
             }
         }
     });
-}
-
-/// A packed operand: `strips × kt` tiles of `len` elements, strip by strip, each tile filled by
-/// `fill(strip, p, tile)`. The tasks run over strips, or over `p` (`by_depth`) where the source
-/// runs along the inner dimension's rows: then each task reads whole rows once, where a strip
-/// would read a few bytes of every row of the matrix.
-fn fill_tiles<E: Copy + Default + Send + Sync>(strips: usize, kt: usize, len: usize, by_depth: bool, fill: impl Fn(usize, usize, &mut [E]) + Sync) -> Vec<E> {
-    let mut out = vec![E::default(); strips * kt * len];
-    if by_depth {
-        let base = OutPtr(out.as_mut_ptr());
-        (0..kt).into_par_iter().for_each(|p| {
-            #[allow(clippy::redundant_locals)] // the wrapper, not its field, moves into the closure
-            let base = base;
-            for s in 0..strips {
-                // SAFETY: tile (s, p) lies inside `out`, and only this task writes it.
-                let tile = unsafe { std::slice::from_raw_parts_mut(base.0.add((s * kt + p) * len), len) };
-                fill(s, p, tile);
-            }
-        });
-    } else {
-        out.par_chunks_mut(kt * len).enumerate().for_each(|(s, strip)| {
-            for (p, tile) in strip.chunks_exact_mut(len).enumerate() {
-                fill(s, p, tile);
-            }
-        });
-    }
-    out
-}
-
-/// `a` as `mt × kt` tiles of 16 rows × 32 bf16, tile row by tile row.
-fn pack_a(a: Mat, m: usize, k: usize, mt: usize, kt: usize) -> Vec<u16> {
-    fill_tiles(mt, kt, TILE, a.rs == 1 && a.cs != 1, |ti, p, tile| {
-        let (i0, p0) = (ti * T, p * K);
-        let (rows, cols) = (m.saturating_sub(i0).min(T), k.saturating_sub(p0).min(K));
-        if a.cs == 1 {
-            // Rows of `a` are contiguous: each tile row converts one run of 32.
-            for r in 0..rows {
-                // SAFETY: row i0 + r, columns p0..p0 + cols lie inside `a`.
-                let src = unsafe { std::slice::from_raw_parts(a.ptr.add((i0 + r) * a.rs + p0), cols) };
-                for (dst, &x) in tile[r * K..r * K + cols].iter_mut().zip(src) {
-                    *dst = bf16(x);
-                }
-            }
-        } else if a.rs == 1 {
-            // A transposed matrix (columns contiguous): each column of the tile is one run.
-            for c in 0..cols {
-                // SAFETY: column p0 + c, rows i0..i0 + rows lie inside `a`.
-                let column = unsafe { std::slice::from_raw_parts(a.ptr.add((p0 + c) * a.cs + i0), rows) };
-                for (r, &x) in column.iter().enumerate() {
-                    tile[r * K + c] = bf16(x);
-                }
-            }
-        } else {
-            for c in 0..cols {
-                for r in 0..rows {
-                    // SAFETY: inside `a`'s `m × k`.
-                    tile[r * K + c] = bf16(unsafe { a.at(i0 + r, p0 + c) });
-                }
-            }
-        }
-    })
-}
-
-/// `b` as `nt × kt` tiles of 16 pairs of rows × 16 columns, tile column by tile column: tile row
-/// `r` holds `b[2r, j], b[2r + 1, j]` for each of its 16 columns `j`, one u32 per pair (the
-/// first of the pair in the low half: the instruction reads little-endian bf16 pairs).
-fn pack_b(b: Mat, k: usize, n: usize, nt: usize, kt: usize) -> Vec<u32> {
-    fill_tiles(nt, kt, TILE / 2, b.cs == 1 && b.rs != 1, |tj, p, tile| {
-        let (j0, d0) = (tj * T, p * K);
-        let (cols, depth) = (n.saturating_sub(j0).min(T), k.saturating_sub(d0).min(K));
-        if b.cs == 1 && depth == K {
-            // Rows of `b` contiguous: each tile row interleaves two runs of 16.
-            for (r, row) in tile.chunks_exact_mut(T).enumerate() {
-                // SAFETY: rows d0 + 2r and d0 + 2r + 1, columns j0..j0 + cols lie inside `b`.
-                let (even, odd) = unsafe {
-                    let even = b.ptr.add((d0 + 2 * r) * b.rs + j0);
-                    (std::slice::from_raw_parts(even, cols), std::slice::from_raw_parts(even.add(b.rs), cols))
-                };
-                for ((dst, &lo), &hi) in row.iter_mut().zip(even).zip(odd) {
-                    *dst = bf16_pair(lo, hi);
-                }
-            }
-        } else if b.rs == 1 && depth == K {
-            // Columns of `b` contiguous (a transposed matrix): each column fills one position of
-            // every tile row.
-            for j in 0..cols {
-                // SAFETY: rows d0..d0 + K of column j0 + j lie inside `b`.
-                let column = unsafe { std::slice::from_raw_parts(b.ptr.add(d0 + (j0 + j) * b.cs), K) };
-                for (r, pair) in column.chunks_exact(2).enumerate() {
-                    tile[r * T + j] = bf16_pair(pair[0], pair[1]);
-                }
-            }
-        } else {
-            // Element (d, j) of this tile's part of `b`, zero past its last row.
-            // SAFETY: inside `b`'s `k × n`.
-            let at = |d: usize, j: usize| if d < depth { unsafe { b.at(d0 + d, j0 + j) } } else { 0.0 };
-            for r in 0..depth.div_ceil(2) {
-                for j in 0..cols {
-                    tile[r * T + j] = bf16_pair(at(2 * r, j), at(2 * r + 1, j));
-                }
-            }
-        }
-    })
-}
-
-/// Two f32 rounded to bf16 and packed as the low and high halves of a u32.
-fn bf16_pair(lo: f32, hi: f32) -> u32 {
-    bf16(lo) as u32 | (bf16(hi) as u32) << 16
 }
 
 /// This thread's tile registers, configured as eight 16 × 64-byte tiles; released on drop.
@@ -363,6 +264,7 @@ unsafe fn block(_: *const u16, _: *const u16, _: *const u16, _: *const u16, _: u
 
 #[cfg(test)]
 mod tests {
+    use super::pack::bf16;
     use super::*;
 
     fn reference(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
