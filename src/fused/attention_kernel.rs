@@ -1,8 +1,11 @@
 //! The CPU kernels behind fused attention: per (batch, head), two matmuls around a row softmax,
 //! and the four matmuls of the backward pass. Heads run in parallel on rayon; each head's
-//! matmuls run single-threaded through the `gemm` crate (the one burn-flex uses).
+//! matmuls run single-threaded through the `gemm` crate (the one burn-flex uses), or on the AMX
+//! tiles in a bf16 training step, as the linear layers' do (the precision of PyTorch's autocast,
+//! whose attention multiplies bf16 too).
 
 use super::heads::{Heads, HeadsMut};
+use super::{Mat, Matmul, amx, training_matmul};
 use rayon::prelude::*;
 
 /// Shapes shared by every head. Queries may be fewer than keys (a denoising step that needs
@@ -27,13 +30,25 @@ impl Dims {
 }
 
 /// `dst[m, n] = beta · lhs[m, k] · rhs[k, n]` where lhs and rhs are given by their row and column
-/// strides, and dst by its row stride.
+/// strides, and dst by its row stride; in bf16 on the AMX tiles where `bf16`.
 ///
 /// # Safety
 /// Every pointer/stride pair must address memory of the sizes given, and no other thread may
 /// touch `dst`'s rows meanwhile.
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul(dst: *mut f32, dst_rs: usize, m: usize, n: usize, k: usize, lhs: (*const f32, isize, isize), rhs: (*const f32, isize, isize), beta: f32) {
+unsafe fn matmul(dst: *mut f32, dst_rs: usize, m: usize, n: usize, k: usize, lhs: (*const f32, isize, isize), rhs: (*const f32, isize, isize), beta: f32, bf16: bool) {
+    if bf16 {
+        let mat = |(ptr, rs, cs): (*const f32, isize, isize)| Mat { ptr, rs: rs as usize, cs: cs as usize };
+        // SAFETY: the caller's contract; the kernel writes all of dst's m × n.
+        unsafe { amx::product_on_this_thread(m, n, k, mat(lhs), mat(rhs), dst, dst_rs) };
+        if beta != 1.0 {
+            for i in 0..m {
+                // SAFETY: row i of dst, n elements, is this call's.
+                unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n) }.iter_mut().for_each(|x| *x *= beta);
+            }
+        }
+        return;
+    }
     // SAFETY: the caller's contract; gemm reads lhs and rhs and writes only dst.
     unsafe {
         gemm::gemm(
@@ -49,6 +64,12 @@ unsafe fn matmul(dst: *mut f32, dst_rs: usize, m: usize, n: usize, k: usize, lhs
     }
 }
 
+/// Whether this thread's training step multiplies in bf16: read here, on the step's thread, as
+/// the heads' tasks run on others.
+fn bf16() -> bool {
+    training_matmul() == Some(Matmul::Bf16)
+}
+
 /// Forward pass: `out = softmax(scale · q kᵀ) v`, each head written where `out` says. When
 /// `probs` is given (contiguous `[batch·heads, seq_q, seq_kv]`), the softmax is kept there for the
 /// backward pass.
@@ -57,6 +78,7 @@ pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: HeadsMut, probs: O
     if hd == 0 {
         return;
     }
+    let bf16 = bf16();
     let head = |i: usize, p: *mut f32| {
         let (q, k, v) = (q.head(i), k.head(i), v.head(i));
         let (qs, ks, vs) = (q.row_stride as isize, k.row_stride as isize, v.row_stride as isize);
@@ -64,7 +86,7 @@ pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: HeadsMut, probs: O
         // SAFETY: the views hold each head (the callers' shapes); head i's output rows are
         // written by this task only; `p` has room for tq × tk scores, which the first matmul
         // writes in full (head_dim > 0) before anything reads them.
-        unsafe { matmul(p, tk, tq, tk, hd, (q.ptr, qs, 1), (k.ptr, 1, ks), dims.scale) };
+        unsafe { matmul(p, tk, tq, tk, hd, (q.ptr, qs, 1), (k.ptr, 1, ks), dims.scale, bf16) };
         let p = unsafe { std::slice::from_raw_parts_mut(p, tq * tk) };
         for (i, row) in p.chunks_exact_mut(tk).enumerate() {
             // A causal row's hidden keys get probability 0 (and so no gradient backward).
@@ -72,7 +94,7 @@ pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: HeadsMut, probs: O
             softmax_in_place(seen);
             hidden.fill(0.0);
         }
-        unsafe { matmul(o, os, tq, hd, tk, (p.as_ptr(), tk as isize, 1), (v.ptr, vs, 1), 1.0) };
+        unsafe { matmul(o, os, tq, hd, tk, (p.as_ptr(), tk as isize, 1), (v.ptr, vs, 1), 1.0, bf16) };
     };
     match probs {
         Some(probs) => probs.par_chunks_exact_mut(tq * tk).enumerate().for_each(|(i, p)| head(i, p.as_mut_ptr())),
@@ -88,6 +110,7 @@ pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: HeadsMut, probs: O
 pub fn backward(q: Heads, k: Heads, v: Heads, dims: Dims, out: Heads, probs: &[f32], grad_out: Heads, grads: [HeadsMut; 3]) {
     let (tq, tk, hd) = (dims.seq_q, dims.seq_kv, dims.head_dim);
     let [dq, dk, dv] = grads;
+    let bf16 = bf16();
     probs.par_chunks_exact(tq * tk).enumerate().for_each_init(
         || vec![0.0f32; tq * tk],
         |ds, (i, p)| {
@@ -98,8 +121,8 @@ pub fn backward(q: Heads, k: Heads, v: Heads, dims: Dims, out: Heads, probs: &[f
             // SAFETY: the views hold each head (the callers' shapes); head i's gradient rows
             // are written by this task only.
             unsafe {
-                matmul(dv, dv_rs, tk, hd, tq, (p.as_ptr(), 1, tk_i), (d_o.ptr, dos, 1), 1.0);
-                matmul(ds.as_mut_ptr(), tk, tq, tk, hd, (d_o.ptr, dos, 1), (v.ptr, 1, vs), 1.0);
+                matmul(dv, dv_rs, tk, hd, tq, (p.as_ptr(), 1, tk_i), (d_o.ptr, dos, 1), 1.0, bf16);
+                matmul(ds.as_mut_ptr(), tk, tq, tk, hd, (d_o.ptr, dos, 1), (v.ptr, 1, vs), 1.0, bf16);
             }
             for (r, (ds_row, p_row)) in ds.chunks_exact_mut(tk).zip(p.chunks_exact(tk)).enumerate() {
                 // SAFETY: row r of a head holds head_dim elements.
@@ -112,8 +135,8 @@ pub fn backward(q: Heads, k: Heads, v: Heads, dims: Dims, out: Heads, probs: &[f
                 }
             }
             unsafe {
-                matmul(dq, dq_rs, tq, hd, tk, (ds.as_ptr(), tk_i, 1), (k.ptr, ks, 1), dims.scale);
-                matmul(dk, dk_rs, tk, hd, tq, (ds.as_ptr(), 1, tk_i), (q.ptr, qs, 1), dims.scale);
+                matmul(dq, dq_rs, tq, hd, tk, (ds.as_ptr(), tk_i, 1), (k.ptr, ks, 1), dims.scale, bf16);
+                matmul(dk, dk_rs, tk, hd, tq, (ds.as_ptr(), 1, tk_i), (q.ptr, qs, 1), dims.scale, bf16);
             }
         },
     );

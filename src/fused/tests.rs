@@ -96,6 +96,37 @@ fn backward_matches(q_shape: [usize; 4], kv_shape: [usize; 4], causal: bool, tok
 }
 
 #[test]
+fn in_a_bf16_training_step_attention_multiplies_on_the_tiles_within_bf16s_rounding() {
+    if !amx::available() {
+        eprintln!("no AMX here: attention multiplies in f32 in every step");
+        return;
+    }
+    let device = Device::flex().autodiff();
+    device.seed(7);
+    // 37 positions of 24 wide: neither a multiple of the tiles' 16 or 32. Token-major, as the
+    // model splits its heads.
+    let input = || random([2, 37, 3, 24], &device).swap_dims(1, 2);
+    let (inputs, weights) = ([input(), input(), input()], random([2, 3, 37, 24], &device));
+    for causal in [false, true] {
+        let run = |precision: Option<Matmul>| {
+            let _guard = precision.map(Matmul::apply);
+            let [q, k, v] = inputs.clone().map(|x| x.detach().require_grad());
+            let y = attention(q.clone(), k.clone(), v.clone(), causal);
+            let g = (y.clone() * weights.clone()).sum().backward();
+            [y.inner(), q.grad(&g).unwrap(), k.grad(&g).unwrap(), v.grad(&g).unwrap()]
+        };
+        let (f32s, bf16s) = (run(None), run(Some(Matmul::Bf16)));
+        for (what, (theirs, ours)) in ["output", "dq", "dk", "dv"].iter().zip(f32s.into_iter().zip(bf16s)) {
+            let scale = theirs.clone().abs().max().into_scalar::<f32>();
+            let diff = max_abs_diff(ours, theirs);
+            // bf16 keeps 8 bits of each factor; the scores' error passes through the softmax.
+            assert!(diff < 3e-2 * scale, "{what} (causal {causal}): differs by {diff} (largest entry {scale})");
+            assert!(diff > 0.0, "{what} (causal {causal}): bf16 gave f32's exact result");
+        }
+    }
+}
+
+#[test]
 fn the_softmax_exp_is_as_accurate_as_the_library_one() {
     let mut worst = 0.0f32;
     for i in 0..=870_000 {

@@ -114,15 +114,35 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs:
 /// `c` must address `m` rows of `n` elements `c_rs` apart; `a` and `b` memory that holds them.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matmul_into(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool) {
+    // SAFETY: the caller's contract.
+    unsafe { run(m, n, k, a, b, c, c_rs, accumulate, true) }
+}
+
+/// `c = a · b` as [`matmul_into`] does, on this thread alone, for a kernel that splits the work
+/// itself (attention's heads).
+///
+/// # Safety
+/// As [`matmul_into`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn product_on_this_thread(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { run(m, n, k, a, b, c, c_rs, false, false) }
+}
+
+/// # Safety
+/// As [`matmul_into`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn run(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool, parallel: bool) {
     assert!(available(), "AMX matmul called on a machine without AMX");
     if m == 0 || n == 0 {
         return;
     }
     let (mt, nt, kt) = (m.div_ceil(2 * T) * 2, n.div_ceil(2 * T) * 2, k.div_ceil(K).max(1));
-    let pa = pack_a(a, m, k, mt, kt);
-    let pb = pack_b(b, k, n, nt, kt);
+    let pa = pack_a(a, m, k, mt, kt, parallel);
+    let pb = pack_b(b, k, n, nt, kt, parallel);
     let c_ptr = OutPtr(c);
-    (0..mt / 2).into_par_iter().for_each(|row_pair| {
+    let row_pairs = mt / 2;
+    (0..row_pairs).into_par_iter().with_min_len(if parallel { 1 } else { row_pairs }).for_each(|row_pair| {
         let _tiles = TileRegisters::configure();
         let mut scratch = [0.0f32; 4 * T * T];
         #[allow(clippy::redundant_locals)] // the wrapper, not its field, moves into the closure

@@ -24,20 +24,23 @@ fn bf16_pair(lo: f32, hi: f32) -> u32 {
 /// A packed operand: `strips × kt` tiles of `len` elements, strip by strip, each tile written
 /// whole by `fill(strip, p, tile)`. The tasks run over strips, or over `p` (`by_depth`) where the
 /// source runs along the inner dimension's rows: then each task reads whole rows once, where a
-/// strip would read a few bytes of every row of the matrix.
+/// strip would read a few bytes of every row of the matrix. On this thread alone unless
+/// `parallel`.
 ///
 /// # Safety
 /// `fill` must write all `len` elements at `tile`.
-unsafe fn fill_tiles<E: Copy + Send + Sync>(strips: usize, kt: usize, len: usize, by_depth: bool, fill: impl Fn(usize, usize, *mut E) + Sync) -> Vec<E> {
+#[allow(clippy::too_many_arguments)]
+unsafe fn fill_tiles<E: Copy + Send + Sync>(strips: usize, kt: usize, len: usize, by_depth: bool, parallel: bool, fill: impl Fn(usize, usize, *mut E) + Sync) -> Vec<E> {
     let total = strips * kt * len;
     let mut out = Vec::with_capacity(total);
     let base = OutPtr(out.as_mut_ptr());
     // SAFETY: tile (s, p) lies inside the buffer, and only the task given (s, p) writes it.
     let tile = |s: usize, p: usize| fill(s, p, unsafe { base.add((s * kt + p) * len) });
+    let tasks = |n: usize| (0..n).into_par_iter().with_min_len(if parallel { 1 } else { n.max(1) });
     if by_depth {
-        (0..kt).into_par_iter().for_each(|p| (0..strips).for_each(|s| tile(s, p)));
+        tasks(kt).for_each(|p| (0..strips).for_each(|s| tile(s, p)));
     } else {
-        (0..strips).into_par_iter().for_each(|s| (0..kt).for_each(|p| tile(s, p)));
+        tasks(strips).for_each(|s| (0..kt).for_each(|p| tile(s, p)));
     }
     // SAFETY: every tile was written whole (the caller's contract).
     unsafe { out.set_len(total) };
@@ -45,7 +48,7 @@ unsafe fn fill_tiles<E: Copy + Send + Sync>(strips: usize, kt: usize, len: usize
 }
 
 /// `a` (`[m, k]`) as `mt × kt` tiles of 16 rows × 32 bf16, tile row by tile row.
-pub(super) fn pack_a(a: Mat, m: usize, k: usize, mt: usize, kt: usize) -> Vec<u16> {
+pub(super) fn pack_a(a: Mat, m: usize, k: usize, mt: usize, kt: usize, parallel: bool) -> Vec<u16> {
     let fill = |ti: usize, p: usize, tile: *mut u16| {
         let (i0, p0) = (ti * T, p * K);
         let (rows, cols) = (m.saturating_sub(i0).min(T), k.saturating_sub(p0).min(K));
@@ -65,13 +68,13 @@ pub(super) fn pack_a(a: Mat, m: usize, k: usize, mt: usize, kt: usize) -> Vec<u1
         }
     };
     // SAFETY: each path writes the whole tile.
-    unsafe { fill_tiles(mt, kt, TILE, a.rs == 1 && a.cs != 1, fill) }
+    unsafe { fill_tiles(mt, kt, TILE, a.rs == 1 && a.cs != 1, parallel, fill) }
 }
 
 /// `b` (`[k, n]`) as `nt × kt` tiles of 16 pairs of rows × 16 columns, tile column by tile
 /// column: tile row `r` holds `b[2r, j], b[2r + 1, j]` for each of its 16 columns `j`, one u32 per
 /// pair (the first of the pair in the low half: the instruction reads little-endian bf16 pairs).
-pub(super) fn pack_b(b: Mat, k: usize, n: usize, nt: usize, kt: usize) -> Vec<u32> {
+pub(super) fn pack_b(b: Mat, k: usize, n: usize, nt: usize, kt: usize, parallel: bool) -> Vec<u32> {
     let fill = |tj: usize, p: usize, tile: *mut u32| {
         let (j0, d0) = (tj * T, p * K);
         let (cols, depth) = (n.saturating_sub(j0).min(T), k.saturating_sub(d0).min(K));
@@ -91,7 +94,7 @@ pub(super) fn pack_b(b: Mat, k: usize, n: usize, nt: usize, kt: usize) -> Vec<u3
         }
     };
     // SAFETY: each path writes the whole tile.
-    unsafe { fill_tiles(nt, kt, TILE / 2, b.cs == 1 && b.rs != 1, fill) }
+    unsafe { fill_tiles(nt, kt, TILE / 2, b.cs == 1 && b.rs != 1, parallel, fill) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -265,13 +268,13 @@ mod tests {
             let reference = Mat { ptr: spread.as_ptr(), rs: 2 * cols, cs: 2 };
             // `a` is rows × cols (m × k); `b` is rows × cols too (k × n).
             let (mt, kt) = (rows.div_ceil(2 * T) * 2, cols.div_ceil(K));
-            let want = pack_a(reference, rows, cols, mt, kt);
-            assert_eq!(pack_a(Mat::rows(&row_major, cols), rows, cols, mt, kt), want, "a row-major, {rows} × {cols}");
-            assert_eq!(pack_a(Mat::transposed(&transposed, rows), rows, cols, mt, kt), want, "a transposed, {rows} × {cols}");
+            let want = pack_a(reference, rows, cols, mt, kt, true);
+            assert_eq!(pack_a(Mat::rows(&row_major, cols), rows, cols, mt, kt, true), want, "a row-major, {rows} × {cols}");
+            assert_eq!(pack_a(Mat::transposed(&transposed, rows), rows, cols, mt, kt, true), want, "a transposed, {rows} × {cols}");
             let (nt, kt) = (cols.div_ceil(2 * T) * 2, rows.div_ceil(K));
-            let want = pack_b(reference, rows, cols, nt, kt);
-            assert_eq!(pack_b(Mat::rows(&row_major, cols), rows, cols, nt, kt), want, "b row-major, {rows} × {cols}");
-            assert_eq!(pack_b(Mat::transposed(&transposed, rows), rows, cols, nt, kt), want, "b transposed, {rows} × {cols}");
+            let want = pack_b(reference, rows, cols, nt, kt, true);
+            assert_eq!(pack_b(Mat::rows(&row_major, cols), rows, cols, nt, kt, true), want, "b row-major, {rows} × {cols}");
+            assert_eq!(pack_b(Mat::transposed(&transposed, rows), rows, cols, nt, kt, true), want, "b transposed, {rows} × {cols}");
         }
     }
 }
