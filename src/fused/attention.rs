@@ -48,14 +48,23 @@ impl Backward<Flex, 3> for AttentionBackward {
         // (`Attention::heads`) without a copy.
         let layouts = [&q, &k, &v].map(HeadsLayout::of);
         let shapes = [dims4(&q), dims4(&k), dims4(&v)];
-        let [mut dq, mut dk, mut dv] = shapes.map(|s| vec![0.0f32; s.iter().product()]);
-        // With no queries or no keys there is nothing to propagate: the gradients stay zero.
-        if !dq.is_empty() && !dk.is_empty() {
-            let [lq, lk, lv] = layouts;
-            let [sq, sk, sv] = shapes;
-            let targets = [lq.heads_mut(&mut dq, sq), lk.heads_mut(&mut dk, sk), lv.heads_mut(&mut dv, sv)];
+        let sizes = shapes.map(|s| s.iter().product::<usize>());
+        // With no queries or no keys there is nothing to propagate: the gradients are zero.
+        // Else the kernel writes every element of each, so they start unwritten.
+        let [dq, dk, dv] = if sizes[0] == 0 || sizes[1] == 0 {
+            sizes.map(|n| vec![0.0f32; n])
+        } else {
+            let mut grads = sizes.map(Vec::<f32>::with_capacity);
+            let [gq, gk, gv] = &mut grads;
+            let unwritten = |g: &mut Vec<f32>, i: usize| layouts[i].heads_unwritten(&mut g.spare_capacity_mut()[..sizes[i]], shapes[i]);
+            let targets = [unwritten(gq, 0), unwritten(gk, 1), unwritten(gv, 2)];
             kernel::backward(Heads::of(&q), Heads::of(&k), Heads::of(&v), dims, Heads::of(&out), probs.storage::<f32>(), Heads::of(&grad_out), targets);
-        }
+            for (g, n) in grads.iter_mut().zip(sizes) {
+                // SAFETY: the kernel wrote every row of every head of each gradient (above).
+                unsafe { g.set_len(n) };
+            }
+            grads
+        };
         for (((parent, grad), shape), layout) in ops.parents.into_iter().zip([dq, dk, dv]).zip(shapes).zip(layouts) {
             if let Some(node) = parent {
                 grads.register::<Flex>(node.id, layout.tensor(grad, shape));
@@ -90,18 +99,22 @@ pub(super) fn forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, causal: bo
     let tk = dims4(&k)[2];
     assert_eq!(dims4(&k), [b, h, tk, hd], "fused attention: keys must match the queries' batch, heads and width");
     assert_eq!(dims4(&v), [b, h, tk, hd], "fused attention: values must match the keys' shape");
-    let mut probs = keep_probs.then(|| vec![0.0f32; b * h * tq * tk]);
     // No queries: an empty output. No keys: zeros, as burn-flex's own attention gives.
-    let n = b * h * tq * hd;
-    let out = if n == 0 || tk == 0 {
-        vec![0.0f32; n]
+    let (n, n_probs) = (b * h * tq * hd, b * h * tq * tk);
+    let (out, probs) = if n == 0 || tk == 0 {
+        (vec![0.0f32; n], keep_probs.then(|| vec![0.0f32; n_probs]))
     } else {
+        let mut probs = keep_probs.then(|| Vec::with_capacity(n_probs));
         let fill = |out: &mut [MaybeUninit<f32>]| {
             let target = HeadsLayout::TokenMajor.heads_unwritten(out, [b, h, tq, hd]);
-            kernel::forward(Heads::of(&q), Heads::of(&k), Heads::of(&v), dims(&q, &k, causal), target, probs.as_deref_mut());
+            let probs = probs.as_mut().map(|p: &mut Vec<f32>| &mut p.spare_capacity_mut()[..n_probs]);
+            kernel::forward(Heads::of(&q), Heads::of(&k), Heads::of(&v), dims(&q, &k, causal), target, probs);
         };
-        // SAFETY: with keys, the kernel writes every row of every head's output.
-        unsafe { written(n, fill) }
+        // SAFETY: with queries and keys (and so head_dim > 0), the kernel writes every row of
+        // every head's output, and every score of every head's probabilities.
+        let out = unsafe { written(n, fill) };
+        // SAFETY: as above, for the probabilities.
+        (out, probs.map(|mut p| unsafe { p.set_len(n_probs); p }))
     };
     (HeadsLayout::TokenMajor.tensor(out, [b, h, tq, hd]), probs.map(|p| super::tensor(p, [b, h, tq, tk])))
 }

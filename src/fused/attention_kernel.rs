@@ -7,6 +7,7 @@
 use super::heads::{Heads, HeadsMut};
 use super::{Mat, Matmul, amx, training_matmul};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Shapes shared by every head. Queries may be fewer than keys (a denoising step that needs
 /// outputs at a few positions only).
@@ -72,8 +73,8 @@ fn bf16() -> bool {
 
 /// Forward pass: `out = softmax(scale · q kᵀ) v`, each head written where `out` says. When
 /// `probs` is given (contiguous `[batch·heads, seq_q, seq_kv]`), the softmax is kept there for the
-/// backward pass.
-pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: HeadsMut, probs: Option<&mut [f32]>) {
+/// backward pass: every element written, so it need not be initialised.
+pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: HeadsMut, probs: Option<&mut [MaybeUninit<f32>]>) {
     let (tq, tk, hd) = (dims.seq_q, dims.seq_kv, dims.head_dim);
     if hd == 0 {
         return;
@@ -97,7 +98,7 @@ pub fn forward(q: Heads, k: Heads, v: Heads, dims: Dims, out: HeadsMut, probs: O
         unsafe { matmul(o, os, tq, hd, tk, (p.as_ptr(), tk as isize, 1), (v.ptr, vs, 1), 1.0, bf16) };
     };
     match probs {
-        Some(probs) => probs.par_chunks_exact_mut(tq * tk).enumerate().for_each(|(i, p)| head(i, p.as_mut_ptr())),
+        Some(probs) => probs.par_chunks_exact_mut(tq * tk).enumerate().for_each(|(i, p)| head(i, p.as_mut_ptr().cast())),
         // Each task's scores in a buffer of its own, not zero-filled: the first matmul writes it.
         None => (0..dims.heads).into_par_iter().for_each_init(|| Vec::<f32>::with_capacity(tq * tk), |p, i| head(i, p.as_mut_ptr())),
     }

@@ -90,12 +90,8 @@ impl HeadsLayout {
     }
 
     /// Where each head of `data`, laid out in this order for `shape`, starts: for a kernel to
-    /// write them (each head's rows are disjoint from every other head's).
-    pub fn heads_mut(self, data: &mut [f32], shape: [usize; 4]) -> HeadsMut {
-        self.heads_at(data.as_mut_ptr(), data.len(), shape)
-    }
-
-    /// [`Self::heads_mut`] of a buffer not yet written (see `super::written`).
+    /// write them (each head's rows are disjoint from every other head's) into a buffer not yet
+    /// written (see `super::written`).
     pub fn heads_unwritten(self, data: &mut [MaybeUninit<f32>], shape: [usize; 4]) -> HeadsMut {
         self.heads_at(data.as_mut_ptr().cast(), data.len(), shape)
     }
@@ -133,7 +129,7 @@ impl HeadsMut {
     /// Head `i`'s first element and the step between its rows.
     pub fn head(&self, i: usize) -> (*mut f32, usize) {
         let (b, h) = (i / self.heads, i % self.heads);
-        // SAFETY: `heads_mut` checked that the buffer holds every head.
+        // SAFETY: `heads_unwritten` checked that the buffer holds every head.
         (unsafe { self.ptr.add(b * self.batch_stride + h * self.head_stride) }, self.row_stride)
     }
 }

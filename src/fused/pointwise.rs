@@ -49,14 +49,16 @@ impl Backward<Flex, 1> for ReluSquaredBackward {
         let grad_out = grads.consume::<Flex>(&ops.node).to_contiguous();
         let [Some(node)] = ops.parents else { return };
         let x = ops.state;
-        let mut dx = vec![0.0f32; x.layout().num_elements()];
-        dx.par_chunks_mut(CHUNK).zip(contiguous_data(&x).par_chunks(CHUNK)).zip(contiguous_data(&grad_out).par_chunks(CHUNK)).for_each(
-            |((dx, x), dy)| {
+        let (xs, dys) = (contiguous_data(&x), contiguous_data(&grad_out));
+        let fill = |dx: &mut [std::mem::MaybeUninit<f32>]| {
+            dx.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).zip(dys.par_chunks(CHUNK)).for_each(|((dx, x), dy)| {
                 for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                    *dx = 2.0 * x.max(0.0) * dy;
+                    dx.write(2.0 * x.max(0.0) * dy);
                 }
-            },
-        );
+            })
+        };
+        // SAFETY: the chunks cover the gradient, and each writes every element of its chunk.
+        let dx = unsafe { written(xs.len(), fill) };
         grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
     }
 }

@@ -40,20 +40,20 @@ impl Backward<Flex, 1> for RmsNormBackward {
         let (x, eps) = ops.state;
         let n = last_dim(&x);
         let task = (n * ROWS_PER_TASK).max(1); // an empty tensor has no chunks
-        let mut dx = vec![0.0f32; x.layout().num_elements()];
-        dx.par_chunks_mut(task)
-            .zip(rows(&x).par_chunks(task))
-            .zip(rows(&grad_out).par_chunks(task))
-            .for_each(|((dx, x), dy)| {
+        let fill = |dx: &mut [std::mem::MaybeUninit<f32>]| {
+            dx.par_chunks_mut(task).zip(rows(&x).par_chunks(task)).zip(rows(&grad_out).par_chunks(task)).for_each(|((dx, x), dy)| {
                 for ((dx, x), dy) in dx.chunks_exact_mut(n).zip(x.chunks_exact(n)).zip(dy.chunks_exact(n)) {
                     // y = x·r with r = (mean(x²) + eps)^(−1/2):  dx = r·dy − (r³/n)·x·Σ(dy·x)
                     let r = inv_rms(x, eps);
                     let c = r * r * r * dot(dy, x) / n as f32;
                     for ((g, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                        *g = r * dy - c * x;
+                        g.write(r * dy - c * x);
                     }
                 }
-            });
+            })
+        };
+        // SAFETY: the tasks cover the gradient, whole rows each, and write every element.
+        let dx = unsafe { written(x.layout().num_elements(), fill) };
         grads.register::<Flex>(node.id, like(dx, &x));
     }
 }
