@@ -6,8 +6,9 @@ Peak memory of a base training step at batch 8 is measured in separate processes
 as the process's peak resident set size.
 
 With `--compile`, the twin runs a second time through `torch.compile`, in two more columns, and
-every target is then held against the compiled twin (the floors of issue 39). With `--bf16`,
-the twin trains under bf16 autocast, the precision ours trains in on CPUs with AMX tiles. With
+every target is then held against the compiled twin (the floors of issue 39). Ours trains in
+the twin's precision (`bench --matmul`): f32, or with `--bf16` bf16 products on both sides (the
+twin under autocast, ours on the AMX tiles where the CPU has them, else f32). With
 `--ns-f32`, the twin's Muon orthogonalises in f32, as ours does on CPUs without AMX tiles (on an
 AVX2-only CPU torch.optim.Muon's bf16 is emulated, and the comparison would flatter ours).
 
@@ -103,7 +104,10 @@ def main():
     if args.isa == "avx2":
         env.update(ATEN_CPU_CAPABILITY="avx2", MKL_ENABLE_INSTRUCTIONS="AVX2", ONEDNN_MAX_CPU_ISA="AVX2")
     py = [sys.executable, os.path.join(HERE, "pytorch_reference.py"), "--json", "--threads", str(args.threads)] + (["--bf16"] if args.bf16 else []) + (["--ns-f32"] if args.ns_f32 else []) + ["--device", args.device]
-    rs = [BIN, "bench", "--json", "--cases", args.cases, "--device", rust_device]
+    # Ours trains in the twin's precision: bf16 products (the AMX tiles, where the CPU has them)
+    # against autocast, f32 against f32.
+    precision = ["--matmul", "bf16" if args.bf16 else "f32"]
+    rs = [BIN, "bench", "--json", "--cases", args.cases, "--device", rust_device] + precision
 
     sizes = ["--cases", args.cases, "--runs", str(args.runs), "--preset", *args.preset, "--batch", *args.batch]
     rust_sizes = ["--runs", str(args.runs)] + [x for p_ in args.preset for x in ("--preset", p_)] + [x for b in args.batch for x in ("--batch", b)]
@@ -167,7 +171,7 @@ def main():
     if args.device != "cpu" or "train" not in args.cases:
         return  # peak RSS says nothing of GPU memory, and the memory case is a training step
     print(f"measuring peak memory of base training at batch 8…", file=sys.stderr)
-    mem_rust = jsonl(rs[:2] + ["--json", "--cases", "train", "--preset", "base", "--batch", "8", "--runs", "2"], env)
+    mem_rust = jsonl(rs[:2] + ["--json", "--cases", "train", "--preset", "base", "--batch", "8", "--runs", "2"] + precision, env)
     mem_torch = jsonl(py + ["--cases", "train", "--preset", "base", "--batch", "8", "--runs", "2"], env)
     r_mb = mem_rust["process/peak_rss"]["peak_rss_mb"]
     t_row = mem_torch["base/train_8x256"]

@@ -489,3 +489,22 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let o = child.wait_with_output().expect("wait for the binary");
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
+
+#[test]
+fn bench_times_training_in_the_precision_asked_for() {
+    let ids = |matmul: &str| -> Vec<String> {
+        let o = run(&["bench", "--preset", "tiny", "--batch", "2", "--cases", "train", "--runs", "1", "--json", "--matmul", matmul]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["case"].as_str().map(String::from)).collect()
+    };
+    // In f32 every row is f32, under the ids the PyTorch twin's f32 rows have.
+    let f32_rows = ids("f32");
+    for id in ["tiny/train_2x64", "tiny/train_2x64_muon", "tiny/train_2x64_muon_ar"] {
+        assert!(f32_rows.iter().any(|r| r == id), "{id} missing from {f32_rows:?}");
+    }
+    assert!(!f32_rows.iter().any(|r| r.ends_with("_muon_f32")), "{f32_rows:?}");
+    // In bf16 the same rows; the f32 Muon row beside them only where the CPU has AMX tiles.
+    let bf16_rows = ids("bf16");
+    assert!(bf16_rows.iter().any(|r| r == "tiny/train_2x64_muon"), "{bf16_rows:?}");
+    assert_eq!(bf16_rows.iter().any(|r| r.ends_with("_muon_f32")), tiny_diffusion::fused::amx::available(), "{bf16_rows:?}");
+}

@@ -94,6 +94,8 @@ pub struct BenchOptions {
     pub runs: usize,
     pub cases: Vec<Case>,
     pub device: Device,
+    /// The training cases' precision (`train --matmul`).
+    pub matmul: Matmul,
 }
 
 /// Peak resident memory of this process so far, in MiB (Linux; None elsewhere).
@@ -183,17 +185,17 @@ fn denoise_rows(name: &str, config: &ModelConfig, denoiser: &ModelDenoiser, opts
 
 /// AdamW everywhere, as the PyTorch twin trains (bench/pytorch_reference.py); more rows price
 /// Muon's Newton–Schulz iterations, and the autoregressive kind (causal attention, every position
-/// predicted), at the first batch size; and, where the CPU has AMX tiles (which training
-/// multiplies on in bf16), the same Muon step in f32, to show what they buy.
+/// predicted), at the first batch size; all in `opts.matmul`, and where that is bf16 on a CPU with
+/// AMX tiles, the same Muon step in f32, to show what the tiles buy.
 fn train_rows(preset: Preset, name: &str, config: &ModelConfig, opts: &BenchOptions, rng: &mut StdRng, push: &mut impl FnMut(Row)) {
     let seq = config.context;
-    let adamw = crate::train::TrainSettings { muon_lr: None, ..crate::train::TrainSettings::for_preset(preset) };
+    let adamw = crate::train::TrainSettings { muon_lr: None, matmul: opts.matmul, ..crate::train::TrainSettings::for_preset(preset) };
     let muon = crate::train::TrainSettings { muon_lr: Some(0.02), ..adamw.clone() };
     let muon_f32 = crate::train::TrainSettings { matmul: Matmul::F32, ..muon.clone() };
     let mut cases: Vec<(usize, &crate::train::TrainSettings, ModelKind)> = opts.train_batches.iter().map(|&b| (b, &adamw, ModelKind::Masked)).collect();
     if let Some(&b) = opts.train_batches.first() {
         cases.extend([(b, &muon, ModelKind::Masked), (b, &muon, ModelKind::Ar)]);
-        if crate::fused::amx::available() {
+        if opts.matmul.on_this_cpu() == Matmul::Bf16 {
             cases.push((b, &muon_f32, ModelKind::Masked));
         }
     }
@@ -212,10 +214,10 @@ fn train_rows(preset: Preset, name: &str, config: &ModelConfig, opts: &BenchOpti
         });
         let throughput = Some(((batch * seq) as f64 / t.as_secs_f64(), "tokens/s"));
         let gflop = Some(3.0 * forward_flops(config, batch, seq) / 1e9);
-        let (id_suffix, label) = match (kind, settings.muon_lr.is_some(), settings.matmul) {
+        let (id_suffix, label) = match (kind, settings.muon_lr.is_some(), settings.matmul != opts.matmul) {
             (ModelKind::Ar, _, _) => ("_muon_ar", " with Muon, autoregressive"),
-            (_, true, Matmul::F32) => ("_muon_f32", " with Muon, f32 matmuls"),
-            (_, true, _) => ("_muon", " with Muon"),
+            (_, true, true) => ("_muon_f32", " with Muon, f32 matmuls"),
+            (_, true, false) => ("_muon", " with Muon"),
             _ => ("", ""),
         };
         let id = format!("{name}/train_{batch}x{seq}{id_suffix}");

@@ -35,6 +35,11 @@ pub struct BenchArgs {
     pub json: bool,
     #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
+    /// How the training cases multiply, as `train --matmul`: on a CPU with AMX tiles, `bf16`
+    /// (train's default) adds a row of the Muon step in f32, and `f32` times every row in f32,
+    /// as the PyTorch twin trains without `--bf16`.
+    #[arg(long, value_enum, default_value_t)]
+    pub matmul: crate::fused::Matmul,
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,7 +111,7 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
     ensure!(args.peak_gflops.is_finite() && args.peak_gflops > 0.0, "--peak-gflops must be a positive number");
     let device = args.device.device()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, cases: args.cases, device };
+    let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, cases: args.cases, device, matmul: args.matmul };
     // The fused CPU kernels run on flex alone, and the FLOP peak is the CPU's: on a GPU neither
     // describes the run.
     let kernels = if args.device == Backend::Flex { crate::fused::kernels() } else { "none" };
@@ -118,7 +123,8 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
         return Ok(());
     }
     if on_cpu {
-        println!("backend {} · {threads} threads · {kernels} kernels · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), args.peak_gflops, args.runs);
+        let training = if args.matmul.on_this_cpu() == crate::fused::Matmul::Bf16 { "bf16 on AMX tiles" } else { "f32" };
+        println!("backend {} · {threads} threads · {kernels} kernels · training matmuls {training} · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), args.peak_gflops, args.runs);
     } else {
         println!("backend {} · median of {} runs (no % of peak: --peak-gflops is a CPU's)", args.device.name(), args.runs);
     }
