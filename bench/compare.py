@@ -6,9 +6,10 @@ Peak memory of a base training step at batch 8 is measured in separate processes
 as the process's peak resident set size.
 
 With `--compile`, the twin runs a second time through `torch.compile`, in two more columns, and
-every target is then held against the compiled twin (the floors of issue 39). Ours trains in
-the twin's precision (`bench --matmul`): f32, or with `--bf16` bf16 products on both sides (the
-twin under autocast, ours on the AMX tiles where the CPU has them, else f32). With
+every target is then held against the compiled twin (the floors of issue 39). Ours runs in
+the twin's precision (`bench --matmul`): f32, or with `--bf16` bf16 products on both sides, for
+denoising and training (the twin under autocast, ours on the AMX tiles where the CPU has them,
+else f32). With
 `--ns-f32`, the twin's Muon orthogonalises in f32, as ours does on CPUs without AMX tiles (on an
 AVX2-only CPU torch.optim.Muon's bf16 is emulated, and the comparison would flatter ours).
 
@@ -93,7 +94,7 @@ def main():
     p.add_argument("--compile", action="store_true", help="also time the twin through torch.compile")
     p.add_argument("--cases", default="denoise,train", help="which cases: denoise, train or both")
     p.add_argument("--rounds", type=int, default=1, help="run the sides in turn this many times; report each case's median over the rounds")
-    p.add_argument("--bf16", action="store_true", help="the twin trains under bf16 autocast")
+    p.add_argument("--bf16", action="store_true", help="both sides multiply in bf16: the twin under autocast, ours with --matmul bf16")
     p.add_argument("--ns-f32", action="store_true", help="the twin's Muon orthogonalises in f32")
     p.add_argument("--device", default="cpu", help="the twin's device: cpu, cuda or mps")
     p.add_argument("--isa", choices=["native", "avx2"], default="native", help="avx2: both sides held to AVX2 (ours must be built without the avx512 feature)")
@@ -104,7 +105,7 @@ def main():
     if args.isa == "avx2":
         env.update(ATEN_CPU_CAPABILITY="avx2", MKL_ENABLE_INSTRUCTIONS="AVX2", ONEDNN_MAX_CPU_ISA="AVX2")
     py = [sys.executable, os.path.join(HERE, "pytorch_reference.py"), "--json", "--threads", str(args.threads)] + (["--bf16"] if args.bf16 else []) + (["--ns-f32"] if args.ns_f32 else []) + ["--device", args.device]
-    # Ours trains in the twin's precision: bf16 products (the AMX tiles, where the CPU has them)
+    # Ours runs in the twin's precision: bf16 products (the AMX tiles, where the CPU has them)
     # against autocast, f32 against f32.
     precision = ["--matmul", "bf16" if args.bf16 else "f32"]
     rs = [BIN, "bench", "--json", "--cases", args.cases, "--device", rust_device] + precision

@@ -7,9 +7,10 @@ stratified mask rates, cross-entropy on masked positions, backward, gradient-nor
 AdamW (weight decay 0.01), as `tiny-diffusion train` does; at the first batch size also with Muon
 for the blocks' matrices (torch.optim.Muon, LR 0.02) and AdamW for the rest, as the shipped recipe
 trains (case `…_muon`). `--compile` runs the model through `torch.compile` (the same case names).
-`--bf16` runs training's forward pass under `torch.autocast("cpu", dtype=torch.bfloat16)`: the
-mixed precision `tiny-diffusion train` uses on CPUs with AMX tiles (torch.optim.Muon already runs
-its Newton–Schulz iterations in bf16); denoising stays f32, as ours does. `--ns-f32` runs Muon's
+`--bf16` runs the denoising step and training's forward pass under `torch.autocast("cpu",
+dtype=torch.bfloat16)`: the mixed precision `tiny-diffusion train` uses on CPUs with AMX tiles, and
+ours runs inference in with `--matmul bf16` (torch.optim.Muon already runs its Newton–Schulz
+iterations in bf16). `--ns-f32` runs Muon's
 Newton–Schulz iterations in f32, as ours does on CPUs without AMX tiles: on a CPU without bf16
 instructions (AVX2 only) torch.optim.Muon's bf16 products are emulated and several times slower.
 
@@ -117,7 +118,7 @@ def run(args):
         if "denoise" in args.cases:
             model.eval()
             tokens, _, _ = masked_batch(1, seq, gen)
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=args.bf16):
                 ms = median_ms(3, max(args.runs, 5), lambda: run_model(tokens))
             yield {"case": f"{name}/denoise_1x{seq}", "median_ms": ms}
         if "train" in args.cases:
@@ -149,7 +150,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cases", default="denoise,train")
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
-    p.add_argument("--bf16", action="store_true", help="train under bf16 autocast")
+    p.add_argument("--bf16", action="store_true", help="denoise and train under bf16 autocast")
     p.add_argument("--ns-f32", action="store_true", help="Muon's Newton-Schulz iterations in f32")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     p.add_argument("--json", action="store_true")

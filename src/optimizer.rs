@@ -95,7 +95,7 @@ impl Optimizer for ScaledMuon {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let lr = lr * self.lr_scale * Self::layout_correction(&tensor.dims());
-        if D != 2 || crate::fused::training_matmul().is_none() || !crate::fused::available(&grad) {
+        if D != 2 || crate::fused::matmul_in_force().is_none() || !crate::fused::available(&grad) {
             return self.muon.step(lr, tensor, grad, state);
         }
         // Burn's Muon step (no weight decay, `Original` shape rule), orthogonalising through
@@ -138,7 +138,7 @@ fn orthogonalise(g: Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
     let mut xt = if tall { g } else { transpose(&g, rows, cols) };
     let norm = (frobenius_norm(&xt) as f32).max(NS_EPSILON);
     xt.par_chunks_mut(NORM_CHUNK).for_each(|chunk| chunk.iter_mut().for_each(|v| *v /= norm));
-    let gram_form = c >= 2 * r && crate::fused::training_matmul() == Some(crate::fused::Matmul::F32);
+    let gram_form = c >= 2 * r && crate::fused::matmul_in_force() == Some(crate::fused::Matmul::F32);
     let xt = if gram_form { gram_newton_schulz(xt, r, c) } else { newton_schulz(xt, r, c) };
     if tall { xt } else { transpose(&xt, c, r) }
 }

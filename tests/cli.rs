@@ -508,3 +508,26 @@ fn bench_times_training_in_the_precision_asked_for() {
     assert!(bf16_rows.iter().any(|r| r == "tiny/train_2x64_muon"), "{bf16_rows:?}");
     assert_eq!(bf16_rows.iter().any(|r| r.ends_with("_muon_f32")), tiny_diffusion::fused::amx::available(), "{bf16_rows:?}");
 }
+
+#[test]
+fn inference_in_bf16_runs_on_the_tiles_where_there_are_some_and_f32_is_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = |matmul: Option<&str>| {
+        let path = dir.path().join(format!("{matmul:?}.jsonl"));
+        let mut args = vec!["generate", "--length", "40", "--seed", "3", "--trace", path.to_str().unwrap()];
+        args.extend(matmul.map(|m| ["--matmul", m]).into_iter().flatten());
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        // Every step as traced, but for its time.
+        let steps = std::fs::read_to_string(&path).unwrap();
+        steps.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).map(|mut step| {
+            step.as_object_mut().unwrap().remove("elapsed");
+            step
+        }).collect::<Vec<_>>()
+    };
+    let (default, f32s, bf16s) = (trace(None), trace(Some("f32")), trace(Some("bf16")));
+    assert_eq!(default, f32s, "f32 is the default");
+    // Each step's confidences come from the logits: bf16 products change them, on AMX tiles only
+    // (elsewhere bf16 falls back to f32).
+    assert_eq!(bf16s != f32s, tiny_diffusion::fused::amx::available());
+}

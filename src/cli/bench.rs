@@ -35,11 +35,12 @@ pub struct BenchArgs {
     pub json: bool,
     #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
-    /// How the training cases multiply, as `train --matmul`: on a CPU with AMX tiles, `bf16`
-    /// (train's default) adds a row of the Muon step in f32, and `f32` times every row in f32,
-    /// as the PyTorch twin trains without `--bf16`.
-    #[arg(long, value_enum, default_value_t)]
-    pub matmul: crate::fused::Matmul,
+    /// How every case multiplies [default: training as `train` does (bf16 on AMX tiles, with a
+    /// row of the Muon step in f32 beside it), the rest as the other commands do (f32)]. `f32`:
+    /// all in f32, as the PyTorch twin runs without `--bf16`; `bf16`: all on the AMX tiles where
+    /// the CPU has them, as the twin runs with it.
+    #[arg(long, value_enum)]
+    pub matmul: Option<crate::fused::Matmul>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -67,6 +68,8 @@ pub struct BenchInfillArgs {
     pub json: bool,
     #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
+    #[command(flatten)]
+    pub inference: super::InferenceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +98,8 @@ pub struct BenchDecodeArgs {
     pub json: bool,
     #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
+    #[command(flatten)]
+    pub inference: super::InferenceArgs,
 }
 
 pub fn run_bench(args: BenchArgs) -> Result<()> {
@@ -109,9 +114,12 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
     let max_batch = crate::train::MAX_BATCH;
     ensure!(args.batches.iter().all(|b| (1..=max_batch).contains(b)), "--batch must be between 1 and {max_batch}");
     ensure!(args.peak_gflops.is_finite() && args.peak_gflops > 0.0, "--peak-gflops must be a positive number");
+    let inference = args.matmul.unwrap_or(crate::fused::Matmul::F32);
+    crate::fused::set_inference_matmul(inference);
     let device = args.device.device()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, cases: args.cases, device, matmul: args.matmul };
+    let matmul = args.matmul.unwrap_or_default();
+    let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, cases: args.cases, device, matmul };
     // The fused CPU kernels run on flex alone, and the FLOP peak is the CPU's: on a GPU neither
     // describes the run.
     let kernels = if args.device == Backend::Flex { crate::fused::kernels() } else { "none" };
@@ -123,8 +131,9 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
         return Ok(());
     }
     if on_cpu {
-        let training = if args.matmul.on_this_cpu() == crate::fused::Matmul::Bf16 { "bf16 on AMX tiles" } else { "f32" };
-        println!("backend {} · {threads} threads · {kernels} kernels · training matmuls {training} · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), args.peak_gflops, args.runs);
+        let name = |m: crate::fused::Matmul| if m.on_this_cpu() == crate::fused::Matmul::Bf16 { "bf16 on AMX tiles" } else { "f32" };
+        let (training, inference) = (name(matmul), name(inference));
+        println!("backend {} · {threads} threads · {kernels} kernels · products: training {training}, inference {inference} · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), args.peak_gflops, args.runs);
     } else {
         println!("backend {} · median of {} runs (no % of peak: --peak-gflops is a CPU's)", args.device.name(), args.runs);
     }
@@ -147,6 +156,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
     };
     // Every setting is checked before the first is measured.
     let settings = flags.iter().map(|f| Ok((f.clone(), decode::parse_setting(f)?))).collect::<Result<Vec<_>>>()?;
+    args.inference.apply();
     let device = args.device.device()?;
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     let corpus = DataSource::from_arg(args.data.as_deref()).load(Some(ckpt.vocab.clone()))?;
@@ -187,6 +197,7 @@ fn run_bench_infill(args: BenchInfillArgs) -> Result<()> {
     use crate::bench::infill;
     ensure!((1..=infill::MAX_LINES).contains(&args.lines), "--lines must be between 1 and {}", infill::MAX_LINES);
     args.decode.validate()?;
+    args.inference.apply();
     let device = args.device.device()?;
     let (ckpt, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     ensure!(ckpt.model.kind == crate::kind::ModelKind::Masked, "{name}: infill needs a masked-diffusion model");

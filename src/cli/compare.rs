@@ -39,10 +39,13 @@ pub struct CompareArgs {
     pub print: bool,
     #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
+    #[command(flatten)]
+    pub inference: super::InferenceArgs,
 }
 
 pub fn run_compare(args: CompareArgs) -> Result<()> {
     args.decode.validate()?;
+    args.inference.apply();
     let device = args.device.device()?;
     let mut entrants = crate::race::entrants(&args.shipped, &args.checkpoint, &device)?;
     let judge = args.judge.load(&device)?;

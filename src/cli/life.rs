@@ -18,6 +18,8 @@ pub struct LifeArgs {
     pub height: Option<usize>,
     #[arg(long, value_enum, default_value_t)]
     pub device: Backend,
+    #[command(flatten)]
+    pub inference: super::InferenceArgs,
 }
 
 pub fn run_life(args: LifeArgs) -> Result<()> {
@@ -30,6 +32,7 @@ pub fn run_life(args: LifeArgs) -> Result<()> {
     if !(3..=200).contains(&width) || !(3..=200).contains(&height) {
         bail!("--width and --height must be between 3 and 200 cells, got {width} × {height}");
     }
+    args.inference.apply();
     let device = args.device.device()?;
     let (config, model, name) = crate::shipped::load_or_shipped(args.checkpoint.as_deref(), &device)?;
     if config.model.kind != crate::kind::ModelKind::Masked {

@@ -5,7 +5,7 @@
 //! whose attention multiplies bf16 too).
 
 use super::heads::{Heads, HeadsMut};
-use super::{Mat, Matmul, amx, training_matmul};
+use super::{Mat, Matmul, amx, matmul_in_force};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -68,7 +68,7 @@ unsafe fn matmul(dst: *mut f32, dst_rs: usize, m: usize, n: usize, k: usize, lhs
 /// Whether this thread's training step multiplies in bf16: read here, on the step's thread, as
 /// the heads' tasks run on others.
 fn bf16() -> bool {
-    training_matmul() == Some(Matmul::Bf16)
+    matmul_in_force() == Some(Matmul::Bf16)
 }
 
 /// Forward pass: `out = softmax(scale · q kᵀ) v`, each head written where `out` says. When

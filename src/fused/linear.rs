@@ -6,7 +6,7 @@
 //! inputs go through [`super::unpacked`] where it serves them (a few rows; any row count on a
 //! Zen 4), which does not copy the weight first as gemm does.
 
-use super::{Mat, contiguous_data, product, tensor, training_matmul, unpacked, written};
+use super::{Mat, contiguous_data, product, tensor, matmul_in_force, unpacked, written};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -82,7 +82,7 @@ fn forward(x: &FlexTensor, w: &FlexTensor, relu_squared: bool) -> FlexTensor {
     let ([d_in, d_out], rows) = (dims(w), rows(x));
     let shape = x.layout().shape();
     assert_eq!(shape[shape.num_dims() - 1], d_in, "fused linear: the input's last dimension must be the weight's first");
-    let mut y = if training_matmul().is_none() && unpacked::serves(rows) {
+    let mut y = if matmul_in_force().is_none() && unpacked::serves(rows) {
         let (x, w) = (contiguous_data(x), contiguous_data(w));
         // SAFETY: the kernel writes every one of the rows × d_out elements and reads none.
         unsafe { written(rows * d_out, |y| unpacked::matmul(x, w, y, rows, d_in, d_out)) }

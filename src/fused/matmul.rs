@@ -1,5 +1,5 @@
-//! The training step's matrix products: the linear layers' three matmuls and Muon's
-//! Newton–Schulz iterations, in the precision the step trains in (`train --matmul`).
+//! The matrix products of a training step (the linear layers' three matmuls and Muon's
+//! Newton–Schulz iterations) and of inference in bf16, in the precision in force (`--matmul`).
 //!
 //! Both precisions take strided operands, so a transposed weight or input is read in place: Burn's
 //! autodiff matmul copies a transposed operand into a contiguous one first, and zero-fills and
@@ -10,27 +10,29 @@ use super::OutPtr;
 use super::amx::{self, Mat};
 use rayon::prelude::*;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// How a training step multiplies matrices (`train --matmul`).
+/// How matrices are multiplied: a training step's (`train --matmul`, bf16 by default) and
+/// inference's (`--matmul` of the commands that run a model, f32 by default).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Matmul {
     /// bf16 products summed in f32 on the AMX tiles, where the CPU has them (f32 elsewhere): the
-    /// mixed precision PyTorch's autocast trains in; 1.6× faster steps on an AMX Xeon for the
-    /// same loss (docs/performance.md).
+    /// mixed precision PyTorch's autocast trains in; 1.6× faster training steps on an AMX Xeon
+    /// for the same loss, and denoising steps twice as fast (docs/performance.md).
     #[default]
     Bf16,
-    /// f32 throughout, as inference always is.
+    /// f32 throughout: the same text on every CPU.
     F32,
 }
 
 impl Matmul {
-    /// Makes this thread a training step's until the guard drops: the [`super::linear`] layers
-    /// and Muon multiply through [`matmul`], in this precision where the CPU has it. Inference,
-    /// evaluation and the parity checks against Burn never call it, so decoded text does not
-    /// depend on the CPU.
+    /// Makes this thread's products run in this precision (where the CPU has it) until the guard
+    /// drops: the [`super::linear`] layers, attention and Muon multiply through [`matmul`]. A
+    /// training step applies its own; inference runs in f32 unless the process was set to bf16
+    /// ([`set_inference_matmul`]), so that by default decoded text does not depend on the CPU.
     pub fn apply(self) -> MatmulGuard {
-        MatmulGuard(TRAINING_MATMUL.replace(Some(self.on_this_cpu())))
+        MatmulGuard(MATMUL_IN_FORCE.replace(Some(self.on_this_cpu())))
     }
 
     /// The precision this setting gives on this CPU: bf16 only where there are AMX tiles.
@@ -40,13 +42,29 @@ impl Matmul {
 }
 
 thread_local! {
-    static TRAINING_MATMUL: Cell<Option<Matmul>> = const { Cell::new(None) };
+    static MATMUL_IN_FORCE: Cell<Option<Matmul>> = const { Cell::new(None) };
 }
 
-/// The precision this thread's training step multiplies in ([`Matmul::apply`]); `None` outside
-/// a training step.
-pub fn training_matmul() -> Option<Matmul> {
-    TRAINING_MATMUL.get()
+/// The precision this thread's products run in ([`Matmul::apply`]); `None` where nothing was
+/// applied: inference in f32, through the kernels that serve it best (a few rows read the weights
+/// in place, the three projections run as one op).
+pub fn matmul_in_force() -> Option<Matmul> {
+    MATMUL_IN_FORCE.get()
+}
+
+/// Whether this process's inference multiplies in bf16 ([`set_inference_matmul`]).
+static INFERENCE_BF16: AtomicBool = AtomicBool::new(false);
+
+/// Sets the precision of every computation this process runs outside a training step (`--matmul`
+/// of generate, eval, the TUI, life, compare): bf16 only where the CPU has AMX tiles.
+pub fn set_inference_matmul(matmul: Matmul) {
+    INFERENCE_BF16.store(matmul.on_this_cpu() == Matmul::Bf16, Ordering::Relaxed);
+}
+
+/// The precision a computation outside a training step runs in: bf16 where
+/// [`set_inference_matmul`] asked for it on an AMX CPU, else `None` (f32, [`matmul_in_force`]).
+pub fn inference_matmul() -> Option<Matmul> {
+    INFERENCE_BF16.load(Ordering::Relaxed).then_some(Matmul::Bf16)
 }
 
 /// Restores what was in force before [`Matmul::apply`].
@@ -54,7 +72,7 @@ pub struct MatmulGuard(Option<Matmul>);
 
 impl Drop for MatmulGuard {
     fn drop(&mut self) {
-        TRAINING_MATMUL.set(self.0);
+        MATMUL_IN_FORCE.set(self.0);
     }
 }
 
@@ -64,7 +82,7 @@ impl Drop for MatmulGuard {
 /// matmul). Runs on the current rayon pool. `a` and `b` must describe memory that holds them.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool) {
-    if training_matmul() == Some(Matmul::Bf16) {
+    if matmul_in_force() == Some(Matmul::Bf16) {
         return amx::matmul(m, n, k, a, b, c, c_rs, accumulate);
     }
     if m == 0 || n == 0 {
@@ -96,7 +114,7 @@ pub fn gram(k: usize, m: usize, x: &[f32], c: &mut [f32]) {
         return;
     }
     let (lhs, rhs) = (Mat::transposed(x, m), Mat::rows(x, m));
-    if training_matmul() == Some(Matmul::Bf16) {
+    if matmul_in_force() == Some(Matmul::Bf16) {
         return matmul(m, m, k, lhs, rhs, c, m, false);
     }
     let blocks = m.div_ceil(GRAM_BLOCK);
@@ -202,7 +220,7 @@ pub fn product(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
     if m == 0 || n == 0 || k == 0 {
         return vec![0.0f32; m * n];
     }
-    let bf16 = training_matmul() == Some(Matmul::Bf16);
+    let bf16 = matmul_in_force() == Some(Matmul::Bf16);
     // SAFETY: either kernel writes every one of the m × n elements (k > 0) and, not accumulating,
     // reads none before; `a` and `b` hold theirs (the caller's contract).
     unsafe {

@@ -37,7 +37,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 pub use amx::Mat;
-pub use matmul::{Matmul, MatmulGuard, gram, matmul, product, training_matmul, transpose};
+pub use matmul::{Matmul, MatmulGuard, gram, inference_matmul, matmul, matmul_in_force, product, set_inference_matmul, transpose};
 use pointwise::FusedPointwise;
 use projections::FusedProjections;
 use rms_norm::FusedRmsNorm;
@@ -139,7 +139,7 @@ pub fn projections(x: Tensor<3>, [q, k, v]: [&Linear; 3], heads: usize, cos: Ten
     let [b, t, _] = x.dims();
     // At inference only (burn-flex without autodiff: nothing is tracked; not inside a training
     // step), where the rows go through the kernel `linear` would use for them.
-    let inference = available(&x) && !x.device().is_autodiff() && training_matmul().is_none();
+    let inference = available(&x) && !x.device().is_autodiff() && matmul_in_force().is_none();
     if !(inference && [q, k, v].iter().all(|l| l.bias.is_none()) && b * t > unpacked::FEW_ROWS) {
         return None;
     }
@@ -235,6 +235,13 @@ pub fn on_own_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     thread_local! {
         static POOL: Option<rayon::ThreadPool> = rayon::ThreadPoolBuilder::new().build().ok();
     }
+    // The caller's precision goes with the computation onto the pool's thread; outside a
+    // training step, inference's.
+    let precision = matmul_in_force().or_else(inference_matmul);
+    let f = move || {
+        let _precision = precision.map(Matmul::apply);
+        f()
+    };
     if rayon::current_thread_index().is_some() {
         return f();
     }
