@@ -4,9 +4,11 @@
 //! place: what a training step asks for ([`super::Matmul`]). Outside training the same op serves
 //! every input in f32 (its output is not zero-filled and copied, as burn-flex's matmul output is);
 //! inputs go through [`super::unpacked`] where it serves them (a few rows; any row count on a
-//! Zen 4), which does not copy the weight first as gemm does.
+//! Zen 4), which does not copy the weight first as gemm does; or in bf16 (`--matmul bf16`) on
+//! the tiles, each weight packed once ([`packed_weight`]).
 
-use super::{Mat, contiguous_data, product, tensor, matmul_in_force, unpacked, written};
+use super::{Mat, Matmul, amx, contiguous_data, matmul_in_force, product, tensor, unpacked, written};
+use std::sync::{Arc, Mutex};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -26,10 +28,10 @@ pub trait FusedLinear: Backend {
 
 impl FusedLinear for Flex {
     fn fused_linear(x: FlexTensor, w: FlexTensor) -> FlexTensor {
-        forward(&x.to_contiguous(), &w.to_contiguous(), false)
+        forward(&x.to_contiguous(), &w.to_contiguous(), false, true)
     }
     fn fused_linear_relu_squared(x: FlexTensor, w: FlexTensor) -> FlexTensor {
-        forward(&x.to_contiguous(), &w.to_contiguous(), true)
+        forward(&x.to_contiguous(), &w.to_contiguous(), true, true)
     }
 }
 
@@ -61,10 +63,10 @@ impl<C: CheckpointStrategy> FusedLinear for Autodiff<Flex, C> {
         match LinearBackward.prepare::<C>([x.node(), w.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, w) = (x.into_primitive().to_contiguous(), w.into_primitive().to_contiguous());
-                let y = forward(&x, &w, false);
+                let y = forward(&x, &w, false, false);
                 prep.finish((x, w), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward(&x.into_primitive().to_contiguous(), &w.into_primitive().to_contiguous(), false)),
+            OpsKind::UnTracked(prep) => prep.finish(forward(&x.into_primitive().to_contiguous(), &w.into_primitive().to_contiguous(), false, true)),
         }
     }
 
@@ -78,7 +80,9 @@ impl<C: CheckpointStrategy> FusedLinear for Autodiff<Flex, C> {
 }
 
 /// `x · w`, or with `relu_squared` `max(x · w, 0)²` (the arithmetic of `pointwise`'s op).
-fn forward(x: &FlexTensor, w: &FlexTensor, relu_squared: bool) -> FlexTensor {
+/// `untracked`: no gradient will flow back (inference), so a weight packed for the AMX tiles can
+/// be kept for the next call ([`packed_weight`]).
+fn forward(x: &FlexTensor, w: &FlexTensor, relu_squared: bool, untracked: bool) -> FlexTensor {
     let ([d_in, d_out], rows) = (dims(w), rows(x));
     let shape = x.layout().shape();
     assert_eq!(shape[shape.num_dims() - 1], d_in, "fused linear: the input's last dimension must be the weight's first");
@@ -86,6 +90,10 @@ fn forward(x: &FlexTensor, w: &FlexTensor, relu_squared: bool) -> FlexTensor {
         let (x, w) = (contiguous_data(x), contiguous_data(w));
         // SAFETY: the kernel writes every one of the rows × d_out elements and reads none.
         unsafe { written(rows * d_out, |y| unpacked::matmul(x, w, y, rows, d_in, d_out)) }
+    } else if untracked && matmul_in_force() == Some(Matmul::Bf16) {
+        let (x, w) = (contiguous_data(x), packed_weight(w));
+        // SAFETY: the kernel writes every one of the rows × d_out elements; `x` holds rows × d_in.
+        unsafe { written(rows * d_out, |y| amx::matmul_packed(rows, Mat::rows(x, d_in), &w, y.as_mut_ptr().cast(), d_out)) }
     } else {
         product(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out))
     };
@@ -95,6 +103,33 @@ fn forward(x: &FlexTensor, w: &FlexTensor, relu_squared: bool) -> FlexTensor {
     let mut out_shape: Vec<usize> = shape.iter().copied().collect();
     *out_shape.last_mut().expect("a linear layer's input has dimensions") = d_out;
     tensor(y, Shape::from(out_shape))
+}
+
+/// Weights packed for the AMX tiles by inference in bf16 (`--matmul bf16`), by their memory:
+/// packing a weight on every call took over a quarter of a `base` denoising step (`perf`,
+/// docs/performance.md), and a model's weights do not change between its steps. Each entry holds
+/// its weight (a handle on the storage), so that memory can be neither freed and reused under the
+/// key nor written in place (Burn copies a shared tensor before writing it). Emptied whenever it
+/// would pass [`PACKED_BYTES`] (weights trained between calls, or many models).
+static PACKED: Mutex<Vec<(FlexTensor, Arc<amx::PackedB>)>> = Mutex::new(Vec::new());
+
+/// What [`PACKED`] may hold: a dozen `base` models.
+const PACKED_BYTES: usize = 256 << 20;
+
+/// The weight `w` (`[in, out]`, contiguous) packed for the tiles, from [`PACKED`] or packed now.
+fn packed_weight(w: &FlexTensor) -> Arc<amx::PackedB> {
+    let (data, [d_in, d_out]) = (contiguous_data(w), dims(w));
+    let mut packed = PACKED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let same = |(kept, p): &&(FlexTensor, Arc<amx::PackedB>)| contiguous_data(kept).as_ptr() == data.as_ptr() && p.dims() == [d_in, d_out];
+    if let Some((_, p)) = packed.iter().find(same) {
+        return p.clone();
+    }
+    let p = Arc::new(amx::PackedB::new(Mat::rows(data, d_out), d_in, d_out));
+    if packed.iter().map(|(_, p)| p.bytes()).sum::<usize>() + p.bytes() > PACKED_BYTES {
+        packed.clear();
+    }
+    packed.push((w.clone(), p.clone()));
+    p
 }
 
 fn dims(w: &FlexTensor) -> [usize; 2] {

@@ -129,6 +129,50 @@ pub unsafe fn product_on_this_thread(m: usize, n: usize, k: usize, a: Mat, b: Ma
     unsafe { run(m, n, k, a, b, c, c_rs, false, false) }
 }
 
+/// A right-hand operand packed once ([`PackedB::new`]) for many products: a weight at inference,
+/// which does not change between a model's steps.
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    tiles: Vec<u32>,
+}
+
+impl PackedB {
+    /// `b` (`[k, n]`) packed for the tiles. Only call where [`available`].
+    pub fn new(b: Mat, k: usize, n: usize) -> Self {
+        assert!(available(), "AMX packing called on a machine without AMX");
+        let (nt, kt) = (n.div_ceil(2 * T) * 2, k.div_ceil(K).max(1));
+        PackedB { k, n, tiles: pack_b(b, k, n, nt, kt, true) }
+    }
+
+    /// Its shape, `[k, n]`.
+    pub fn dims(&self) -> [usize; 2] {
+        [self.k, self.n]
+    }
+
+    /// Bytes it holds.
+    pub fn bytes(&self) -> usize {
+        self.tiles.len() * 4
+    }
+}
+
+/// `c = a · b` for `a` `[m, k]` and `b` packed, into memory that need not be initialised, on
+/// the current rayon pool.
+///
+/// # Safety
+/// As [`matmul_into`].
+pub unsafe fn matmul_packed(m: usize, a: Mat, b: &PackedB, c: *mut f32, c_rs: usize) {
+    assert!(available(), "AMX matmul called on a machine without AMX");
+    let (k, n) = (b.k, b.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (mt, kt) = (m.div_ceil(2 * T) * 2, k.div_ceil(K).max(1));
+    let pa = pack_a(a, m, k, mt, kt, true);
+    // SAFETY: the caller's contract; both operands packed for these shapes.
+    unsafe { multiply(&pa, &b.tiles, m, n, kt, c, c_rs, false, true) }
+}
+
 /// # Safety
 /// As [`matmul_into`].
 #[allow(clippy::too_many_arguments)]
@@ -140,6 +184,18 @@ unsafe fn run(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: u
     let (mt, nt, kt) = (m.div_ceil(2 * T) * 2, n.div_ceil(2 * T) * 2, k.div_ceil(K).max(1));
     let pa = pack_a(a, m, k, mt, kt, parallel);
     let pb = pack_b(b, k, n, nt, kt, parallel);
+    // SAFETY: the caller's contract; both operands packed for these shapes.
+    unsafe { multiply(&pa, &pb, m, n, kt, c, c_rs, accumulate, parallel) }
+}
+
+/// The products of packed operands, `m × n` over `kt` tiles of the inner dimension, into `c`.
+///
+/// # Safety
+/// `pa` and `pb` packed by [`pack_a`] and [`pack_b`] for these shapes; `c` as in [`matmul_into`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply(pa: &[u16], pb: &[u32], m: usize, n: usize, kt: usize, c: *mut f32, c_rs: usize, accumulate: bool, parallel: bool) {
+    let (mt, nt) = (m.div_ceil(2 * T) * 2, n.div_ceil(2 * T) * 2);
+    assert!(pa.len() == mt * kt * TILE && pb.len() == nt * kt * TILE / 2, "operands packed for these shapes");
     let c_ptr = OutPtr(c);
     let row_pairs = mt / 2;
     (0..row_pairs).into_par_iter().with_min_len(if parallel { 1 } else { row_pairs }).for_each(|row_pair| {
