@@ -507,12 +507,12 @@ fn inference_in_bf16_keeps_each_weight_packed_and_multiplies_as_a_fresh_packing_
     device.seed(8);
     let layers: Vec<Linear> = (0..2).map(|_| burn::nn::LinearConfig::new(45, 70).with_bias(false).init(&device)).collect();
     let x = Tensor::<3>::random([2, 37, 45], Distribution::Normal(0.0, 1.0), &device);
-    let flat = |t: Tensor<3>| t.into_data().to_vec::<f32>().unwrap();
+    let flat = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
     let _guard = Matmul::Bf16.apply();
     // Twice over both layers: the second round multiplies by the weights kept from the first.
     for round in 0..2 {
         for (i, layer) in layers.iter().enumerate() {
-            let (xs, w) = (flat(x.clone()), layer.weight.val().into_data().to_vec::<f32>().unwrap());
+            let (xs, w) = (flat(x.clone()), layer.weight.val().into_data().try_to_vec::<f32>().unwrap());
             let fresh = product(74, 70, 45, Mat::rows(&xs, 45), Mat::rows(&w, 70));
             assert_eq!(flat(linear(layer, x.clone())), fresh, "layer {i}, round {round}");
         }
