@@ -56,7 +56,8 @@ pub fn evaluate(model: &Model, val: &[u32], windows: usize, seq_len: usize, devi
     let (mut ce_sum, mut elbo_sum, mut n) = (0.0f64, 0.0f64, 0usize);
     for chunk in seqs.chunks(EVAL_BATCH) {
         let batch = model.config.kind.batch(chunk, MaskSchedule::Stratified, model.config.vocab_size, &mut rng);
-        let (ce, elbo) = losses(&model, &batch, device);
+        // On its own pool, as every forward pass runs: in inference's precision (`--matmul`).
+        let (ce, elbo) = crate::fused::on_own_pool(|| losses(&model, &batch, device));
         ce_sum += ce.into_scalar::<f32>() as f64 * chunk.len() as f64;
         elbo_sum += elbo.into_scalar::<f32>() as f64 * chunk.len() as f64;
         n += chunk.len();
