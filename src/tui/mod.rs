@@ -224,7 +224,9 @@ pub fn run(loaded: LoadedModel, device: Device, backend_name: &str, session: Ses
     let (gen_tx, gen_commands) = mpsc::channel();
     let (race_tx, race_commands) = mpsc::channel();
     let (tx, rx) = mpsc::channel();
-    let info = ModelInfo { name: loaded.name, config: loaded.config.clone(), backend: backend_name.to_string() };
+    // The header names the precision where it is not the default f32 (`--matmul bf16` on tiles).
+    let precision = if crate::fused::inference_matmul().is_some() { " · bf16" } else { "" };
+    let info = ModelInfo { name: loaded.name, config: loaded.config.clone(), backend: format!("{backend_name}{precision}") };
     let denoiser = ModelDenoiser::new(loaded.model, device.clone());
     let gen_out = tx.clone();
     worker::spawn_generator(Box::new(denoiser), device.clone(), gen_commands, move |m| gen_out.send(Msg::Gen(m)).is_ok());
