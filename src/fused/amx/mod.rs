@@ -6,7 +6,8 @@
 //! The operands are packed first ([`pack`]): `a` into 16-row × 32-column bf16 tiles, `b` into
 //! the pair-interleaved ("VNNI") tiles the instruction reads. Each rayon task then owns 32 rows of
 //! the output and walks 2 × 2 blocks of 16 × 16 f32 tiles, keeping four accumulators in tile
-//! registers over the whole inner dimension.
+//! registers over the whole inner dimension. A right-hand operand that many products share (a
+//! weight at inference) can be packed once ([`PackedB`]).
 //!
 //! [`available`] says whether this CPU and kernel can run it (x86-64 with AMX-BF16, and Linux
 //! granting the process the tile state); callers fall back to f32 elsewhere.
