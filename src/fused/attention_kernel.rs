@@ -1,8 +1,9 @@
 //! The CPU kernels behind fused attention: per (batch, head), two matmuls around a row softmax,
 //! and the four matmuls of the backward pass. Heads run in parallel on rayon; each head's
 //! matmuls run single-threaded through the `gemm` crate (the one burn-flex uses), or on the AMX
-//! tiles in a bf16 training step, as the linear layers' do (the precision of PyTorch's autocast,
-//! whose attention multiplies bf16 too).
+//! tiles where products run in bf16 (a training step's, or inference with `--matmul bf16`), as
+//! the linear layers' do (the precision of PyTorch's autocast, whose attention multiplies bf16
+//! too).
 
 use super::heads::{Heads, HeadsMut};
 use super::{Mat, Matmul, amx, matmul_in_force};
@@ -65,8 +66,8 @@ unsafe fn matmul(dst: *mut f32, dst_rs: usize, m: usize, n: usize, k: usize, lhs
     }
 }
 
-/// Whether this thread's training step multiplies in bf16: read here, on the step's thread, as
-/// the heads' tasks run on others.
+/// Whether this thread's products run in bf16 ([`Matmul::apply`]): read on the calling thread,
+/// as the heads' tasks run on others.
 fn bf16() -> bool {
     matmul_in_force() == Some(Matmul::Bf16)
 }

@@ -130,6 +130,17 @@ pub unsafe fn product_on_this_thread(m: usize, n: usize, k: usize, a: Mat, b: Ma
     unsafe { run(m, n, k, a, b, c, c_rs, false, false) }
 }
 
+/// Tiles covering `n` rows (or columns) of the output, rounded up to whole pairs: the blocks are
+/// 2 × 2 tiles.
+fn tile_pairs(n: usize) -> usize {
+    n.div_ceil(2 * T) * 2
+}
+
+/// Tiles covering an inner dimension of `k` (at least one: an empty product is a zero one).
+fn depth_tiles(k: usize) -> usize {
+    k.div_ceil(K).max(1)
+}
+
 /// A right-hand operand packed once ([`PackedB::new`]) for many products: a weight at inference,
 /// which does not change between a model's steps.
 pub struct PackedB {
@@ -141,9 +152,12 @@ pub struct PackedB {
 impl PackedB {
     /// `b` (`[k, n]`) packed for the tiles. Only call where [`available`].
     pub fn new(b: Mat, k: usize, n: usize) -> Self {
+        Self::pack(b, k, n, true)
+    }
+
+    fn pack(b: Mat, k: usize, n: usize, parallel: bool) -> Self {
         assert!(available(), "AMX packing called on a machine without AMX");
-        let (nt, kt) = (n.div_ceil(2 * T) * 2, k.div_ceil(K).max(1));
-        PackedB { k, n, tiles: pack_b(b, k, n, nt, kt, true) }
+        PackedB { k, n, tiles: pack_b(b, k, n, tile_pairs(n), depth_tiles(k), parallel) }
     }
 
     /// Its shape, `[k, n]`.
@@ -163,30 +177,35 @@ impl PackedB {
 /// # Safety
 /// As [`matmul_into`].
 pub unsafe fn matmul_packed(m: usize, a: Mat, b: &PackedB, c: *mut f32, c_rs: usize) {
-    assert!(available(), "AMX matmul called on a machine without AMX");
-    let (k, n) = (b.k, b.n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    let (mt, kt) = (m.div_ceil(2 * T) * 2, k.div_ceil(K).max(1));
-    let pa = pack_a(a, m, k, mt, kt, true);
-    // SAFETY: the caller's contract; both operands packed for these shapes.
-    unsafe { multiply(&pa, &b.tiles, m, n, kt, c, c_rs, false, true) }
+    // SAFETY: the caller's contract.
+    unsafe { times_packed(m, a, b, c, c_rs, false, true) }
 }
 
 /// # Safety
 /// As [`matmul_into`].
 #[allow(clippy::too_many_arguments)]
 unsafe fn run(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool, parallel: bool) {
-    assert!(available(), "AMX matmul called on a machine without AMX");
     if m == 0 || n == 0 {
         return;
     }
-    let (mt, nt, kt) = (m.div_ceil(2 * T) * 2, n.div_ceil(2 * T) * 2, k.div_ceil(K).max(1));
-    let pa = pack_a(a, m, k, mt, kt, parallel);
-    let pb = pack_b(b, k, n, nt, kt, parallel);
+    // SAFETY: the caller's contract.
+    unsafe { times_packed(m, a, &PackedB::pack(b, k, n, parallel), c, c_rs, accumulate, parallel) }
+}
+
+/// `a` packed, then multiplied by `b` into `c`.
+///
+/// # Safety
+/// As [`matmul_into`].
+unsafe fn times_packed(m: usize, a: Mat, b: &PackedB, c: *mut f32, c_rs: usize, accumulate: bool, parallel: bool) {
+    assert!(available(), "AMX matmul called on a machine without AMX");
+    let (k, n) = (b.k, b.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let kt = depth_tiles(k);
+    let pa = pack_a(a, m, k, tile_pairs(m), kt, parallel);
     // SAFETY: the caller's contract; both operands packed for these shapes.
-    unsafe { multiply(&pa, &pb, m, n, kt, c, c_rs, accumulate, parallel) }
+    unsafe { multiply(&pa, &b.tiles, m, n, kt, c, c_rs, accumulate, parallel) }
 }
 
 /// The products of packed operands, `m × n` over `kt` tiles of the inner dimension, into `c`.
@@ -195,7 +214,7 @@ unsafe fn run(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: *mut f32, c_rs: u
 /// `pa` and `pb` packed by [`pack_a`] and [`pack_b`] for these shapes; `c` as in [`matmul_into`].
 #[allow(clippy::too_many_arguments)]
 unsafe fn multiply(pa: &[u16], pb: &[u32], m: usize, n: usize, kt: usize, c: *mut f32, c_rs: usize, accumulate: bool, parallel: bool) {
-    let (mt, nt) = (m.div_ceil(2 * T) * 2, n.div_ceil(2 * T) * 2);
+    let (mt, nt) = (tile_pairs(m), tile_pairs(n));
     assert!(pa.len() == mt * kt * TILE && pb.len() == nt * kt * TILE / 2, "operands packed for these shapes");
     let c_ptr = OutPtr(c);
     let row_pairs = mt / 2;

@@ -126,11 +126,16 @@ mod x86 {
         _mm512_or_si512(_mm512_srli_epi32::<16>(rounded(lo)), _mm512_and_si512(rounded(hi), high_halves))
     }
 
-    /// Thirty-two consecutive values (`x0` then `x1`) as thirty-two consecutive bf16: lane `i`
-    /// holds values `2i` and `2i + 1`, as [`pairs`] would put them.
+    /// `n` (≤ 32) consecutive values from `ptr`, zeros after them, as thirty-two consecutive
+    /// bf16: lane `i` holds values `2i` and `2i + 1`, as [`pairs`] would put them.
+    ///
+    /// # Safety
+    /// As [`load`], for `n` values.
     #[target_feature(enable = "avx512f")]
-    fn run(x0: __m512, x1: __m512) -> __m512i {
+    unsafe fn run(ptr: *const f32, n: usize) -> __m512i {
         let half = |x| _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(rounded(x)));
+        // SAFETY: the caller's contract, split at 16.
+        let (x0, x1) = unsafe { (load(ptr, n.min(16)), load(ptr.wrapping_add(16), n.saturating_sub(16))) };
         _mm512_inserti64x4::<1>(_mm512_castsi256_si512(half(x0)), half(x1))
     }
 
@@ -177,7 +182,7 @@ mod x86 {
                 let at = a.ptr.wrapping_add(r * a.rs);
                 let n = if r < rows { cols } else { 0 };
                 // SAFETY: `n` values from `at` lie inside the corner.
-                unsafe { run(load(at, n.min(16)), load(at.wrapping_add(16), n.saturating_sub(16))) }
+                unsafe { run(at, n) }
             })
         } else {
             // Columns of `a` are runs: pairs of columns as lanes of rows, then turned.
@@ -220,7 +225,7 @@ mod x86 {
                 let at = b.ptr.wrapping_add(j * b.cs);
                 let n = if j < cols { depth } else { 0 };
                 // SAFETY: `n` values from `at` lie inside the corner.
-                unsafe { run(load(at, n.min(16)), load(at.wrapping_add(16), n.saturating_sub(16))) }
+                unsafe { run(at, n) }
             });
             transpose(columns)
         };
@@ -267,11 +272,11 @@ mod tests {
             let (row_major, transposed, spread) = three_ways(rows, cols);
             let reference = Mat { ptr: spread.as_ptr(), rs: 2 * cols, cs: 2 };
             // `a` is rows × cols (m × k); `b` is rows × cols too (k × n).
-            let (mt, kt) = (rows.div_ceil(2 * T) * 2, cols.div_ceil(K));
+            let (mt, kt) = (super::super::tile_pairs(rows), super::super::depth_tiles(cols));
             let want = pack_a(reference, rows, cols, mt, kt, true);
             assert_eq!(pack_a(Mat::rows(&row_major, cols), rows, cols, mt, kt, true), want, "a row-major, {rows} × {cols}");
             assert_eq!(pack_a(Mat::transposed(&transposed, rows), rows, cols, mt, kt, true), want, "a transposed, {rows} × {cols}");
-            let (nt, kt) = (cols.div_ceil(2 * T) * 2, rows.div_ceil(K));
+            let (nt, kt) = (super::super::tile_pairs(cols), super::super::depth_tiles(rows));
             let want = pack_b(reference, rows, cols, nt, kt, true);
             assert_eq!(pack_b(Mat::rows(&row_major, cols), rows, cols, nt, kt, true), want, "b row-major, {rows} × {cols}");
             assert_eq!(pack_b(Mat::transposed(&transposed, rows), rows, cols, nt, kt, true), want, "b transposed, {rows} × {cols}");
