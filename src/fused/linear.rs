@@ -109,8 +109,10 @@ fn forward(x: &FlexTensor, w: &FlexTensor, relu_squared: bool, untracked: bool) 
 /// packing a weight on every call took over a quarter of a `base` denoising step (`perf`,
 /// docs/performance.md), and a model's weights do not change between its steps. Each entry holds
 /// its weight (a handle on the storage), so that memory can be neither freed and reused under the
-/// key nor written in place (Burn copies a shared tensor before writing it). Emptied whenever it
-/// would pass [`PACKED_BYTES`] (weights trained between calls, or many models).
+/// key nor written in place (Burn copies a shared tensor before writing it). An entry whose weight
+/// nobody else holds any more (its model dropped, or trained a step further, as in the TUI) is let
+/// go at the next packing, so that it keeps no stale weight alive; all are whenever they would pass
+/// [`PACKED_BYTES`] (many models).
 static PACKED: Mutex<Vec<(FlexTensor, Arc<amx::PackedB>)>> = Mutex::new(Vec::new());
 
 /// What [`PACKED`] may hold: a dozen `base` models.
@@ -125,6 +127,7 @@ fn packed_weight(w: &FlexTensor) -> Arc<amx::PackedB> {
         return p.clone();
     }
     let p = Arc::new(amx::PackedB::new(Mat::rows(data, d_out), d_in, d_out));
+    packed.retain(|(kept, _)| !kept.is_unique());
     if packed.iter().map(|(_, p)| p.bytes()).sum::<usize>() + p.bytes() > PACKED_BYTES {
         packed.clear();
     }
@@ -142,4 +145,25 @@ fn dims(w: &FlexTensor) -> [usize; 2] {
 fn rows(x: &FlexTensor) -> usize {
     let s = x.layout().shape();
     s.iter().take(s.num_dims() - 1).product()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_weight_nobody_else_holds_is_let_go_at_the_next_packing() {
+        if !amx::available() {
+            eprintln!("no AMX here: inference keeps no packed weights");
+            return;
+        }
+        let weight = |v: f32| tensor(vec![v; 32 * 48], [32, 48]);
+        let (first, second) = (weight(0.5), weight(0.25));
+        let kept = Arc::downgrade(&packed_weight(&first));
+        let _ = packed_weight(&second);
+        assert!(kept.upgrade().is_some(), "a packing is kept while its weight lives");
+        drop(first);
+        let _ = packed_weight(&weight(0.125));
+        assert!(kept.upgrade().is_none(), "the packing of a weight nobody holds is let go");
+    }
 }
