@@ -510,6 +510,35 @@ fn bench_times_training_in_the_precision_asked_for() {
 }
 
 #[test]
+fn bench_measures_the_f32_peak_and_gives_no_share_of_it_to_rows_on_the_tiles() {
+    let table = |extra: &[&str]| {
+        let mut args = vec!["bench", "--preset", "tiny", "--batch", "2", "--cases", "train", "--runs", "1"];
+        args.extend(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    // The peak: measured unless given, and a figure a CPU can have.
+    let measured = table(&["--matmul", "f32"]);
+    let peak: f64 = measured.split("f32 peak ").nth(1).and_then(|r| r.split(' ').next()).and_then(|g| g.parse().ok()).unwrap_or_else(|| panic!("no peak in {measured}"));
+    assert!(measured.contains("GFLOP/s (measured)") && (1.0..100_000.0).contains(&peak), "{measured}");
+    let given = table(&["--matmul", "f32", "--peak-gflops", "123"]);
+    assert!(given.contains("f32 peak 123 GFLOP/s ·"), "{given}");
+    // The share of it: every f32 training row has one; rows on the AMX tiles have none (in bf16
+    // where there are tiles, all but the f32 Muon row beside them).
+    let rows = |out: &str| -> Vec<(String, bool)> {
+        let rows = out.lines().filter(|l| l.contains("training step"));
+        rows.map(|l| (l.to_string(), l.trim_end_matches(['|', ' ']).ends_with('%'))).collect()
+    };
+    assert!(rows(&given).iter().all(|(_, share)| *share), "{given}");
+    let bf16 = table(&["--matmul", "bf16", "--peak-gflops", "123"]);
+    for (row, share) in rows(&bf16) {
+        let on_tiles = tiny_diffusion::fused::amx::available() && !row.contains("f32 matmuls");
+        assert_eq!(share, !on_tiles, "{row}");
+    }
+}
+
+#[test]
 fn inference_in_bf16_runs_on_the_tiles_where_there_are_some_and_f32_is_the_default() {
     let dir = tempfile::tempdir().unwrap();
     let trace = |matmul: Option<&str>| {

@@ -5,6 +5,7 @@
 
 pub mod decode;
 pub mod infill;
+pub mod peak;
 
 use crate::checkpoint::CheckpointConfig;
 use crate::diffusion::masking::MaskSchedule;
@@ -23,11 +24,6 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use std::time::{Duration, Instant};
 
-/// This project's reference CPU: 2 Zen 4 cores × 32 f32 FLOP/cycle at the ≈ 3.4 GHz they run at
-/// under load. Measured, not nominal: one core's matmul kernel sustains 110 GFLOP/s, which the
-/// 2.6 GHz base clock could not (docs/performance.md).
-pub const DEFAULT_PEAK_GFLOPS: f64 = 220.0;
-
 #[derive(Debug, Clone)]
 pub struct Row {
     /// Stable id shared with bench/pytorch_reference.py, e.g. `small/train_8x256`.
@@ -37,6 +33,8 @@ pub struct Row {
     /// Throughput in the case's own unit (e.g. tokens/s), if it has one.
     pub throughput: Option<(f64, &'static str)>,
     pub gflop: Option<f64>,
+    /// Multiplied in bf16 on the AMX tiles: no share of an f32 peak.
+    pub tiles: bool,
 }
 
 /// Forward FLOPs for `batch` sequences of `seq` tokens: 2 per multiply-add in every linear layer
@@ -128,7 +126,7 @@ pub fn run(opts: &BenchOptions, mut report: impl FnMut(&Row)) -> Vec<Row> {
             let (t, _) = time_generation(&denoiser, options, seq, opts.runs);
             let gflop = Some(64.0 * forward_flops(&config, 1, seq) / 1e9);
             let throughput = Some((seq as f64 / t.as_secs_f64(), "chars/s"));
-            push(Row { id: format!("{name}/generate_64_steps"), case: format!("{name}: generate {seq} chars in 64 steps"), median: t, throughput, gflop });
+            push(Row { id: format!("{name}/generate_64_steps"), case: format!("{name}: generate {seq} chars in 64 steps"), median: t, throughput, gflop, tiles: inference_on_tiles() });
         }
         if opts.cases.contains(&Case::Train) {
             train_rows(preset, &name, &config, opts, &mut rng, &mut push);
@@ -163,7 +161,7 @@ fn denoise_rows(name: &str, config: &ModelConfig, denoiser: &ModelDenoiser, opts
         });
         let gflop = (positions.len() == seq).then(|| forward_flops(config, 1, seq) / 1e9);
         let case = format!("{name}: denoising step, 1×{seq}{label}");
-        push(Row { id: format!("{name}/denoise_1x{seq}{id}"), case, median: t, throughput: None, gflop });
+        push(Row { id: format!("{name}/denoise_1x{seq}{id}"), case, median: t, throughput: None, gflop, tiles: inference_on_tiles() });
     }
     // The step the default decoding mostly takes (the Watch screen's): each of the lanes recomputes
     // a window of CACHE_WINDOW_SPANS spans and reads every other row's keys and values from the
@@ -180,7 +178,7 @@ fn denoise_rows(name: &str, config: &ModelConfig, denoiser: &ModelDenoiser, opts
         std::hint::black_box(denoiser.logits_cached(&tokens, time, &queried, &rows, false));
     });
     let case = format!("{name}: cached step, {lanes} lanes × {window} rows, logits at {}", queried.len());
-    push(Row { id: format!("{name}/denoise_cached_{lanes}x{window}"), case, median: t, throughput: None, gflop: None });
+    push(Row { id: format!("{name}/denoise_cached_{lanes}x{window}"), case, median: t, throughput: None, gflop: None, tiles: inference_on_tiles() });
 }
 
 /// AdamW everywhere, as the PyTorch twin trains (bench/pytorch_reference.py); more rows price
@@ -221,7 +219,8 @@ fn train_rows(preset: Preset, name: &str, config: &ModelConfig, opts: &BenchOpti
             _ => ("", ""),
         };
         let id = format!("{name}/train_{batch}x{seq}{id_suffix}");
-        push(Row { id, case: format!("{name}: training step, {batch}×{seq}{label}"), median: t, throughput, gflop });
+        let tiles = settings.matmul.on_this_cpu() == Matmul::Bf16;
+        push(Row { id, case: format!("{name}: training step, {batch}×{seq}{label}"), median: t, throughput, gflop, tiles });
     }
 }
 
@@ -233,7 +232,12 @@ fn shipped_generate_row(opts: &BenchOptions) -> Option<Row> {
     let (t, steps) = time_generation(&denoiser, DecodeOptions::default(), seq, opts.runs);
     let case = format!("shipped: generate {seq} chars, default decoding ({steps} steps)");
     let throughput = Some((seq as f64 / t.as_secs_f64(), "chars/s"));
-    Some(Row { id: "shipped/generate_default".into(), case, median: t, throughput, gflop: None })
+    Some(Row { id: "shipped/generate_default".into(), case, median: t, throughput, gflop: None, tiles: inference_on_tiles() })
+}
+
+/// Whether inference multiplies on the AMX tiles (`--matmul bf16` on a CPU that has them).
+fn inference_on_tiles() -> bool {
+    crate::fused::inference_matmul().is_some()
 }
 
 /// Median time of a full unconditional generation of `seq` characters, and its step count.
@@ -274,17 +278,18 @@ fn render_row() -> Row {
     let t = median_time(20, 200, || {
         terminal.draw(&draw).expect("draw");
     });
-    Row { id: "tui/render_watch".into(), case: "tui: render watch frame (256 cells, 100×30)".into(), median: t, throughput: None, gflop: None }
+    Row { id: "tui/render_watch".into(), case: "tui: render watch frame (256 cells, 100×30)".into(), median: t, throughput: None, gflop: None, tiles: false }
 }
 
 /// Wide enough for the longest case name, so rows printed as they are measured line up.
 const CASE_WIDTH: usize = 57;
 
-/// A table row; the share of `peak_gflops` where the row counts its FLOPs and a peak applies.
+/// A table row; the share of `peak_gflops` (f32) where the row counts its FLOPs, a peak applies,
+/// and the row multiplied in f32.
 pub fn format_row(row: &Row, peak_gflops: Option<f64>) -> String {
     let ms = row.median.as_secs_f64() * 1e3;
     let throughput = row.throughput.map_or(String::new(), |(v, unit)| format!("{v:.0} {unit}"));
-    let peak = row.gflop.zip(peak_gflops).map_or(String::new(), |(g, peak)| format!("{:.0}%", 100.0 * g / row.median.as_secs_f64() / peak));
+    let peak = row.gflop.zip(peak_gflops.filter(|_| !row.tiles)).map_or(String::new(), |(g, peak)| format!("{:.0}%", 100.0 * g / row.median.as_secs_f64() / peak));
     format!("| {:<CASE_WIDTH$} | {:>10.3} | {:>16} | {:>7} |", row.case, ms, throughput, peak)
 }
 

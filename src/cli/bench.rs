@@ -24,9 +24,10 @@ pub struct BenchArgs {
     /// Timed runs per case (after warm-up); the median is reported.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// The CPU's peak f32 GFLOP/s, for the "% peak" column.
-    #[arg(long, default_value_t = crate::bench::DEFAULT_PEAK_GFLOPS)]
-    pub peak_gflops: f64,
+    /// The CPU's peak f32 GFLOP/s, for the "% peak" column [default: measured, every thread
+    /// running independent multiply-adds as wide as the kernels' (AVX-512, AVX2)].
+    #[arg(long)]
+    pub peak_gflops: Option<f64>,
     /// Which measurements to run.
     #[arg(long, value_enum, value_delimiter = ',', default_values = ["denoise", "generate", "train", "render"])]
     pub cases: Vec<crate::bench::Case>,
@@ -113,11 +114,11 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
     ensure!((1..=max_runs).contains(&args.runs), "--runs must be between 1 and {max_runs}");
     let max_batch = crate::train::MAX_BATCH;
     ensure!(args.batches.iter().all(|b| (1..=max_batch).contains(b)), "--batch must be between 1 and {max_batch}");
-    ensure!(args.peak_gflops.is_finite() && args.peak_gflops > 0.0, "--peak-gflops must be a positive number");
+    ensure!(args.peak_gflops.is_none_or(|p| p.is_finite() && p > 0.0), "--peak-gflops must be a positive number");
     let inference = args.matmul.unwrap_or(crate::fused::Matmul::F32);
     crate::fused::set_inference_matmul(inference);
     let device = args.device.device()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = rayon::current_num_threads();
     let matmul = args.matmul.unwrap_or_default();
     let opts = crate::bench::BenchOptions { presets: args.presets, train_batches: args.batches, runs: args.runs, cases: args.cases, device, matmul };
     // The fused CPU kernels run on flex alone, and the FLOP peak is the CPU's: on a GPU neither
@@ -130,15 +131,18 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
         println!("{}", serde_json::json!({ "case": "process/kernels", "kernels": kernels, "device": args.device.name() }));
         return Ok(());
     }
-    if on_cpu {
+    // Measured only for the table it labels (not for --json, which has no column of it).
+    let peak = || args.peak_gflops.unwrap_or_else(|| crate::bench::peak::measured_gflops(threads));
+    let peak = on_cpu.then(peak);
+    if let Some(peak) = peak {
         let name = |m: crate::fused::Matmul| if m.on_this_cpu() == crate::fused::Matmul::Bf16 { "bf16 on AMX tiles" } else { "f32" };
         let (training, inference) = (name(matmul), name(inference));
-        println!("backend {} · {threads} threads · {kernels} kernels · products: training {training}, inference {inference} · peak {:.0} GFLOP/s · median of {} runs", args.device.name(), args.peak_gflops, args.runs);
+        println!("backend {} · {threads} threads · {kernels} kernels · products: training {training}, inference {inference} · f32 peak {peak:.0} GFLOP/s{} · median of {} runs", args.device.name(), if args.peak_gflops.is_some() { "" } else { " (measured)" }, args.runs);
     } else {
         println!("backend {} · median of {} runs (no % of peak: --peak-gflops is a CPU's)", args.device.name(), args.runs);
     }
     println!("{}", crate::bench::header());
-    crate::bench::run(&opts, |row| println!("{}", crate::bench::format_row(row, on_cpu.then_some(args.peak_gflops))));
+    crate::bench::run(&opts, |row| println!("{}", crate::bench::format_row(row, peak)));
     if let Some(mb) = crate::bench::peak_rss_mib() {
         println!("peak memory (resident) of this process: {mb:.0} MiB");
     }

@@ -1,0 +1,118 @@
+//! The CPU's f32 peak, measured: what `bench`'s "% peak" column divides by.
+//!
+//! A fixed figure was right for one machine only: the 220 GFLOP/s of this project's first Zen 4
+//! read as 110–240% "of peak" on a Xeon whose two cores reach 443 with 512-bit FMAs. Here every
+//! thread runs a loop of independent fused multiply-adds at the widest width the kernels use
+//! (AVX-512, AVX2, or scalar), as the figures in docs/performance.md were measured.
+
+use std::time::{Duration, Instant};
+
+/// Independent chains of multiply-adds per thread: enough to cover the FMA units' latency times
+/// their count (4 cycles × 2 units on the CPUs measured) with registers to spare.
+const CHAINS: usize = 12;
+
+/// Iterations of the loop per timing: about 20 ms at 3.5 GHz with AVX-512.
+const ITERATIONS: u64 = 8_000_000;
+
+/// f32 GFLOP/s that `threads` threads sustain together, each running the loop; the best of a few
+/// timings, after one that brings the cores to their working clock.
+pub fn measured_gflops(threads: usize) -> f64 {
+    let threads = threads.max(1);
+    let (lanes, run): (usize, fn(u64) -> f32) = loop_on_this_cpu();
+    let flop = (threads * CHAINS * lanes * 2) as f64 * ITERATIONS as f64;
+    let timing = || {
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| std::hint::black_box(run(std::hint::black_box(ITERATIONS))));
+            }
+        });
+        start.elapsed()
+    };
+    let best = (0..4).map(|_| timing()).skip(1).min().unwrap_or(Duration::MAX);
+    flop / best.as_secs_f64() / 1e9
+}
+
+/// The f32 lanes of one multiply-add and the loop that runs them, at the widest width this
+/// build's kernels use on this CPU.
+fn loop_on_this_cpu() -> (usize, fn(u64) -> f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::fused::avx512() {
+            // SAFETY: the CPU has AVX-512F (checked).
+            return (16, |n| unsafe { fma_avx512(n) });
+        }
+        if crate::fused::avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked).
+            return (8, |n| unsafe { fma_avx2(n) });
+        }
+    }
+    (1, fma_scalar)
+}
+
+/// `n` rounds of [`CHAINS`] independent 512-bit multiply-adds; their sum, so none is dropped.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_avx512(n: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    let mut acc: [__m512; CHAINS] = std::array::from_fn(|i| _mm512_set1_ps(i as f32));
+    for _ in 0..n {
+        for acc in &mut acc {
+            *acc = _mm512_fmadd_ps(*acc, a, b);
+        }
+    }
+    acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+}
+
+/// As [`fma_avx512`], 256 bits wide.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_avx2(n: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    let mut acc: [__m256; CHAINS] = std::array::from_fn(|i| _mm256_set1_ps(i as f32));
+    for _ in 0..n {
+        for acc in &mut acc {
+            *acc = _mm256_fmadd_ps(*acc, a, b);
+        }
+    }
+    let mut lanes = [0.0f32; 8];
+    acc.iter().map(|&v| {
+        // SAFETY: `lanes` holds eight floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+        lanes.iter().sum::<f32>()
+    }).sum()
+}
+
+/// As [`fma_avx512`], one float wide (what the compiler makes of it).
+fn fma_scalar(n: u64) -> f32 {
+    let mut acc: [f32; CHAINS] = std::array::from_fn(|i| i as f32);
+    for _ in 0..n {
+        for acc in &mut acc {
+            *acc = acc.mul_add(0.999_999, 1e-7);
+        }
+    }
+    acc.iter().sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_sums_what_its_multiply_adds_give() {
+        // Each chain converges on b / (1 − a) = 0.1: the loop ran its multiply-adds and kept them.
+        let (_, run) = loop_on_this_cpu();
+        let lanes = loop_on_this_cpu().0 as f32;
+        let sum = run(40_000_000);
+        assert!((sum - 0.1 * CHAINS as f32 * lanes).abs() < 0.02 * CHAINS as f32 * lanes, "{sum}");
+        assert_eq!(run(0), (0..CHAINS).map(|i| i as f32).sum::<f32>() * lanes);
+    }
+}
