@@ -13,6 +13,9 @@ else f32). With
 `--ns-f32`, the twin's Muon orthogonalises in f32, as ours does on CPUs without AMX tiles (on an
 AVX2-only CPU torch.optim.Muon's bf16 is emulated, and the comparison would flatter ours).
 
+On the CPU in f32, a column gives each side's share of the CPU's f32 peak as `bench` measures
+it (independent FMAs on every thread), for the cases whose FLOPs ours counts.
+
 `--device cuda` runs both on the GPU: ours through `--device cuda` (a build with `--features cuda`),
 or `--device wgpu` with `--rust-device wgpu`; the twin on CUDA.
 
@@ -132,9 +135,14 @@ def main():
             rounds["compiled"].append(jsonl(py + sizes + ["--compile"], env))
     rust, torch, compiled = (median_of_rounds(rounds[side]) for side in ("rust", "torch", "compiled"))
 
+    # Each side's share of the CPU's f32 peak (measured by ours: independent FMAs on every thread)
+    # for the cases that count their FLOPs; in bf16 an f32 peak says nothing.
+    peak = rust.get("process/f32_peak", {}).get("gflops") if not args.bf16 else None
+    share = lambda row, gflop: f"{100 * gflop / (row['median_ms'] / 1e3) / peak:.0f}%" if peak and gflop and row else "—"
     extra_head = (" torch.compile | Rust/compiled |" if args.compile else "") + (" rounds' ratios |" if args.rounds > 1 else "")
+    extra_head += f" % of f32 peak ({peak:.0f} GFLOP/s): Rust / {'compiled' if args.compile else 'eager'} |" if peak else ""
     print(f"| case | Rust ({rust_device}) | PyTorch eager | Rust/eager |{extra_head} target | met |")
-    print("|---|---|---|---|" + ("---|---|" if args.compile else "") + ("---|" if args.rounds > 1 else "") + "---|---|")
+    print("|---|---|---|---|" + ("---|---|" if args.compile else "") + ("---|" if args.rounds > 1 else "") + ("---|" if peak else "") + "---|---|")
     per_token = {}
     named = {case for case, _, _ in TARGETS}
     others = [(c, "time" if "denoise" in c else "tokens", None) for c in rust if c in torch and c not in named]
@@ -153,6 +161,8 @@ def main():
         ratio = r[key] / (c or t)[key]
         if args.rounds > 1:
             cells.append(round_range(rounds["rust"], rounds["compiled" if c else "torch"], case, key))
+        if peak:
+            cells.append(f"{share(r, r.get('gflop'))} / {share(c if args.compile else t, r.get('gflop'))}")
         met = target is None or (ratio <= target if kind == "time" else ratio >= target)
         goal = f"{better} {target}" + (" × compiled" if c else "") if target is not None else "—"
         print(f"| {case} | {' | '.join(cells)} | {goal} | {'yes' if met else 'NO'} |")

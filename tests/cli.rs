@@ -522,6 +522,10 @@ fn bench_measures_the_f32_peak_and_gives_no_share_of_it_to_rows_on_the_tiles() {
     let measured = table(&["--matmul", "f32"]);
     let peak: f64 = measured.split("f32 peak ").nth(1).and_then(|r| r.split(' ').next()).and_then(|g| g.parse().ok()).unwrap_or_else(|| panic!("no peak in {measured}"));
     assert!(measured.contains("GFLOP/s (measured)") && (1.0..100_000.0).contains(&peak), "{measured}");
+    // With --json, after the cases, as compare.py reads it.
+    let json = table(&["--matmul", "f32", "--json"]);
+    let row = json.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|r| r["case"] == "process/f32_peak");
+    assert!(row.is_some_and(|r| r["gflops"].as_f64().is_some_and(|g| g > 1.0) && r["measured"] == true), "{json}");
     let given = table(&["--matmul", "f32", "--peak-gflops", "123"]);
     assert!(given.contains("f32 peak 123 GFLOP/s ·"), "{given}");
     // The share of it: every f32 training row has one; rows on the AMX tiles have none (in bf16

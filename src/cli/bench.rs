@@ -125,14 +125,17 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
     // describes the run.
     let kernels = if args.device == Backend::Flex { crate::fused::kernels() } else { "none" };
     let on_cpu = matches!(args.device, Backend::Flex | Backend::Ndarray);
+    // The CPU's f32 peak, measured after the cases (with --json) or before them, not beside them.
+    let peak = || args.peak_gflops.unwrap_or_else(|| crate::bench::peak::measured_gflops(threads));
     if args.json {
         crate::bench::run(&opts, |row| println!("{}", crate::bench::json_row(row)));
         println!("{}", serde_json::json!({ "case": "process/peak_rss", "peak_rss_mb": crate::bench::peak_rss_mib() }));
         println!("{}", serde_json::json!({ "case": "process/kernels", "kernels": kernels, "device": args.device.name() }));
+        if on_cpu {
+            println!("{}", serde_json::json!({ "case": "process/f32_peak", "gflops": peak(), "measured": args.peak_gflops.is_none() }));
+        }
         return Ok(());
     }
-    // Measured only for the table it labels (not for --json, which has no column of it).
-    let peak = || args.peak_gflops.unwrap_or_else(|| crate::bench::peak::measured_gflops(threads));
     let peak = on_cpu.then(peak);
     if let Some(peak) = peak {
         let name = |m: crate::fused::Matmul| if m.on_this_cpu() == crate::fused::Matmul::Bf16 { "bf16 on AMX tiles" } else { "f32" };
