@@ -119,7 +119,7 @@ static PACKED: Mutex<Vec<(FlexTensor, Arc<amx::PackedB>)>> = Mutex::new(Vec::new
 const PACKED_BYTES: usize = 256 << 20;
 
 /// The weight `w` (`[in, out]`, contiguous) packed for the tiles, from [`PACKED`] or packed now.
-fn packed_weight(w: &FlexTensor) -> Arc<amx::PackedB> {
+pub(super) fn packed_weight(w: &FlexTensor) -> Arc<amx::PackedB> {
     let (data, [d_in, d_out]) = (contiguous_data(w), dims(w));
     let mut packed = PACKED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let same = |(kept, p): &&(FlexTensor, Arc<amx::PackedB>)| contiguous_data(kept).as_ptr() == data.as_ptr() && p.dims() == [d_in, d_out];

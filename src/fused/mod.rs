@@ -137,9 +137,9 @@ pub fn rope_rms_norm(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> 
 /// then composes the separate ops.
 pub fn projections(x: Tensor<3>, [q, k, v]: [&Linear; 3], heads: usize, cos: Tensor<4>, sin: Tensor<4>, eps: f64) -> Option<[Tensor<3>; 3]> {
     let [b, t, _] = x.dims();
-    // At inference only (burn-flex without autodiff: nothing is tracked; not inside a training
-    // step), where the rows go through the kernel `linear` would use for them.
-    let inference = available(&x) && !x.device().is_autodiff() && matmul_in_force().is_none();
+    // At inference only (burn-flex without autodiff: nothing is tracked), where the rows go
+    // through the kernel `linear` would use for them (in f32, or in bf16 on the AMX tiles).
+    let inference = available(&x) && !x.device().is_autodiff();
     if !(inference && [q, k, v].iter().all(|l| l.bias.is_none()) && b * t > unpacked::FEW_ROWS) {
         return None;
     }

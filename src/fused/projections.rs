@@ -3,15 +3,18 @@
 //! Made separately they are three linear ops and two rotary-then-norm ops, each split between the
 //! threads and joined again: five hand-offs a layer, in a denoising step of about fifty ops. Here
 //! each thread takes a block of rows and computes its queries, keys and values (on that thread
-//! alone, through the kernel the linear op would use for these rows), then rotates and normalises
-//! its queries and keys in place: one hand-off. The output is the three products stacked, each
+//! alone, through the kernel the linear op would use for these rows; on the AMX tiles, with
+//! `--matmul bf16`, its rows packed once for the three products), then rotates and normalises its
+//! queries and keys in place: one hand-off. The output is the three products stacked, each
 //! token-major (a head's rows `width` apart, as a linear layer writes them), which the attention
 //! kernel reads through its strides. Each element is computed as the separate ops compute it.
 
 use super::linear::FusedLinear;
 use super::matmul::product_on_this_thread;
 use super::pointwise::{FusedPointwise, rotate_normalise_in_place};
-use super::{Mat, OutPtr, contiguous_data, tensor, unpacked, written};
+use super::linear::packed_weight;
+use super::{Mat, Matmul, OutPtr, amx, contiguous_data, matmul_in_force, tensor, unpacked, written};
+use std::sync::Arc;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, backend_extension, tensor::FloatTensor};
 use burn::backend::TensorMetadata;
@@ -60,6 +63,16 @@ impl<C: CheckpointStrategy> FusedProjections for Autodiff<Flex, C> {
     }
 }
 
+/// How the three products are multiplied: as [`super::linear`] would multiply these rows.
+enum Kernel {
+    /// f32, the weights read in place (a few rows; any row count on a Zen 4).
+    Unpacked,
+    /// f32 through gemm.
+    Gemm,
+    /// bf16 on the AMX tiles (`--matmul bf16`), each weight as inference keeps it packed.
+    Tiles([Arc<amx::PackedB>; 3]),
+}
+
 fn forward(x: &FlexTensor, w: [&FlexTensor; 3], cos: &FlexTensor, sin: &FlexTensor, heads: usize, eps: f32) -> FlexTensor {
     let s = x.layout().shape();
     assert_eq!(s.num_dims(), 3, "fused projections: the input is [batch, seq, in]");
@@ -80,21 +93,31 @@ fn forward(x: &FlexTensor, w: [&FlexTensor; 3], cos: &FlexTensor, sin: &FlexTens
     }
     // One block of rows per thread: every hand-off costs, and each block keeps a thread busy.
     let block = rows.div_ceil(rayon::current_num_threads()).max(1);
-    // The kernel `linear` would use for these rows.
-    let in_place = unpacked::serves(rows);
+    // The kernel `linear` would use for these rows, chosen on the calling thread (whose precision
+    // the tasks on other threads do not see).
+    let kernel = if matmul_in_force() == Some(Matmul::Bf16) {
+        Kernel::Tiles(w.map(packed_weight))
+    } else if matmul_in_force().is_none() && unpacked::serves(rows) {
+        Kernel::Unpacked
+    } else {
+        Kernel::Gemm
+    };
     let fill = |out: &mut [MaybeUninit<f32>]| {
         let out = OutPtr(out.as_mut_ptr().cast::<f32>());
         (0..rows.div_ceil(block)).into_par_iter().for_each(|task| {
             let (r0, r1) = (task * block, ((task + 1) * block).min(rows));
+            let x = &xs[r0 * d_in..r1 * d_in];
+            // On the tiles, the block's inputs are packed once for the three products.
+            let packed_x = matches!(kernel, Kernel::Tiles(_)).then(|| amx::PackedA::on_this_thread(Mat::rows(x, d_in), r1 - r0, d_in));
             for (p, w) in ws.iter().enumerate() {
                 // SAFETY: rows r0..r1 of product p lie inside the 3 × rows × width output, and only
                 // this task writes them; `x`'s rows and `w` are the described matrices.
                 let y = unsafe {
-                    let (y, x) = (out.add((p * rows + r0) * width), &xs[r0 * d_in..r1 * d_in]);
-                    if in_place {
-                        unpacked::matmul_on_this_thread(x, w, OutPtr(y), r1 - r0, d_in, width);
-                    } else {
-                        product_on_this_thread(r1 - r0, width, d_in, Mat::rows(x, d_in), Mat::rows(w, width), y, width);
+                    let y = out.add((p * rows + r0) * width);
+                    match (&kernel, &packed_x) {
+                        (Kernel::Tiles(w), Some(x)) => amx::packed_product_on_this_thread(x, &w[p], y, width),
+                        (Kernel::Unpacked, _) => unpacked::matmul_on_this_thread(x, w, OutPtr(y), r1 - r0, d_in, width),
+                        _ => product_on_this_thread(r1 - r0, width, d_in, Mat::rows(x, d_in), Mat::rows(w, width), y, width),
                     }
                     std::slice::from_raw_parts_mut(y, (r1 - r0) * width)
                 };

@@ -384,16 +384,25 @@ fn the_three_projections_in_one_op_are_the_separate_ops_bit_for_bit_and_train_as
     let device = Device::flex();
     device.seed(11);
     let (layers, x, rope) = setup(&device);
-    let one = one_op_projections(x.clone(), &layers, heads, &rope);
-    let separate = separate_projections(x.clone(), &layers, heads, &rope);
-    let split = |y: Tensor<3>| y.reshape([b, t, heads, d / heads]).swap_dims(1, 2);
-    let through_api = projections(x, [&layers[0], &layers[1], &layers[2]], heads, rope.tables().0, rope.tables().1, crate::model::RMS_EPS)
-        .expect("the one op serves 80 rows on burn-flex")
-        .map(split);
-    for (i, ((one, separate), api)) in one.into_iter().zip(separate).zip(through_api).enumerate() {
-        assert_eq!(one.dims(), [b, heads, t, d / heads]);
-        assert_eq!(max_abs_diff(one.clone(), separate), 0.0, "projection {i}: the same arithmetic");
-        assert_eq!(max_abs_diff(one, api), 0.0, "projection {i} through `projections`");
+    // In f32, and in bf16 on the AMX tiles where the CPU has them (`--matmul bf16`): there the one
+    // op packs each thread's rows once for the three products.
+    let mut precisions = vec![None];
+    if amx::available() {
+        precisions.push(Some(Matmul::Bf16));
+    }
+    for precision in precisions {
+        let _precision = precision.map(Matmul::apply);
+        let one = one_op_projections(x.clone(), &layers, heads, &rope);
+        let separate = separate_projections(x.clone(), &layers, heads, &rope);
+        let split = |y: Tensor<3>| y.reshape([b, t, heads, d / heads]).swap_dims(1, 2);
+        let through_api = projections(x.clone(), [&layers[0], &layers[1], &layers[2]], heads, rope.tables().0, rope.tables().1, crate::model::RMS_EPS)
+            .expect("the one op serves 80 rows on burn-flex")
+            .map(split);
+        for (i, ((one, separate), api)) in one.into_iter().zip(separate).zip(through_api).enumerate() {
+            assert_eq!(one.dims(), [b, heads, t, d / heads]);
+            assert_eq!(max_abs_diff(one.clone(), separate), 0.0, "projection {i} ({precision:?}): the same arithmetic");
+            assert_eq!(max_abs_diff(one, api), 0.0, "projection {i} ({precision:?}) through `projections`");
+        }
     }
     // Tracked by autodiff: the separate ops' outputs and gradients.
     let device = Device::flex().autodiff();

@@ -171,6 +171,40 @@ impl PackedB {
     }
 }
 
+/// A left-hand operand packed once ([`PackedA::on_this_thread`]) for several products: an
+/// attention layer's input, which its queries, keys and values share.
+pub struct PackedA {
+    m: usize,
+    k: usize,
+    tiles: Vec<u16>,
+}
+
+impl PackedA {
+    /// `a` (`[m, k]`) packed for the tiles, on this thread alone. Only call where [`available`].
+    pub fn on_this_thread(a: Mat, m: usize, k: usize) -> Self {
+        Self::pack(a, m, k, false)
+    }
+
+    fn pack(a: Mat, m: usize, k: usize, parallel: bool) -> Self {
+        assert!(available(), "AMX packing called on a machine without AMX");
+        PackedA { m, k, tiles: pack_a(a, m, k, tile_pairs(m), depth_tiles(k), parallel) }
+    }
+}
+
+/// `c = a · b`, both packed, on this thread alone, into memory that need not be initialised.
+///
+/// # Safety
+/// `c` must address `m` rows of `n` floats `c_rs` apart (`a` `[m, k]`, `b` `[k, n]`) that no
+/// other thread touches meanwhile.
+pub unsafe fn packed_product_on_this_thread(a: &PackedA, b: &PackedB, c: *mut f32, c_rs: usize) {
+    assert_eq!(a.k, b.k, "packed product: a's columns are b's rows");
+    if a.m == 0 || b.n == 0 {
+        return;
+    }
+    // SAFETY: the caller's contract; both operands packed for these shapes.
+    unsafe { multiply(&a.tiles, &b.tiles, a.m, b.n, depth_tiles(a.k), c, c_rs, false, false) }
+}
+
 /// `c = a · b` for `a` `[m, k]` and `b` packed, into memory that need not be initialised, on
 /// the current rayon pool.
 ///
@@ -202,10 +236,9 @@ unsafe fn times_packed(m: usize, a: Mat, b: &PackedB, c: *mut f32, c_rs: usize, 
     if m == 0 || n == 0 {
         return;
     }
-    let kt = depth_tiles(k);
-    let pa = pack_a(a, m, k, tile_pairs(m), kt, parallel);
+    let pa = PackedA::pack(a, m, k, parallel);
     // SAFETY: the caller's contract; both operands packed for these shapes.
-    unsafe { multiply(&pa, &b.tiles, m, n, kt, c, c_rs, accumulate, parallel) }
+    unsafe { multiply(&pa.tiles, &b.tiles, m, n, depth_tiles(k), c, c_rs, accumulate, parallel) }
 }
 
 /// The products of packed operands, `m × n` over `kt` tiles of the inner dimension, into `c`.
