@@ -9,10 +9,9 @@
 //! token-major (a head's rows `width` apart, as a linear layer writes them), which the attention
 //! kernel reads through its strides. Each element is computed as the separate ops compute it.
 
-use super::linear::FusedLinear;
+use super::linear::{FusedLinear, packed_weight};
 use super::matmul::product_on_this_thread;
 use super::pointwise::{FusedPointwise, rotate_normalise_in_place};
-use super::linear::packed_weight;
 use super::{Mat, Matmul, OutPtr, amx, contiguous_data, matmul_in_force, tensor, unpacked, written};
 use std::sync::Arc;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -114,10 +113,10 @@ fn forward(x: &FlexTensor, w: [&FlexTensor; 3], cos: &FlexTensor, sin: &FlexTens
                 // this task writes them; `x`'s rows and `w` are the described matrices.
                 let y = unsafe {
                     let y = out.add((p * rows + r0) * width);
-                    match (&kernel, &packed_x) {
-                        (Kernel::Tiles(w), Some(x)) => amx::packed_product_on_this_thread(x, &w[p], y, width),
-                        (Kernel::Unpacked, _) => unpacked::matmul_on_this_thread(x, w, OutPtr(y), r1 - r0, d_in, width),
-                        _ => product_on_this_thread(r1 - r0, width, d_in, Mat::rows(x, d_in), Mat::rows(w, width), y, width),
+                    match &kernel {
+                        Kernel::Tiles(w) => amx::packed_product_on_this_thread(packed_x.as_ref().expect("packed for the tiles"), &w[p], y, width),
+                        Kernel::Unpacked => unpacked::matmul_on_this_thread(x, w, OutPtr(y), r1 - r0, d_in, width),
+                        Kernel::Gemm => product_on_this_thread(r1 - r0, width, d_in, Mat::rows(x, d_in), Mat::rows(w, width), y, width),
                     }
                     std::slice::from_raw_parts_mut(y, (r1 - r0) * width)
                 };
