@@ -13,8 +13,9 @@ else f32). With
 `--ns-f32`, the twin's Muon orthogonalises in f32, as ours does on CPUs without AMX tiles (on an
 AVX2-only CPU torch.optim.Muon's bf16 is emulated, and the comparison would flatter ours).
 
-On the CPU in f32, a column gives each side's share of the CPU's f32 peak as `bench` measures
-it (independent FMAs on every thread), for the cases whose FLOPs ours counts.
+On the CPU, a column gives each side's share of the peak `bench` measures for what ours multiplied
+on (independent FMAs on every thread in f32; the AMX tiles' multiply-adds with `--bf16` where the
+CPU has them), for the cases whose FLOPs ours counts.
 
 `--device cuda` runs both on the GPU: ours through `--device cuda` (a build with `--features cuda`),
 or `--device wgpu` with `--rust-device wgpu`; the twin on CUDA.
@@ -135,12 +136,14 @@ def main():
             rounds["compiled"].append(jsonl(py + sizes + ["--compile"], env))
     rust, torch, compiled = (median_of_rounds(rounds[side]) for side in ("rust", "torch", "compiled"))
 
-    # Each side's share of the CPU's f32 peak (measured by ours: independent FMAs on every thread)
-    # for the cases that count their FLOPs; in bf16 an f32 peak says nothing.
-    peak = rust.get("process/f32_peak", {}).get("gflops") if not args.bf16 else None
+    # Each side's share of the peak of what ours multiplied on, as ours measures it: the AMX tiles'
+    # in bf16 where the CPU has them, else f32 FMAs (independent chains on every thread); for the
+    # cases that count their FLOPs.
+    tiles = rust.get("process/tile_peak") if args.bf16 else None
+    peak_name, peak = ("AMX bf16", tiles["gflops"]) if tiles else ("f32", rust.get("process/f32_peak", {}).get("gflops"))
     share = lambda row, gflop: f"{100 * gflop / (row['median_ms'] / 1e3) / peak:.0f}%" if peak and gflop and row else "—"
     extra_head = (" torch.compile | Rust/compiled |" if args.compile else "") + (" rounds' ratios |" if args.rounds > 1 else "")
-    extra_head += f" % of f32 peak ({peak:.0f} GFLOP/s): Rust / {'compiled' if args.compile else 'eager'} |" if peak else ""
+    extra_head += f" % of {peak_name} peak ({peak:.0f} GFLOP/s): Rust / {'compiled' if args.compile else 'eager'} |" if peak else ""
     print(f"| case | Rust ({rust_device}) | PyTorch eager | Rust/eager |{extra_head} target | met |")
     print("|---|---|---|---|" + ("---|---|" if args.compile else "") + ("---|" if args.rounds > 1 else "") + ("---|" if peak else "") + "---|---|")
     per_token = {}

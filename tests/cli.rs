@@ -510,7 +510,7 @@ fn bench_times_training_in_the_precision_asked_for() {
 }
 
 #[test]
-fn bench_measures_the_f32_peak_and_gives_no_share_of_it_to_rows_on_the_tiles() {
+fn bench_measures_the_peaks_and_gives_each_row_its_share_of_the_one_it_multiplied_on() {
     let table = |extra: &[&str]| {
         let mut args = vec!["bench", "--preset", "tiny", "--batch", "2", "--cases", "train", "--runs", "1"];
         args.extend(extra);
@@ -518,27 +518,30 @@ fn bench_measures_the_f32_peak_and_gives_no_share_of_it_to_rows_on_the_tiles() {
         assert!(o.status.success(), "{}", stderr(&o));
         stdout(&o)
     };
-    // The peak: measured unless given, and a figure a CPU can have.
+    let amx = tiny_diffusion::fused::amx::available();
+    // The peaks: measured unless given, figures a CPU can have; the tiles' only where there are some.
     let measured = table(&["--matmul", "f32"]);
     let peak: f64 = measured.split("f32 peak ").nth(1).and_then(|r| r.split(' ').next()).and_then(|g| g.parse().ok()).unwrap_or_else(|| panic!("no peak in {measured}"));
     assert!(measured.contains("GFLOP/s (measured)") && (1.0..100_000.0).contains(&peak), "{measured}");
-    // With --json, after the cases, as compare.py reads it.
+    assert_eq!(measured.contains("AMX bf16 peak"), amx, "{measured}");
+    // With --json, after the cases, as compare.py reads them.
     let json = table(&["--matmul", "f32", "--json"]);
-    let row = json.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|r| r["case"] == "process/f32_peak");
-    assert!(row.is_some_and(|r| r["gflops"].as_f64().is_some_and(|g| g > 1.0) && r["measured"] == true), "{json}");
-    let given = table(&["--matmul", "f32", "--peak-gflops", "123"]);
-    assert!(given.contains("f32 peak 123 GFLOP/s ·"), "{given}");
-    // The share of it: every f32 training row has one; rows on the AMX tiles have none (in bf16
-    // where there are tiles, all but the f32 Muon row beside them).
-    let rows = |out: &str| -> Vec<(String, bool)> {
-        let rows = out.lines().filter(|l| l.contains("training step"));
-        rows.map(|l| (l.to_string(), l.trim_end_matches(['|', ' ']).ends_with('%'))).collect()
+    let peak_row = |case: &str| json.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|r| r["case"] == case);
+    assert!(peak_row("process/f32_peak").is_some_and(|r| r["gflops"].as_f64().is_some_and(|g| g > 1.0) && r["measured"] == true), "{json}");
+    assert_eq!(peak_row("process/tile_peak").is_some_and(|r| r["gflops"].as_f64().is_some_and(|g| g > 1.0)), amx, "{json}");
+    // The shares, with an f32 peak of 1 GFLOP/s that every row multiplied in f32 passes many times
+    // over and no row on the tiles can pass: those are held to the tiles' measured peak.
+    let share = |row: &str| -> f64 {
+        let cell = row.trim_end_matches(['|', ' ']).rsplit('|').next().unwrap_or("").trim();
+        cell.strip_suffix('%').and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no share in {row}"))
     };
-    assert!(rows(&given).iter().all(|(_, share)| *share), "{given}");
-    let bf16 = table(&["--matmul", "bf16", "--peak-gflops", "123"]);
-    for (row, share) in rows(&bf16) {
-        let on_tiles = tiny_diffusion::fused::amx::available() && !row.contains("f32 matmuls");
-        assert_eq!(share, !on_tiles, "{row}");
+    for matmul in ["f32", "bf16"] {
+        let out = table(&["--matmul", matmul, "--peak-gflops", "1"]);
+        assert!(out.contains("f32 peak 1 GFLOP/s"), "{out}");
+        for row in out.lines().filter(|l| l.contains("training step")) {
+            let on_tiles = amx && matmul == "bf16" && !row.contains("f32 matmuls");
+            assert_eq!(share(row) <= 100.0, on_tiles, "{row}");
+        }
     }
 }
 

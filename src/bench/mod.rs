@@ -33,7 +33,7 @@ pub struct Row {
     /// Throughput in the case's own unit (e.g. tokens/s), if it has one.
     pub throughput: Option<(f64, &'static str)>,
     pub gflop: Option<f64>,
-    /// Multiplied in bf16 on the AMX tiles: no share of an f32 peak.
+    /// Multiplied in bf16 on the AMX tiles: a share of their peak, not of the f32 one.
     pub tiles: bool,
 }
 
@@ -284,12 +284,13 @@ fn render_row() -> Row {
 /// Wide enough for the longest case name, so rows printed as they are measured line up.
 const CASE_WIDTH: usize = 57;
 
-/// A table row; the share of `peak_gflops` (f32) where the row counts its FLOPs, a peak applies,
-/// and the row multiplied in f32.
-pub fn format_row(row: &Row, peak_gflops: Option<f64>) -> String {
+/// A table row; where the row counts its FLOPs and peaks apply, its share of the peak of what it
+/// multiplied on: the AMX tiles' bf16 peak for rows on them, else the f32 one.
+pub fn format_row(row: &Row, peaks: Option<peak::Peaks>) -> String {
     let ms = row.median.as_secs_f64() * 1e3;
     let throughput = row.throughput.map_or(String::new(), |(v, unit)| format!("{v:.0} {unit}"));
-    let peak = row.gflop.zip(peak_gflops.filter(|_| !row.tiles)).map_or(String::new(), |(g, peak)| format!("{:.0}%", 100.0 * g / row.median.as_secs_f64() / peak));
+    let peak = peaks.and_then(|p| if row.tiles { p.tiles } else { Some(p.f32) });
+    let peak = row.gflop.zip(peak).map_or(String::new(), |(g, peak)| format!("{:.0}%", 100.0 * g / row.median.as_secs_f64() / peak));
     format!("| {:<CASE_WIDTH$} | {:>10.3} | {:>16} | {:>7} |", row.case, ms, throughput, peak)
 }
 

@@ -1,11 +1,12 @@
-//! The CPU's f32 peak, measured: what `bench`'s "% peak" column divides by.
+//! The CPU's peaks, measured: what `bench`'s "% peak" column divides by.
 //!
 //! A fixed figure was right for one machine only: the 220 GFLOP/s of this project's first Zen 4
 //! read as 110–240% "of peak" on a Xeon whose two cores reach 443 with 512-bit FMAs. Here every
 //! thread runs a loop of independent fused multiply-adds at the widest width the kernels use
-//! (AVX-512, AVX2, or scalar), as the figures in docs/performance.md were measured.
+//! (AVX-512, AVX2, or scalar), as the figures in docs/performance.md were measured; and where the
+//! CPU has AMX tiles, a loop of their bf16 multiply-adds, for the rows that multiply on them.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Independent chains of multiply-adds per thread: enough to cover the FMA units' latency times
 /// their count (4 cycles × 2 units on the CPUs measured) with registers to spare.
@@ -14,23 +15,47 @@ const CHAINS: usize = 12;
 /// Iterations of the loop per timing: about 20 ms at 3.5 GHz with AVX-512.
 const ITERATIONS: u64 = 8_000_000;
 
+/// Rounds of the AMX tiles' loop per timing: about 20 ms at 1,024 FLOP a cycle and 3.5 GHz.
+const TILE_ROUNDS: u64 = 1_000_000;
+
+/// The peaks the "% peak" column divides by: f32 for rows multiplied in f32, the AMX tiles' bf16
+/// for rows multiplied on them.
+#[derive(Debug, Clone, Copy)]
+pub struct Peaks {
+    pub f32: f64,
+    /// `None` where the CPU has no AMX tiles.
+    pub tiles: Option<f64>,
+}
+
 /// f32 GFLOP/s that `threads` threads sustain together, each running the loop; the best of a few
 /// timings, after one that brings the cores to their working clock.
 pub fn measured_gflops(threads: usize) -> f64 {
-    let threads = threads.max(1);
     let (lanes, run): (usize, fn(u64) -> f32) = loop_on_this_cpu();
-    let flop = (threads * CHAINS * lanes * 2) as f64 * ITERATIONS as f64;
+    best_of(threads, || {
+        std::hint::black_box(run(std::hint::black_box(ITERATIONS)));
+        (CHAINS * lanes * 2) as f64 * ITERATIONS as f64
+    })
+}
+
+/// bf16 GFLOP/s of the AMX tiles' multiply-adds on `threads` threads (operands in registers), or
+/// `None` where the CPU has no tiles.
+pub fn measured_tile_gflops(threads: usize) -> Option<f64> {
+    use crate::fused::amx;
+    amx::available().then(|| best_of(threads, || amx::multiply_adds_in_registers(std::hint::black_box(TILE_ROUNDS))))
+}
+
+/// GFLOP/s of `threads` threads each running `work` (which returns the FLOPs it did) at once:
+/// the best of three timings after one that brings the cores to their working clock.
+fn best_of(threads: usize, work: impl Fn() -> f64 + Sync) -> f64 {
     let timing = || {
         let start = Instant::now();
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| std::hint::black_box(run(std::hint::black_box(ITERATIONS))));
-            }
+        let flop: f64 = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads.max(1)).map(|_| scope.spawn(&work)).collect();
+            workers.into_iter().map(|w| w.join().expect("a peak loop does not panic")).sum()
         });
-        start.elapsed()
+        flop / start.elapsed().as_secs_f64() / 1e9
     };
-    let best = (0..4).map(|_| timing()).skip(1).min().unwrap_or(Duration::MAX);
-    flop / best.as_secs_f64() / 1e9
+    (0..4).map(|_| timing()).skip(1).fold(0.0, f64::max)
 }
 
 /// The f32 lanes of one multiply-add and the loop that runs them, at the widest width this

@@ -24,8 +24,9 @@ pub struct BenchArgs {
     /// Timed runs per case (after warm-up); the median is reported.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// The CPU's peak f32 GFLOP/s, for the "% peak" column [default: measured, every thread
-    /// running independent multiply-adds as wide as the kernels' (AVX-512, AVX2)].
+    /// The CPU's peak f32 GFLOP/s, for the "% peak" column of rows multiplied in f32 [default:
+    /// measured, every thread running independent multiply-adds as wide as the kernels' (AVX-512,
+    /// AVX2)]. Rows on the AMX tiles are held to the tiles' peak, always measured.
     #[arg(long)]
     pub peak_gflops: Option<f64>,
     /// Which measurements to run.
@@ -125,27 +126,34 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
     // describes the run.
     let kernels = if args.device == Backend::Flex { crate::fused::kernels() } else { "none" };
     let on_cpu = matches!(args.device, Backend::Flex | Backend::Ndarray);
-    // The CPU's f32 peak, measured after the cases (with --json) or before them, not beside them.
-    let peak = || args.peak_gflops.unwrap_or_else(|| crate::bench::peak::measured_gflops(threads));
+    // The CPU's peaks, measured after the cases (with --json) or before them, not beside them.
+    let peaks = || crate::bench::peak::Peaks {
+        f32: args.peak_gflops.unwrap_or_else(|| crate::bench::peak::measured_gflops(threads)),
+        tiles: crate::bench::peak::measured_tile_gflops(threads),
+    };
     if args.json {
         crate::bench::run(&opts, |row| println!("{}", crate::bench::json_row(row)));
         println!("{}", serde_json::json!({ "case": "process/peak_rss", "peak_rss_mb": crate::bench::peak_rss_mib() }));
         println!("{}", serde_json::json!({ "case": "process/kernels", "kernels": kernels, "device": args.device.name() }));
         if on_cpu {
-            println!("{}", serde_json::json!({ "case": "process/f32_peak", "gflops": peak(), "measured": args.peak_gflops.is_none() }));
+            let peaks = peaks();
+            println!("{}", serde_json::json!({ "case": "process/f32_peak", "gflops": peaks.f32, "measured": args.peak_gflops.is_none() }));
+            if let Some(tiles) = peaks.tiles {
+                println!("{}", serde_json::json!({ "case": "process/tile_peak", "gflops": tiles, "measured": true }));
+            }
         }
         return Ok(());
     }
-    let peak = on_cpu.then(peak);
-    if let Some(peak) = peak {
+    let peaks = on_cpu.then(peaks);
+    if let Some(peaks) = peaks {
         let name = |m: crate::fused::Matmul| if m.on_this_cpu() == crate::fused::Matmul::Bf16 { "bf16 on AMX tiles" } else { "f32" };
         let (training, inference) = (name(matmul), name(inference));
-        println!("backend {} · {threads} threads · {kernels} kernels · products: training {training}, inference {inference} · f32 peak {peak:.0} GFLOP/s{} · median of {} runs", args.device.name(), if args.peak_gflops.is_some() { "" } else { " (measured)" }, args.runs);
+        println!("backend {} · {threads} threads · {kernels} kernels · products: training {training}, inference {inference} · f32 peak {:.0} GFLOP/s{}{} · median of {} runs", args.device.name(), peaks.f32, if args.peak_gflops.is_some() { "" } else { " (measured)" }, peaks.tiles.map_or(String::new(), |t| format!(", AMX bf16 peak {t:.0} (measured)")), args.runs);
     } else {
         println!("backend {} · median of {} runs (no % of peak: --peak-gflops is a CPU's)", args.device.name(), args.runs);
     }
     println!("{}", crate::bench::header());
-    crate::bench::run(&opts, |row| println!("{}", crate::bench::format_row(row, peak)));
+    crate::bench::run(&opts, |row| println!("{}", crate::bench::format_row(row, peaks)));
     if let Some(mb) = crate::bench::peak_rss_mib() {
         println!("peak memory (resident) of this process: {mb:.0} MiB");
     }

@@ -130,6 +130,36 @@ pub unsafe fn product_on_this_thread(m: usize, n: usize, k: usize, a: Mat, b: Ma
     unsafe { run(m, n, k, a, b, c, c_rs, false, false) }
 }
 
+/// `rounds` rounds of four independent tile multiply-adds on this thread, operands and sums in
+/// the tile registers (no memory): the most the tiles do, for `bench`'s "% peak" of the rows that
+/// multiply on them. Returns the FLOPs done. Only call where [`available`].
+pub fn multiply_adds_in_registers(rounds: u64) -> f64 {
+    assert!(available(), "AMX called on a machine without AMX");
+    if rounds == 0 {
+        return 0.0;
+    }
+    let _tiles = TileRegisters::configure();
+    // SAFETY: the tiles are configured; the loop reads and writes tile registers only.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::asm!(
+            "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+            "tilezero tmm4", "tilezero tmm5", "tilezero tmm6", "tilezero tmm7",
+            "2:",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "dec {n}",
+            "jnz 2b",
+            n = inout(reg) rounds => _,
+            options(nostack, nomem),
+        );
+    }
+    // Each instruction: 16 × 16 sums of 32 products, two FLOPs each.
+    (rounds * 4 * 2 * (T * T * K) as u64) as f64
+}
+
 /// Tiles covering `n` rows (or columns) of the output, rounded up to whole pairs: the blocks are
 /// 2 × 2 tiles.
 fn tile_pairs(n: usize) -> usize {
