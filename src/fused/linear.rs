@@ -79,23 +79,49 @@ impl<C: CheckpointStrategy> FusedLinear for Autodiff<Flex, C> {
     }
 }
 
-/// `x · w`, or with `relu_squared` `max(x · w, 0)²` (the arithmetic of `pointwise`'s op).
-/// `untracked`: no gradient will flow back (inference), so a weight packed for the AMX tiles can
-/// be kept for the next call ([`packed_weight`]).
+/// How a linear op multiplies `rows` rows (read on the calling thread: the precision in force is
+/// the thread's); [`super::projections`] multiplies its three products as this op would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kernel {
+    /// f32, the weight read in place ([`unpacked::serves`] these rows).
+    Unpacked,
+    /// bf16 on the AMX tiles, the weight as inference keeps it packed ([`packed_weight`]): no
+    /// gradient will flow back, so the weight will not change under the packing.
+    KeptTiles,
+    /// [`product`]: f32 through gemm, or bf16 on the tiles (a training step's).
+    Product,
+}
+
+impl Kernel {
+    /// The kernel for `rows` rows; `untracked`: no gradient will flow back (inference).
+    pub(super) fn for_rows(rows: usize, untracked: bool) -> Kernel {
+        match matmul_in_force() {
+            None if unpacked::serves(rows) => Kernel::Unpacked,
+            Some(Matmul::Bf16) if untracked => Kernel::KeptTiles,
+            _ => Kernel::Product,
+        }
+    }
+}
+
+/// `x · w`, or with `relu_squared` `max(x · w, 0)²` (the arithmetic of `pointwise`'s op), through
+/// [`Kernel::for_rows`].
 fn forward(x: &FlexTensor, w: &FlexTensor, relu_squared: bool, untracked: bool) -> FlexTensor {
     let ([d_in, d_out], rows) = (dims(w), rows(x));
     let shape = x.layout().shape();
     assert_eq!(shape[shape.num_dims() - 1], d_in, "fused linear: the input's last dimension must be the weight's first");
-    let mut y = if matmul_in_force().is_none() && unpacked::serves(rows) {
-        let (x, w) = (contiguous_data(x), contiguous_data(w));
-        // SAFETY: the kernel writes every one of the rows × d_out elements and reads none.
-        unsafe { written(rows * d_out, |y| unpacked::matmul(x, w, y, rows, d_in, d_out)) }
-    } else if untracked && matmul_in_force() == Some(Matmul::Bf16) {
-        let (x, w) = (contiguous_data(x), packed_weight(w));
-        // SAFETY: the kernel writes every one of the rows × d_out elements; `x` holds rows × d_in.
-        unsafe { written(rows * d_out, |y| amx::matmul_packed(rows, Mat::rows(x, d_in), &w, y.as_mut_ptr().cast(), d_out)) }
-    } else {
-        product(rows, d_out, d_in, Mat::rows(contiguous_data(x), d_in), Mat::rows(contiguous_data(w), d_out))
+    let x = contiguous_data(x);
+    let mut y = match Kernel::for_rows(rows, untracked) {
+        Kernel::Unpacked => {
+            let w = contiguous_data(w);
+            // SAFETY: the kernel writes every one of the rows × d_out elements and reads none.
+            unsafe { written(rows * d_out, |y| unpacked::matmul(x, w, y, rows, d_in, d_out)) }
+        }
+        Kernel::KeptTiles => {
+            let w = packed_weight(w);
+            // SAFETY: the kernel writes every one of the rows × d_out elements; `x` holds rows × d_in.
+            unsafe { written(rows * d_out, |y| amx::matmul_packed(rows, Mat::rows(x, d_in), &w, y.as_mut_ptr().cast(), d_out)) }
+        }
+        Kernel::Product => product(rows, d_out, d_in, Mat::rows(x, d_in), Mat::rows(contiguous_data(w), d_out)),
     };
     if relu_squared {
         relu_squared_in_place(&mut y);

@@ -9,11 +9,10 @@
 //! token-major (a head's rows `width` apart, as a linear layer writes them), which the attention
 //! kernel reads through its strides. Each element is computed as the separate ops compute it.
 
-use super::linear::{FusedLinear, packed_weight};
+use super::linear::{FusedLinear, Kernel, packed_weight};
 use super::matmul::product_on_this_thread;
 use super::pointwise::{FusedPointwise, rotate_normalise_in_place};
-use super::{Mat, Matmul, OutPtr, amx, contiguous_data, matmul_in_force, tensor, unpacked, written};
-use std::sync::Arc;
+use super::{Mat, OutPtr, amx, contiguous_data, tensor, unpacked, written};
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, backend_extension, tensor::FloatTensor};
 use burn::backend::TensorMetadata;
@@ -62,16 +61,6 @@ impl<C: CheckpointStrategy> FusedProjections for Autodiff<Flex, C> {
     }
 }
 
-/// How the three products are multiplied: as [`super::linear`] would multiply these rows.
-enum Kernel {
-    /// f32, the weights read in place (a few rows; any row count on a Zen 4).
-    Unpacked,
-    /// f32 through gemm.
-    Gemm,
-    /// bf16 on the AMX tiles (`--matmul bf16`), each weight as inference keeps it packed.
-    Tiles([Arc<amx::PackedB>; 3]),
-}
-
 fn forward(x: &FlexTensor, w: [&FlexTensor; 3], cos: &FlexTensor, sin: &FlexTensor, heads: usize, eps: f32) -> FlexTensor {
     let s = x.layout().shape();
     assert_eq!(s.num_dims(), 3, "fused projections: the input is [batch, seq, in]");
@@ -93,30 +82,25 @@ fn forward(x: &FlexTensor, w: [&FlexTensor; 3], cos: &FlexTensor, sin: &FlexTens
     // One block of rows per thread: every hand-off costs, and each block keeps a thread busy.
     let block = rows.div_ceil(rayon::current_num_threads()).max(1);
     // The kernel `linear` would use for these rows, chosen on the calling thread (whose precision
-    // the tasks on other threads do not see).
-    let kernel = if matmul_in_force() == Some(Matmul::Bf16) {
-        Kernel::Tiles(w.map(packed_weight))
-    } else if matmul_in_force().is_none() && unpacked::serves(rows) {
-        Kernel::Unpacked
-    } else {
-        Kernel::Gemm
-    };
+    // the tasks on other threads do not see); on the tiles, the weights as inference keeps them.
+    let kernel = Kernel::for_rows(rows, true);
+    let tiles = (kernel == Kernel::KeptTiles).then(|| w.map(packed_weight));
     let fill = |out: &mut [MaybeUninit<f32>]| {
         let out = OutPtr(out.as_mut_ptr().cast::<f32>());
         (0..rows.div_ceil(block)).into_par_iter().for_each(|task| {
             let (r0, r1) = (task * block, ((task + 1) * block).min(rows));
             let x = &xs[r0 * d_in..r1 * d_in];
             // On the tiles, the block's inputs are packed once for the three products.
-            let packed_x = matches!(kernel, Kernel::Tiles(_)).then(|| amx::PackedA::on_this_thread(Mat::rows(x, d_in), r1 - r0, d_in));
+            let on_tiles = tiles.as_ref().map(|w| (amx::PackedA::on_this_thread(Mat::rows(x, d_in), r1 - r0, d_in), w));
             for (p, w) in ws.iter().enumerate() {
                 // SAFETY: rows r0..r1 of product p lie inside the 3 × rows × width output, and only
                 // this task writes them; `x`'s rows and `w` are the described matrices.
                 let y = unsafe {
                     let y = out.add((p * rows + r0) * width);
-                    match &kernel {
-                        Kernel::Tiles(w) => amx::packed_product_on_this_thread(packed_x.as_ref().expect("packed for the tiles"), &w[p], y, width),
-                        Kernel::Unpacked => unpacked::matmul_on_this_thread(x, w, OutPtr(y), r1 - r0, d_in, width),
-                        Kernel::Gemm => product_on_this_thread(r1 - r0, width, d_in, Mat::rows(x, d_in), Mat::rows(w, width), y, width),
+                    match (&on_tiles, kernel) {
+                        (Some((x, w)), _) => amx::packed_product_on_this_thread(x, &w[p], y, width),
+                        (None, Kernel::Unpacked) => unpacked::matmul_on_this_thread(x, w, OutPtr(y), r1 - r0, d_in, width),
+                        (None, _) => product_on_this_thread(r1 - r0, width, d_in, Mat::rows(x, d_in), Mat::rows(w, width), y, width),
                     }
                     std::slice::from_raw_parts_mut(y, (r1 - r0) * width)
                 };
