@@ -3,14 +3,19 @@
 //! A fixed figure was right for one machine only: the 220 GFLOP/s of this project's first Zen 4
 //! read as 110–240% "of peak" on a Xeon whose two cores reach 443 with 512-bit FMAs. Here every
 //! thread runs a loop of independent fused multiply-adds at the widest width the kernels use
-//! (AVX-512, AVX2, or scalar), as the figures in docs/performance.md were measured; and where the
-//! CPU has AMX tiles, a loop of their bf16 multiply-adds, for the rows that multiply on them.
+//! (AVX-512, AVX2, NEON on ARM, or scalar), as the figures in docs/performance.md were measured;
+//! and where the CPU has AMX tiles, a loop of their bf16 multiply-adds, for the rows that multiply
+//! on them.
 
 use std::time::Instant;
 
 /// Independent chains of multiply-adds per thread: enough to cover the FMA units' latency times
-/// their count (4 cycles × 2 units on the CPUs measured) with registers to spare.
+/// their count (4 cycles × 2 units on the x86 CPUs measured) with registers to spare.
 const CHAINS: usize = 12;
+
+/// The same for NEON, whose 128-bit units come four to a core on Apple's (4 cycles × 4 units).
+#[cfg(target_arch = "aarch64")]
+const NEON_CHAINS: usize = 16;
 
 /// Iterations of the loop per timing: about 20 ms at 3.5 GHz with AVX-512.
 const ITERATIONS: u64 = 8_000_000;
@@ -30,10 +35,10 @@ pub struct Peaks {
 /// f32 GFLOP/s that `threads` threads sustain together, each running the loop; the best of a few
 /// timings, after one that brings the cores to their working clock.
 pub fn measured_gflops(threads: usize) -> f64 {
-    let (lanes, run): (usize, fn(u64) -> f32) = loop_on_this_cpu();
+    let Loop { lanes, chains, run } = loop_on_this_cpu();
     best_of(threads, || {
         std::hint::black_box(run(std::hint::black_box(ITERATIONS)));
-        (CHAINS * lanes * 2) as f64 * ITERATIONS as f64
+        (chains * lanes * 2) as f64 * ITERATIONS as f64
     })
 }
 
@@ -58,21 +63,31 @@ fn best_of(threads: usize, work: impl Fn() -> f64 + Sync) -> f64 {
     (0..4).map(|_| timing()).skip(1).fold(0.0, f64::max)
 }
 
-/// The f32 lanes of one multiply-add and the loop that runs them, at the widest width this
-/// build's kernels use on this CPU.
-fn loop_on_this_cpu() -> (usize, fn(u64) -> f32) {
+/// A loop of multiply-adds: `run(n)` does `n` rounds of `chains` independent ones, each `lanes`
+/// floats wide, and returns their sum.
+struct Loop {
+    lanes: usize,
+    chains: usize,
+    run: fn(u64) -> f32,
+}
+
+/// The loop at the widest width this build's kernels use on this CPU.
+fn loop_on_this_cpu() -> Loop {
     #[cfg(target_arch = "x86_64")]
     {
         if crate::fused::avx512() {
             // SAFETY: the CPU has AVX-512F (checked).
-            return (16, |n| unsafe { fma_avx512(n) });
+            return Loop { lanes: 16, chains: CHAINS, run: |n| unsafe { fma_avx512(n) } };
         }
         if crate::fused::avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked).
-            return (8, |n| unsafe { fma_avx2(n) });
+            return Loop { lanes: 8, chains: CHAINS, run: |n| unsafe { fma_avx2(n) } };
         }
     }
-    (1, fma_scalar)
+    #[cfg(target_arch = "aarch64")]
+    return Loop { lanes: 4, chains: NEON_CHAINS, run: fma_neon };
+    #[allow(unreachable_code)]
+    Loop { lanes: 1, chains: CHAINS, run: multiply_add_scalar }
 }
 
 /// `n` rounds of [`CHAINS`] independent 512-bit multiply-adds; their sum, so none is dropped.
@@ -116,12 +131,32 @@ unsafe fn fma_avx2(n: u64) -> f32 {
     }).sum()
 }
 
-/// As [`fma_avx512`], one float wide (what the compiler makes of it).
-fn fma_scalar(n: u64) -> f32 {
+/// As [`fma_avx512`], 128 bits wide: every aarch64 CPU has NEON, and gemm's kernels use it.
+#[cfg(target_arch = "aarch64")]
+fn fma_neon(n: u64) -> f32 {
+    use std::arch::aarch64::*;
+    #[allow(unused_unsafe)]
+    // SAFETY: NEON is part of the aarch64 targets this builds for.
+    unsafe {
+        let (a, b) = (vdupq_n_f32(0.999_999), vdupq_n_f32(1e-7));
+        let mut acc: [float32x4_t; NEON_CHAINS] = std::array::from_fn(|i| vdupq_n_f32(i as f32));
+        for _ in 0..n {
+            for acc in &mut acc {
+                *acc = vfmaq_f32(b, *acc, a);
+            }
+        }
+        acc.iter().map(|&v| vaddvq_f32(v)).sum()
+    }
+}
+
+/// As [`fma_avx512`], one float wide, a multiply and an add: a CPU that reaches this has neither
+/// AVX2 nor NEON, and maybe no fused multiply-add (where `f32::mul_add` is a library call, many
+/// times slower than the two instructions its kernels run).
+fn multiply_add_scalar(n: u64) -> f32 {
     let mut acc: [f32; CHAINS] = std::array::from_fn(|i| i as f32);
     for _ in 0..n {
         for acc in &mut acc {
-            *acc = acc.mul_add(0.999_999, 1e-7);
+            *acc = *acc * 0.999_999 + 1e-7;
         }
     }
     acc.iter().sum()
@@ -134,10 +169,10 @@ mod tests {
     #[test]
     fn the_loop_sums_what_its_multiply_adds_give() {
         // Each chain converges on b / (1 − a) = 0.1: the loop ran its multiply-adds and kept them.
-        let (_, run) = loop_on_this_cpu();
-        let lanes = loop_on_this_cpu().0 as f32;
+        let Loop { lanes, chains, run } = loop_on_this_cpu();
+        let (lanes, chains) = (lanes as f32, chains as f32);
         let sum = run(40_000_000);
-        assert!((sum - 0.1 * CHAINS as f32 * lanes).abs() < 0.02 * CHAINS as f32 * lanes, "{sum}");
-        assert_eq!(run(0), (0..CHAINS).map(|i| i as f32).sum::<f32>() * lanes);
+        assert!((sum - 0.1 * chains * lanes).abs() < 0.02 * chains * lanes, "{sum}");
+        assert_eq!(run(0), (0..chains as usize).map(|i| i as f32).sum::<f32>() * lanes);
     }
 }

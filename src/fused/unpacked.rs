@@ -28,6 +28,7 @@ pub const FEW_ROWS: usize = 64;
 
 /// Rows per register tile: with AVX-512, 24 registers of sums, four of weights and one of input,
 /// of 32; with AVX2, 12 of sums, two of weights and one of input, of sixteen.
+#[cfg(target_arch = "x86_64")]
 const ROWS: usize = 6;
 
 /// Rows per task when there are many: the task's inputs stay in cache while it walks its columns.
@@ -89,6 +90,7 @@ fn amd_family_19h() -> bool {
 
 /// The family in CPUID leaf 1's `eax`: the base family, plus the extended family where the base
 /// one is 0xF.
+#[cfg(any(target_arch = "x86_64", test))]
 fn family(eax: u32) -> u32 {
     let base = (eax >> 8) & 0xf;
     if base == 0xf { base + ((eax >> 20) & 0xff) } else { base }
@@ -153,6 +155,10 @@ unsafe fn block(tile: Tile, x: &[f32], w: &[f32], y: OutPtr<f32>, m: usize, k: u
         }
         return;
     }
+    // Off x86 there are no tiles (`serves` is false there), and every row takes the plain loop.
+    #[cfg(not(target_arch = "x86_64"))]
+    let (r, _) = (rows.start, tile);
+    #[cfg(target_arch = "x86_64")]
     let mut r = rows.start;
     #[cfg(target_arch = "x86_64")]
     while r < rows.end {
@@ -194,6 +200,7 @@ unsafe fn block(tile: Tile, x: &[f32], w: &[f32], y: OutPtr<f32>, m: usize, k: u
 /// follow that stride. Prefetching in every tile made `base`'s steps 3–11% faster and a cached
 /// `small` step 8%, the full `small` step no slower; in only the first tile of a block (the one
 /// that reads from memory) it gained nothing (docs/performance.md).
+#[cfg(target_arch = "x86_64")]
 const PREFETCH_ROWS: usize = 16;
 
 /// Rows `r0..r0 + R`, columns `c0..c0 + cols` (at most 64): 4R AVX-512 registers of sums, over `k`
