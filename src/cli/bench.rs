@@ -26,7 +26,7 @@ pub struct BenchArgs {
     pub runs: usize,
     /// The CPU's peak f32 GFLOP/s, for the "% peak" column of rows multiplied in f32 [default:
     /// measured, every thread running independent multiply-adds as wide as the kernels' (AVX-512,
-    /// AVX2)]. Rows on the AMX tiles are held to the tiles' peak, always measured.
+    /// AVX2, NEON)]. Rows on the AMX tiles are held to the tiles' peak, always measured.
     #[arg(long)]
     pub peak_gflops: Option<f64>,
     /// Which measurements to run.
